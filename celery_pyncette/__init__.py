@@ -1,0 +1,1 @@
+"""celery-pyncette: a Celery beat scheduler with Pyncette's model."""

@@ -1,0 +1,34 @@
+"""The exceptions celery-pyncette raises.
+
+Every error of the library derives from one root::
+
+    PyncetteError
+    ├── ConfigurationError   a pyncette_* setting, URL scheme or missing extra is wrong (start-up)
+    ├── StoreError           the schedule store failed or is not set up (table missing, server down)
+    ├── LeaseLostError       a commit, unlock or heartbeat came after the lease was lost or taken
+    └── TaskLockedError      replacing an instance that is running, without ``force=True``
+
+Invalid user input (a cron expression, a timezone, an argument) is a plain ``ValueError``.
+"""
+
+from __future__ import annotations
+
+
+class PyncetteError(Exception):
+    """Root of every celery-pyncette error."""
+
+
+class ConfigurationError(PyncetteError):
+    """A setting, store URL or optional dependency is wrong; raised before anything starts."""
+
+
+class StoreError(PyncetteError):
+    """The store could not do what was asked (connection lost, schema missing, server error)."""
+
+
+class LeaseLostError(PyncetteError):
+    """The lease named in a commit, unlock or heartbeat is no longer the instance's lease."""
+
+
+class TaskLockedError(PyncetteError):
+    """The instance is locked by a running execution and ``force`` was not given."""

@@ -1,0 +1,253 @@
+"""The store contract: what every schedule store does, and what each operation raises.
+
+A store keeps one record per scheduled instance, keyed by ``(task, partition, instance)``.
+Static tasks have one record under :data:`STATIC_INSTANCE`. Every record carries:
+
+* ``next_run``: when the instance is due next (UTC);
+* ``locked_until`` / ``lease`` / ``locked_by``: the current lease, if any;
+* ``ready_at``: ``max(next_run, locked_until)`` -- the one time the claim query looks at. An instance
+  is claimable when ``ready_at <= now``: it is due and either unlocked or its lease has expired.
+
+Stores never compute schedules: the caller passes the next run in. Every operation that depends
+on time takes ``now`` (an aware UTC datetime) from the caller, so tests drive time and all stores
+agree on it. Every method may raise :class:`~celery_pyncette.errors.StoreError` when the backend
+fails; the other errors are named per method.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery_pyncette.errors import LeaseLostError
+
+#: The instance name under which a static task's single record is stored.
+STATIC_INSTANCE = "__static__"
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceKey:
+    """Identity of one stored instance."""
+
+    task: str
+    partition: int
+    instance: str
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRecord:
+    """One stored instance, as a store returns it.
+
+    ``spec`` is the JSON form of the schedule (see :mod:`celery_pyncette.schedules`) and ``args``
+    the JSON arguments; a store keeps both as given and returns equal values.
+    """
+
+    key: InstanceKey
+    next_run: datetime
+    spec: Mapping[str, Any] = field(default_factory=dict)
+    args: Mapping[str, Any] = field(default_factory=dict)
+    locked_until: datetime | None = None
+    lease: str | None = None
+    locked_by: str | None = None
+    last_run_at: datetime | None = None
+    last_status: str | None = None
+
+    @property
+    def ready_at(self) -> datetime:
+        """When the instance can next be claimed: due and not under a live lease."""
+        if self.locked_until is not None and self.locked_until > self.next_run:
+            return self.locked_until
+        return self.next_run
+
+    def is_locked(self, now: datetime) -> bool:
+        """True while a lease is live at ``now``."""
+        return self.locked_until is not None and self.locked_until > now
+
+    def with_changes(self, **changes: Any) -> InstanceRecord:
+        """A copy with the given fields replaced."""
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """One commit of a batch: see :meth:`Store.commit`."""
+
+    key: InstanceKey
+    lease: str
+    next_run: datetime | None
+    status: str = "success"
+
+
+@dataclass(frozen=True, slots=True)
+class Strike:
+    """A rule that disables occurrences without a deploy.
+
+    ``task`` ``None`` matches every task; ``parameter`` ``None`` matches every occurrence of the task.
+    """
+
+    task: str | None
+    parameter: str | None = None
+    operator: str | None = None
+    value: Any = None
+
+
+class Store(abc.ABC):
+    """A schedule store. See the module docstring for the data model.
+
+    Implementations are safe to use from several threads of one process; several processes (beats,
+    workers) may use the same backend at once, and the guarantees below hold across them.
+    """
+
+    def __init__(self, url: str, *, namespace: str = "pyncette", skip_table_create: bool = False):
+        """Remember the configuration; connect lazily, never here (beat builds stores it never uses).
+
+        ``namespace`` prefixes every table or key, so several apps can share one server.
+        ``skip_table_create`` makes :meth:`setup` check for the schema instead of creating it.
+        """
+        self.url = url
+        self.namespace = namespace
+        self.skip_table_create = skip_table_create
+
+    def setup(self) -> None:  # noqa: B027 - optional hook
+        """Create tables / indexes if the store needs them. Idempotent."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections this store created. Idempotent; the store may not be used after."""
+
+    @abc.abstractmethod
+    def claim_due(
+        self,
+        task: str,
+        partition: int,
+        now: datetime,
+        limit: int,
+        lease_duration: timedelta,
+        owner: str,
+    ) -> list[InstanceRecord]:
+        """Atomically lease up to ``limit`` instances whose ``ready_at <= now``, oldest first.
+
+        Each returned record carries a fresh ``lease`` token, ``locked_until = now +
+        lease_duration`` and ``locked_by = owner``. No instance is returned to two callers while its
+        lease is valid, whatever the number of concurrent claimers.
+        """
+
+    @abc.abstractmethod
+    def commit(
+        self,
+        key: InstanceKey,
+        lease: str,
+        next_run: datetime | None,
+        now: datetime,
+        status: str = "success",
+    ) -> None:
+        """Finish a leased execution.
+
+        If ``lease`` is still the instance's lease: set ``next_run`` (or delete the instance when it
+        is ``None``), release the lock, set ``last_run_at = now`` and ``last_status = status``.
+        Raises :class:`LeaseLostError` when the lease does not match or the instance is gone.
+        """
+
+    def commit_many(self, commits: Sequence[Commit], now: datetime) -> list[InstanceKey]:
+        """Commit a batch; return the keys whose lease was lost (the others were committed).
+
+        Stores override this to save round trips; the outcome per item equals :meth:`commit`.
+        """
+        lost: list[InstanceKey] = []
+        for item in commits:
+            try:
+                self.commit(item.key, item.lease, item.next_run, now, item.status)
+            except LeaseLostError:
+                lost.append(item.key)
+        return lost
+
+    @abc.abstractmethod
+    def unlock(self, key: InstanceKey, lease: str) -> None:
+        """Release the lease and keep ``next_run``, so a due instance is claimable at once.
+
+        Raises :class:`LeaseLostError` when the lease does not match or the instance is gone.
+        """
+
+    def unlock_many(self, items: Sequence[tuple[InstanceKey, str]]) -> list[InstanceKey]:
+        """Unlock a batch; return the keys whose lease was lost."""
+        lost: list[InstanceKey] = []
+        for key, lease in items:
+            try:
+                self.unlock(key, lease)
+            except LeaseLostError:
+                lost.append(key)
+        return lost
+
+    @abc.abstractmethod
+    def extend_lease(self, key: InstanceKey, lease: str, until: datetime) -> None:
+        """Move the lease's expiry to ``until`` (a heartbeat).
+
+        Raises :class:`LeaseLostError` when the lease does not match or the instance is gone. The
+        caller must not extend a lease that has already expired; stores need not check it.
+        """
+
+    @abc.abstractmethod
+    def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
+        """Create or replace an instance with ``record``'s spec, args and next run, unlocked.
+
+        Atomic: two concurrent upserts of the same new instance both succeed (the last one wins).
+        When the stored instance is locked at ``now`` and ``force`` is false, raises
+        :class:`~celery_pyncette.errors.TaskLockedError` and changes nothing. ``last_run_at`` and
+        ``last_status`` of an existing instance are kept.
+        """
+
+    @abc.abstractmethod
+    def delete(self, key: InstanceKey) -> bool:
+        """Remove an instance whatever its lock; return whether it existed."""
+
+    @abc.abstractmethod
+    def get(self, key: InstanceKey) -> InstanceRecord | None:
+        """Return the stored instance, or ``None``."""
+
+    @abc.abstractmethod
+    def list_instances(
+        self, task: str, partition: int, limit: int, after: str | None = None
+    ) -> list[InstanceRecord]:
+        """Up to ``limit`` instances of one task partition with names ``> after``, by name.
+
+        Paging by name (not by offset) returns every instance exactly once across pages, even while
+        instances are claimed and committed between pages.
+        """
+
+    def count_instances(self, task: str, partition: int) -> int:
+        """How many instances one task partition holds. Stores override this when cheaper."""
+        total, after = 0, None
+        while page := self.list_instances(task, partition, 1000, after):
+            total += len(page)
+            after = page[-1].key.instance
+        return total
+
+    @abc.abstractmethod
+    def add_strike(self, strike: Strike) -> None:
+        """Store a strike (idempotent) and move the strikes marker."""
+
+    @abc.abstractmethod
+    def remove_strike(self, strike: Strike) -> bool:
+        """Remove a strike and move the strikes marker; return whether it existed."""
+
+    @abc.abstractmethod
+    def list_strikes(self) -> list[Strike]:
+        """Every stored strike."""
+
+    @abc.abstractmethod
+    def strikes_marker(self) -> str:
+        """A cheap value that changes whenever the set of strikes changes (a cache key)."""
+
+
+def strike_id(strike: Strike) -> str:
+    """A canonical string identity of a strike, equal for equal strikes (stores key on it)."""
+    return json.dumps([strike.task, strike.parameter, strike.operator, strike.value], sort_keys=True)
+
+
+def strike_from_id(ident: str) -> Strike:
+    """The inverse of :func:`strike_id`."""
+    task, parameter, operator, value = json.loads(ident)
+    return Strike(task, parameter, operator, value)

@@ -1,0 +1,151 @@
+"""An in-process store: the reference implementation of the contract, for tests and demos.
+
+Nothing is persisted and nothing is shared between processes. Every operation holds one lock, so
+the store is safe across threads of one process.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery_pyncette.errors import LeaseLostError, TaskLockedError
+from celery_pyncette.stores.base import (
+    InstanceKey,
+    InstanceRecord,
+    Store,
+    Strike,
+    strike_id,
+)
+
+
+class MemoryStore(Store):
+    """``memory://``: instances in a dict, claims by scanning one task partition."""
+
+    def __init__(self, url: str = "memory://", **options: Any) -> None:
+        super().__init__(url, **options)
+        self._lock = threading.Lock()
+        self._records: dict[InstanceKey, InstanceRecord] = {}
+        self._strikes: dict[str, Strike] = {}
+        self._strikes_version = 0
+
+    def claim_due(
+        self,
+        task: str,
+        partition: int,
+        now: datetime,
+        limit: int,
+        lease_duration: timedelta,
+        owner: str,
+    ) -> list[InstanceRecord]:
+        with self._lock:
+            due = sorted(
+                (
+                    r
+                    for r in self._records.values()
+                    if r.key.task == task and r.key.partition == partition and r.ready_at <= now
+                ),
+                key=lambda r: (r.ready_at, r.key.instance),
+            )[:limit]
+            claimed = [
+                r.with_changes(
+                    locked_until=now + lease_duration, lease=uuid.uuid4().hex, locked_by=owner
+                )
+                for r in due
+            ]
+            for record in claimed:
+                self._records[record.key] = record
+            return claimed
+
+    def _leased(self, key: InstanceKey, lease: str) -> InstanceRecord:
+        record = self._records.get(key)
+        if record is None or record.lease != lease:
+            raise LeaseLostError(f"lease {lease} of {key} is lost")
+        return record
+
+    def commit(
+        self,
+        key: InstanceKey,
+        lease: str,
+        next_run: datetime | None,
+        now: datetime,
+        status: str = "success",
+    ) -> None:
+        with self._lock:
+            record = self._leased(key, lease)
+            if next_run is None:
+                del self._records[key]
+                return
+            self._records[key] = record.with_changes(
+                next_run=next_run,
+                locked_until=None,
+                lease=None,
+                locked_by=None,
+                last_run_at=now,
+                last_status=status,
+            )
+
+    def unlock(self, key: InstanceKey, lease: str) -> None:
+        with self._lock:
+            record = self._leased(key, lease)
+            self._records[key] = record.with_changes(locked_until=None, lease=None, locked_by=None)
+
+    def extend_lease(self, key: InstanceKey, lease: str, until: datetime) -> None:
+        with self._lock:
+            record = self._leased(key, lease)
+            self._records[key] = record.with_changes(locked_until=until)
+
+    def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
+        with self._lock:
+            existing = self._records.get(record.key)
+            if existing is not None and existing.is_locked(now) and not force:
+                raise TaskLockedError(f"{record.key} is locked until {existing.locked_until}")
+            self._records[record.key] = record.with_changes(
+                locked_until=None,
+                lease=None,
+                locked_by=None,
+                last_run_at=existing.last_run_at if existing else None,
+                last_status=existing.last_status if existing else None,
+            )
+
+    def delete(self, key: InstanceKey) -> bool:
+        with self._lock:
+            return self._records.pop(key, None) is not None
+
+    def get(self, key: InstanceKey) -> InstanceRecord | None:
+        with self._lock:
+            return self._records.get(key)
+
+    def list_instances(
+        self, task: str, partition: int, limit: int, after: str | None = None
+    ) -> list[InstanceRecord]:
+        with self._lock:
+            names = sorted(
+                k.instance
+                for k in self._records
+                if k.task == task
+                and k.partition == partition
+                and (after is None or k.instance > after)
+            )[:limit]
+            return [self._records[InstanceKey(task, partition, name)] for name in names]
+
+    def add_strike(self, strike: Strike) -> None:
+        with self._lock:
+            self._strikes[strike_id(strike)] = strike
+            self._strikes_version += 1
+
+    def remove_strike(self, strike: Strike) -> bool:
+        with self._lock:
+            existed = self._strikes.pop(strike_id(strike), None) is not None
+            self._strikes_version += 1
+            return existed
+
+    def list_strikes(self) -> list[Strike]:
+        with self._lock:
+            return list(self._strikes.values())
+
+    def strikes_marker(self) -> str:
+        with self._lock:
+            return str(self._strikes_version)
