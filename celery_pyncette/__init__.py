@@ -1,1 +1,56 @@
-"""celery-pyncette: a Celery beat scheduler with Pyncette's model."""
+"""celery-pyncette: Celery beat with Pyncette's model.
+
+Schedules live in a store (SQLite, PostgreSQL, MySQL/MariaDB, Redis, DynamoDB); each due occurrence
+is claimed under a lease, so several beats run at once without duplicates; occurrences are sent as
+ordinary Celery messages and settled by the worker per execution and failure mode.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from celery_pyncette import worker as _worker  # noqa: F401 - connects the worker-side signals
+from celery_pyncette.context import Context, current_context
+from celery_pyncette.definitions import ExecutionMode, FailureMode, TaskDefinition
+from celery_pyncette.errors import (
+    ConfigurationError,
+    LeaseLostError,
+    PyncetteError,
+    StoreError,
+    TaskLockedError,
+)
+from celery_pyncette.extension import Pyncette
+from celery_pyncette.state import TaskState, TaskStatePage
+from celery_pyncette.stores.base import Strike
+
+if TYPE_CHECKING:
+    from celery_pyncette.beat import Scheduler
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigurationError",
+    "Context",
+    "ExecutionMode",
+    "FailureMode",
+    "LeaseLostError",
+    "Pyncette",
+    "PyncetteError",
+    "Scheduler",
+    "StoreError",
+    "Strike",
+    "TaskDefinition",
+    "TaskLockedError",
+    "TaskState",
+    "TaskStatePage",
+    "current_context",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The scheduler imports celery.beat; load it only when beat asks for it.
+    if name == "Scheduler":
+        from celery_pyncette.beat import Scheduler
+
+        return Scheduler
+    raise AttributeError(f"module 'celery_pyncette' has no attribute {name!r}")

@@ -185,8 +185,10 @@ class Store(abc.ABC):
     def extend_lease(self, key: InstanceKey, lease: str, until: datetime) -> None:
         """Move the lease's expiry to ``until`` (a heartbeat).
 
-        Raises :class:`LeaseLostError` when the lease does not match or the instance is gone. The
-        caller must not extend a lease that has already expired; stores need not check it.
+        Raises :class:`LeaseLostError` when the lease does not match or the instance is gone. A
+        lease that expired but was not claimed again still matches and may be extended: no one else
+        holds the instance, and a concurrent claim either changes the token first or sees the new
+        expiry.
         """
 
     @abc.abstractmethod

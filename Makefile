@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both build .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-unit test-integration lint typecheck benchmarks clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[redis,postgres,mysql,dynamodb,test,lint]'
+	touch $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(BIN)/python examples/demo/run.py
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+test-unit: $(INSTALLED)
+	$(BIN)/python -m pytest -n 2 tests/unit tests/contract -k "memory or sqlite or not contract" $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check celery_pyncette tests examples benchmarks
+	$(BIN)/ruff format --check celery_pyncette
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy celery_pyncette
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

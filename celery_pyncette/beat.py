@@ -1,0 +1,147 @@
+"""``celery_pyncette.Scheduler``: Celery beat's scheduler, replaced by claims from the store.
+
+``celery -A proj beat -S celery_pyncette.Scheduler`` (or ``-S pyncette``). Any number of beats may
+run against one store: each due occurrence is claimed under a lease by exactly one of them.
+
+Beat builds one extra scheduler with ``lazy=True`` only to print its banner: that instance does
+no I/O. The store is first contacted on the first tick, so a store that is down at start-up is
+retried like one that goes down later; a bad setting still stops beat at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+from celery import Celery
+from celery.beat import Scheduler as CeleryScheduler
+
+from celery_pyncette import clock
+from celery_pyncette.definitions import TaskDefinition
+from celery_pyncette.dispatch import Dispatcher, sync_static
+from celery_pyncette.errors import PyncetteError
+from celery_pyncette.extension import Pyncette, extension_for
+
+logger = logging.getLogger("celery_pyncette.beat")
+
+#: Longest back-off between ticks while the store or broker is failing.
+MAX_BACKOFF = 15.0
+
+
+def redact(url: str) -> str:
+    """A store URL with its password hidden, for logs and banners."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"
+
+
+class Scheduler(CeleryScheduler):  # type: ignore[misc]
+    """A Celery beat scheduler whose schedule lives in a celery-pyncette store."""
+
+    def __init__(self, app: Celery, *args: Any, lazy: bool = False, **kwargs: Any) -> None:
+        self._pyncette: Pyncette | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._definitions: list[TaskDefinition] = []
+        self._synced = False
+        self._failures = 0
+        self._closed = False
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        super().__init__(app, *args, lazy=lazy, **kwargs)
+        if not lazy:
+            self.max_interval = self.pyncette.settings.poll_interval
+
+    @property
+    def pyncette(self) -> Pyncette:
+        """The app's extension (created from ``app.conf`` when the app made none)."""
+        if self._pyncette is None:
+            self._pyncette = extension_for(self.app)
+        return self._pyncette
+
+    def setup_schedule(self) -> None:
+        """Validate settings and definitions; no store I/O yet (see the module docstring)."""
+        self.data = {}
+        pyncette = self.pyncette
+        settings = pyncette.settings
+        self._definitions = pyncette.definitions()
+        self._dispatcher = Dispatcher(pyncette, self.owner)
+        logger.info(
+            "celery-pyncette: store %s, %d task(s), poll interval %ss, beat %s",
+            redact(settings.url), len(self._definitions), settings.poll_interval, self.owner,
+        )
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        """Send what is due; return how long to sleep. Never raises (beat would die)."""
+        try:
+            return self._tick()
+        except Exception as exc:
+            self._failures += 1
+            delay = min(self.pyncette.settings.poll_interval * 2 ** min(self._failures, 6), MAX_BACKOFF)
+            if self._failures == 1:
+                logger.exception("beat tick failed; retrying in %.1fs", delay)
+            else:
+                logger.warning(
+                    "beat tick failed again (%d in a row: %s: %s); retrying in %.1fs",
+                    self._failures, type(exc).__name__, exc, delay,
+                )
+            return delay
+
+    def _tick(self) -> float:
+        assert self._dispatcher is not None, "setup_schedule() was not called"
+        pyncette = self.pyncette
+        if not self._synced:
+            sync_static(pyncette, self._definitions, clock.utcnow())
+            self._synced = True
+        backlog = self._dispatcher.dispatch(self._definitions)
+        if self._failures:
+            logger.info("beat recovered after %d failed tick(s)", self._failures)
+            self._failures = 0
+        if backlog:
+            return 0.0
+        return self._sleep()
+
+    def _sleep(self) -> float:
+        """Until the next known due time of a static task, at most ``poll_interval``."""
+        poll = self.pyncette.settings.poll_interval
+        now = clock.utcnow()
+        wake = poll
+        for definition in self._definitions:
+            if definition.dynamic or definition.schedule is None or not definition.enabled:
+                continue
+            due = definition.schedule.next_after(now)
+            if due is not None:
+                wake = min(wake, (due - now).total_seconds())
+        return max(0.0, wake)
+
+    def close(self) -> None:
+        """Release the store connection; safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            super().close()
+        finally:
+            if self._pyncette is not None:
+                try:
+                    self._pyncette.close()
+                except PyncetteError:
+                    logger.warning("closing the store failed", exc_info=True)
+
+    def should_sync(self) -> bool:
+        """Nothing to sync: every change is written to the store when it happens."""
+        return False
+
+    @property
+    def info(self) -> str:
+        """Banner text; no I/O (beat builds a lazy scheduler just for this)."""
+        try:
+            settings = self.pyncette.settings
+        except PyncetteError as exc:
+            return f"    . pyncette -> misconfigured: {exc}"
+        return f"    . pyncette store -> {redact(settings.url)}"
+

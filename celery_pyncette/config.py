@@ -1,0 +1,127 @@
+"""Settings: one typed, frozen object parsed from ``app.conf`` (``pyncette_*``) and keywords.
+
+Every key is checked once, at start-up: an unknown ``pyncette_*`` key, an unknown store scheme or a
+malformed value raises :class:`~celery_pyncette.errors.ConfigurationError` naming the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from typing import Any
+
+from celery_pyncette.errors import ConfigurationError
+from celery_pyncette.stores import url_scheme
+
+PREFIX = "pyncette_"
+_NAMESPACE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The parsed ``pyncette_*`` settings. See the README's settings table."""
+
+    url: str = "sqlite:///celerybeat-pyncette.sqlite3"
+    batch_size: int = 100
+    poll_interval: float = 1.0
+    lease_duration: timedelta = timedelta(seconds=60)
+    namespace: str = "pyncette"
+    skip_table_create: bool = False
+
+
+def _as_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigurationError(f"{key}: expected a whole number, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigurationError(f"{key}: expected a whole number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigurationError(f"{key}: must be positive, got {number}")
+    return number
+
+
+def _as_seconds(key: str, value: Any) -> float:
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise ConfigurationError(f"{key}: expected seconds, got {value!r}") from None
+    else:
+        raise ConfigurationError(f"{key}: expected seconds or a timedelta, got {value!r}")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigurationError(f"{key}: must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
+def _as_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        return value.lower() in {"1", "true", "yes", "on"}
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ConfigurationError(f"{key}: expected true or false, got {value!r}")
+
+
+def _parse(name: str, value: Any) -> Any:
+    key = PREFIX + name
+    if name == "url":
+        if not isinstance(value, str):
+            raise ConfigurationError(f"{key}: expected a URL string, got {value!r}")
+        url_scheme(value)
+        return value
+    if name == "batch_size":
+        return _as_int(key, value)
+    if name == "poll_interval":
+        return _as_seconds(key, value)
+    if name == "lease_duration":
+        return timedelta(seconds=_as_seconds(key, value))
+    if name == "namespace":
+        if not isinstance(value, str) or not _NAMESPACE.match(value):
+            raise ConfigurationError(
+                f"{key}: {value!r} is not a valid namespace (letters, digits and _, at most 41)"
+            )
+        return value
+    return _as_bool(key, value)
+
+
+def settings_from(conf: Mapping[str, Any], overrides: Mapping[str, Any]) -> Settings:
+    """Parse ``pyncette_*`` keys of ``conf``, then keyword ``overrides`` (names without the prefix).
+
+    ``conf`` is usually ``app.conf``; with Django's ``namespace="CELERY"`` its keys arrive as
+    ``CELERY_PYNCETTE_URL`` and are accepted too.
+    """
+    known = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    for raw_key in list(conf.keys()):
+        lowered = str(raw_key).lower()
+        if lowered.startswith("celery_" + PREFIX):
+            lowered = lowered[len("celery_") :]
+        if not lowered.startswith(PREFIX):
+            continue
+        name = lowered[len(PREFIX) :]
+        value = conf[raw_key]
+        if name not in known:
+            _unknown(PREFIX + name, known)
+        if value is not None:
+            values[name] = _parse(name, value)
+    for name, value in overrides.items():
+        if name not in known:
+            _unknown(name, known, prefix="")
+        values[name] = _parse(name, value)
+    return Settings(**values)
+
+
+def _unknown(key: str, known: set[str], prefix: str = PREFIX) -> None:
+    options = [prefix + k for k in sorted(known)]
+    hint = difflib.get_close_matches(key, options, n=1)
+    did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
+    raise ConfigurationError(
+        f"unknown setting {key!r}{did_you_mean} (known: {', '.join(options)})"
+    )

@@ -1,0 +1,130 @@
+"""The execution context handed to every pyncette task, and ``current_context()``."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from celery_pyncette import clock
+
+if TYPE_CHECKING:
+    from celery_pyncette.definitions import TaskDefinition
+    from celery_pyncette.extension import Pyncette
+    from celery_pyncette.occurrence import Occurrence
+    from celery_pyncette.schedules import Schedule
+
+_CURRENT: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
+    "celery_pyncette_context", default=None
+)
+
+
+class Context:
+    """What an execution knows about itself.
+
+    ``args`` are the instance's arguments; ``task`` the definition; ``instance`` the dynamic
+    instance name (``None`` for a static task); ``scheduled_at`` when the occurrence was due (aware
+    UTC; ``None`` for a direct ``.delay()`` call). Fixtures are attributes (``context.db``).
+    """
+
+    def __init__(
+        self,
+        *,
+        pyncette: Pyncette,
+        task: TaskDefinition,
+        args: Mapping[str, Any],
+        occurrence: Occurrence | None,
+        fixtures: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._pyncette = pyncette
+        self.task = task
+        self.args: dict[str, Any] = dict(args)
+        self.occurrence = occurrence
+        self.instance: str | None = occurrence.instance if occurrence else None
+        self.scheduled_at: datetime | None = occurrence.scheduled_at if occurrence else None
+        self.locked_until: datetime | None = occurrence.locked_until if occurrence else None
+        self._fixtures = dict(fixtures or {})
+        #: Set by :meth:`unschedule` / :meth:`reschedule`; applied when the execution ends.
+        self.unscheduled = False
+        self.rescheduled: tuple[Schedule, dict[str, Any]] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        fixtures = self.__dict__.get("_fixtures", {})
+        if name in fixtures:
+            return fixtures[name]
+        raise AttributeError(f"context has no attribute or fixture {name!r}")
+
+    def __repr__(self) -> str:
+        return (
+            f"Context(task={self.task.name!r}, instance={self.instance!r}, "
+            f"scheduled_at={self.scheduled_at!r})"
+        )
+
+    @property
+    def lease_duration(self) -> timedelta:
+        """The lease this task runs under (its own, or the app's default)."""
+        return self.task.lease_duration or self._pyncette.settings.lease_duration
+
+    def heartbeat(self) -> None:
+        """Extend the lease by ``lease_duration`` from now.
+
+        Raises :class:`~celery_pyncette.errors.LeaseLostError` when the lease was already lost (expired and taken by
+        another claim, or the instance was unscheduled or replaced). Does nothing for executions
+        that hold no lease (at-most-once, or a direct call).
+        """
+        occurrence = self.occurrence
+        if occurrence is None or occurrence.lease is None:
+            return
+        until = clock.utcnow() + self.lease_duration
+        self._pyncette.store.extend_lease(occurrence.key, occurrence.lease, until)
+        self.locked_until = until
+
+    def unschedule(self) -> None:
+        """Remove this dynamic instance once the execution ends (no later runs)."""
+        self._require_dynamic("unschedule")
+        self.unscheduled = True
+
+    def reschedule(
+        self,
+        schedule: str | None = None,
+        interval: timedelta | None = None,
+        execute_at: datetime | None = None,
+        timezone: str | None = None,
+        **args: Any,
+    ) -> None:
+        """Change the timing and/or arguments of this dynamic instance's later runs.
+
+        Arguments not given keep their values. Applied when the execution ends.
+        """
+        from celery_pyncette.definitions import build_schedule, validate_args
+
+        self._require_dynamic("reschedule")
+        built = build_schedule(schedule, interval, execute_at, timezone, required=False)
+        if built is None:
+            if self.occurrence is None or self.occurrence.spec is None:
+                raise ValueError("reschedule needs a schedule, interval or execute_at")
+            from celery_pyncette.schedules import schedule_from_spec
+
+            built = schedule_from_spec(self.occurrence.spec)
+        new_args = validate_args({**self.args, **args})
+        self.rescheduled = (built, new_args)
+
+    def _require_dynamic(self, what: str) -> None:
+        if self.instance is None:
+            raise ValueError(f"{what}() works only in an execution of a dynamic instance sent by beat")
+
+
+def current_context() -> Context | None:
+    """The context of the pyncette execution running in this thread or task, if any."""
+    return _CURRENT.get()
+
+
+def set_current(context: Context | None) -> contextvars.Token[Context | None]:
+    """Make ``context`` current; return the token that :func:`reset_current` takes."""
+    return _CURRENT.set(context)
+
+
+def reset_current(token: contextvars.Token[Context | None]) -> None:
+    """Restore the context that was current before :func:`set_current`."""
+    _CURRENT.reset(token)

@@ -1,0 +1,177 @@
+"""Task definitions, execution and failure modes, and validation of user input.
+
+A :class:`TaskDefinition` is what a decorator registers: a static task (one schedule, one stored
+record) or a dynamic task (a template whose instances are scheduled at run time). Everything a user
+passes is validated here, before anything is written: invalid input raises ``ValueError`` naming
+the problem.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery_pyncette.schedules import (
+    CronSchedule,
+    IntervalSchedule,
+    OnceSchedule,
+    Schedule,
+    parse_timezone,
+)
+
+#: Largest JSON encoding of one instance's arguments, equal for every store (DynamoDB's item limit
+#: is 400 KB; the rest of the record must fit beside the arguments).
+MAX_ARGS_BYTES = 256 * 1024
+#: Longest instance name, in UTF-8 bytes (DynamoDB's sort-key limit, kept for every store).
+MAX_INSTANCE_BYTES = 1024
+#: Longest task name (Celery task names are dotted paths).
+MAX_TASK_NAME = 200
+
+
+class ExecutionMode(enum.Enum):
+    """How often an occurrence may run."""
+
+    #: Locked under a lease when sent; committed by the worker on success; re-sent after a lost
+    #: execution. The default.
+    AT_LEAST_ONCE = "at_least_once"
+    #: Committed by beat before the message is sent: never retried, never duplicated.
+    AT_MOST_ONCE = "at_most_once"
+
+
+class FailureMode(enum.Enum):
+    """What an at-least-once execution that raised does with its lease."""
+
+    #: Keep the lease: the occurrence is sent again once the lease expires.
+    NONE = "none"
+    #: Release the lease: the occurrence is sent again on the next tick.
+    UNLOCK = "unlock"
+    #: Commit as if it had succeeded (recorded with status ``failed``).
+    COMMIT = "commit"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDefinition:
+    """One registered schedule (static) or template (dynamic).
+
+    ``name`` is the schedule's identity in the store and, for tasks declared with the decorators,
+    the Celery task name too. ``celery_name`` is the Celery task that runs it (differs only for
+    ``beat_schedule`` entries, whose entry name is the identity).
+    """
+
+    name: str
+    celery_name: str
+    schedule: Schedule | None
+    dynamic: bool = False
+    execution_mode: ExecutionMode = ExecutionMode.AT_LEAST_ONCE
+    failure_mode: FailureMode = FailureMode.NONE
+    lease_duration: timedelta | None = None
+    enabled: bool = True
+    catch_up: bool = False
+    args: Mapping[str, Any] = field(default_factory=dict)
+    partition_count: int = 1
+    partition_selector: Callable[[int, str], int] | None = None
+    enabled_partitions: tuple[int, ...] | None = None
+    #: Celery routing/execution options for the message (queue, priority, expires, ...).
+    options: Mapping[str, Any] = field(default_factory=dict)
+    #: Positional arguments of a ``beat_schedule`` entry (plain Celery tasks only).
+    positional: tuple[Any, ...] = ()
+
+    @property
+    def polled_partitions(self) -> tuple[int, ...]:
+        """The partitions this process claims from."""
+        if self.enabled_partitions is not None:
+            return self.enabled_partitions
+        return tuple(range(self.partition_count))
+
+
+def validate_args(args: Mapping[str, Any], what: str = "arguments") -> dict[str, Any]:
+    """Return ``args`` as a plain dict after checking it is JSON-serialisable and small enough."""
+    try:
+        encoded = json.dumps(dict(args), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be JSON-serialisable: {exc}") from None
+    if len(encoded.encode()) > MAX_ARGS_BYTES:
+        raise ValueError(
+            f"{what} are {len(encoded.encode())} bytes as JSON; the limit is {MAX_ARGS_BYTES}"
+        )
+    decoded: dict[str, Any] = json.loads(encoded)
+    return decoded
+
+
+def validate_instance_name(instance: Any) -> str:
+    """Check a dynamic instance name: a non-empty string of at most 1024 UTF-8 bytes."""
+    if not isinstance(instance, str) or not instance:
+        raise ValueError(f"instance name must be a non-empty string, got {instance!r}")
+    if len(instance.encode()) > MAX_INSTANCE_BYTES:
+        raise ValueError(f"instance name is longer than {MAX_INSTANCE_BYTES} bytes as UTF-8")
+    return instance
+
+
+def validate_task_name(name: Any) -> str:
+    """Check a task name: a non-empty string of at most 200 characters."""
+    if not isinstance(name, str) or not name or len(name) > MAX_TASK_NAME:
+        raise ValueError(f"task name must be a string of 1 to {MAX_TASK_NAME} characters: {name!r}")
+    return name
+
+
+def build_schedule(
+    schedule: str | None = None,
+    interval: timedelta | None = None,
+    execute_at: datetime | None = None,
+    timezone: str | None = None,
+    *,
+    required: bool,
+) -> Schedule | None:
+    """Build a schedule from exactly one of ``schedule`` (cron), ``interval``, ``execute_at``.
+
+    With ``required=False`` none at all is allowed (a dynamic template). ``timezone`` applies to a
+    cron only; it is also validated when given without one (so a template's bad zone is caught at
+    decoration time).
+    """
+    given = [n for n, v in (("schedule", schedule), ("interval", interval), ("execute_at", execute_at)) if v is not None]
+    if len(given) > 1:
+        raise ValueError(f"give exactly one of schedule, interval, execute_at (got {', '.join(given)})")
+    if timezone is not None:
+        if not isinstance(timezone, str):
+            raise ValueError(f"timezone must be a zone name, got {timezone!r}")
+        parse_timezone(timezone)
+        if schedule is None and given:
+            raise ValueError("timezone applies to a cron schedule only")
+    if not given:
+        if required:
+            raise ValueError("give exactly one of schedule (a cron expression) or interval")
+        return None
+    if schedule is not None:
+        if not isinstance(schedule, str):
+            raise ValueError(f"schedule must be a cron expression string, got {schedule!r}")
+        return CronSchedule(schedule, timezone)
+    if interval is not None:
+        if not isinstance(interval, timedelta):
+            raise ValueError(f"interval must be a timedelta, got {interval!r}")
+        return IntervalSchedule(interval)
+    if not isinstance(execute_at, datetime):
+        raise ValueError(f"execute_at must be a datetime, got {execute_at!r}")
+    return OnceSchedule(execute_at)
+
+
+def validate_modes(
+    execution_mode: Any, failure_mode: Any, lease_duration: Any
+) -> tuple[ExecutionMode, FailureMode, timedelta | None]:
+    """Check the reliability options and their combination."""
+    if not isinstance(execution_mode, ExecutionMode):
+        raise ValueError(f"execution_mode must be an ExecutionMode, got {execution_mode!r}")
+    if not isinstance(failure_mode, FailureMode):
+        raise ValueError(f"failure_mode must be a FailureMode, got {failure_mode!r}")
+    if execution_mode is ExecutionMode.AT_MOST_ONCE and failure_mode is not FailureMode.NONE:
+        raise ValueError(
+            f"failure_mode {failure_mode.name} needs AT_LEAST_ONCE: an at-most-once task is "
+            "committed before it runs, so a failure has no lease to unlock or commit"
+        )
+    if lease_duration is not None:
+        if not isinstance(lease_duration, timedelta) or lease_duration <= timedelta(0):
+            raise ValueError(f"lease_duration must be a positive timedelta, got {lease_duration!r}")
+    return execution_mode, failure_mode, lease_duration

@@ -1,0 +1,174 @@
+"""Claim due occurrences and send them as ordinary Celery task messages.
+
+For each polled task partition, a batch is claimed under a lease, then:
+
+* at-least-once: each message is published with the lease in its ``pyncette`` header; a publish
+  failure unlocks that claim and the rest of the batch, so the occurrences are due again at once;
+* at-most-once: the next runs are committed first, and only the committed ones are published.
+
+A broken record (a stored spec that no longer parses) is logged and unlocked; it never holds up
+the other occurrences of the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from celery_pyncette import clock
+from celery_pyncette.definitions import ExecutionMode, TaskDefinition
+from celery_pyncette.errors import StoreError
+from celery_pyncette.occurrence import HEADER, Occurrence
+from celery_pyncette.schedules import Schedule, schedule_from_spec
+from celery_pyncette.stores.base import STATIC_INSTANCE, Commit, InstanceKey, InstanceRecord
+
+if TYPE_CHECKING:
+    from celery_pyncette.extension import Pyncette
+
+logger = logging.getLogger("celery_pyncette.dispatch")
+
+#: Most batches drained from one task partition in one tick, so one busy partition cannot starve
+#: the others; what is left is taken on the next tick, which then comes at once.
+MAX_BATCHES_PER_PARTITION = 20
+
+
+def schedule_of(definition: TaskDefinition, record: InstanceRecord) -> Schedule:
+    """The schedule of a claimed record: the code's for a static task, the stored one otherwise."""
+    if record.key.instance == STATIC_INSTANCE and definition.schedule is not None:
+        return definition.schedule
+    return schedule_from_spec(record.spec)
+
+
+def sync_static(pyncette: Pyncette, definitions: Iterable[TaskDefinition], now: datetime) -> None:
+    """Make the store hold one record per static schedule, matching the code.
+
+    A missing record is created at its first occurrence after ``now``; one whose schedule changed
+    in code is replaced at once (not after its next run); an unchanged one is left alone.
+    """
+    store = pyncette.store
+    for definition in definitions:
+        schedule = definition.schedule
+        if definition.dynamic or schedule is None:
+            continue
+        key = InstanceKey(definition.name, 0, STATIC_INSTANCE)
+        spec = schedule.to_spec()
+        existing = store.get(key)
+        if existing is not None and dict(existing.spec) == spec:
+            continue
+        first = schedule.first_run(now)
+        if first is None:
+            logger.warning("static task %s has no future occurrence; not scheduled", definition.name)
+            continue
+        record = InstanceRecord(key=key, next_run=first, spec=spec, args={})
+        store.upsert(record, now, force=True)
+        logger.info("scheduled %s (%s), next run %s", definition.name, schedule.description, first.isoformat())
+
+
+class Dispatcher:
+    """The work of one beat tick over every polled task partition."""
+
+    def __init__(self, pyncette: Pyncette, owner: str) -> None:
+        self.pyncette = pyncette
+        self.app = pyncette.app
+        self.owner = owner
+
+    def dispatch(self, definitions: Iterable[TaskDefinition]) -> bool:
+        """Send every due occurrence of the given tasks; True when some were left for later.
+
+        Raises :class:`StoreError` when the store fails; what was claimed and not yet sent by then
+        is unlocked where the store still answers, or waits for its lease otherwise.
+        """
+        backlog = False
+        for definition in definitions:
+            if not definition.enabled:
+                continue
+            for partition in definition.polled_partitions:
+                backlog |= self._drain(definition, partition)
+        return backlog
+
+    def _drain(self, definition: TaskDefinition, partition: int) -> bool:
+        settings = self.pyncette.settings
+        lease = definition.lease_duration or settings.lease_duration
+        for _ in range(MAX_BATCHES_PER_PARTITION):
+            now = clock.utcnow()
+            claimed = self.pyncette.store.claim_due(
+                definition.name, partition, now, settings.batch_size, lease, self.owner
+            )
+            if claimed:
+                self._send_batch(definition, claimed, now)
+            if len(claimed) < settings.batch_size:
+                return False
+        return True
+
+    def _send_batch(self, definition: TaskDefinition, claimed: list[InstanceRecord], now: datetime) -> None:
+        store = self.pyncette.store
+        ready: list[tuple[InstanceRecord, Schedule]] = []
+        for record in claimed:
+            try:
+                ready.append((record, schedule_of(definition, record)))
+            except ValueError:
+                logger.exception("stored schedule of %s is invalid; unlocked", record.key)
+                store.unlock_many([(record.key, record.lease or "")])
+        if definition.execution_mode is ExecutionMode.AT_MOST_ONCE:
+            ready = self._commit_before_send(definition, ready, now)
+        self._publish(definition, ready)
+
+    def _commit_before_send(
+        self, definition: TaskDefinition, ready: list[tuple[InstanceRecord, Schedule]], now: datetime
+    ) -> list[tuple[InstanceRecord, Schedule]]:
+        commits = [
+            Commit(record.key, record.lease or "", schedule.next_run(record.next_run, now, definition.catch_up), "sent")
+            for record, schedule in ready
+        ]
+        lost = set(self.pyncette.store.commit_many(commits, now))
+        return [(record, schedule) for record, schedule in ready if record.key not in lost]
+
+    def _publish(self, definition: TaskDefinition, ready: list[tuple[InstanceRecord, Schedule]]) -> None:
+        if not ready:
+            return
+        at_least_once = definition.execution_mode is ExecutionMode.AT_LEAST_ONCE
+        sent = 0
+        try:
+            with self.app.producer_or_acquire() as producer:
+                for record, _schedule in ready:
+                    self._send(producer, definition, record, at_least_once)
+                    sent += 1
+        except Exception:
+            unsent = ready[sent:]
+            logger.exception(
+                "publishing %s failed; %d claimed occurrence(s) %s",
+                definition.name, len(unsent), "unlocked" if at_least_once else "lost (at-most-once)",
+            )
+            if at_least_once:
+                try:
+                    self.pyncette.store.unlock_many([(r.key, r.lease or "") for r, _ in unsent])
+                except StoreError:
+                    logger.warning("could not unlock unsent claims; they are re-sent after their lease")
+
+    def _send(self, producer: Any, definition: TaskDefinition, record: InstanceRecord, leased: bool) -> None:
+        instance = None if record.key.instance == STATIC_INSTANCE else record.key.instance
+        occurrence = Occurrence(
+            task=definition.name,
+            instance=instance,
+            partition=record.key.partition,
+            scheduled_at=record.next_run,
+            mode=definition.execution_mode,
+            lease=record.lease if leased else None,
+            locked_until=record.locked_until if leased else None,
+            spec=record.spec if instance is not None else None,
+        )
+        kwargs = {**definition.args, **record.args}
+        self.app.send_task(
+            definition.celery_name,
+            args=list(definition.positional),
+            kwargs=kwargs,
+            headers={HEADER: occurrence.to_header()},
+            producer=producer,
+            **definition.options,
+        )
+        logger.info(
+            "sent %s%s due %s", definition.name, f" [{instance}]" if instance else "",
+            record.next_run.isoformat(),
+        )

@@ -1,0 +1,441 @@
+"""``Pyncette(app)``: the registry of task definitions and the run-time API of one Celery app.
+
+It owns the decorators (``task``, ``dynamic_task``, ``partitioned_task``, ``middleware``,
+``fixture``), the dynamic-task API (``schedule_task`` and friends, with async twins), strikes, and
+the per-process store connection. Beat and the worker find it with :func:`extension_for`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from celery import Celery
+
+from celery_pyncette import clock
+from celery_pyncette.config import Settings, settings_from
+from celery_pyncette.definitions import (
+    ExecutionMode,
+    FailureMode,
+    TaskDefinition,
+    build_schedule,
+    validate_args,
+    validate_instance_name,
+    validate_modes,
+    validate_task_name,
+)
+from celery_pyncette.errors import ConfigurationError
+from celery_pyncette.schedules import Schedule, from_celery
+from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
+from celery_pyncette.stores import store_from_url
+from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, InstanceRecord, Store, Strike
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_EXTENSIONS: weakref.WeakKeyDictionary[Celery, Pyncette] = weakref.WeakKeyDictionary()
+_EXTENSIONS_LOCK = threading.Lock()
+
+#: Operators a strike may use.
+STRIKE_OPERATORS = ("==", "!=", "<", "<=", ">", ">=")
+
+
+def default_partition_selector(partition_count: int, instance: str) -> int:
+    """SHA-1 of the instance name (UTF-8) as a big-endian integer, modulo ``partition_count``.
+
+    Stable across processes, machines and Python versions (unlike ``hash()``).
+    """
+    digest = hashlib.sha1(instance.encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest, "big") % partition_count
+
+
+def extension_for(app: Celery) -> Pyncette:
+    """The :class:`Pyncette` of ``app``, created with the app's settings if there is none yet."""
+    with _EXTENSIONS_LOCK:
+        existing = _EXTENSIONS.get(app)
+    return existing if existing is not None else Pyncette(app)
+
+
+class Pyncette:
+    """The celery-pyncette extension of one Celery app.
+
+    ``Pyncette(app, url=..., batch_size=...)``: keywords override the ``pyncette_*`` settings of
+    ``app.conf``; an unknown or malformed one raises :class:`ConfigurationError`.
+    """
+
+    def __init__(self, app: Celery, **settings: Any) -> None:
+        self.app = app
+        self._overrides = dict(settings)
+        self._settings: Settings | None = None
+        if settings:
+            self._settings = settings_from(app.conf, settings)
+        self._definitions: dict[str, TaskDefinition] = {}
+        self._functions: dict[int, Callable[..., Any]] = {}
+        self.middlewares: list[Callable[..., Any]] = []
+        self.fixtures: dict[str, Callable[..., Any]] = {}
+        self._store: Store | None = None
+        self._store_pid = 0
+        self._store_lock = threading.Lock()
+        with _EXTENSIONS_LOCK:
+            if app in _EXTENSIONS:
+                raise ConfigurationError(f"Pyncette(app) was already created for {app.main!r}")
+            _EXTENSIONS[app] = self
+
+    # --- settings and store -----------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        """The parsed settings; read from ``app.conf`` on first use (after the app is configured)."""
+        if self._settings is None:
+            self._settings = settings_from(self.app.conf, self._overrides)
+        return self._settings
+
+    @property
+    def store(self) -> Store:
+        """This process's store, set up on first use; re-created in a forked child."""
+        pid = os.getpid()
+        if self._store is None or self._store_pid != pid:
+            with self._store_lock:
+                if self._store is None or self._store_pid != pid:
+                    settings = self.settings
+                    store = store_from_url(
+                        settings.url,
+                        namespace=settings.namespace,
+                        skip_table_create=settings.skip_table_create,
+                    )
+                    store.setup()
+                    self._store, self._store_pid = store, pid
+        return self._store
+
+    def close(self) -> None:
+        """Close this process's store connection (idempotent)."""
+        with self._store_lock:
+            store, self._store = self._store, None
+        if store is not None and self._store_pid == os.getpid():
+            store.close()
+
+    # --- declarations -----------------------------------------------------------------------
+
+    def task(self, **options: Any) -> Callable[[F], Any]:
+        """Declare a static scheduled task (``schedule=`` cron or ``interval=``). See API.md."""
+        return self._decorator(options, dynamic=False)
+
+    def dynamic_task(self, **options: Any) -> Callable[[F], Any]:
+        """Declare a template whose instances are scheduled at run time with schedule_task()."""
+        return self._decorator(options, dynamic=True)
+
+    def partitioned_task(
+        self,
+        partition_count: int = 32,
+        partition_selector: Callable[[int, str], int] | None = None,
+        enabled_partitions: Iterable[int] | None = None,
+        **options: Any,
+    ) -> Callable[[F], Any]:
+        """A dynamic task whose instances are spread over ``partition_count`` partitions."""
+        if isinstance(partition_count, bool) or not isinstance(partition_count, int) or partition_count < 1:
+            raise ValueError(f"partition_count must be a positive integer, got {partition_count!r}")
+        enabled = None
+        if enabled_partitions is not None:
+            enabled = tuple(sorted(set(enabled_partitions)))
+            bad = [p for p in enabled if not isinstance(p, int) or not 0 <= p < partition_count]
+            if bad:
+                raise ValueError(f"enabled_partitions {bad} are outside 0..{partition_count - 1}")
+        return self._decorator(
+            options,
+            dynamic=True,
+            partitions=(partition_count, partition_selector or default_partition_selector, enabled),
+        )
+
+    def middleware(self, function: F) -> F:
+        """Register a middleware ``(context, call_next)``; they run in declaration order."""
+        if not callable(function):
+            raise ValueError(f"middleware must be callable, got {function!r}")
+        self.middlewares.append(function)
+        return function
+
+    def fixture(self, name: str | None = None) -> Callable[[F], F]:
+        """Register a generator (or async generator) fixture, available as ``context.<name>``."""
+
+        def register(function: F) -> F:
+            if not (inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function)):
+                raise ValueError(f"fixture {function!r} must be a generator function (yield once)")
+            fixture_name = name or function.__name__
+            if not fixture_name.isidentifier():
+                raise ValueError(f"fixture name {fixture_name!r} is not an identifier")
+            self.fixtures[fixture_name] = function
+            return function
+
+        return register
+
+    def _decorator(
+        self,
+        options: dict[str, Any],
+        *,
+        dynamic: bool,
+        partitions: tuple[int, Callable[[int, str], int], tuple[int, ...] | None] | None = None,
+    ) -> Callable[[F], Any]:
+        options = dict(options)
+        schedule = build_schedule(
+            options.pop("schedule", None),
+            options.pop("interval", None),
+            None,
+            options.pop("timezone", None),
+            required=not dynamic,
+        )
+        if dynamic and schedule is not None:
+            raise ValueError("a dynamic task takes its schedule from schedule_task(), not the decorator")
+        execution_mode, failure_mode, lease_duration = validate_modes(
+            options.pop("execution_mode", ExecutionMode.AT_LEAST_ONCE),
+            options.pop("failure_mode", FailureMode.NONE),
+            options.pop("lease_duration", None),
+        )
+        enabled = options.pop("enabled", True)
+        catch_up = options.pop("catch_up", False)
+        if not isinstance(enabled, bool) or not isinstance(catch_up, bool):
+            raise ValueError("enabled and catch_up must be True or False")
+        name = options.pop("name", None)
+        celery_options = {k: options.pop(k) for k in list(options) if k in _CELERY_TASK_OPTIONS}
+        args = validate_args(options, "extra task arguments")
+        partition_count, selector, enabled_partitions = partitions or (1, None, None)
+
+        def decorate(decorated: F) -> Any:
+            function = self._functions.get(id(decorated), decorated)  # stacked decorators
+            if not callable(function):
+                raise ValueError(f"@pyncette.task decorates a function, got {function!r}")
+            task_name = validate_task_name(name or self.app.gen_task_name(function.__name__, function.__module__))
+            if task_name in self._definitions:
+                raise ValueError(f"task {task_name!r} is already registered; give each schedule its own name=")
+            definition = TaskDefinition(
+                name=task_name,
+                celery_name=task_name,
+                schedule=schedule,
+                dynamic=dynamic,
+                execution_mode=execution_mode,
+                failure_mode=failure_mode,
+                lease_duration=lease_duration,
+                enabled=enabled,
+                catch_up=catch_up,
+                args=args,
+                partition_count=partition_count,
+                partition_selector=selector,
+                enabled_partitions=enabled_partitions,
+                options=_message_options(celery_options),
+            )
+            celery_task = self._celery_task(function, definition, celery_options)
+            self._definitions[task_name] = definition
+            self._functions[id(celery_task)] = function
+            return celery_task
+
+        return decorate
+
+    def _celery_task(
+        self, function: Callable[..., Any], definition: TaskDefinition, options: dict[str, Any]
+    ) -> Any:
+        from celery_pyncette.worker import PyncetteTaskMixin
+
+        base = options.pop("base", None) or self.app.Task
+        if not issubclass(base, PyncetteTaskMixin):
+            base = type(f"Pyncette{base.__name__}", (PyncetteTaskMixin, base), {"__module__": __name__})
+        if definition.execution_mode is ExecutionMode.AT_MOST_ONCE:
+            # A redelivered message would run a second time: the broker must not redeliver.
+            options["acks_late"] = False
+        options.setdefault("shared", False)  # the task belongs to this app and its registry
+        return self.app.task(name=definition.name, base=base, typing=False, **options)(function)
+
+    # --- the registry -------------------------------------------------------------------------
+
+    def definition(self, task: Any) -> TaskDefinition:
+        """The definition of a task given as the decorated task object or its name."""
+        name = task if isinstance(task, str) else getattr(task, "name", None)
+        found = self._definitions.get(name) if isinstance(name, str) else None
+        if found is None:
+            found = self.beat_schedule_definitions().get(name) if isinstance(name, str) else None
+        if found is None:
+            raise ValueError(f"{task!r} is not a task declared with this Pyncette instance")
+        return found
+
+    def definitions(self) -> list[TaskDefinition]:
+        """Every definition: declared tasks and ``beat_schedule`` entries."""
+        merged = dict(self.beat_schedule_definitions())
+        merged.update(self._definitions)
+        return list(merged.values())
+
+    def beat_schedule_definitions(self) -> dict[str, TaskDefinition]:
+        """``app.conf.beat_schedule`` entries as static at-least-once definitions, by entry name."""
+        definitions: dict[str, TaskDefinition] = {}
+        for entry_name, entry in (self.app.conf.beat_schedule or {}).items():
+            if not isinstance(entry, Mapping) or "task" not in entry or "schedule" not in entry:
+                raise ConfigurationError(f"beat_schedule[{entry_name!r}] needs 'task' and 'schedule'")
+            try:
+                schedule = from_celery(entry["schedule"], self.app)
+            except ValueError as exc:
+                raise ConfigurationError(f"beat_schedule[{entry_name!r}]: {exc}") from exc
+            definitions[entry_name] = TaskDefinition(
+                name=validate_task_name(entry_name),
+                celery_name=entry["task"],
+                schedule=schedule,
+                args=dict(entry.get("kwargs") or {}),
+                positional=tuple(entry.get("args") or ()),
+                options=dict(entry.get("options") or {}),
+            )
+        return definitions
+
+    def function(self, celery_task: Any) -> Callable[..., Any] | None:
+        """The user function behind a task this extension declared."""
+        return self._functions.get(id(celery_task))
+
+    # --- dynamic tasks ------------------------------------------------------------------------
+
+    def _dynamic_key(self, task: Any, instance: str) -> tuple[TaskDefinition, InstanceKey]:
+        definition = self.definition(task)
+        if not definition.dynamic:
+            raise ValueError(f"{definition.name!r} is a static task; schedule_task needs a dynamic_task")
+        validate_instance_name(instance)
+        partition = 0
+        if definition.partition_count > 1 and definition.partition_selector is not None:
+            partition = definition.partition_selector(definition.partition_count, instance)
+            if not 0 <= partition < definition.partition_count:
+                raise ValueError(f"partition_selector returned {partition} for {instance!r}")
+        return definition, InstanceKey(definition.name, partition, instance)
+
+    def schedule_task(
+        self,
+        task: Any,
+        instance: str,
+        *,
+        schedule: str | None = None,
+        interval: timedelta | None = None,
+        execute_at: datetime | None = None,
+        timezone: str | None = None,
+        force: bool = False,
+        **args: Any,
+    ) -> TaskState:
+        """Create or replace a dynamic instance; written to the store before this returns.
+
+        Raises ``ValueError`` for invalid input (nothing is written), ``TaskLockedError`` when the
+        instance is running and ``force`` is false, ``StoreError`` when the store fails.
+        """
+        definition, key = self._dynamic_key(task, instance)
+        built: Schedule | None = build_schedule(schedule, interval, execute_at, timezone, required=True)
+        assert built is not None
+        record = self._new_record(key, built, validate_args({**definition.args, **args}), clock.utcnow())
+        self.store.upsert(record, clock.utcnow(), force=force)
+        return TaskState.from_record(record)
+
+    @staticmethod
+    def _new_record(
+        key: InstanceKey, schedule: Schedule, args: Mapping[str, Any], now: datetime
+    ) -> InstanceRecord:
+        first = schedule.first_run(now)
+        if first is None:
+            raise ValueError(f"{schedule.description} has no occurrence after {now.isoformat()}")
+        return InstanceRecord(key=key, next_run=first, spec=schedule.to_spec(), args=args)
+
+    def unschedule_task(self, task: Any, instance: str) -> bool:
+        """Remove a dynamic instance (even while it runs); return whether it existed."""
+        _, key = self._dynamic_key(task, instance)
+        return self.store.delete(key)
+
+    def get_task_state(self, task: Any, instance: str | None = None) -> TaskState | None:
+        """The stored state of a dynamic instance (or of a static task with ``instance=None``)."""
+        if instance is None:
+            definition = self.definition(task)
+            key = InstanceKey(definition.name, 0, STATIC_INSTANCE)
+        else:
+            _, key = self._dynamic_key(task, instance)
+        record = self.store.get(key)
+        return TaskState.from_record(record) if record is not None else None
+
+    def list_task_states(
+        self, task: Any, limit: int = 100, continuation_token: str | None = None
+    ) -> TaskStatePage:
+        """A page of a dynamic task's instances, by partition then name; every instance once."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive integer, got {limit!r}")
+        definition = self.definition(task)
+        partition, after = (0, None) if continuation_token is None else decode_token(continuation_token)
+        states: list[TaskState] = []
+        while partition < definition.partition_count:
+            page = self.store.list_instances(definition.name, partition, limit - len(states), after)
+            states.extend(TaskState.from_record(r) for r in page if r.key.instance != STATIC_INSTANCE)
+            if len(states) >= limit and page:
+                return TaskStatePage(states, encode_token(partition, page[-1].key.instance))
+            partition, after = partition + 1, None
+        return TaskStatePage(states, None)
+
+    async def aschedule_task(self, task: Any, instance: str, **kwargs: Any) -> TaskState:
+        """Async twin of :meth:`schedule_task` (runs the store call in a thread)."""
+        return await asyncio.to_thread(self.schedule_task, task, instance, **kwargs)
+
+    async def aunschedule_task(self, task: Any, instance: str) -> bool:
+        """Async twin of :meth:`unschedule_task`."""
+        return await asyncio.to_thread(self.unschedule_task, task, instance)
+
+    async def aget_task_state(self, task: Any, instance: str | None = None) -> TaskState | None:
+        """Async twin of :meth:`get_task_state`."""
+        return await asyncio.to_thread(self.get_task_state, task, instance)
+
+    async def alist_task_states(
+        self, task: Any, limit: int = 100, continuation_token: str | None = None
+    ) -> TaskStatePage:
+        """Async twin of :meth:`list_task_states`."""
+        return await asyncio.to_thread(self.list_task_states, task, limit, continuation_token)
+
+    # --- strikes --------------------------------------------------------------------------------
+
+    def _strike(self, task: Any, parameter: str | None, operator: str | None, value: Any) -> Strike:
+        name = None if task is None else self.definition(task).name
+        if parameter is None:
+            if operator is not None or value is not None:
+                raise ValueError("a strike with an operator or value needs a parameter")
+            if name is None:
+                raise ValueError("a strike needs a task, a parameter, or both")
+            return Strike(name)
+        if not isinstance(parameter, str) or not parameter:
+            raise ValueError(f"parameter must be a non-empty string, got {parameter!r}")
+        if operator not in STRIKE_OPERATORS:
+            raise ValueError(f"operator must be one of {', '.join(STRIKE_OPERATORS)}, got {operator!r}")
+        validate_args({"value": value}, "the strike value")
+        return Strike(name, parameter, operator, value)
+
+    def strike(
+        self, task: Any, parameter: str | None = None, operator: str | None = None, value: Any = None
+    ) -> Strike:
+        """Disable every occurrence of ``task`` (``None``: any task) whose argument matches."""
+        struck = self._strike(task, parameter, operator, value)
+        self.store.add_strike(struck)
+        return struck
+
+    def restore(
+        self, task: Any, parameter: str | None = None, operator: str | None = None, value: Any = None
+    ) -> bool:
+        """Remove a strike; return whether it existed."""
+        return self.store.remove_strike(self._strike(task, parameter, operator, value))
+
+    def strikes(self) -> list[Strike]:
+        """Every strike in the store."""
+        return self.store.list_strikes()
+
+
+#: Options of ``@pyncette.task`` that configure the Celery task rather than the schedule.
+_CELERY_TASK_OPTIONS = frozenset(
+    {
+        "base", "bind", "queue", "routing_key", "exchange", "priority", "expires", "time_limit",
+        "soft_time_limit", "max_retries", "default_retry_delay", "autoretry_for", "retry_kwargs",
+        "retry_backoff", "retry_backoff_max", "retry_jitter", "rate_limit", "ignore_result",
+        "acks_late", "acks_on_failure_or_timeout", "reject_on_worker_lost", "track_started",
+        "serializer", "compression", "shared", "throws", "store_errors_even_if_ignored",
+        "trail", "send_events",
+    }
+)
+_MESSAGE_OPTIONS = frozenset({"queue", "routing_key", "exchange", "priority", "expires"})
+
+
+def _message_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k in _MESSAGE_OPTIONS}

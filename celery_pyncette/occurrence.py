@@ -1,0 +1,81 @@
+"""The ``pyncette`` message header: what beat tells the worker about one occurrence.
+
+Beat adds it to every message it sends; the worker reads it back to build the context and to
+commit, unlock or keep the lease. It is plain JSON so that any Celery serializer carries it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from celery_pyncette.definitions import ExecutionMode
+from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
+
+HEADER = "pyncette"
+_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One due occurrence as sent: which instance, when it was due, and the lease it runs under."""
+
+    task: str
+    instance: str | None
+    partition: int
+    scheduled_at: datetime
+    mode: ExecutionMode
+    lease: str | None = None
+    locked_until: datetime | None = None
+    spec: Mapping[str, Any] | None = None
+
+    @property
+    def key(self) -> InstanceKey:
+        """The stored instance this occurrence belongs to."""
+        return InstanceKey(self.task, self.partition, self.instance or STATIC_INSTANCE)
+
+    def to_header(self) -> dict[str, Any]:
+        """The JSON value of the ``pyncette`` header."""
+        return {
+            "v": _VERSION,
+            "task": self.task,
+            "instance": self.instance,
+            "partition": self.partition,
+            "scheduled_at": self.scheduled_at.isoformat(),
+            "mode": self.mode.value,
+            "lease": self.lease,
+            "locked_until": self.locked_until.isoformat() if self.locked_until else None,
+            "spec": dict(self.spec) if self.spec is not None else None,
+        }
+
+    @classmethod
+    def from_header(cls, value: Any) -> Occurrence | None:
+        """Parse a header value; ``None`` when it is absent or not ours (a malformed one raises)."""
+        if not isinstance(value, Mapping) or value.get("v") != _VERSION:
+            return None
+        locked_until = value.get("locked_until")
+        return cls(
+            task=str(value["task"]),
+            instance=value.get("instance"),
+            partition=int(value.get("partition", 0)),
+            scheduled_at=datetime.fromisoformat(value["scheduled_at"]),
+            mode=ExecutionMode(value["mode"]),
+            lease=value.get("lease"),
+            locked_until=datetime.fromisoformat(locked_until) if locked_until else None,
+            spec=value.get("spec"),
+        )
+
+
+def occurrence_of(request: Any) -> Occurrence | None:
+    """The occurrence a Celery task request carries, if beat sent it.
+
+    Custom headers arrive both in ``request.headers`` and as attributes of the request, depending
+    on the protocol and the Celery version; both are looked at.
+    """
+    value = getattr(request, HEADER, None)
+    if value is None:
+        headers = getattr(request, "headers", None) or {}
+        value = headers.get(HEADER) if isinstance(headers, Mapping) else None
+    return Occurrence.from_header(value)

@@ -1,0 +1,294 @@
+"""The worker side: the task base class, the middleware chain, fixtures, and outcomes.
+
+Beat sends each occurrence with a ``pyncette`` header (see :mod:`celery_pyncette.occurrence`).
+Before the function runs, an at-least-once occurrence's lease is extended: this both refreshes a
+lease that aged in the queue and proves it is still ours. A message whose lease was taken over
+(redelivered after a worker death, or re-sent after the lease expired) therefore does not run the
+function again. After the run, the outcome is applied per execution and failure mode:
+
+=================  ==========================  =========================================
+mode               success                     exception
+=================  ==========================  =========================================
+AT_LEAST_ONCE      commit (next run, unlock)   NONE: keep lease; UNLOCK: unlock; COMMIT: commit
+AT_MOST_ONCE       nothing (beat committed)    nothing (logged by Celery)
+=================  ==========================  =========================================
+
+Celery's own ``retry()`` keeps the lease (the retried message carries the same header); ``Ignore``
+and ``Reject`` keep it too. Tasks declared with the decorators get :class:`PyncetteTaskMixin`;
+plain Celery tasks scheduled through ``beat_schedule`` are handled through signals, which can
+commit but cannot skip a run (Celery swallows exceptions raised by signal receivers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import inspect
+import logging
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from celery import signals
+from celery.exceptions import Ignore, Reject, Retry
+
+from celery_pyncette import clock
+from celery_pyncette.context import Context, reset_current, set_current
+from celery_pyncette.definitions import ExecutionMode, FailureMode, TaskDefinition
+from celery_pyncette.errors import LeaseLostError, StoreError
+from celery_pyncette.occurrence import Occurrence, occurrence_of
+from celery_pyncette.schedules import Schedule, schedule_from_spec
+from celery_pyncette.stores.base import InstanceRecord
+
+if TYPE_CHECKING:
+    from celery_pyncette.extension import Pyncette
+
+logger = logging.getLogger("celery_pyncette.worker")
+
+#: Exceptions that are Celery control flow, not failures of the task.
+_CONTROL_FLOW = (Retry, Ignore, Reject)
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine to completion from synchronous code, inside or outside an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    context = contextvars.copy_context()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(context.run, asyncio.run, coroutine).result()
+
+
+def _resolve(value: Any) -> Any:
+    return run_coroutine(value) if inspect.iscoroutine(value) else value
+
+
+def run_chain(
+    middlewares: list[Callable[..., Any]], context: Context, function: Callable[[Context], Any]
+) -> Any:
+    """Call ``function(context)`` inside the middlewares, the first declared outermost.
+
+    Each middleware gets ``(context, call_next)``; sync and ``async def`` middlewares and functions
+    mix freely. An exception propagates out like the function's own unless a middleware handles it.
+    """
+
+    def call(index: int) -> Any:
+        if index == len(middlewares):
+            return _resolve(function(context))
+        middleware = middlewares[index]
+        if inspect.iscoroutinefunction(middleware):
+
+            async def call_next() -> Any:
+                return call(index + 1)
+
+            return run_coroutine(middleware(context, call_next))
+        return _resolve(middleware(context, lambda: call(index + 1)))
+
+    return call(0)
+
+
+class Execution:
+    """One run of one occurrence in a worker: lease check, context, outcome."""
+
+    def __init__(self, pyncette: Pyncette, definition: TaskDefinition, occurrence: Occurrence | None, args: dict[str, Any]):
+        self.pyncette = pyncette
+        self.definition = definition
+        self.occurrence = occurrence
+        self.context = Context(
+            pyncette=pyncette,
+            task=definition,
+            args=args,
+            occurrence=occurrence,
+            fixtures=pyncette_fixtures(pyncette),
+        )
+
+    @property
+    def leased(self) -> bool:
+        """True when this execution holds an at-least-once lease it must settle."""
+        occurrence = self.occurrence
+        return occurrence is not None and occurrence.lease is not None
+
+    def claim(self) -> bool:
+        """Refresh the lease before running; False when it was taken over (then do not run)."""
+        occurrence = self.occurrence
+        if occurrence is None or occurrence.lease is None:
+            return True
+        try:
+            self.context.heartbeat()
+        except LeaseLostError:
+            logger.warning(
+                "skipping %s %s due %s: its lease was taken over (redelivered or re-sent message)",
+                occurrence.task, occurrence.instance, occurrence.scheduled_at.isoformat(),
+            )
+            return False
+        except StoreError:
+            logger.warning("could not refresh the lease of %s %s; running under the lease it has",
+                           occurrence.task, occurrence.instance, exc_info=True)
+        return True
+
+    def schedule(self) -> Schedule | None:
+        """The schedule that computes the next run of this occurrence's instance."""
+        occurrence = self.occurrence
+        if occurrence is not None and occurrence.instance is not None and occurrence.spec is not None:
+            return schedule_from_spec(occurrence.spec)
+        return self.definition.schedule
+
+    def succeeded(self) -> None:
+        """Apply the outcome of a run that returned."""
+        self._settle("success")
+
+    def failed(self, exc: BaseException) -> None:
+        """Apply the outcome of a run that raised ``exc``."""
+        if isinstance(exc, _CONTROL_FLOW):
+            return
+        mode = self.definition.failure_mode
+        if self.definition.execution_mode is ExecutionMode.AT_MOST_ONCE or mode is FailureMode.NONE:
+            self._apply_instance_changes()
+            return
+        if mode is FailureMode.COMMIT:
+            self._settle("failed")
+            return
+        occurrence = self.occurrence
+        if occurrence is not None and occurrence.lease is not None:
+            self._guard(lambda: self.pyncette.store.unlock(occurrence.key, occurrence.lease or ""))
+
+    def _settle(self, status: str) -> None:
+        occurrence = self.occurrence
+        if occurrence is None or occurrence.lease is None:
+            self._apply_instance_changes()
+            return
+        if self._apply_instance_changes():
+            return
+        now = clock.utcnow()
+        schedule = self.schedule()
+        next_run = None
+        if schedule is not None:
+            next_run = schedule.next_run(occurrence.scheduled_at, now, self.definition.catch_up)
+        lease = occurrence.lease
+        self._guard(lambda: self.pyncette.store.commit(occurrence.key, lease, next_run, now, status))
+
+    def _apply_instance_changes(self) -> bool:
+        """Apply ``context.unschedule()`` / ``reschedule()``; True when one was applied."""
+        occurrence, context = self.occurrence, self.context
+        if occurrence is None:
+            return False
+        store = self.pyncette.store
+        if context.unscheduled:
+            self._guard(lambda: store.delete(occurrence.key))
+            return True
+        if context.rescheduled is not None:
+            schedule, args = context.rescheduled
+            now = clock.utcnow()
+            first = schedule.first_run(now)
+            if first is None:
+                self._guard(lambda: store.delete(occurrence.key))
+                return True
+            record = InstanceRecord(occurrence.key, first, schedule.to_spec(), args)
+            self._guard(lambda: store.upsert(record, now, force=True))
+            return True
+        return False
+
+    def _guard(self, action: Callable[[], Any]) -> None:
+        """Run a store action; a lost lease or store failure is logged, never raised into Celery."""
+        occurrence = self.occurrence
+        assert occurrence is not None
+        try:
+            action()
+        except LeaseLostError:
+            logger.warning(
+                "lease of %s %s due %s was lost before its outcome was recorded; "
+                "the occurrence may run again",
+                occurrence.task, occurrence.instance, occurrence.scheduled_at.isoformat(),
+            )
+        except StoreError:
+            logger.error(
+                "could not record the outcome of %s %s due %s; it runs again after its lease",
+                occurrence.task, occurrence.instance, occurrence.scheduled_at.isoformat(),
+                exc_info=True,
+            )
+
+
+def pyncette_fixtures(pyncette: Pyncette) -> dict[str, Any]:
+    """The fixtures of this worker process, set up on first use."""
+    from celery_pyncette.fixtures import fixtures_for
+
+    return fixtures_for(pyncette)
+
+
+class PyncetteTaskMixin:
+    """Task base class behaviour for pyncette tasks; composes with any Celery ``Task`` class.
+
+    ``__call__`` builds the :class:`Context` from the message (``pyncette`` header and keyword
+    arguments), runs the function inside the middlewares and records the outcome in the store.
+    """
+
+    typing = False
+    name: str
+    request: Any
+    app: Any
+    run: Callable[..., Any]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from celery_pyncette.extension import extension_for
+
+        pyncette = extension_for(self.app)
+        occurrence = occurrence_of(self.request)
+        definition = pyncette.definition(occurrence.task if occurrence else self.name)
+        call_args = {**definition.args, **kwargs}
+        execution = Execution(pyncette, definition, occurrence, call_args)
+        if not execution.claim():
+            return None
+        token = set_current(execution.context)
+        try:
+            result = run_chain(pyncette.middlewares, execution.context, self.run)
+        except BaseException as exc:
+            execution.failed(exc)
+            raise
+        finally:
+            reset_current(token)
+        execution.succeeded()
+        return result
+
+
+# --- plain Celery tasks scheduled through beat_schedule ------------------------------------------
+
+_PLAIN_EXECUTIONS: dict[str, tuple[Execution, contextvars.Token[Context | None]]] = {}
+
+
+def _plain_task_started(sender: Any = None, task_id: str = "", task: Any = None, **_: Any) -> None:
+    if task is None or isinstance(task, PyncetteTaskMixin):
+        return
+    occurrence = occurrence_of(task.request)
+    if occurrence is None:
+        return
+    from celery_pyncette.extension import extension_for
+
+    pyncette = extension_for(task.app)
+    try:
+        definition = pyncette.definition(occurrence.task)
+    except ValueError:
+        logger.warning("%s carries a pyncette header for unknown schedule %r", task.name, occurrence.task)
+        return
+    execution = Execution(pyncette, definition, occurrence, dict(task.request.kwargs or {}))
+    execution.claim()
+    _PLAIN_EXECUTIONS[task_id] = (execution, set_current(execution.context))
+
+
+def _plain_task_finished(sender: Any = None, task_id: str = "", state: str | None = None, retval: Any = None, **_: Any) -> None:
+    entry = _PLAIN_EXECUTIONS.pop(task_id, None)
+    if entry is None:
+        return
+    execution, token = entry
+    try:
+        reset_current(token)
+    except ValueError:  # reset from another context: nothing to restore
+        pass
+    if state == "SUCCESS":
+        execution.succeeded()
+    elif state == "FAILURE" and isinstance(retval, BaseException):
+        execution.failed(retval)
+
+
+signals.task_prerun.connect(_plain_task_started, weak=False)
+signals.task_postrun.connect(_plain_task_finished, weak=False)

@@ -1,0 +1,109 @@
+"""The Celery project the end-to-end tests run as real ``celery beat`` / ``celery worker`` processes.
+
+Configured from the environment by the test that starts the processes:
+
+* ``E2E_BROKER``, ``E2E_STORE``, ``E2E_QUEUE``: broker URL, store URL, a queue name unique per test;
+* ``E2E_EVENTS``: a file each execution appends one JSON line to (the side channel);
+* ``E2E_TASKS``: comma-separated names of the static tasks to enable (all others are disabled);
+* ``E2E_LEASE``: lease seconds; ``E2E_SLEEP``: seconds the ``slow`` task runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from celery import Celery
+
+from celery_pyncette import Context, ExecutionMode, FailureMode, Pyncette, current_context
+
+app = Celery("e2e", broker=os.environ.get("E2E_BROKER", "memory://"))
+app.conf.update(
+    task_default_queue=os.environ.get("E2E_QUEUE", "celery"),
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+    worker_prefetch_multiplier=1,
+    pyncette_url=os.environ.get("E2E_STORE", "memory://"),
+    pyncette_poll_interval=0.2,
+    pyncette_lease_duration=float(os.environ.get("E2E_LEASE", "3")),
+)
+if os.environ.get("E2E_BEAT_SCHEDULE") == "1":
+    app.conf.beat_schedule = {
+        "plain-every-second": {"task": "e2e.plain", "schedule": 1.0, "kwargs": {"label": "plain"}},
+    }
+pyncette = Pyncette(app)
+ENABLED = set(filter(None, os.environ.get("E2E_TASKS", "").split(",")))
+
+
+def record(context: Context | None, **extra: object) -> None:
+    """Append one execution to the side channel."""
+    event = {
+        "task": context.task.name if context else None,
+        "instance": context.instance if context else None,
+        "scheduled_at": context.scheduled_at.isoformat() if context and context.scheduled_at else None,
+        "args": context.args if context else None,
+        "pid": os.getpid(),
+        "at": time.time(),
+        **extra,
+    }
+    with open(os.environ["E2E_EVENTS"], "a", encoding="utf-8") as events:
+        events.write(json.dumps(event) + "\n")
+
+
+@pyncette.task(name="e2e.every_second", schedule="* * * * * *", enabled="every_second" in ENABLED)
+def every_second(context: Context) -> None:
+    record(context)
+
+
+@pyncette.task(
+    name="e2e.fail_unlock", schedule="* * * * * *", failure_mode=FailureMode.UNLOCK,
+    enabled="fail_unlock" in ENABLED,
+)
+def fail_unlock(context: Context) -> None:
+    record(context)
+    raise RuntimeError("fails on purpose")
+
+
+@pyncette.task(
+    name="e2e.fail_none", schedule="* * * * * *", failure_mode=FailureMode.NONE,
+    enabled="fail_none" in ENABLED,
+)
+def fail_none(context: Context) -> None:
+    record(context)
+    raise RuntimeError("fails on purpose")
+
+
+@pyncette.task(
+    name="e2e.fail_commit", schedule="* * * * * *", failure_mode=FailureMode.COMMIT,
+    enabled="fail_commit" in ENABLED,
+)
+def fail_commit(context: Context) -> None:
+    record(context)
+    raise RuntimeError("fails on purpose")
+
+
+@pyncette.task(
+    name="e2e.fail_at_most_once", schedule="* * * * * *", execution_mode=ExecutionMode.AT_MOST_ONCE,
+    enabled="fail_at_most_once" in ENABLED,
+)
+def fail_at_most_once(context: Context) -> None:
+    record(context)
+    raise RuntimeError("fails on purpose")
+
+
+@pyncette.task(name="e2e.slow", schedule="* * * * * *", enabled="slow" in ENABLED)
+def slow(context: Context) -> None:
+    record(context, phase="start")
+    time.sleep(float(os.environ.get("E2E_SLEEP", "10")))
+    record(context, phase="end")
+
+
+@pyncette.dynamic_task(name="e2e.hello")
+def hello(context: Context) -> None:
+    record(context)
+
+
+@app.task(name="e2e.plain")
+def plain(label: str) -> None:
+    record(current_context(), label=label)
