@@ -65,14 +65,17 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
 
     def setup_schedule(self) -> None:
         """Validate settings and definitions; no store I/O yet (see the module docstring)."""
-        self.data = {}
+        self.data: dict[str, Any] = {}
         pyncette = self.pyncette
         settings = pyncette.settings
         self._definitions = pyncette.definitions()
         self._dispatcher = Dispatcher(pyncette, self.owner)
         logger.info(
             "celery-pyncette: store %s, %d task(s), poll interval %ss, beat %s",
-            redact(settings.url), len(self._definitions), settings.poll_interval, self.owner,
+            redact(settings.url),
+            len(self._definitions),
+            settings.poll_interval,
+            self.owner,
         )
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
@@ -81,13 +84,17 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
             return self._tick()
         except Exception as exc:
             self._failures += 1
-            delay = min(self.pyncette.settings.poll_interval * 2 ** min(self._failures, 6), MAX_BACKOFF)
+            backoff: float = self.pyncette.settings.poll_interval * 2 ** min(self._failures, 6)
+            delay = min(backoff, MAX_BACKOFF)
             if self._failures == 1:
                 logger.exception("beat tick failed; retrying in %.1fs", delay)
             else:
                 logger.warning(
                     "beat tick failed again (%d in a row: %s: %s); retrying in %.1fs",
-                    self._failures, type(exc).__name__, exc, delay,
+                    self._failures,
+                    type(exc).__name__,
+                    exc,
+                    delay,
                 )
             return delay
 
@@ -144,4 +151,3 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         except PyncetteError as exc:
             return f"    . pyncette -> misconfigured: {exc}"
         return f"    . pyncette store -> {redact(settings.url)}"
-

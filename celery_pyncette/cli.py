@@ -29,7 +29,9 @@ def _pyncette(ctx: click.Context) -> Pyncette:
 
 
 def _json_option(function: F) -> F:
-    decorated: F = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(function)
+    decorated: F = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(
+        function
+    )
     return decorated
 
 
@@ -39,9 +41,9 @@ def _emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool)
         return
     table = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in table]) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=False)).rstrip())
     for row_cells in table:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row_cells, widths)).rstrip())
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row_cells, widths, strict=False)).rstrip())
 
 
 def _cell(value: Any) -> str:
@@ -90,7 +92,9 @@ def list_tasks(ctx: click.Context, as_json: bool) -> None:
     try:
         for definition in extension.definitions():
             store = extension.store
-            count = sum(store.count_instances(definition.name, p) for p in range(definition.partition_count))
+            count = sum(
+                store.count_instances(definition.name, p) for p in range(definition.partition_count)
+            )
             next_run = None
             if not definition.dynamic:
                 state = extension.get_task_state(definition.name)
@@ -149,4 +153,8 @@ def show(ctx: click.Context, task: str, instance: str | None, as_json: bool) -> 
         }
         for s in states
     ]
-    _emit(rows, ["task", "instance", "scheduled_at", "locked_until", "last_run_at", "last_status", "args"], as_json)
+    _emit(
+        rows,
+        ["task", "instance", "scheduled_at", "locked_until", "last_run_at", "last_status", "args"],
+        as_json,
+    )

@@ -62,7 +62,16 @@ def _as_seconds(key: str, value: Any) -> float:
 def _as_bool(key: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+    if isinstance(value, str) and value.lower() in {
+        "1",
+        "true",
+        "yes",
+        "on",
+        "0",
+        "false",
+        "no",
+        "off",
+    }:
         return value.lower() in {"1", "true", "yes", "on"}
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
@@ -122,6 +131,4 @@ def _unknown(key: str, known: set[str], prefix: str = PREFIX) -> None:
     options = [prefix + k for k in sorted(known)]
     hint = difflib.get_close_matches(key, options, n=1)
     did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
-    raise ConfigurationError(
-        f"unknown setting {key!r}{did_you_mean} (known: {', '.join(options)})"
-    )
+    raise ConfigurationError(f"unknown setting {key!r}{did_you_mean} (known: {', '.join(options)})")

@@ -112,7 +112,9 @@ class Context:
 
     def _require_dynamic(self, what: str) -> None:
         if self.instance is None:
-            raise ValueError(f"{what}() works only in an execution of a dynamic instance sent by beat")
+            raise ValueError(
+                f"{what}() works only in an execution of a dynamic instance sent by beat"
+            )
 
 
 def current_context() -> Context | None:

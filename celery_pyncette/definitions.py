@@ -132,9 +132,15 @@ def build_schedule(
     cron only; it is also validated when given without one (so a template's bad zone is caught at
     decoration time).
     """
-    given = [n for n, v in (("schedule", schedule), ("interval", interval), ("execute_at", execute_at)) if v is not None]
+    given = [
+        n
+        for n, v in (("schedule", schedule), ("interval", interval), ("execute_at", execute_at))
+        if v is not None
+    ]
     if len(given) > 1:
-        raise ValueError(f"give exactly one of schedule, interval, execute_at (got {', '.join(given)})")
+        raise ValueError(
+            f"give exactly one of schedule, interval, execute_at (got {', '.join(given)})"
+        )
     if timezone is not None:
         if not isinstance(timezone, str):
             raise ValueError(f"timezone must be a zone name, got {timezone!r}")

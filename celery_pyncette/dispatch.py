@@ -13,6 +13,7 @@ the other occurrences of the batch.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -59,11 +60,31 @@ def sync_static(pyncette: Pyncette, definitions: Iterable[TaskDefinition], now: 
             continue
         first = schedule.first_run(now)
         if first is None:
-            logger.warning("static task %s has no future occurrence; not scheduled", definition.name)
+            logger.warning(
+                "static task %s has no future occurrence; not scheduled", definition.name
+            )
             continue
         record = InstanceRecord(key=key, next_run=first, spec=spec, args={})
         store.upsert(record, now, force=True)
-        logger.info("scheduled %s (%s), next run %s", definition.name, schedule.description, first.isoformat())
+        logger.info(
+            "scheduled %s (%s), next run %s",
+            definition.name,
+            schedule.description,
+            first.isoformat(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A claimed record ready to send, with its schedule."""
+
+    record: InstanceRecord
+    schedule: Schedule
+
+    @property
+    def scheduled_at(self) -> datetime:
+        """The occurrence this claim runs: the stored next run (kept when it is sent again)."""
+        return self.record.next_run
 
 
 class Dispatcher:
@@ -102,12 +123,14 @@ class Dispatcher:
                 return False
         return True
 
-    def _send_batch(self, definition: TaskDefinition, claimed: list[InstanceRecord], now: datetime) -> None:
+    def _send_batch(
+        self, definition: TaskDefinition, claimed: list[InstanceRecord], now: datetime
+    ) -> None:
         store = self.pyncette.store
-        ready: list[tuple[InstanceRecord, Schedule]] = []
+        ready: list[Due] = []
         for record in claimed:
             try:
-                ready.append((record, schedule_of(definition, record)))
+                ready.append(Due(record, schedule_of(definition, record)))
             except ValueError:
                 logger.exception("stored schedule of %s is invalid; unlocked", record.key)
                 store.unlock_many([(record.key, record.lease or "")])
@@ -116,44 +139,54 @@ class Dispatcher:
         self._publish(definition, ready)
 
     def _commit_before_send(
-        self, definition: TaskDefinition, ready: list[tuple[InstanceRecord, Schedule]], now: datetime
-    ) -> list[tuple[InstanceRecord, Schedule]]:
+        self, definition: TaskDefinition, ready: list[Due], now: datetime
+    ) -> list[Due]:
         commits = [
-            Commit(record.key, record.lease or "", schedule.next_run(record.next_run, now, definition.catch_up), "sent")
-            for record, schedule in ready
+            Commit(
+                d.record.key,
+                d.record.lease or "",
+                d.schedule.next_run(d.scheduled_at, now, definition.catch_up),
+                "sent",
+            )
+            for d in ready
         ]
         lost = set(self.pyncette.store.commit_many(commits, now))
-        return [(record, schedule) for record, schedule in ready if record.key not in lost]
+        return [d for d in ready if d.record.key not in lost]
 
-    def _publish(self, definition: TaskDefinition, ready: list[tuple[InstanceRecord, Schedule]]) -> None:
+    def _publish(self, definition: TaskDefinition, ready: list[Due]) -> None:
         if not ready:
             return
         at_least_once = definition.execution_mode is ExecutionMode.AT_LEAST_ONCE
         sent = 0
         try:
             with self.app.producer_or_acquire() as producer:
-                for record, _schedule in ready:
-                    self._send(producer, definition, record, at_least_once)
+                for due in ready:
+                    self._send(producer, definition, due, at_least_once)
                     sent += 1
         except Exception:
             unsent = ready[sent:]
             logger.exception(
                 "publishing %s failed; %d claimed occurrence(s) %s",
-                definition.name, len(unsent), "unlocked" if at_least_once else "lost (at-most-once)",
+                definition.name,
+                len(unsent),
+                "unlocked" if at_least_once else "lost (at-most-once)",
             )
             if at_least_once:
                 try:
-                    self.pyncette.store.unlock_many([(r.key, r.lease or "") for r, _ in unsent])
+                    self.pyncette.store.unlock_many([(d.record.key, d.record.lease or "") for d in unsent])
                 except StoreError:
-                    logger.warning("could not unlock unsent claims; they are re-sent after their lease")
+                    logger.warning(
+                        "could not unlock unsent claims; they are re-sent after their lease"
+                    )
 
-    def _send(self, producer: Any, definition: TaskDefinition, record: InstanceRecord, leased: bool) -> None:
+    def _send(self, producer: Any, definition: TaskDefinition, due: Due, leased: bool) -> None:
+        record = due.record
         instance = None if record.key.instance == STATIC_INSTANCE else record.key.instance
         occurrence = Occurrence(
             task=definition.name,
             instance=instance,
             partition=record.key.partition,
-            scheduled_at=record.next_run,
+            scheduled_at=due.scheduled_at,
             mode=definition.execution_mode,
             lease=record.lease if leased else None,
             locked_until=record.locked_until if leased else None,
@@ -169,6 +202,8 @@ class Dispatcher:
             **definition.options,
         )
         logger.info(
-            "sent %s%s due %s", definition.name, f" [{instance}]" if instance else "",
-            record.next_run.isoformat(),
+            "sent %s%s due %s",
+            definition.name,
+            f" [{instance}]" if instance else "",
+            due.scheduled_at.isoformat(),
         )

@@ -138,7 +138,11 @@ class Pyncette:
         **options: Any,
     ) -> Callable[[F], Any]:
         """A dynamic task whose instances are spread over ``partition_count`` partitions."""
-        if isinstance(partition_count, bool) or not isinstance(partition_count, int) or partition_count < 1:
+        if (
+            isinstance(partition_count, bool)
+            or not isinstance(partition_count, int)
+            or partition_count < 1
+        ):
             raise ValueError(f"partition_count must be a positive integer, got {partition_count!r}")
         enabled = None
         if enabled_partitions is not None:
@@ -189,7 +193,9 @@ class Pyncette:
             required=not dynamic,
         )
         if dynamic and schedule is not None:
-            raise ValueError("a dynamic task takes its schedule from schedule_task(), not the decorator")
+            raise ValueError(
+                "a dynamic task takes its schedule from schedule_task(), not the decorator"
+            )
         execution_mode, failure_mode, lease_duration = validate_modes(
             options.pop("execution_mode", ExecutionMode.AT_LEAST_ONCE),
             options.pop("failure_mode", FailureMode.NONE),
@@ -208,9 +214,13 @@ class Pyncette:
             function = self._functions.get(id(decorated), decorated)  # stacked decorators
             if not callable(function):
                 raise ValueError(f"@pyncette.task decorates a function, got {function!r}")
-            task_name = validate_task_name(name or self.app.gen_task_name(function.__name__, function.__module__))
+            task_name = validate_task_name(
+                name or self.app.gen_task_name(function.__name__, function.__module__)
+            )
             if task_name in self._definitions:
-                raise ValueError(f"task {task_name!r} is already registered; give each schedule its own name=")
+                raise ValueError(
+                    f"task {task_name!r} is already registered; give each schedule its own name="
+                )
             definition = TaskDefinition(
                 name=task_name,
                 celery_name=task_name,
@@ -241,7 +251,9 @@ class Pyncette:
 
         base = options.pop("base", None) or self.app.Task
         if not issubclass(base, PyncetteTaskMixin):
-            base = type(f"Pyncette{base.__name__}", (PyncetteTaskMixin, base), {"__module__": __name__})
+            base = type(
+                f"Pyncette{base.__name__}", (PyncetteTaskMixin, base), {"__module__": __name__}
+            )
         if definition.execution_mode is ExecutionMode.AT_MOST_ONCE:
             # A redelivered message would run a second time: the broker must not redeliver.
             options["acks_late"] = False
@@ -271,7 +283,9 @@ class Pyncette:
         definitions: dict[str, TaskDefinition] = {}
         for entry_name, entry in (self.app.conf.beat_schedule or {}).items():
             if not isinstance(entry, Mapping) or "task" not in entry or "schedule" not in entry:
-                raise ConfigurationError(f"beat_schedule[{entry_name!r}] needs 'task' and 'schedule'")
+                raise ConfigurationError(
+                    f"beat_schedule[{entry_name!r}] needs 'task' and 'schedule'"
+                )
             try:
                 schedule = from_celery(entry["schedule"], self.app)
             except ValueError as exc:
@@ -295,7 +309,9 @@ class Pyncette:
     def _dynamic_key(self, task: Any, instance: str) -> tuple[TaskDefinition, InstanceKey]:
         definition = self.definition(task)
         if not definition.dynamic:
-            raise ValueError(f"{definition.name!r} is a static task; schedule_task needs a dynamic_task")
+            raise ValueError(
+                f"{definition.name!r} is a static task; schedule_task needs a dynamic_task"
+            )
         validate_instance_name(instance)
         partition = 0
         if definition.partition_count > 1 and definition.partition_selector is not None:
@@ -322,9 +338,13 @@ class Pyncette:
         instance is running and ``force`` is false, ``StoreError`` when the store fails.
         """
         definition, key = self._dynamic_key(task, instance)
-        built: Schedule | None = build_schedule(schedule, interval, execute_at, timezone, required=True)
+        built: Schedule | None = build_schedule(
+            schedule, interval, execute_at, timezone, required=True
+        )
         assert built is not None
-        record = self._new_record(key, built, validate_args({**definition.args, **args}), clock.utcnow())
+        record = self._new_record(
+            key, built, validate_args({**definition.args, **args}), clock.utcnow()
+        )
         self.store.upsert(record, clock.utcnow(), force=force)
         return TaskState.from_record(record)
 
@@ -359,11 +379,15 @@ class Pyncette:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be a positive integer, got {limit!r}")
         definition = self.definition(task)
-        partition, after = (0, None) if continuation_token is None else decode_token(continuation_token)
+        partition, after = (
+            (0, None) if continuation_token is None else decode_token(continuation_token)
+        )
         states: list[TaskState] = []
         while partition < definition.partition_count:
             page = self.store.list_instances(definition.name, partition, limit - len(states), after)
-            states.extend(TaskState.from_record(r) for r in page if r.key.instance != STATIC_INSTANCE)
+            states.extend(
+                TaskState.from_record(r) for r in page if r.key.instance != STATIC_INSTANCE
+            )
             if len(states) >= limit and page:
                 return TaskStatePage(states, encode_token(partition, page[-1].key.instance))
             partition, after = partition + 1, None
@@ -400,12 +424,18 @@ class Pyncette:
         if not isinstance(parameter, str) or not parameter:
             raise ValueError(f"parameter must be a non-empty string, got {parameter!r}")
         if operator not in STRIKE_OPERATORS:
-            raise ValueError(f"operator must be one of {', '.join(STRIKE_OPERATORS)}, got {operator!r}")
+            raise ValueError(
+                f"operator must be one of {', '.join(STRIKE_OPERATORS)}, got {operator!r}"
+            )
         validate_args({"value": value}, "the strike value")
         return Strike(name, parameter, operator, value)
 
     def strike(
-        self, task: Any, parameter: str | None = None, operator: str | None = None, value: Any = None
+        self,
+        task: Any,
+        parameter: str | None = None,
+        operator: str | None = None,
+        value: Any = None,
     ) -> Strike:
         """Disable every occurrence of ``task`` (``None``: any task) whose argument matches."""
         struck = self._strike(task, parameter, operator, value)
@@ -413,7 +443,11 @@ class Pyncette:
         return struck
 
     def restore(
-        self, task: Any, parameter: str | None = None, operator: str | None = None, value: Any = None
+        self,
+        task: Any,
+        parameter: str | None = None,
+        operator: str | None = None,
+        value: Any = None,
     ) -> bool:
         """Remove a strike; return whether it existed."""
         return self.store.remove_strike(self._strike(task, parameter, operator, value))
@@ -426,12 +460,35 @@ class Pyncette:
 #: Options of ``@pyncette.task`` that configure the Celery task rather than the schedule.
 _CELERY_TASK_OPTIONS = frozenset(
     {
-        "base", "bind", "queue", "routing_key", "exchange", "priority", "expires", "time_limit",
-        "soft_time_limit", "max_retries", "default_retry_delay", "autoretry_for", "retry_kwargs",
-        "retry_backoff", "retry_backoff_max", "retry_jitter", "rate_limit", "ignore_result",
-        "acks_late", "acks_on_failure_or_timeout", "reject_on_worker_lost", "track_started",
-        "serializer", "compression", "shared", "throws", "store_errors_even_if_ignored",
-        "trail", "send_events",
+        "base",
+        "bind",
+        "queue",
+        "routing_key",
+        "exchange",
+        "priority",
+        "expires",
+        "time_limit",
+        "soft_time_limit",
+        "max_retries",
+        "default_retry_delay",
+        "autoretry_for",
+        "retry_kwargs",
+        "retry_backoff",
+        "retry_backoff_max",
+        "retry_jitter",
+        "rate_limit",
+        "ignore_result",
+        "acks_late",
+        "acks_on_failure_or_timeout",
+        "reject_on_worker_lost",
+        "track_started",
+        "serializer",
+        "compression",
+        "shared",
+        "throws",
+        "store_errors_even_if_ignored",
+        "trail",
+        "send_events",
     }
 )
 _MESSAGE_OPTIONS = frozenset({"queue", "routing_key", "exchange", "priority", "expires"})

@@ -24,7 +24,9 @@ logger = logging.getLogger("celery_pyncette.fixtures")
 
 _lock = threading.RLock()
 #: id(Pyncette) -> (pid, values, generators to finish in reverse order)
-_active: dict[int, tuple[int, dict[str, Any], list[Generator[Any, None, None] | AsyncGenerator[Any, None]]]] = {}
+_active: dict[
+    int, tuple[int, dict[str, Any], list[Generator[Any, None, None] | AsyncGenerator[Any, None]]]
+] = {}
 
 
 def fixtures_for(pyncette: Pyncette) -> dict[str, Any]:
@@ -54,7 +56,7 @@ def _advance(generator: Generator[Any, None, None] | AsyncGenerator[Any, None]) 
     from celery_pyncette.worker import run_coroutine
 
     if isinstance(generator, AsyncGenerator):
-        return run_coroutine(generator.__anext__())  # type: ignore[arg-type]
+        return run_coroutine(generator.__anext__())
     return next(generator)
 
 

@@ -91,10 +91,18 @@ def run_chain(
 class Execution:
     """One run of one occurrence in a worker: lease check, context, outcome."""
 
-    def __init__(self, pyncette: Pyncette, definition: TaskDefinition, occurrence: Occurrence | None, args: dict[str, Any]):
+    def __init__(
+        self,
+        pyncette: Pyncette,
+        definition: TaskDefinition,
+        occurrence: Occurrence | None,
+        args: dict[str, Any],
+    ):
         self.pyncette = pyncette
         self.definition = definition
         self.occurrence = occurrence
+        #: Occurrences that fell before this moment are covered by this run (see Schedule.next_run).
+        self.started_at = clock.utcnow()
         self.context = Context(
             pyncette=pyncette,
             task=definition,
@@ -119,18 +127,28 @@ class Execution:
         except LeaseLostError:
             logger.warning(
                 "skipping %s %s due %s: its lease was taken over (redelivered or re-sent message)",
-                occurrence.task, occurrence.instance, occurrence.scheduled_at.isoformat(),
+                occurrence.task,
+                occurrence.instance,
+                occurrence.scheduled_at.isoformat(),
             )
             return False
         except StoreError:
-            logger.warning("could not refresh the lease of %s %s; running under the lease it has",
-                           occurrence.task, occurrence.instance, exc_info=True)
+            logger.warning(
+                "could not refresh the lease of %s %s; running under the lease it has",
+                occurrence.task,
+                occurrence.instance,
+                exc_info=True,
+            )
         return True
 
     def schedule(self) -> Schedule | None:
         """The schedule that computes the next run of this occurrence's instance."""
         occurrence = self.occurrence
-        if occurrence is not None and occurrence.instance is not None and occurrence.spec is not None:
+        if (
+            occurrence is not None
+            and occurrence.instance is not None
+            and occurrence.spec is not None
+        ):
             return schedule_from_spec(occurrence.spec)
         return self.definition.schedule
 
@@ -164,9 +182,13 @@ class Execution:
         schedule = self.schedule()
         next_run = None
         if schedule is not None:
-            next_run = schedule.next_run(occurrence.scheduled_at, now, self.definition.catch_up)
+            next_run = schedule.next_run(
+                occurrence.scheduled_at, now, self.definition.catch_up, started_at=self.started_at
+            )
         lease = occurrence.lease
-        self._guard(lambda: self.pyncette.store.commit(occurrence.key, lease, next_run, now, status))
+        self._guard(
+            lambda: self.pyncette.store.commit(occurrence.key, lease, next_run, now, status)
+        )
 
     def _apply_instance_changes(self) -> bool:
         """Apply ``context.unschedule()`` / ``reschedule()``; True when one was applied."""
@@ -199,12 +221,16 @@ class Execution:
             logger.warning(
                 "lease of %s %s due %s was lost before its outcome was recorded; "
                 "the occurrence may run again",
-                occurrence.task, occurrence.instance, occurrence.scheduled_at.isoformat(),
+                occurrence.task,
+                occurrence.instance,
+                occurrence.scheduled_at.isoformat(),
             )
         except StoreError:
             logger.error(
                 "could not record the outcome of %s %s due %s; it runs again after its lease",
-                occurrence.task, occurrence.instance, occurrence.scheduled_at.isoformat(),
+                occurrence.task,
+                occurrence.instance,
+                occurrence.scheduled_at.isoformat(),
                 exc_info=True,
             )
 
@@ -268,14 +294,18 @@ def _plain_task_started(sender: Any = None, task_id: str = "", task: Any = None,
     try:
         definition = pyncette.definition(occurrence.task)
     except ValueError:
-        logger.warning("%s carries a pyncette header for unknown schedule %r", task.name, occurrence.task)
+        logger.warning(
+            "%s carries a pyncette header for unknown schedule %r", task.name, occurrence.task
+        )
         return
     execution = Execution(pyncette, definition, occurrence, dict(task.request.kwargs or {}))
     execution.claim()
     _PLAIN_EXECUTIONS[task_id] = (execution, set_current(execution.context))
 
 
-def _plain_task_finished(sender: Any = None, task_id: str = "", state: str | None = None, retval: Any = None, **_: Any) -> None:
+def _plain_task_finished(
+    sender: Any = None, task_id: str = "", state: str | None = None, retval: Any = None, **_: Any
+) -> None:
     entry = _PLAIN_EXECUTIONS.pop(task_id, None)
     if entry is None:
         return

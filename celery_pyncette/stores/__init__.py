@@ -34,7 +34,9 @@ STORES: dict[str, tuple[str, str | None]] = {
 def url_scheme(url: str) -> str:
     """The scheme of a store URL, validated; raises :class:`ConfigurationError` naming the problem."""
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError(f"pyncette_url: {url!r} is not a URL (expected e.g. sqlite:///x.db)")
+        raise ConfigurationError(
+            f"pyncette_url: {url!r} is not a URL (expected e.g. sqlite:///x.db)"
+        )
     scheme = urlsplit(url).scheme.lower()
     if scheme not in STORES:
         hint = difflib.get_close_matches(scheme, STORES, n=1)

@@ -246,7 +246,9 @@ class Store(abc.ABC):
 
 def strike_id(strike: Strike) -> str:
     """A canonical string identity of a strike, equal for equal strikes (stores key on it)."""
-    return json.dumps([strike.task, strike.parameter, strike.operator, strike.value], sort_keys=True)
+    return json.dumps(
+        [strike.task, strike.parameter, strike.operator, strike.value], sort_keys=True
+    )
 
 
 def strike_from_id(ident: str) -> Strike:

@@ -35,7 +35,11 @@ pyncette = Pyncette(app)
 
 def say(context: Context, text: str) -> None:
     due = context.scheduled_at.strftime("%H:%M:%S") if context.scheduled_at else "now"
-    late = (datetime.now().astimezone() - context.scheduled_at).total_seconds() if context.scheduled_at else 0
+    late = (
+        (datetime.now().astimezone() - context.scheduled_at).total_seconds()
+        if context.scheduled_at
+        else 0
+    )
     print(f"[{due}] {text}  (started {late * 1000:.0f} ms after due)", flush=True)
 
 

@@ -39,7 +39,9 @@ def record(
     )
 
 
-def claim(store: Store, now: datetime, limit: int = 100, task: str = "t", owner: str = "b1") -> list[InstanceRecord]:
+def claim(
+    store: Store, now: datetime, limit: int = 100, task: str = "t", owner: str = "b1"
+) -> list[InstanceRecord]:
     return store.claim_due(task, 0, now, limit, LEASE, owner)
 
 

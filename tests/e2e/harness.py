@@ -68,15 +68,32 @@ class Deployment:
 
     def start_worker(self, name: str = "worker", concurrency: int = 2) -> subprocess.Popen[bytes]:
         return self._start(
-            name, "worker", "-l", "INFO", "-c", str(concurrency), "-Q", self.queue,
-            "-n", f"{name}-{self.queue}@%h", "--without-gossip", "--without-mingle",
+            name,
+            "worker",
+            "-l",
+            "INFO",
+            "-c",
+            str(concurrency),
+            "-Q",
+            self.queue,
+            "-n",
+            f"{name}-{self.queue}@%h",
+            "--without-gossip",
+            "--without-mingle",
             "--without-heartbeat",
         )
 
     def start_beat(self, name: str = "beat") -> subprocess.Popen[bytes]:
         return self._start(
-            name, "beat", "-S", "pyncette", "-l", "INFO", "--pidfile=",
-            "-s", str(self.tmp / f"{name}-unused-schedule"),
+            name,
+            "beat",
+            "-S",
+            "pyncette",
+            "-l",
+            "INFO",
+            "--pidfile=",
+            "-s",
+            str(self.tmp / f"{name}-unused-schedule"),
         )
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
@@ -104,7 +121,9 @@ class Deployment:
         lines = self.events_path.read_text().splitlines()
         return [json.loads(line) for line in lines if line.strip()]
 
-    def wait_for(self, condition: Callable[[list[Event]], bool], timeout: float, what: str) -> list[Event]:
+    def wait_for(
+        self, condition: Callable[[list[Event]], bool], timeout: float, what: str
+    ) -> list[Event]:
         """Poll the side channel until ``condition(events)`` holds; fail with the logs otherwise."""
         deadline = time.monotonic() + timeout
         while True:
@@ -113,15 +132,21 @@ class Deployment:
                 return events
             for name, process in self.processes.items():
                 if process.poll() is not None and name in self.must_live:
-                    raise AssertionError(f"{name} exited ({process.returncode}):\n{self.log(name)[-4000:]}")
+                    raise AssertionError(
+                        f"{name} exited ({process.returncode}):\n{self.log(name)[-4000:]}"
+                    )
             if time.monotonic() > deadline:
                 logs = "\n".join(f"--- {n} ---\n{self.log(n)[-3000:]}" for n in self.processes)
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}; events={events}\n{logs}")
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {what}; events={events}\n{logs}"
+                )
             time.sleep(0.1)
 
 
 @contextmanager
-def deployment(tmp: Path, broker: str, store: str, tasks: list[str], **env: str) -> Iterator[Deployment]:
+def deployment(
+    tmp: Path, broker: str, store: str, tasks: list[str], **env: str
+) -> Iterator[Deployment]:
     deployed = Deployment(tmp, broker, store, tasks, **env)
     try:
         yield deployed
@@ -137,7 +162,7 @@ def _delete_queue(broker: str, queue: str) -> None:
         with Connection(broker, connect_timeout=3) as connection:
             channel = connection.default_channel
             channel.queue_delete(queue)
-    except Exception:  # noqa: BLE001 - cleanup of a test queue is best effort
+    except Exception:
         pass
 
 

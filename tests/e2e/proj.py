@@ -41,7 +41,9 @@ def record(context: Context | None, **extra: object) -> None:
     event = {
         "task": context.task.name if context else None,
         "instance": context.instance if context else None,
-        "scheduled_at": context.scheduled_at.isoformat() if context and context.scheduled_at else None,
+        "scheduled_at": context.scheduled_at.isoformat()
+        if context and context.scheduled_at
+        else None,
         "args": context.args if context else None,
         "pid": os.getpid(),
         "at": time.time(),
@@ -57,7 +59,9 @@ def every_second(context: Context) -> None:
 
 
 @pyncette.task(
-    name="e2e.fail_unlock", schedule="* * * * * *", failure_mode=FailureMode.UNLOCK,
+    name="e2e.fail_unlock",
+    schedule="* * * * * *",
+    failure_mode=FailureMode.UNLOCK,
     enabled="fail_unlock" in ENABLED,
 )
 def fail_unlock(context: Context) -> None:
@@ -66,7 +70,9 @@ def fail_unlock(context: Context) -> None:
 
 
 @pyncette.task(
-    name="e2e.fail_none", schedule="* * * * * *", failure_mode=FailureMode.NONE,
+    name="e2e.fail_none",
+    schedule="* * * * * *",
+    failure_mode=FailureMode.NONE,
     enabled="fail_none" in ENABLED,
 )
 def fail_none(context: Context) -> None:
@@ -75,7 +81,9 @@ def fail_none(context: Context) -> None:
 
 
 @pyncette.task(
-    name="e2e.fail_commit", schedule="* * * * * *", failure_mode=FailureMode.COMMIT,
+    name="e2e.fail_commit",
+    schedule="* * * * * *",
+    failure_mode=FailureMode.COMMIT,
     enabled="fail_commit" in ENABLED,
 )
 def fail_commit(context: Context) -> None:
@@ -84,7 +92,9 @@ def fail_commit(context: Context) -> None:
 
 
 @pyncette.task(
-    name="e2e.fail_at_most_once", schedule="* * * * * *", execution_mode=ExecutionMode.AT_MOST_ONCE,
+    name="e2e.fail_at_most_once",
+    schedule="* * * * * *",
+    execution_mode=ExecutionMode.AT_MOST_ONCE,
     enabled="fail_at_most_once" in ENABLED,
 )
 def fail_at_most_once(context: Context) -> None:

@@ -5,6 +5,7 @@ Each test deploys its own queue and store, starts the processes, and watches the
 
 from __future__ import annotations
 
+import itertools
 import signal
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -32,14 +33,18 @@ def test_a_six_field_cron_fires_every_second_with_distinct_scheduled_times(deplo
 
     events = d.wait_for(runs_of("e2e.every_second", 4), 40, "four runs")
 
-    times = [datetime.fromisoformat(e["scheduled_at"]) for e in events if e["task"] == "e2e.every_second"]
+    times = [
+        datetime.fromisoformat(e["scheduled_at"]) for e in events if e["task"] == "e2e.every_second"
+    ]
     assert len(set(times)) == len(times), "an occurrence ran twice"
     ordered = sorted(times)
-    assert all(b - a == timedelta(seconds=1) for a, b in zip(ordered, ordered[1:]))
+    assert all(b - a == timedelta(seconds=1) for a, b in itertools.pairwise(ordered))
     assert all(t.microsecond == 0 for t in times)
 
 
-def test_a_dynamic_instance_runs_with_its_arguments_and_stops_after_unschedule(deploy: Deploy, store_url: str) -> None:
+def test_a_dynamic_instance_runs_with_its_arguments_and_stops_after_unschedule(
+    deploy: Deploy, store_url: str
+) -> None:
     d = deploy([])
     d.start_worker()
     d.start_beat()
@@ -58,10 +63,14 @@ def test_a_dynamic_instance_runs_with_its_arguments_and_stops_after_unschedule(d
     assert pyncette.unschedule_task(hello, "bill") is True
     settled = len(d.wait_for(runs_of("e2e.hello", 2), 5, "settled"))
     pyncette.schedule_task(hello, "marker", execute_at=datetime.now().astimezone(), username="m")
-    events = d.wait_for(lambda ev: any(e["instance"] == "marker" for e in ev), 30, "the marker once-off")
+    events = d.wait_for(
+        lambda ev: any(e["instance"] == "marker" for e in ev), 30, "the marker once-off"
+    )
     bill_runs = [e for e in events if e["instance"] == "bill"]
     assert len(bill_runs) <= settled + 1, "bill kept running after unschedule_task"
-    assert pyncette.get_task_state(hello, "marker") is None, "a once-off instance stays after its run"
+    assert pyncette.get_task_state(hello, "marker") is None, (
+        "a once-off instance stays after its run"
+    )
     pyncette.close()
 
 
@@ -122,11 +131,15 @@ def test_at_most_once_failures_are_not_retried(deploy: Deploy) -> None:
     assert all(len(runs) == 1 for runs in grouped.values())
 
 
-def test_a_worker_killed_mid_task_has_its_occurrence_run_again_after_the_lease_once(deploy: Deploy) -> None:
+def test_a_worker_killed_mid_task_has_its_occurrence_run_again_after_the_lease_once(
+    deploy: Deploy,
+) -> None:
     d = deploy(["slow"], E2E_LEASE="4", E2E_SLEEP="2")
     d.start_worker("worker1", concurrency=1)
     d.start_beat()
-    first = d.wait_for(lambda ev: any(e.get("phase") == "start" for e in ev), 40, "the slow task to start")
+    first = d.wait_for(
+        lambda ev: any(e.get("phase") == "start" for e in ev), 40, "the slow task to start"
+    )
     killed_at = first[0]["scheduled_at"]
     d.kill("worker1", signal.SIGKILL)
     d.start_worker("worker2", concurrency=1)

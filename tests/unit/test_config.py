@@ -65,7 +65,9 @@ def test_django_namespaced_keys_are_accepted() -> None:
         ({"pyncette_skip_table_create": "maybe"}, {}, "pyncette_skip_table_create"),
     ],
 )
-def test_a_bad_setting_is_refused_with_its_key_named(conf: dict, overrides: dict, named: str) -> None:
+def test_a_bad_setting_is_refused_with_its_key_named(
+    conf: dict, overrides: dict, named: str
+) -> None:
     with pytest.raises(ConfigurationError, match=named):
         settings_from(conf, overrides)
 

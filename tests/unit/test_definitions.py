@@ -10,8 +10,12 @@ from celery import Celery
 from celery_pyncette import Context, ExecutionMode, FailureMode, Pyncette
 
 
-def test_a_static_task_is_a_celery_task_with_its_definition(app: Celery, pyncette: Pyncette) -> None:
-    @pyncette.task(schedule="* * * * * */10", name="reports.daily", queue="reports", username="abra")
+def test_a_static_task_is_a_celery_task_with_its_definition(
+    app: Celery, pyncette: Pyncette
+) -> None:
+    @pyncette.task(
+        schedule="* * * * * */10", name="reports.daily", queue="reports", username="abra"
+    )
     def daily(context: Context) -> None: ...
 
     definition = pyncette.definition(daily)
@@ -70,7 +74,14 @@ def test_a_direct_call_runs_without_a_lease(pyncette: Pyncette) -> None:
         ({}, "exactly one"),
         ({"schedule": "* * * * *", "interval": timedelta(seconds=1)}, "exactly one"),
         ({"schedule": "* * * * *", "when": object()}, "JSON"),
-        ({"schedule": "* * * * *", "execution_mode": ExecutionMode.AT_MOST_ONCE, "failure_mode": FailureMode.UNLOCK}, "AT_LEAST_ONCE"),
+        (
+            {
+                "schedule": "* * * * *",
+                "execution_mode": ExecutionMode.AT_MOST_ONCE,
+                "failure_mode": FailureMode.UNLOCK,
+            },
+            "AT_LEAST_ONCE",
+        ),
         ({"schedule": "* * * * *", "lease_duration": timedelta(0)}, "lease_duration"),
         ({"schedule": "* * * * *", "execution_mode": "fast"}, "execution_mode"),
         ({"schedule": "* * * * *", "enabled": "yes"}, "enabled"),

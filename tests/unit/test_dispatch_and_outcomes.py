@@ -65,7 +65,9 @@ def calls() -> list[Context]:
     return []
 
 
-def make_task(pyncette: Pyncette, calls: list[Context], fail: bool = False, **options: Any) -> Callable[..., Any]:
+def make_task(
+    pyncette: Pyncette, calls: list[Context], fail: bool = False, **options: Any
+) -> Callable[..., Any]:
     @pyncette.task(name="job", **options)
     def job(context: Context) -> None:
         assert current_context() is context
@@ -76,7 +78,9 @@ def make_task(pyncette: Pyncette, calls: list[Context], fail: bool = False, **op
     return job
 
 
-def test_nothing_is_sent_before_the_first_occurrence(fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]) -> None:
+def test_nothing_is_sent_before_the_first_occurrence(
+    fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]
+) -> None:
     make_task(pyncette, calls, schedule="* * * * * */10")
 
     assert tick(pyncette) == []
@@ -112,7 +116,9 @@ def test_a_due_occurrence_is_sent_with_its_lease_and_committed_on_success(
     assert state.last_status == "success"
 
 
-def test_a_leased_occurrence_is_not_sent_twice(fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]) -> None:
+def test_a_leased_occurrence_is_not_sent_twice(
+    fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]
+) -> None:
     make_task(pyncette, calls, schedule="* * * * * *")
     tick(pyncette)
     fake_clock.advance(seconds=1)
@@ -121,8 +127,12 @@ def test_a_leased_occurrence_is_not_sent_twice(fake_clock: FakeClock, pyncette: 
     assert tick(pyncette) == []
 
 
-def test_failure_mode_none_keeps_the_lease_until_it_expires(fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]) -> None:
-    make_task(pyncette, calls, fail=True, schedule="* * * * * *", lease_duration=timedelta(seconds=5))
+def test_failure_mode_none_keeps_the_lease_until_it_expires(
+    fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]
+) -> None:
+    make_task(
+        pyncette, calls, fail=True, schedule="* * * * * *", lease_duration=timedelta(seconds=5)
+    )
     tick(pyncette)
     due = fake_clock.advance(seconds=1)
     (message,) = tick(pyncette)
@@ -136,7 +146,9 @@ def test_failure_mode_none_keeps_the_lease_until_it_expires(fake_clock: FakeCloc
     assert again[2]["pyncette"]["scheduled_at"] == due.isoformat()
 
 
-def test_failure_mode_unlock_makes_it_due_on_the_next_tick(fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]) -> None:
+def test_failure_mode_unlock_makes_it_due_on_the_next_tick(
+    fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]
+) -> None:
     make_task(pyncette, calls, fail=True, schedule="* * * * * *", failure_mode=FailureMode.UNLOCK)
     tick(pyncette)
     due = fake_clock.advance(seconds=1)
@@ -148,7 +160,9 @@ def test_failure_mode_unlock_makes_it_due_on_the_next_tick(fake_clock: FakeClock
     assert again[2]["pyncette"]["scheduled_at"] == due.isoformat()
 
 
-def test_failure_mode_commit_advances_and_records_the_failure(fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]) -> None:
+def test_failure_mode_commit_advances_and_records_the_failure(
+    fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]
+) -> None:
     make_task(pyncette, calls, fail=True, schedule="* * * * * *", failure_mode=FailureMode.COMMIT)
     tick(pyncette)
     due = fake_clock.advance(seconds=1)
@@ -165,7 +179,13 @@ def test_failure_mode_commit_advances_and_records_the_failure(fake_clock: FakeCl
 def test_at_most_once_is_committed_before_sending_and_never_retried(
     fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]
 ) -> None:
-    make_task(pyncette, calls, fail=True, schedule="* * * * * *", execution_mode=ExecutionMode.AT_MOST_ONCE)
+    make_task(
+        pyncette,
+        calls,
+        fail=True,
+        schedule="* * * * * *",
+        execution_mode=ExecutionMode.AT_MOST_ONCE,
+    )
     tick(pyncette)
     due = fake_clock.advance(seconds=1)
 
@@ -196,7 +216,9 @@ def test_a_message_whose_lease_was_taken_over_does_not_run(
     assert static_state(pyncette, "job").last_status == "success"
 
 
-def test_missed_runs_coalesce_into_one(fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]) -> None:
+def test_missed_runs_coalesce_into_one(
+    fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]
+) -> None:
     make_task(pyncette, calls, schedule="* * * * * *")
     tick(pyncette)
     fake_clock.advance(hours=5)
@@ -209,7 +231,9 @@ def test_missed_runs_coalesce_into_one(fake_clock: FakeClock, pyncette: Pyncette
     assert state.next_run == fake_clock.now + timedelta(seconds=1)
 
 
-def test_catch_up_replays_every_missed_occurrence(fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]) -> None:
+def test_catch_up_replays_every_missed_occurrence(
+    fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]
+) -> None:
     make_task(pyncette, calls, schedule="* * * * * *", catch_up=True)
     tick(pyncette)
     fake_clock.advance(seconds=3)
@@ -218,10 +242,14 @@ def test_catch_up_replays_every_missed_occurrence(fake_clock: FakeClock, pyncett
         (message,) = tick(pyncette)
         run(pyncette, message)
 
-    assert [c.scheduled_at for c in calls] == [fake_clock.now - timedelta(seconds=n) for n in (2, 1, 0)]
+    assert [c.scheduled_at for c in calls] == [
+        fake_clock.now - timedelta(seconds=n) for n in (2, 1, 0)
+    ]
 
 
-def test_a_schedule_changed_in_code_applies_at_once(fake_clock: FakeClock, app: Celery, calls: list[Context]) -> None:
+def test_a_schedule_changed_in_code_applies_at_once(
+    fake_clock: FakeClock, app: Celery, calls: list[Context]
+) -> None:
     first = Pyncette(app, url="memory://")
     make_task(first, calls, schedule="0 0 * * *")
     tick(first)
@@ -235,10 +263,14 @@ def test_a_schedule_changed_in_code_applies_at_once(fake_clock: FakeClock, app: 
     make_task(second, calls, schedule="* * * * * */5")
     sync_static(second, second.definitions(), fake_clock.now)
 
-    assert store.get(InstanceKey("job", 0, STATIC_INSTANCE)).next_run == fake_clock.now + timedelta(seconds=5)
+    assert store.get(InstanceKey("job", 0, STATIC_INSTANCE)).next_run == fake_clock.now + timedelta(
+        seconds=5
+    )
 
 
-def test_a_publish_failure_unlocks_the_claim(fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_publish_failure_unlocks_the_claim(
+    fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context], monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_task(pyncette, calls, schedule="* * * * * *")
     tick(pyncette)
     fake_clock.advance(seconds=1)
@@ -263,7 +295,9 @@ def test_an_instance_with_broken_stored_data_does_not_hold_up_the_others(
     for name in ("a", "b", "c"):
         pyncette.schedule_task(hello, name, schedule="* * * * * *", username=name)
     broken = pyncette.store.get(InstanceKey("hello", 0, "b"))
-    pyncette.store.upsert(broken.with_changes(spec={"kind": "nonsense"}), fake_clock.now, force=True)
+    pyncette.store.upsert(
+        broken.with_changes(spec={"kind": "nonsense"}), fake_clock.now, force=True
+    )
     fake_clock.advance(seconds=1)
 
     messages = tick(pyncette)
@@ -280,7 +314,9 @@ def test_dynamic_instances_run_with_their_arguments_and_once_offs_are_removed(
         calls.append(context)
 
     pyncette.schedule_task(hello, "bill", interval=timedelta(seconds=2), username="bill")
-    pyncette.schedule_task(hello, "once", execute_at=fake_clock.now - timedelta(hours=1), username="o")
+    pyncette.schedule_task(
+        hello, "once", execute_at=fake_clock.now - timedelta(hours=1), username="o"
+    )
 
     messages = tick(pyncette)
     assert [m[2]["pyncette"]["instance"] for m in messages] == ["once"]
@@ -296,7 +332,9 @@ def test_dynamic_instances_run_with_their_arguments_and_once_offs_are_removed(
     assert state.scheduled_at == fake_clock.now + timedelta(seconds=2)
 
 
-def test_context_unschedule_and_reschedule_apply_after_the_run(fake_clock: FakeClock, pyncette: Pyncette) -> None:
+def test_context_unschedule_and_reschedule_apply_after_the_run(
+    fake_clock: FakeClock, pyncette: Pyncette
+) -> None:
     @pyncette.dynamic_task(name="hello")
     def hello(context: Context) -> None:
         if context.instance == "stop":
@@ -319,7 +357,9 @@ def test_context_unschedule_and_reschedule_apply_after_the_run(fake_clock: FakeC
     assert moved.scheduled_at == fake_clock.now + timedelta(minutes=5)
 
 
-def test_a_beat_schedule_entry_on_a_plain_task_is_sent_and_committed(fake_clock: FakeClock, app: Celery) -> None:
+def test_a_beat_schedule_entry_on_a_plain_task_is_sent_and_committed(
+    fake_clock: FakeClock, app: Celery
+) -> None:
     seen: list[Any] = []
 
     @app.task(name="plain.add")
@@ -327,7 +367,9 @@ def test_a_beat_schedule_entry_on_a_plain_task_is_sent_and_committed(fake_clock:
         seen.append(current_context())
         return x + y
 
-    app.conf.beat_schedule = {"add-every-2s": {"task": "plain.add", "schedule": 2.0, "args": (1, 2)}}
+    app.conf.beat_schedule = {
+        "add-every-2s": {"task": "plain.add", "schedule": 2.0, "args": (1, 2)}
+    }
     pyncette = Pyncette(app, url="memory://")
     tick(pyncette)
     fake_clock.advance(seconds=2)

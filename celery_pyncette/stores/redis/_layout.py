@@ -1,0 +1,67 @@
+"""How the Redis store lays out its data: key names, hash tags, times and hash fields."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_micros(moment: datetime) -> int:
+    """An aware datetime as integer epoch microseconds (exact in a Redis score up to 2^53)."""
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment!r} is naive: store times must be timezone-aware (UTC)")
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_micros(value: bytes | str | int) -> datetime:
+    """The inverse of :func:`to_micros`, as an aware UTC datetime."""
+    return _EPOCH + timedelta(microseconds=int(value))
+
+
+def text(value: bytes | str) -> str:
+    """A reply as str (a client may or may not decode responses)."""
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def partition_prefix(namespace: str, task: str, partition: int) -> bytes:
+    """``ns:{T.P}``: the prefix, with its hash tag, of every key of one task partition.
+
+    The tag holds the task name in hex, so names with ``{``, ``}`` or ``:`` cannot break it.
+    """
+    tag = f"{task.encode('utf-8').hex()}.{int(partition)}"
+    return f"{namespace}:{{{tag}}}".encode()
+
+
+def instance_key(prefix: bytes, instance: str) -> bytes:
+    """The hash of one instance under a partition prefix; the name is kept as its UTF-8 bytes."""
+    return prefix + b":i:" + instance.encode("utf-8")
+
+
+def strikes_keys(namespace: str) -> tuple[bytes, bytes]:
+    """The strike set and the strikes marker of a namespace (one slot, tagged by the namespace)."""
+    prefix = f"{namespace}:{{strikes.{namespace.encode('utf-8').hex()}}}"
+    return f"{prefix}:set".encode(), f"{prefix}:marker".encode()
+
+
+def record_fields(raw: Mapping[Any, Any] | Sequence[Any]) -> dict[str, Any]:
+    """InstanceRecord keyword arguments from a stored hash (a dict, or HGETALL's flat array)."""
+    if isinstance(raw, Mapping):
+        items = {text(k): v for k, v in raw.items()}
+    else:
+        items = {text(raw[i]): raw[i + 1] for i in range(0, len(raw), 2)}
+    values = {k: text(v) for k, v in items.items()}
+    return {
+        "next_run": from_micros(values["n"]),
+        "spec": json.loads(values.get("s", "{}")),
+        "args": json.loads(values.get("a", "{}")),
+        "locked_until": from_micros(values["u"]) if "u" in values else None,
+        "lease": values.get("l"),
+        "locked_by": values.get("o"),
+        "last_run_at": from_micros(values["r"]) if "r" in values else None,
+        "last_status": values.get("t"),
+    }

@@ -1,0 +1,464 @@
+"""The Redis store: see the package docstring for its data model."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeAlias, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+from redis.retry import Retry
+
+from celery_pyncette.errors import ConfigurationError, LeaseLostError, StoreError, TaskLockedError
+from celery_pyncette.stores.base import (
+    Commit,
+    InstanceKey,
+    InstanceRecord,
+    Store,
+    Strike,
+    strike_from_id,
+    strike_id,
+)
+from celery_pyncette.stores.redis._layout import (
+    from_micros,
+    instance_key,
+    partition_prefix,
+    record_fields,
+    strikes_keys,
+    text,
+    to_micros,
+)
+from celery_pyncette.stores.redis._scripts import SCRIPTS
+
+log = logging.getLogger("celery_pyncette.stores.redis")
+
+Client: TypeAlias = "redis.Redis | RedisCluster"
+_Item = TypeVar("_Item")
+
+#: Connection defaults; a query parameter of the URL (``?socket_timeout=1``) wins.
+_CLIENT_DEFAULTS: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_timeout": 10.0}
+#: The most candidates one claim script looks at, and how many failed rounds a claim tolerates.
+_CLAIM_CHUNK = 1000
+_CLAIM_ROUNDS = 16
+#: The most items one commit/unlock script handles (keeps each script call short).
+_BATCH_CHUNK = 500
+_EVICTING = ("allkeys-",)
+
+
+class RedisStore(Store):
+    """A store on Redis (``redis://``, ``rediss://``) or Redis Cluster (``redis+cluster://``).
+
+    ``client`` is an optional ready ``redis.Redis`` or ``redis.cluster.RedisCluster``; the store
+    then uses it instead of connecting to ``url`` and never closes it. The store connects lazily, on
+    its first call; in a forked child it builds a new client (redis-py's own pools reset a given
+    client's connections after a fork). Every Redis failure is raised as
+    :class:`StoreError` (the original chained) and the next call connects again.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "pyncette",
+        skip_table_create: bool = False,
+        client: Client | None = None,
+    ) -> None:
+        super().__init__(url, namespace=namespace, skip_table_create=skip_table_create)
+        if not isinstance(namespace, str) or not namespace or "{" in namespace or "}" in namespace:
+            raise ConfigurationError(
+                f"RedisStore namespace {namespace!r}: expected a non-empty string without braces"
+            )
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in {"redis", "rediss", "redis+cluster"}:
+            raise ConfigurationError(f"RedisStore cannot use {url!r}: not a redis URL")
+        self._cluster_url = scheme == "redis+cluster"
+        self._given = client
+        self._client: Client | None = client
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._strikes_key, self._marker_key = strikes_keys(namespace)
+
+    # --- connection -----------------------------------------------------------------------------
+
+    def _connect(self) -> Client:
+        if self._cluster_url:
+            parts = urlsplit(self.url)
+            plain = urlunsplit(("redis", parts.netloc, parts.path, parts.query, parts.fragment))
+            return RedisCluster.from_url(plain, retry=Retry(NoBackoff(), 0), **_CLIENT_DEFAULTS)
+        return redis.Redis.from_url(self.url, retry=Retry(NoBackoff(), 0), **_CLIENT_DEFAULTS)
+
+    def _redis(self) -> Client:
+        """The client, created on first use and again in a forked child."""
+        if self._closed:
+            raise StoreError("the RedisStore is closed")
+        self._forget_parent()
+        client = self._client
+        if client is not None:
+            return client
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = self._connect()
+                except (RedisError, RedisClusterException) as exc:
+                    raise StoreError(
+                        f"cannot connect to Redis at {self._safe_url()}: {exc}"
+                    ) from exc
+            return self._client
+
+    def _forget_parent(self) -> None:
+        """In a forked child, drop the parent's client and lock: their state is not ours."""
+        pid = os.getpid()
+        if self._pid != pid:
+            self._lock = threading.Lock()
+            if self._given is None:
+                self._client = None  # never closed here: the sockets are the parent's
+            self._pid = pid
+
+    def _safe_url(self) -> str:
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path}"
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Raise every Redis failure as StoreError, the original chained."""
+        try:
+            yield
+        except (RedisError, RedisClusterException) as exc:
+            raise StoreError(
+                f"Redis store ({self._safe_url()}) failed to {action}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def setup(self) -> None:
+        """Check the connection, load the scripts and warn about settings that lose schedules.
+
+        Redis has no schema to create, so ``skip_table_create`` changes nothing here.
+        """
+        client = self._redis()
+        with self._errors("set up"):
+            client.ping()
+            for script in SCRIPTS.values():
+                client.script_load(script.text)
+        self._check_server_settings(client)
+
+    def _check_server_settings(self, client: Client) -> None:
+        """Log a warning for an evicting maxmemory-policy or a server without persistence."""
+        nodes: list[redis.Redis]
+        if isinstance(client, RedisCluster):
+            primaries: list[Any] = client.get_primaries()  # type: ignore[no-untyped-call]
+            nodes = [client.get_redis_connection(node) for node in primaries]
+        else:
+            nodes = [client]
+        for node in nodes:
+            settings: dict[str, str] = {}
+            try:
+                for name in ("maxmemory-policy", "appendonly", "save"):
+                    reply: Mapping[Any, Any] = node.config_get(name)
+                    settings.update({text(k): text(v) for k, v in reply.items()})
+            except (RedisError, RedisClusterException) as exc:
+                # CONFIG may be renamed or disabled (managed Redis): not an error.
+                log.debug("RedisStore: cannot read the server configuration (%s)", exc)
+                return
+            policy = settings.get("maxmemory-policy", "")
+            if policy.startswith(_EVICTING):
+                log.warning(
+                    "Redis maxmemory-policy is %r: Redis may evict schedules under memory "
+                    "pressure; set maxmemory-policy noeviction for the pyncette store",
+                    policy,
+                )
+            if settings.get("appendonly") == "no" and not settings.get("save", "").strip():
+                log.warning(
+                    "Redis has neither AOF (appendonly) nor RDB snapshots (save) enabled: every "
+                    "schedule is lost when the server restarts; set appendonly yes"
+                )
+
+    def close(self) -> None:
+        """Close the client this store created (a client passed in is left open). Idempotent."""
+        self._forget_parent()
+        with self._lock:
+            client, self._client = self._client, None
+            self._closed = True
+        if client is not None and self._given is None:
+            with contextlib.suppress(RedisError, RedisClusterException, OSError):
+                client.close()
+
+    # --- keys -----------------------------------------------------------------------------------
+
+    def _prefix(self, task: str, partition: int) -> bytes:
+        return partition_prefix(self.namespace, task, partition)
+
+    def _script(self, name: str, keys: Sequence[bytes], args: Sequence[Any], action: str) -> Any:
+        client = self._redis()
+        with self._errors(action):
+            return SCRIPTS[name](client, keys, args)
+
+    # --- claims ---------------------------------------------------------------------------------
+
+    def claim_due(
+        self,
+        task: str,
+        partition: int,
+        now: datetime,
+        limit: int,
+        lease_duration: timedelta,
+        owner: str,
+    ) -> list[InstanceRecord]:
+        if limit <= 0:
+            return []
+        client = self._redis()
+        prefix = self._prefix(task, partition)
+        ready, names = prefix + b":ready", prefix + b":names"
+        now_us = to_micros(now)
+        expiry = str(to_micros(now + lease_duration))
+        claimed: list[InstanceRecord] = []
+        fruitless = 0
+        with self._errors(f"claim {task!r} partition {partition}"):
+            while len(claimed) < limit and fruitless < _CLAIM_ROUNDS:
+                wanted = min(limit - len(claimed), _CLAIM_CHUNK)
+                # Read a few more candidates than wanted: concurrent claimers may take some.
+                fetch = wanted + min(wanted, 16)
+                candidates: list[Any] = client.zrangebyscore(
+                    ready, "-inf", now_us, start=0, num=fetch
+                )
+                if not candidates:
+                    break
+                got = self._claim_candidates(
+                    client, prefix, ready, names, candidates, wanted, now_us, expiry, owner
+                )
+                claimed.extend(
+                    InstanceRecord(key=InstanceKey(task, partition, n), **f) for n, f in got
+                )
+                if len(candidates) < fetch and len(got) == len(candidates):
+                    break  # every due instance was read, and all of them are ours now
+                fruitless = 0 if got else fruitless + 1
+        return claimed
+
+    @staticmethod
+    def _claim_candidates(
+        client: Client,
+        prefix: bytes,
+        ready: bytes,
+        names: bytes,
+        candidates: list[Any],
+        wanted: int,
+        now_us: int,
+        expiry: str,
+        owner: str,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        encoded = [c.encode("utf-8") if isinstance(c, str) else c for c in candidates]
+        keys = [ready, names, *(prefix + b":i:" + c for c in encoded)]
+        tokens = [uuid.uuid4().hex for _ in range(wanted)]
+        reply = SCRIPTS["claim"](client, keys, [now_us, expiry, owner, wanted, *encoded, *tokens])
+        return [
+            (encoded[reply[i] - 1].decode("utf-8"), record_fields(reply[i + 1]))
+            for i in range(0, len(reply), 2)
+        ]
+
+    # --- commit, unlock, extend -----------------------------------------------------------------
+
+    def commit(
+        self,
+        key: InstanceKey,
+        lease: str,
+        next_run: datetime | None,
+        now: datetime,
+        status: str = "success",
+    ) -> None:
+        if self.commit_many([Commit(key, lease, next_run, status)], now):
+            raise LeaseLostError(f"lease {lease} of {key} is lost")
+
+    def commit_many(self, commits: Sequence[Commit], now: datetime) -> list[InstanceKey]:
+        """One script call per task partition (per 500 items); one round trip on plain Redis."""
+        if not commits:
+            return []
+        now_us = str(to_micros(now))
+        calls = []
+        for part, items in _by_partition(commits, lambda c: c.key):
+            prefix = self._prefix(*part)
+            keys = [prefix + b":ready", prefix + b":names"]
+            args: list[Any] = [now_us]
+            for _, item in items:
+                keys.append(instance_key(prefix, item.key.instance))
+                next_run = "" if item.next_run is None else str(to_micros(item.next_run))
+                args += [item.key.instance.encode("utf-8"), item.lease, next_run, item.status]
+            calls.append(([i for i, _ in items], keys, args))
+        return self._run_batches("commit", calls, [c.key for c in commits], "commit")
+
+    def unlock(self, key: InstanceKey, lease: str) -> None:
+        if self.unlock_many([(key, lease)]):
+            raise LeaseLostError(f"lease {lease} of {key} is lost")
+
+    def unlock_many(self, items: Sequence[tuple[InstanceKey, str]]) -> list[InstanceKey]:
+        """One script call per task partition (per 500 items); one round trip on plain Redis."""
+        if not items:
+            return []
+        calls = []
+        for part, group in _by_partition(items, lambda item: item[0]):
+            prefix = self._prefix(*part)
+            keys = [prefix + b":ready"]
+            args: list[Any] = []
+            for _, (key, lease) in group:
+                keys.append(instance_key(prefix, key.instance))
+                args += [key.instance.encode("utf-8"), lease]
+            calls.append(([i for i, _ in group], keys, args))
+        return self._run_batches("unlock", calls, [key for key, _ in items], "unlock")
+
+    def _run_batches(
+        self,
+        script_name: str,
+        calls: list[tuple[list[int], list[bytes], list[Any]]],
+        keys: list[InstanceKey],
+        action: str,
+    ) -> list[InstanceKey]:
+        """Run one batch script per call; return the keys whose flag came back 0 (lease lost)."""
+        script = SCRIPTS[script_name]
+        client = self._redis()
+        replies: list[Any]
+        with self._errors(action):
+            if len(calls) > 1 and not isinstance(client, RedisCluster):
+                # Plain Redis: every partition's script in one round trip.
+                pipe = client.pipeline(transaction=False)
+                for _, call_keys, args in calls:
+                    pipe.evalsha(script.sha, len(call_keys), *call_keys, *args)
+                replies = pipe.execute(raise_on_error=False)
+                for n, reply in enumerate(replies):
+                    if isinstance(reply, NoScriptError):
+                        replies[n] = script(client, calls[n][1], calls[n][2])
+                    elif isinstance(reply, Exception):
+                        raise reply
+            else:
+                replies = [script(client, call_keys, args) for _, call_keys, args in calls]
+        lost = {
+            index
+            for (indexes, _, _), flags in zip(calls, replies, strict=True)
+            for index, flag in zip(indexes, flags, strict=True)
+            if not flag
+        }
+        return [key for index, key in enumerate(keys) if index in lost]
+
+    def extend_lease(self, key: InstanceKey, lease: str, until: datetime) -> None:
+        prefix = self._prefix(key.task, key.partition)
+        keys = [prefix + b":ready", instance_key(prefix, key.instance)]
+        args = [key.instance.encode("utf-8"), lease, str(to_micros(until))]
+        if not self._script("extend", keys, args, "extend a lease"):
+            raise LeaseLostError(f"lease {lease} of {key} is lost")
+
+    # --- instances ------------------------------------------------------------------------------
+
+    def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
+        key = record.key
+        prefix = self._prefix(key.task, key.partition)
+        keys = [prefix + b":ready", prefix + b":names", instance_key(prefix, key.instance)]
+        try:
+            spec = json.dumps(dict(record.spec), separators=(",", ":"), allow_nan=False)
+            args = json.dumps(dict(record.args), separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{key}: spec and args must be JSON-serialisable: {exc}") from exc
+        reply = self._script(
+            "upsert",
+            keys,
+            [
+                to_micros(now),
+                "1" if force else "0",
+                key.instance.encode("utf-8"),
+                to_micros(record.next_run),
+                spec,
+                args,
+            ],
+            "write an instance",
+        )
+        if not reply[0]:
+            raise TaskLockedError(f"{key} is locked until {from_micros(reply[1]).isoformat()}")
+
+    def delete(self, key: InstanceKey) -> bool:
+        prefix = self._prefix(key.task, key.partition)
+        keys = [prefix + b":ready", prefix + b":names", instance_key(prefix, key.instance)]
+        return bool(self._script("delete", keys, [key.instance.encode("utf-8")], "delete"))
+
+    def get(self, key: InstanceKey) -> InstanceRecord | None:
+        client = self._redis()
+        prefix = self._prefix(key.task, key.partition)
+        with self._errors("read an instance"):
+            fields = client.hgetall(instance_key(prefix, key.instance))
+        return InstanceRecord(key=key, **record_fields(fields)) if fields else None
+
+    def list_instances(
+        self, task: str, partition: int, limit: int, after: str | None = None
+    ) -> list[InstanceRecord]:
+        if limit <= 0:
+            return []
+        client = self._redis()
+        prefix = self._prefix(task, partition)
+        low = b"-" if after is None else b"(" + after.encode("utf-8")
+        with self._errors("list instances"):
+            names: list[bytes | str] = client.zrangebylex(
+                prefix + b":names", low, b"+", start=0, num=limit
+            )
+            if not names:
+                return []
+            pipe = client.pipeline(transaction=False)
+            for name in names:
+                pipe.hgetall(instance_key(prefix, text(name)))
+            rows = pipe.execute()
+        return [
+            InstanceRecord(key=InstanceKey(task, partition, text(name)), **record_fields(row))
+            for name, row in zip(names, rows, strict=True)
+            if row  # deleted between the two reads
+        ]
+
+    def count_instances(self, task: str, partition: int) -> int:
+        client = self._redis()
+        with self._errors("count instances"):
+            return int(client.zcard(self._prefix(task, partition) + b":names"))
+
+    # --- strikes --------------------------------------------------------------------------------
+
+    def _strike(self, operation: str, strike: Strike) -> bool:
+        keys = [self._strikes_key, self._marker_key]
+        seed = secrets.randbits(48)
+        args = [operation, strike_id(strike), seed]
+        return bool(self._script("strike", keys, args, f"{operation} a strike"))
+
+    def add_strike(self, strike: Strike) -> None:
+        self._strike("add", strike)
+
+    def remove_strike(self, strike: Strike) -> bool:
+        return self._strike("remove", strike)
+
+    def list_strikes(self) -> list[Strike]:
+        client = self._redis()
+        with self._errors("list strikes"):
+            members = client.smembers(self._strikes_key)
+        return [strike_from_id(text(member)) for member in sorted(members)]
+
+    def strikes_marker(self) -> str:
+        client = self._redis()
+        with self._errors("read the strikes marker"):
+            value = client.get(self._marker_key)
+        return "0" if value is None else text(value)
+
+
+def _by_partition(
+    items: Sequence[_Item], key_of: Callable[[_Item], InstanceKey]
+) -> Iterator[tuple[tuple[str, int], list[tuple[int, _Item]]]]:
+    """Group items by task partition (keeping input order), in chunks of at most 500."""
+    groups: dict[tuple[str, int], list[tuple[int, _Item]]] = {}
+    for index, item in enumerate(items):
+        key = key_of(item)
+        groups.setdefault((key.task, key.partition), []).append((index, item))
+    for part, members in groups.items():
+        for start in range(0, len(members), _BATCH_CHUNK):
+            yield part, members[start : start + _BATCH_CHUNK]
