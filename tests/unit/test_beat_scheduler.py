@@ -1,0 +1,94 @@
+"""The beat Scheduler as Celery drives it: lazy banners, ticks that never raise, sleeps."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from celery_pyncette import ConfigurationError, Context, Pyncette, StoreError
+from celery_pyncette.beat import Scheduler, redact
+from tests.conftest import FakeClock
+
+
+def test_a_lazy_scheduler_does_no_io_and_shows_its_store(app: Celery) -> None:
+    # Nothing listens on port 1: any connection attempt would fail.
+    Pyncette(app, url="redis://user:secret@127.0.0.1:1/0")
+
+    scheduler = Scheduler(app, lazy=True)
+
+    assert "redis://user:***@127.0.0.1:1/0" in scheduler.info
+    scheduler.close()
+    scheduler.close()
+
+
+def test_a_bad_setting_stops_beat_at_start(app: Celery) -> None:
+    app.conf.pyncette_batch_size = "lots"
+
+    with pytest.raises(ConfigurationError, match="pyncette_batch_size"):
+        Scheduler(app)
+
+
+def test_tick_never_raises_and_backs_off_while_the_store_fails(
+    fake_clock: FakeClock, app: Celery, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    pyncette = Pyncette(app, url="memory://", poll_interval=1.0)
+
+    @pyncette.task(schedule="* * * * * *", name="job")
+    def job(context: Context) -> None: ...
+
+    scheduler = Scheduler(app)
+    store = pyncette.store
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise StoreError("connection refused")
+
+    with monkeypatch.context() as patched, caplog.at_level(logging.WARNING, "celery_pyncette"):
+        patched.setattr(store, "claim_due", down)
+        patched.setattr(store, "get", down)
+        delays = [scheduler.tick() for _ in range(4)]
+
+    assert delays == [2.0, 4.0, 8.0, 15.0]
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1, "one traceback for an outage, then one-line warnings"
+    assert scheduler.tick() <= 1.0
+    scheduler.close()
+
+
+def test_the_sleep_wakes_for_the_next_known_due_time(fake_clock: FakeClock, app: Celery) -> None:
+    pyncette = Pyncette(app, url="memory://", poll_interval=5.0)
+
+    @pyncette.task(schedule="* * * * * */2", name="job")
+    def job(context: Context) -> None: ...
+
+    scheduler = Scheduler(app)
+    fake_clock.advance(seconds=0.5)
+
+    assert scheduler.tick() == pytest.approx(1.5)
+    scheduler.close()
+
+
+def test_the_sleep_never_exceeds_the_poll_interval(fake_clock: FakeClock, app: Celery) -> None:
+    pyncette = Pyncette(app, url="memory://", poll_interval=0.25)
+
+    @pyncette.task(schedule="0 0 * * *", name="daily")
+    def daily(context: Context) -> None: ...
+
+    scheduler = Scheduler(app)
+
+    assert scheduler.tick() == 0.25
+    scheduler.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:pw@db/app", "postgresql://app:***@db/app"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("sqlite:///x.sqlite3", "sqlite:///x.sqlite3"),
+    ],
+)
+def test_passwords_are_hidden_in_logs(url: str, shown: str) -> None:
+    assert redact(url) == shown

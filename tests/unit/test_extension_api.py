@@ -1,0 +1,156 @@
+"""The run-time API of the extension: dynamic instances, pages, strikes, async twins."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from celery import Celery
+
+from celery_pyncette import Context, Pyncette, TaskLockedError
+from celery_pyncette.extension import default_partition_selector
+from celery_pyncette.stores.base import InstanceKey, Strike
+from tests.conftest import FakeClock
+
+
+@pytest.fixture
+def hello(pyncette: Pyncette) -> object:
+    @pyncette.dynamic_task(name="hello")
+    def hello(context: Context) -> None: ...
+
+    return hello
+
+
+def test_schedule_task_writes_before_it_returns_and_first_runs_after_now(
+    fake_clock: FakeClock, pyncette: Pyncette, hello: object
+) -> None:
+    state = pyncette.schedule_task(hello, "bill", schedule="0 * * * *", username="bill")
+
+    stored = pyncette.get_task_state(hello, "bill")
+    assert stored == state
+    assert stored is not None
+    assert stored.scheduled_at == datetime(2030, 6, 1, 13, tzinfo=timezone.utc)
+    assert stored.schedule == "0 * * * *"
+    assert stored.args == {"username": "bill"}
+
+
+def test_invalid_input_writes_nothing(pyncette: Pyncette, hello: object) -> None:
+    for bad in (
+        {"schedule": "not a cron"},
+        {"schedule": "* * * * *", "timezone": "Nowhere/Land"},
+        {"interval": timedelta(0)},
+        {"schedule": "* * * * *", "blob": object()},
+        {},
+    ):
+        with pytest.raises(ValueError):  # noqa: PT011 - the messages are checked elsewhere
+            pyncette.schedule_task(hello, "x", **bad)
+    with pytest.raises(ValueError, match="instance name"):
+        pyncette.schedule_task(hello, "", schedule="* * * * *")
+    with pytest.raises(ValueError, match="bytes"):
+        pyncette.schedule_task(hello, "é" * 600, schedule="* * * * *")
+    assert pyncette.list_task_states(hello).tasks == []
+
+
+def test_replacing_a_running_instance_needs_force(fake_clock: FakeClock, pyncette: Pyncette, hello: object) -> None:
+    pyncette.schedule_task(hello, "bill", interval=timedelta(seconds=1))
+    fake_clock.advance(seconds=1)
+    pyncette.store.claim_due("hello", 0, fake_clock.now, 10, timedelta(seconds=30), "beat")
+
+    with pytest.raises(TaskLockedError):
+        pyncette.schedule_task(hello, "bill", interval=timedelta(seconds=5))
+    pyncette.schedule_task(hello, "bill", interval=timedelta(seconds=5), force=True)
+
+    state = pyncette.get_task_state(hello, "bill")
+    assert state is not None
+    assert state.interval == timedelta(seconds=5)
+
+
+def test_unschedule_reports_whether_the_instance_existed(pyncette: Pyncette, hello: object) -> None:
+    pyncette.schedule_task(hello, "bill", schedule="* * * * *")
+
+    assert pyncette.unschedule_task(hello, "bill") is True
+    assert pyncette.unschedule_task(hello, "bill") is False
+
+
+def test_a_static_task_cannot_be_scheduled_dynamically(pyncette: Pyncette) -> None:
+    @pyncette.task(schedule="* * * * *", name="static")
+    def static(context: Context) -> None: ...
+
+    with pytest.raises(ValueError, match="static"):
+        pyncette.schedule_task(static, "x", schedule="* * * * *")
+
+
+def test_pages_of_a_partitioned_task_return_every_instance_once(pyncette: Pyncette) -> None:
+    @pyncette.partitioned_task(partition_count=4, name="spread")
+    def spread(context: Context) -> None: ...
+
+    names = [f"user-{i:03d}" for i in range(57)]
+    for name in names:
+        pyncette.schedule_task(spread, name, schedule="* * * * *")
+    seen: list[str] = []
+    token = None
+    while True:
+        page = pyncette.list_task_states(spread, limit=10, continuation_token=token)
+        assert len(page.tasks) <= 10
+        seen.extend(s.instance or "" for s in page.tasks)
+        token = page.continuation_token
+        if token is None:
+            break
+
+    assert sorted(seen) == names
+    partitions = {pyncette.get_task_state(spread, n).partition for n in names}  # type: ignore[union-attr]
+    assert partitions == {0, 1, 2, 3}
+
+
+def test_the_default_partition_selector_is_stable() -> None:
+    # Pinned regression values (SHA-1 of the UTF-8 name, big-endian, modulo the count): changing
+    # them would silently move every stored instance to another partition.
+    names = ("bill", "ana", "user-1", "ünï")
+    assert [default_partition_selector(32, n) for n in names] == [4, 15, 28, 7]
+    assert [default_partition_selector(1000, n) for n in names] == [244, 311, 988, 671]
+
+
+def test_a_bad_continuation_token_is_refused(pyncette: Pyncette, hello: object) -> None:
+    with pytest.raises(ValueError, match="continuation_token"):
+        pyncette.list_task_states(hello, continuation_token="garbage!")
+
+
+def test_strikes_are_validated_and_stored(pyncette: Pyncette, hello: object) -> None:
+    pyncette.strike(hello)
+    pyncette.strike(None, "customer_id", "==", "12345")
+
+    assert sorted(pyncette.strikes(), key=repr) == sorted(
+        [Strike("hello"), Strike(None, "customer_id", "==", "12345")], key=repr
+    )
+    assert pyncette.restore(hello) is True
+    with pytest.raises(ValueError, match="operator"):
+        pyncette.strike(hello, "username", "~=", "x")
+    with pytest.raises(ValueError, match="needs a task"):
+        pyncette.strike(None)
+
+
+def test_async_twins_do_what_the_sync_calls_do(fake_clock: FakeClock, pyncette: Pyncette, hello: object) -> None:
+    async def scenario() -> None:
+        state = await pyncette.aschedule_task(hello, "bill", schedule="0 * * * *", username="bill")
+        assert await pyncette.aget_task_state(hello, "bill") == state
+        page = await pyncette.alist_task_states(hello, limit=5)
+        assert [s.instance for s in page.tasks] == ["bill"]
+        assert await pyncette.aunschedule_task(hello, "bill") is True
+        assert await pyncette.aget_task_state(hello, "bill") is None
+
+    asyncio.run(scenario())
+
+
+def test_one_extension_per_app(app: Celery, pyncette: Pyncette) -> None:
+    from celery_pyncette import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="already"):
+        Pyncette(app)
+
+
+def test_the_store_is_built_lazily(app: Celery) -> None:
+    extension = Pyncette(app, url="memory://")
+
+    assert extension._store is None
+    assert extension.store.get(InstanceKey("x", 0, "y")) is None
