@@ -13,6 +13,7 @@ from celery_pyncette import worker as _worker  # noqa: F401 - connects the worke
 from celery_pyncette.context import Context, current_context
 from celery_pyncette.definitions import ExecutionMode, FailureMode, TaskDefinition
 from celery_pyncette.errors import (
+    BulkWriteError,
     ConfigurationError,
     LeaseLostError,
     PyncetteError,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "BulkWriteError",
     "ConfigurationError",
     "Context",
     "ExecutionMode",

@@ -16,12 +16,13 @@ import logging
 from dataclasses import dataclass
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from celery_pyncette import clock
 from celery_pyncette.definitions import ExecutionMode, TaskDefinition
 from celery_pyncette.errors import StoreError
 from celery_pyncette.occurrence import HEADER, Occurrence
+from celery_pyncette.publish import OutgoingMessage, Publisher
 from celery_pyncette.schedules import Schedule, schedule_from_spec
 from celery_pyncette.stores.base import STATIC_INSTANCE, Commit, InstanceKey, InstanceRecord
 
@@ -92,8 +93,8 @@ class Dispatcher:
 
     def __init__(self, pyncette: Pyncette, owner: str) -> None:
         self.pyncette = pyncette
-        self.app = pyncette.app
         self.owner = owner
+        self.publisher = Publisher(pyncette.app)
 
     def dispatch(self, definitions: Iterable[TaskDefinition]) -> bool:
         """Send every due occurrence of the given tasks; True when some were left for later.
@@ -157,30 +158,30 @@ class Dispatcher:
         if not ready:
             return
         at_least_once = definition.execution_mode is ExecutionMode.AT_LEAST_ONCE
-        sent = 0
-        try:
-            with self.app.producer_or_acquire() as producer:
-                for due in ready:
-                    self._send(producer, definition, due, at_least_once)
-                    sent += 1
-        except Exception:
-            unsent = ready[sent:]
-            logger.exception(
-                "publishing %s failed; %d claimed occurrence(s) %s",
-                definition.name,
-                len(unsent),
-                "unlocked" if at_least_once else "lost (at-most-once)",
-            )
-            if at_least_once:
-                try:
-                    self.pyncette.store.unlock_many([(d.record.key, d.record.lease or "") for d in unsent])
-                except StoreError:
-                    logger.warning(
-                        "could not unlock unsent claims; they are re-sent after their lease"
-                    )
+        unsent = [
+            ready[i] for i in self.publisher.publish([self._message(definition, d) for d in ready])
+        ]
+        if not unsent:
+            logger.info("sent %d occurrence(s) of %s", len(ready), definition.name)
+            return
+        logger.error(
+            "%d claimed occurrence(s) of %s were not sent; %s",
+            len(unsent),
+            definition.name,
+            "unlocked" if at_least_once else "lost (at-most-once)",
+        )
+        if at_least_once:
+            try:
+                self.pyncette.store.unlock_many(
+                    [(d.record.key, d.record.lease or "") for d in unsent]
+                )
+            except StoreError:
+                logger.warning("could not unlock unsent claims; they are re-sent after their lease")
 
-    def _send(self, producer: Any, definition: TaskDefinition, due: Due, leased: bool) -> None:
+    @staticmethod
+    def _message(definition: TaskDefinition, due: Due) -> OutgoingMessage:
         record = due.record
+        leased = definition.execution_mode is ExecutionMode.AT_LEAST_ONCE
         instance = None if record.key.instance == STATIC_INSTANCE else record.key.instance
         occurrence = Occurrence(
             task=definition.name,
@@ -192,18 +193,10 @@ class Dispatcher:
             locked_until=record.locked_until if leased else None,
             spec=record.spec if instance is not None else None,
         )
-        kwargs = {**definition.args, **record.args}
-        self.app.send_task(
-            definition.celery_name,
-            args=list(definition.positional),
-            kwargs=kwargs,
+        return OutgoingMessage(
+            task=definition.celery_name,
+            kwargs={**definition.args, **record.args},
             headers={HEADER: occurrence.to_header()},
-            producer=producer,
-            **definition.options,
-        )
-        logger.info(
-            "sent %s%s due %s",
-            definition.name,
-            f" [{instance}]" if instance else "",
-            due.scheduled_at.isoformat(),
+            args=definition.positional,
+            options=definition.options,
         )

@@ -5,6 +5,7 @@ Every error of the library derives from one root::
     PyncetteError
     ├── ConfigurationError   a pyncette_* setting, URL scheme or missing extra is wrong (start-up)
     ├── StoreError           the schedule store failed or is not set up (table missing, server down)
+    │   └── BulkWriteError   a bulk write failed part-way; ``.written`` names what was written
     ├── LeaseLostError       a commit, unlock or heartbeat came after the lease was lost or taken
     └── TaskLockedError      replacing an instance that is running, without ``force=True``
 
@@ -32,3 +33,14 @@ class LeaseLostError(PyncetteError):
 
 class TaskLockedError(PyncetteError):
     """The instance is locked by a running execution and ``force`` was not given."""
+
+
+class BulkWriteError(StoreError):
+    """A bulk write (``schedule_tasks``, ``scatter``) failed part-way.
+
+    ``written`` lists the instances that were written before the failure.
+    """
+
+    def __init__(self, message: str, written: list[str]) -> None:
+        super().__init__(message)
+        self.written = list(written)

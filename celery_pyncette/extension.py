@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import inspect
 import os
+import secrets
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -31,8 +32,8 @@ from celery_pyncette.definitions import (
     validate_modes,
     validate_task_name,
 )
-from celery_pyncette.errors import ConfigurationError
-from celery_pyncette.schedules import Schedule, from_celery
+from celery_pyncette.errors import BulkWriteError, ConfigurationError, StoreError
+from celery_pyncette.schedules import OnceSchedule, Schedule, from_celery
 from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
 from celery_pyncette.stores import store_from_url
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, InstanceRecord, Store, Strike
@@ -41,6 +42,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _EXTENSIONS: weakref.WeakKeyDictionary[Celery, Pyncette] = weakref.WeakKeyDictionary()
 _EXTENSIONS_LOCK = threading.Lock()
+
+#: Instances per bulk write of schedule_tasks() / scatter().
+BULK_CHUNK = 500
 
 #: Operators a strike may use.
 STRIKE_OPERATORS = ("==", "!=", "<", "<=", ">", ">=")
@@ -347,6 +351,90 @@ class Pyncette:
         )
         self.store.upsert(record, clock.utcnow(), force=force)
         return TaskState.from_record(record)
+
+    def schedule_tasks(
+        self,
+        task: Any,
+        instances: Mapping[str, Mapping[str, Any]],
+        *,
+        schedule: str | None = None,
+        interval: timedelta | None = None,
+        execute_at: datetime | None = None,
+        timezone: str | None = None,
+        force: bool = False,
+    ) -> list[str]:
+        """Create or replace many instances with one timing: ``{instance: args}``.
+
+        Everything is validated before anything is written; writes go through the store's bulk
+        path. Returns the instances left unchanged because they are running (``force`` false).
+        Raises :class:`BulkWriteError` (with ``.written``) when the store fails part-way.
+        """
+        built = build_schedule(schedule, interval, execute_at, timezone, required=True)
+        assert built is not None
+        return self._write_many(
+            task, [(name, built, args) for name, args in instances.items()], force
+        )
+
+    def scatter(
+        self,
+        task: Any,
+        instances: Mapping[str, Mapping[str, Any]] | Iterable[str],
+        *,
+        over: timedelta,
+        start: datetime | None = None,
+        jitter: timedelta | None = None,
+        force: bool = False,
+    ) -> list[str]:
+        """Schedule once-off instances spread evenly over ``[start, start + over)``.
+
+        Instance ``i`` of ``n`` runs at ``start + (i + 0.5) * over / n`` (one instance: the
+        midpoint), moved by up to ``jitter`` either way but never before ``start``. ``instances``
+        is ``{name: args}`` or just names. ``start`` defaults to now. Returns and raises like
+        :meth:`schedule_tasks`.
+        """
+        if not isinstance(over, timedelta) or over <= timedelta(0):
+            raise ValueError(f"over must be a positive timedelta, got {over!r}")
+        if jitter is not None and (not isinstance(jitter, timedelta) or jitter < timedelta(0)):
+            raise ValueError(f"jitter must be a non-negative timedelta, got {jitter!r}")
+        begin = clock.utcnow() if start is None else start
+        if begin.tzinfo is None:
+            raise ValueError("start must be an aware datetime")
+        entries = (
+            dict(instances) if isinstance(instances, Mapping) else {name: {} for name in instances}
+        )
+        count = len(entries)
+        random = secrets.SystemRandom()
+        planned: list[tuple[str, Schedule, Mapping[str, Any]]] = []
+        for index, (name, args) in enumerate(entries.items()):
+            at = begin + over * ((index + 0.5) / count)
+            if jitter:
+                at = max(begin, at + jitter * random.uniform(-1.0, 1.0))
+            planned.append((name, OnceSchedule(at), args))
+        return self._write_many(task, planned, force)
+
+    def _write_many(
+        self, task: Any, planned: list[tuple[str, Schedule, Mapping[str, Any]]], force: bool
+    ) -> list[str]:
+        now = clock.utcnow()
+        records: list[InstanceRecord] = []
+        for name, schedule, args in planned:
+            definition, key = self._dynamic_key(task, name)
+            merged = validate_args({**definition.args, **args}, f"arguments of {name!r}")
+            records.append(self._new_record(key, schedule, merged, now))
+        store = self.store
+        written: list[str] = []
+        locked: list[str] = []
+        for start in range(0, len(records), BULK_CHUNK):
+            chunk = records[start : start + BULK_CHUNK]
+            try:
+                refused = {key.instance for key in store.upsert_many(chunk, now, force)}
+            except StoreError as exc:
+                raise BulkWriteError(
+                    f"store failed after {len(written)} of {len(records)} instances: {exc}", written
+                ) from exc
+            locked.extend(r.key.instance for r in chunk if r.key.instance in refused)
+            written.extend(r.key.instance for r in chunk if r.key.instance not in refused)
+        return locked
 
     @staticmethod
     def _new_record(

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery_pyncette.errors import LeaseLostError
+from celery_pyncette.errors import LeaseLostError, TaskLockedError
 
 #: The instance name under which a static task's single record is stored.
 STATIC_INSTANCE = "__static__"
@@ -200,6 +200,22 @@ class Store(abc.ABC):
         :class:`~celery_pyncette.errors.TaskLockedError` and changes nothing. ``last_run_at`` and
         ``last_status`` of an existing instance are kept.
         """
+
+    def upsert_many(
+        self, records: Sequence[InstanceRecord], now: datetime, force: bool = False
+    ) -> list[InstanceKey]:
+        """Upsert a batch; return the keys refused because they were locked (``force`` false).
+
+        Each item has the outcome of :meth:`upsert`; a :class:`StoreError` part-way leaves the
+        earlier items written. Stores override this to save round trips.
+        """
+        locked: list[InstanceKey] = []
+        for record in records:
+            try:
+                self.upsert(record, now, force)
+            except TaskLockedError:
+                locked.append(record.key)
+        return locked
 
     @abc.abstractmethod
     def delete(self, key: InstanceKey) -> bool:

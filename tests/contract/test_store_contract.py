@@ -477,3 +477,36 @@ def test_strikes_marker_changes_when_strikes_change(store: Store) -> None:
     after_remove = store.strikes_marker()
 
     assert len({before, after_add, after_remove}) == 3
+
+
+# --- bulk writes ----------------------------------------------------------------------------------
+
+
+def test_upsert_many_writes_every_record_and_reports_locked_ones(store: Store) -> None:
+    store.upsert(record("locked", T0), T0)
+    claim(store, T0)
+    batch = [record(f"b{i:03d}", T0 + timedelta(seconds=i), n=i) for i in range(120)]
+
+    refused = store.upsert_many([*batch, record("locked", T0 + timedelta(hours=1))], T0)
+
+    assert refused == [key("locked")]
+    assert store.count_instances("t", 0) == 121
+    state = store.get(key("b007"))
+    assert state is not None
+    assert state.args == {"n": 7}
+    assert state.next_run == T0 + timedelta(seconds=7)
+    locked = store.get(key("locked"))
+    assert locked is not None
+    assert locked.next_run == T0
+
+
+def test_upsert_many_with_force_replaces_locked_records(store: Store) -> None:
+    store.upsert(record("locked", T0), T0)
+    claim(store, T0)
+
+    assert store.upsert_many([record("locked", T0 + timedelta(hours=1))], T0, force=True) == []
+
+    state = store.get(key("locked"))
+    assert state is not None
+    assert state.next_run == T0 + timedelta(hours=1)
+    assert state.lease is None

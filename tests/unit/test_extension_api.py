@@ -154,3 +154,78 @@ def test_the_store_is_built_lazily(app: Celery) -> None:
 
     assert extension._store is None
     assert extension.store.get(InstanceKey("x", 0, "y")) is None
+
+
+def test_schedule_tasks_validates_everything_before_writing(pyncette: Pyncette, hello: object) -> None:
+    instances = {f"u{i}": {"n": i} for i in range(1200)}
+    instances["bad"] = {"n": object()}
+
+    with pytest.raises(ValueError, match="'bad'"):
+        pyncette.schedule_tasks(hello, instances, schedule="* * * * *")
+    assert pyncette.list_task_states(hello).tasks == []
+
+    del instances["bad"]
+    assert pyncette.schedule_tasks(hello, instances, schedule="* * * * *") == []
+    assert pyncette.store.count_instances("hello", 0) == 1200
+
+
+def test_schedule_tasks_reports_running_instances_it_left_alone(
+    fake_clock: FakeClock, pyncette: Pyncette, hello: object
+) -> None:
+    pyncette.schedule_tasks(hello, {"a": {}, "b": {}}, interval=timedelta(seconds=1))
+    fake_clock.advance(seconds=1)
+    pyncette.store.claim_due("hello", 0, fake_clock.now, 1, timedelta(seconds=30), "beat")
+
+    assert pyncette.schedule_tasks(hello, {"a": {}, "b": {}}, interval=timedelta(seconds=9)) == ["a"]
+
+
+def test_scatter_spreads_once_offs_evenly_over_the_window(fake_clock: FakeClock, pyncette: Pyncette, hello: object) -> None:
+    pyncette.scatter(hello, ["a", "b", "c", "d"], over=timedelta(minutes=4))
+
+    times = [pyncette.get_task_state(hello, n).execute_at for n in "abcd"]  # type: ignore[union-attr]
+    start = fake_clock.now
+    assert times == [start + timedelta(seconds=s) for s in (30, 90, 150, 210)]
+
+
+def test_scatter_of_one_instance_lands_at_the_midpoint(fake_clock: FakeClock, pyncette: Pyncette, hello: object) -> None:
+    pyncette.scatter(hello, {"only": {"k": 1}}, over=timedelta(hours=2))
+
+    state = pyncette.get_task_state(hello, "only")
+    assert state is not None
+    assert state.execute_at == fake_clock.now + timedelta(hours=1)
+    assert state.args == {"k": 1}
+
+
+def test_scatter_jitter_never_places_an_instance_before_start(fake_clock: FakeClock, pyncette: Pyncette, hello: object) -> None:
+    start = fake_clock.now + timedelta(minutes=10)
+    names = [f"n{i}" for i in range(200)]
+
+    pyncette.scatter(hello, names, over=timedelta(seconds=200), start=start, jitter=timedelta(seconds=30))
+
+    times = [pyncette.get_task_state(hello, n).execute_at for n in names]  # type: ignore[union-attr]
+    assert all(t is not None and t >= start for t in times)
+    assert max(t for t in times if t) <= start + timedelta(seconds=230)
+
+
+def test_a_bulk_write_that_fails_part_way_reports_what_was_written(
+    pyncette: Pyncette, hello: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from celery_pyncette import BulkWriteError, StoreError
+
+    store = pyncette.store
+    real = store.upsert_many
+    calls = {"n": 0}
+
+    def flaky(records: list, now: object, force: bool = False) -> list:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise StoreError("connection lost")
+        return real(records, now, force)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "upsert_many", flaky)
+
+    with pytest.raises(BulkWriteError) as raised:
+        pyncette.scatter(hello, [f"n{i:04d}" for i in range(1200)], over=timedelta(hours=1))
+
+    assert raised.value.written == [f"n{i:04d}" for i in range(500)]
+    assert store.count_instances("hello", 0) == 500
