@@ -14,12 +14,13 @@ import logging
 import os
 import socket
 import uuid
+from datetime import datetime
 from typing import Any
 
 from celery import Celery
 from celery.beat import Scheduler as CeleryScheduler
 
-from celery_pyncette import clock
+from celery_pyncette import clock, registry
 from celery_pyncette.definitions import TaskDefinition
 from celery_pyncette.dispatch import Dispatcher, sync_static
 from celery_pyncette.errors import PyncetteError
@@ -51,6 +52,8 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         self._synced = False
         self._failures = 0
         self._closed = False
+        self._started_at = clock.utcnow()
+        self._reported_at: datetime | None = None
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         super().__init__(app, *args, lazy=lazy, **kwargs)
         if not lazy:
@@ -105,12 +108,29 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
             sync_static(pyncette, self._definitions, clock.utcnow())
             self._synced = True
         backlog = self._dispatcher.dispatch(self._definitions)
+        self._report()
         if self._failures:
             logger.info("beat recovered after %d failed tick(s)", self._failures)
             self._failures = 0
         if backlog:
             return 0.0
         return self._sleep()
+
+    def _report(self) -> None:
+        """Refresh this beat's record in the store (for ``celery pyncette status``), throttled."""
+        now = clock.utcnow()
+        if self._reported_at is not None and now - self._reported_at < registry.REPORT_EVERY:
+            return
+        registry.record_beat(
+            self.pyncette.store,
+            self.owner,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=self._started_at,
+            partitions={d.name: list(d.polled_partitions) for d in self._definitions if d.enabled},
+            now=now,
+        )
+        self._reported_at = now
 
     def _sleep(self) -> float:
         """Until the next known due time of a static task, at most ``poll_interval``."""
@@ -130,6 +150,11 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         if self._closed:
             return
         self._closed = True
+        try:
+            if self._reported_at is not None and self._pyncette is not None:
+                registry.forget_beat(self._pyncette.store, self.owner)
+        except PyncetteError:
+            logger.warning("could not remove this beat's record from the store", exc_info=True)
         try:
             super().close()
         finally:

@@ -41,7 +41,9 @@ def _emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool)
         return
     table = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in table]) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=False)).rstrip())
+    click.echo(
+        "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=False)).rstrip()
+    )
     for row_cells in table:
         click.echo("  ".join(v.ljust(w) for v, w in zip(row_cells, widths, strict=False)).rstrip())
 

@@ -1,0 +1,88 @@
+"""Which beats are alive and what they poll, kept in the store itself.
+
+Each beat keeps one record under the reserved task :data:`BEATS_TASK` (instance = the beat's
+owner id), rewritten at most every :data:`REPORT_EVERY`. The records are never claimed (no beat
+polls that task), so they cost nothing on the hot path and need no store operation of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Store
+
+#: The reserved task name of beat records (not a valid Celery task name users would pick).
+BEATS_TASK = "__pyncette_beats__"
+#: How often a beat rewrites its record.
+REPORT_EVERY = timedelta(seconds=5)
+#: A beat whose record is older than this is reported as stale.
+STALE_AFTER = timedelta(seconds=30)
+#: Far in the future: beat records are never due.
+_NEVER = timedelta(days=365 * 100)
+
+
+@dataclass(frozen=True, slots=True)
+class BeatInfo:
+    """One beat as it last reported itself."""
+
+    owner: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    last_tick: datetime
+    partitions: Mapping[str, Sequence[int]]
+
+    def is_stale(self, now: datetime) -> bool:
+        """True when the beat has not reported for :data:`STALE_AFTER`."""
+        return now - self.last_tick > STALE_AFTER
+
+
+def record_beat(
+    store: Store,
+    owner: str,
+    *,
+    hostname: str,
+    pid: int,
+    started_at: datetime,
+    partitions: Mapping[str, Sequence[int]],
+    now: datetime,
+) -> None:
+    """Write (or refresh) this beat's record."""
+    args: dict[str, Any] = {
+        "hostname": hostname,
+        "pid": pid,
+        "started_at": started_at.isoformat(),
+        "last_tick": now.isoformat(),
+        "partitions": {task: list(parts) for task, parts in partitions.items()},
+    }
+    key = InstanceKey(BEATS_TASK, 0, owner)
+    store.upsert(InstanceRecord(key, now + _NEVER, {"kind": "beat"}, args), now, force=True)
+
+
+def forget_beat(store: Store, owner: str) -> None:
+    """Remove this beat's record (at a clean shutdown)."""
+    store.delete(InstanceKey(BEATS_TASK, 0, owner))
+
+
+def list_beats(store: Store) -> list[BeatInfo]:
+    """Every beat that has reported, stale ones included."""
+    beats: list[BeatInfo] = []
+    after: str | None = None
+    while page := store.list_instances(BEATS_TASK, 0, 500, after):
+        after = page[-1].key.instance
+        for record in page:
+            args = record.args
+            beats.append(
+                BeatInfo(
+                    owner=record.key.instance,
+                    hostname=str(args.get("hostname", "")),
+                    pid=int(args.get("pid", 0)),
+                    started_at=datetime.fromisoformat(args["started_at"]),
+                    last_tick=datetime.fromisoformat(args["last_tick"]),
+                    partitions={k: list(v) for k, v in dict(args.get("partitions", {})).items()},
+                )
+            )
+    return beats
