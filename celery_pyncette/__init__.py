@@ -21,6 +21,7 @@ from celery_pyncette.errors import (
     TaskLockedError,
 )
 from celery_pyncette.extension import Pyncette
+from celery_pyncette.heartbeat import with_heartbeat
 from celery_pyncette.state import TaskState, TaskStatePage
 from celery_pyncette.stores.base import Strike
 
@@ -46,6 +47,7 @@ __all__ = [
     "TaskState",
     "TaskStatePage",
     "current_context",
+    "with_heartbeat",
 ]
 
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from celery_pyncette import clock
+from celery_pyncette.errors import LeaseLostError
 
 if TYPE_CHECKING:
     from celery_pyncette.definitions import TaskDefinition
@@ -35,7 +36,6 @@ class Context:
         task: TaskDefinition,
         args: Mapping[str, Any],
         occurrence: Occurrence | None,
-        fixtures: Mapping[str, Any] | None = None,
     ) -> None:
         self._pyncette = pyncette
         self.task = task
@@ -44,7 +44,9 @@ class Context:
         self.instance: str | None = occurrence.instance if occurrence else None
         self.scheduled_at: datetime | None = occurrence.scheduled_at if occurrence else None
         self.locked_until: datetime | None = occurrence.locked_until if occurrence else None
-        self._fixtures = dict(fixtures or {})
+        self._fixtures: dict[str, Any] = {}
+        #: Set by a background heartbeat (``@with_heartbeat``) that found the lease lost.
+        self.lease_lost = False
         #: Set by :meth:`unschedule` / :meth:`reschedule`; applied when the execution ends.
         self.unscheduled = False
         self.rescheduled: tuple[Schedule, dict[str, Any]] | None = None
@@ -60,6 +62,10 @@ class Context:
             f"Context(task={self.task.name!r}, instance={self.instance!r}, "
             f"scheduled_at={self.scheduled_at!r})"
         )
+
+    def use_fixtures(self, fixtures: Mapping[str, Any]) -> None:
+        """Make fixture values available as attributes."""
+        self._fixtures = dict(fixtures)
 
     @property
     def lease_duration(self) -> timedelta:
@@ -77,8 +83,15 @@ class Context:
         if occurrence is None or occurrence.lease is None:
             return
         until = clock.utcnow() + self.lease_duration
-        self._pyncette.store.extend_lease(occurrence.key, occurrence.lease, until)
+        store = self._pyncette.store
+        store.extend_lease(occurrence.key, occurrence.lease, until)
         self.locked_until = until
+        if occurrence.slot is not None:
+            try:
+                store.extend_lease(occurrence.slot[0], occurrence.slot[1], until)
+            except LeaseLostError:
+                # The slot expired and went to another occurrence: the limit was briefly exceeded.
+                pass
 
     def unschedule(self) -> None:
         """Remove this dynamic instance once the execution ends (no later runs)."""

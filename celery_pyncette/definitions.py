@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery_pyncette.concurrency import ConcurrencyLimit
 from celery_pyncette.schedules import (
     CronSchedule,
     IntervalSchedule,
@@ -79,6 +80,8 @@ class TaskDefinition:
     options: Mapping[str, Any] = field(default_factory=dict)
     #: Positional arguments of a ``beat_schedule`` entry (plain Celery tasks only).
     positional: tuple[Any, ...] = ()
+    #: At most this many running occurrences (per task, or per value of one argument).
+    concurrency_limit: ConcurrencyLimit | None = None
 
     @property
     def polled_partitions(self) -> tuple[int, ...]:

@@ -13,12 +13,13 @@ the other occurrences of the batch.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from celery_pyncette import clock
+from celery_pyncette.concurrency import Slots, release
 from celery_pyncette.definitions import ExecutionMode, TaskDefinition
 from celery_pyncette.errors import StoreError
 from celery_pyncette.occurrence import HEADER, Occurrence
@@ -81,6 +82,7 @@ class Due:
 
     record: InstanceRecord
     schedule: Schedule
+    slot: tuple[InstanceKey, str] | None = None
 
     @property
     def scheduled_at(self) -> datetime:
@@ -95,6 +97,7 @@ class Dispatcher:
         self.pyncette = pyncette
         self.owner = owner
         self.publisher = Publisher(pyncette.app)
+        self.slots = Slots(owner)
 
     def dispatch(self, definitions: Iterable[TaskDefinition]) -> bool:
         """Send every due occurrence of the given tasks; True when some were left for later.
@@ -135,24 +138,74 @@ class Dispatcher:
             except ValueError:
                 logger.exception("stored schedule of %s is invalid; unlocked", record.key)
                 store.unlock_many([(record.key, record.lease or "")])
+        ready = self._skip_struck(definition, ready, now)
+        if definition.concurrency_limit is not None:
+            ready = self._take_slots(definition, ready, now)
         if definition.execution_mode is ExecutionMode.AT_MOST_ONCE:
             ready = self._commit_before_send(definition, ready, now)
         self._publish(definition, ready)
 
+    def _skip_struck(
+        self, definition: TaskDefinition, ready: list[Due], now: datetime
+    ) -> list[Due]:
+        """Advance struck occurrences without sending them (``last_status = "struck"``)."""
+        view = self.pyncette.strike_view
+        if not view.current():
+            return ready
+        struck = [
+            d for d in ready if view.struck(definition.name, {**definition.args, **d.record.args})
+        ]
+        if not struck:
+            return ready
+        self._commit(definition, struck, now, "struck")
+        logger.info("skipped %d struck occurrence(s) of %s", len(struck), definition.name)
+        skipped = {d.record.key for d in struck}
+        return [d for d in ready if d.record.key not in skipped]
+
+    def _take_slots(self, definition: TaskDefinition, ready: list[Due], now: datetime) -> list[Due]:
+        """Give each occurrence a concurrency slot; those left without one stay due (unlocked)."""
+        limit = definition.concurrency_limit
+        assert limit is not None
+        lease = definition.lease_duration or self.pyncette.settings.lease_duration
+        placed: list[Due] = []
+        waiting: list[Due] = []
+        for due in ready:
+            pool = limit.pool(definition.name, {**definition.args, **due.record.args})
+            if pool is None:
+                placed.append(due)
+                continue
+            slot = self.slots.acquire(self.pyncette.store, pool, limit.limit, now, lease)
+            if slot is None:
+                waiting.append(due)
+            else:
+                placed.append(replace(due, slot=slot))
+        if waiting:
+            self.pyncette.store.unlock_many([(d.record.key, d.record.lease or "") for d in waiting])
+            logger.info(
+                "%d occurrence(s) of %s wait for a concurrency slot", len(waiting), definition.name
+            )
+        return placed
+
     def _commit_before_send(
         self, definition: TaskDefinition, ready: list[Due], now: datetime
     ) -> list[Due]:
+        lost = set(self._commit(definition, ready, now, "sent"))
+        return [d for d in ready if d.record.key not in lost]
+
+    def _commit(
+        self, definition: TaskDefinition, items: list[Due], now: datetime, status: str
+    ) -> list[InstanceKey]:
+        """Advance claimed occurrences past ``now``; return the keys whose lease was lost."""
         commits = [
             Commit(
                 d.record.key,
                 d.record.lease or "",
-                d.schedule.next_run(d.scheduled_at, now, definition.catch_up),
-                "sent",
+                d.schedule.next_run(d.scheduled_at, now, definition.catch_up, started_at=now),
+                status,
             )
-            for d in ready
+            for d in items
         ]
-        lost = set(self.pyncette.store.commit_many(commits, now))
-        return [d for d in ready if d.record.key not in lost]
+        return self.pyncette.store.commit_many(commits, now)
 
     def _publish(self, definition: TaskDefinition, ready: list[Due]) -> None:
         if not ready:
@@ -192,6 +245,7 @@ class Dispatcher:
             lease=record.lease if leased else None,
             locked_until=record.locked_until if leased else None,
             spec=record.spec if instance is not None else None,
+            slot=due.slot,
         )
         return OutgoingMessage(
             task=definition.celery_name,

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from celery import Celery
 
 from celery_pyncette import clock
+from celery_pyncette.concurrency import ConcurrencyLimit
 from celery_pyncette.config import Settings, settings_from
 from celery_pyncette.definitions import (
     ExecutionMode,
@@ -36,6 +37,7 @@ from celery_pyncette.errors import BulkWriteError, ConfigurationError, StoreErro
 from celery_pyncette.schedules import OnceSchedule, Schedule, from_celery
 from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
 from celery_pyncette.stores import store_from_url
+from celery_pyncette.strikes import StrikeView
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, InstanceRecord, Store, Strike
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -86,6 +88,7 @@ class Pyncette:
         self._store: Store | None = None
         self._store_pid = 0
         self._store_lock = threading.Lock()
+        self._strike_view: tuple[int, StrikeView] | None = None
         with _EXTENSIONS_LOCK:
             if app in _EXTENSIONS:
                 raise ConfigurationError(f"Pyncette(app) was already created for {app.main!r}")
@@ -116,6 +119,16 @@ class Pyncette:
                     store.setup()
                     self._store, self._store_pid = store, pid
         return self._store
+
+    @property
+    def strike_view(self) -> StrikeView:
+        """This process's view of the strikes, refreshed within ``poll_interval``."""
+        pid = os.getpid()
+        view = self._strike_view
+        if view is None or view[0] != pid:
+            view = (pid, StrikeView(self.store, self.settings.poll_interval))
+            self._strike_view = view
+        return view[1]
 
     def close(self) -> None:
         """Close this process's store connection (idempotent)."""
@@ -210,6 +223,7 @@ class Pyncette:
         if not isinstance(enabled, bool) or not isinstance(catch_up, bool):
             raise ValueError("enabled and catch_up must be True or False")
         name = options.pop("name", None)
+        concurrency_limit = ConcurrencyLimit.parse(options.pop("concurrency_limit", None))
         celery_options = {k: options.pop(k) for k in list(options) if k in _CELERY_TASK_OPTIONS}
         args = validate_args(options, "extra task arguments")
         partition_count, selector, enabled_partitions = partitions or (1, None, None)
@@ -240,6 +254,7 @@ class Pyncette:
                 partition_selector=selector,
                 enabled_partitions=enabled_partitions,
                 options=_message_options(celery_options),
+                concurrency_limit=concurrency_limit,
             )
             celery_task = self._celery_task(function, definition, celery_options)
             self._definitions[task_name] = definition

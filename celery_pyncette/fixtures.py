@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from celery import signals
 
+from celery_pyncette.asyncio_bridge import run_coroutine
+
 if TYPE_CHECKING:
     from celery_pyncette.extension import Pyncette
 
@@ -53,8 +55,6 @@ def fixtures_for(pyncette: Pyncette) -> dict[str, Any]:
 
 
 def _advance(generator: Generator[Any, None, None] | AsyncGenerator[Any, None]) -> Any:
-    from celery_pyncette.worker import run_coroutine
-
     if isinstance(generator, AsyncGenerator):
         return run_coroutine(generator.__anext__())
     return next(generator)

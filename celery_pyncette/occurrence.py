@@ -30,6 +30,8 @@ class Occurrence:
     lease: str | None = None
     locked_until: datetime | None = None
     spec: Mapping[str, Any] | None = None
+    #: The concurrency slot held for this occurrence: its key and lease token.
+    slot: tuple[InstanceKey, str] | None = None
 
     @property
     def key(self) -> InstanceKey:
@@ -48,6 +50,7 @@ class Occurrence:
             "lease": self.lease,
             "locked_until": self.locked_until.isoformat() if self.locked_until else None,
             "spec": dict(self.spec) if self.spec is not None else None,
+            "slot": [self.slot[0].task, self.slot[0].instance, self.slot[1]] if self.slot else None,
         }
 
     @classmethod
@@ -56,6 +59,7 @@ class Occurrence:
         if not isinstance(value, Mapping) or value.get("v") != _VERSION:
             return None
         locked_until = value.get("locked_until")
+        slot = value.get("slot")
         return cls(
             task=str(value["task"]),
             instance=value.get("instance"),
@@ -65,6 +69,7 @@ class Occurrence:
             lease=value.get("lease"),
             locked_until=datetime.fromisoformat(locked_until) if locked_until else None,
             spec=value.get("spec"),
+            slot=(InstanceKey(slot[0], 0, slot[1]), slot[2]) if slot else None,
         )
 
 

@@ -21,21 +21,22 @@ commit but cannot skip a run (Celery swallows exceptions raised by signal receiv
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextvars
 import inspect
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from celery import signals
 from celery.exceptions import Ignore, Reject, Retry
 
 from celery_pyncette import clock
+from celery_pyncette.asyncio_bridge import run_coroutine
+from celery_pyncette.concurrency import release
 from celery_pyncette.context import Context, reset_current, set_current
 from celery_pyncette.definitions import ExecutionMode, FailureMode, TaskDefinition
 from celery_pyncette.errors import LeaseLostError, StoreError
+from celery_pyncette.fixtures import fixtures_for
 from celery_pyncette.occurrence import Occurrence, occurrence_of
 from celery_pyncette.schedules import Schedule, schedule_from_spec
 from celery_pyncette.stores.base import InstanceRecord
@@ -47,17 +48,6 @@ logger = logging.getLogger("celery_pyncette.worker")
 
 #: Exceptions that are Celery control flow, not failures of the task.
 _CONTROL_FLOW = (Retry, Ignore, Reject)
-
-
-def run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """Run a coroutine to completion from synchronous code, inside or outside an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    context = contextvars.copy_context()
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(context.run, asyncio.run, coroutine).result()
 
 
 def _resolve(value: Any) -> Any:
@@ -103,13 +93,7 @@ class Execution:
         self.occurrence = occurrence
         #: Occurrences that fell before this moment are covered by this run (see Schedule.next_run).
         self.started_at = clock.utcnow()
-        self.context = Context(
-            pyncette=pyncette,
-            task=definition,
-            args=args,
-            occurrence=occurrence,
-            fixtures=pyncette_fixtures(pyncette),
-        )
+        self.context = Context(pyncette=pyncette, task=definition, args=args, occurrence=occurrence)
 
     @property
     def leased(self) -> bool:
@@ -139,6 +123,38 @@ class Execution:
                 occurrence.instance,
                 exc_info=True,
             )
+        return True
+
+    def release_slot(self) -> None:
+        """Free the concurrency slot this occurrence holds, if any."""
+        if self.occurrence is not None and self.occurrence.slot is not None:
+            release(self.pyncette.store, self.occurrence.slot)
+
+    def struck(self) -> bool:
+        """True when a strike disables this occurrence; it is then committed as ``struck``.
+
+        A strike that landed after beat sent the message is honoured here. When the strikes cannot
+        be read, the occurrence runs (a store outage must not silently drop work).
+        """
+        if self.occurrence is None:
+            return False
+        try:
+            strike = self.pyncette.strike_view.struck(self.definition.name, self.context.args)
+        except StoreError:
+            logger.warning(
+                "could not read strikes; running %s", self.definition.name, exc_info=True
+            )
+            return False
+        if strike is None:
+            return False
+        logger.info(
+            "skipping %s %s due %s: struck by %s",
+            self.definition.name,
+            self.occurrence.instance,
+            self.occurrence.scheduled_at.isoformat(),
+            strike,
+        )
+        self._settle("struck")
         return True
 
     def schedule(self) -> Schedule | None:
@@ -235,13 +251,6 @@ class Execution:
             )
 
 
-def pyncette_fixtures(pyncette: Pyncette) -> dict[str, Any]:
-    """The fixtures of this worker process, set up on first use."""
-    from celery_pyncette.fixtures import fixtures_for
-
-    return fixtures_for(pyncette)
-
-
 class PyncetteTaskMixin:
     """Task base class behaviour for pyncette tasks; composes with any Celery ``Task`` class.
 
@@ -263,18 +272,22 @@ class PyncetteTaskMixin:
         definition = pyncette.definition(occurrence.task if occurrence else self.name)
         call_args = {**definition.args, **kwargs}
         execution = Execution(pyncette, definition, occurrence, call_args)
-        if not execution.claim():
-            return None
-        token = set_current(execution.context)
         try:
-            result = run_chain(pyncette.middlewares, execution.context, self.run)
-        except BaseException as exc:
-            execution.failed(exc)
-            raise
+            if not execution.claim() or execution.struck():
+                return None
+            token = set_current(execution.context)
+            try:
+                execution.context.use_fixtures(fixtures_for(pyncette))
+                result = run_chain(pyncette.middlewares, execution.context, self.run)
+            except BaseException as exc:
+                execution.failed(exc)
+                raise
+            finally:
+                reset_current(token)
+            execution.succeeded()
+            return result
         finally:
-            reset_current(token)
-        execution.succeeded()
-        return result
+            execution.release_slot()
 
 
 # --- plain Celery tasks scheduled through beat_schedule ------------------------------------------
@@ -318,6 +331,7 @@ def _plain_task_finished(
         execution.succeeded()
     elif state == "FAILURE" and isinstance(retval, BaseException):
         execution.failed(retval)
+    execution.release_slot()
 
 
 signals.task_prerun.connect(_plain_task_started, weak=False)

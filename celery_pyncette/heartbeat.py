@@ -1,0 +1,109 @@
+"""``@with_heartbeat()``: keep an at-least-once lease alive for as long as the task runs.
+
+Put it under the schedule decorator::
+
+    @pyncette.task(schedule="0 * * * *", lease_duration=timedelta(seconds=30))
+    @with_heartbeat()
+    def long_job(context: Context) -> None: ...
+
+A background thread (for ``async def`` functions, an asyncio task) calls
+:meth:`Context.heartbeat` every ``lease_duration * lease_remaining_ratio``. When the lease is lost,
+``context.lease_lost`` is set and the heartbeat stops; with ``cancel_on_lease_lost=True`` an
+``async def`` function is cancelled (a thread cannot be stopped from outside, so a sync function
+should check ``context.lease_lost`` at convenient points).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from celery_pyncette.context import Context
+from celery_pyncette.errors import LeaseLostError, StoreError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+logger = logging.getLogger("celery_pyncette.heartbeat")
+
+
+def with_heartbeat(
+    lease_remaining_ratio: float = 0.5, cancel_on_lease_lost: bool = False
+) -> Callable[[F], F]:
+    """Heartbeat in the background while the decorated task function runs."""
+    if not 0 < lease_remaining_ratio < 1:
+        raise ValueError(
+            f"lease_remaining_ratio must be between 0 and 1, got {lease_remaining_ratio}"
+        )
+
+    def decorate(function: F) -> F:
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def run_async(context: Context, *args: Any, **kwargs: Any) -> Any:
+                main = asyncio.current_task()
+                beating = asyncio.ensure_future(
+                    _beat_async(
+                        context, lease_remaining_ratio, main if cancel_on_lease_lost else None
+                    )
+                )
+                try:
+                    return await function(context, *args, **kwargs)
+                finally:
+                    beating.cancel()
+
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(function)
+        def run(context: Context, *args: Any, **kwargs: Any) -> Any:
+            stop = threading.Event()
+            beating = threading.Thread(
+                target=_beat_thread,
+                args=(context, lease_remaining_ratio, stop),
+                name="pyncette-heartbeat",
+                daemon=True,
+            )
+            beating.start()
+            try:
+                return function(context, *args, **kwargs)
+            finally:
+                stop.set()
+                beating.join()
+
+        return run  # type: ignore[return-value]
+
+    return decorate
+
+
+def _beat_once(context: Context) -> bool:
+    """One heartbeat; False when the lease is lost (the heartbeat stops)."""
+    try:
+        context.heartbeat()
+    except LeaseLostError:
+        context.lease_lost = True
+        logger.warning("lease of %r was lost; the occurrence may run again elsewhere", context)
+        return False
+    except StoreError:
+        logger.warning("heartbeat of %r failed; retrying", context, exc_info=True)
+    return True
+
+
+def _beat_thread(context: Context, ratio: float, stop: threading.Event) -> None:
+    interval = context.lease_duration.total_seconds() * ratio
+    while not stop.wait(interval):
+        if not _beat_once(context):
+            return
+
+
+async def _beat_async(context: Context, ratio: float, cancel: asyncio.Task[Any] | None) -> None:
+    interval = context.lease_duration.total_seconds() * ratio
+    while True:
+        await asyncio.sleep(interval)
+        if not await asyncio.to_thread(_beat_once, context):
+            if cancel is not None:
+                cancel.cancel()
+            return
