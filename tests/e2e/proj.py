@@ -1,4 +1,4 @@
-"""The Celery project the end-to-end tests run as real ``celery beat`` / ``celery worker`` processes.
+"""The Celery project the end-to-end tests run as real `celery beat` and `celery worker` processes.
 
 Configured from the environment by the test that starts the processes:
 
@@ -13,10 +13,20 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 from celery import Celery
 
-from celery_pyncette import Context, ExecutionMode, FailureMode, Pyncette, current_context
+from celery_pyncette import (
+    Context,
+    ExecutionMode,
+    FailureMode,
+    LeaseLostError,
+    Pyncette,
+    current_context,
+    with_heartbeat,
+)
 
 app = Celery("e2e", broker=os.environ.get("E2E_BROKER", "memory://"))
 app.conf.update(
@@ -117,3 +127,103 @@ def hello(context: Context) -> None:
 @app.task(name="e2e.plain")
 def plain(label: str) -> None:
     record(current_context(), label=label)
+
+
+# --- worker-side features (enabled per test through E2E_TASKS) -----------------------------------
+
+FEATURES = ENABLED
+
+
+def trace(step: str, context: Context) -> None:
+    record(context, step=step)
+
+
+if "middleware" in FEATURES:
+
+    @pyncette.middleware
+    def outer(context: Context, call_next: Callable[[], Any]) -> Any:
+        trace("outer-before", context)
+        try:
+            return call_next()
+        finally:
+            trace("outer-after", context)
+
+    @pyncette.middleware
+    async def inner(context: Context, call_next: Callable[[], Awaitable[Any]]) -> Any:
+        trace("inner-before", context)
+        if context.task.name == "e2e.mw_fail":
+            raise RuntimeError("the middleware fails")
+        result = await call_next()
+        trace("inner-after", context)
+        return result
+
+
+@pyncette.task(name="e2e.mw", schedule="* * * * * *", enabled="mw" in ENABLED)
+async def mw(context: Context) -> None:
+    trace("task", context)
+
+
+@pyncette.task(
+    name="e2e.mw_fail",
+    schedule="* * * * * *",
+    failure_mode=FailureMode.UNLOCK,
+    enabled="mw_fail" in ENABLED,
+)
+def mw_fail(context: Context) -> None:
+    trace("task", context)
+
+
+if "fixtures" in FEATURES:
+
+    @pyncette.fixture(name="first")
+    def first_fixture() -> Iterator[str]:
+        record(None, fixture="first", step="setup")
+        yield "first-value"
+        record(None, fixture="first", step="teardown")
+
+    @pyncette.fixture()
+    async def second() -> AsyncIterator[str]:
+        record(None, fixture="second", step="setup")
+        yield "second-value"
+        record(None, fixture="second", step="teardown")
+
+
+@pyncette.task(name="e2e.uses_fixtures", schedule="* * * * * *", enabled="uses_fixtures" in ENABLED)
+def uses_fixtures(context: Context) -> None:
+    record(context, values=[context.first, context.second])
+
+
+@pyncette.task(name="e2e.heartbeat", schedule="* * * * * *", enabled="heartbeat" in ENABLED)
+@with_heartbeat()
+def heartbeat(context: Context) -> None:
+    record(context, phase="start")
+    time.sleep(float(os.environ.get("E2E_SLEEP", "10")))
+    record(context, phase="end", lease_lost=context.lease_lost)
+
+
+@pyncette.dynamic_task(name="e2e.self_unschedule")
+def self_unschedule(context: Context) -> None:
+    assert context.instance is not None
+    pyncette.unschedule_task(self_unschedule, context.instance)
+    try:
+        context.heartbeat()
+    except LeaseLostError:
+        record(context, heartbeat="lost")
+    else:
+        record(context, heartbeat="kept")
+
+
+@pyncette.task(
+    name="e2e.strikable", schedule="* * * * * *", customer_id=12345, enabled="strikable" in ENABLED
+)
+def strikable(context: Context) -> None:
+    record(context)
+
+
+@pyncette.dynamic_task(
+    name="e2e.limited", concurrency_limit=("customer_id", 1), failure_mode=FailureMode.UNLOCK
+)
+def limited(context: Context) -> None:
+    record(context, phase="start")
+    time.sleep(0.5)
+    record(context, phase="end")
