@@ -386,3 +386,47 @@ def test_a_beat_schedule_entry_on_a_plain_task_is_sent_and_committed(
     assert state.lease is None
     assert state.next_run == fake_clock.now + timedelta(seconds=2)
     pyncette.close()
+
+
+def test_a_middleware_can_swallow_a_failure_which_then_counts_as_success(
+    fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]
+) -> None:
+    seen: list[str] = []
+
+    @pyncette.middleware
+    def swallow(context: Context, call_next: Callable[[], Any]) -> Any:
+        try:
+            return call_next()
+        except RuntimeError as exc:
+            seen.append(str(exc))
+            return None
+
+    make_task(pyncette, calls, fail=True, schedule="* * * * * *")
+    tick(pyncette)
+    fake_clock.advance(seconds=1)
+    (message,) = tick(pyncette)
+
+    run(pyncette, message).get()
+
+    assert seen == ["boom"]
+    assert static_state(pyncette, "job").last_status == "success"
+
+
+def test_a_fixture_that_fails_to_set_up_fails_the_execution_loudly(
+    fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]
+) -> None:
+    @pyncette.fixture(name="db")
+    def broken() -> Any:
+        raise ConnectionError("database unreachable")
+        yield  # pragma: no cover
+
+    make_task(pyncette, calls, schedule="* * * * * *", failure_mode=FailureMode.UNLOCK)
+    tick(pyncette)
+    fake_clock.advance(seconds=1)
+    (message,) = tick(pyncette)
+
+    with pytest.raises(ConnectionError, match="unreachable"):
+        run(pyncette, message).get()
+
+    assert calls == []
+    assert static_state(pyncette, "job").lease is None, "UNLOCK applies to a fixture failure"
