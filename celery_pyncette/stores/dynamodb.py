@@ -1,0 +1,748 @@
+"""``dynamodb://REGION/TABLE``: instances in one DynamoDB table, leases by conditional writes.
+
+URL: ``dynamodb://REGION/TABLE[?endpoint_url=http://host:port&skip_table_create=1]``. An empty
+region (``dynamodb:///TABLE``) means boto3's default region. Credentials are boto3's ambient ones.
+
+Table layout (see ``docs/stores/dynamodb.md``)::
+
+    partition_id (S, hash key)   JSON [namespace, task, partition]; strikes: [namespace, "#strikes"]
+    task_id      (S, range key)  the instance name (1..1024 UTF-8 bytes)
+    ready_at     (N)             max(next_run, locked_until), epoch seconds with 6 decimals
+    LSI "ready_at"               (partition_id, ready_at), KEYS_ONLY: the claim query
+
+A claim queries the index for ``ready_at <= now`` oldest first and takes each candidate with an
+``UpdateItem`` conditioned on ``ready_at <= now``; a claim lost to another beat fails that condition
+and is skipped (the range is re-read a bounded number of times, then the query pages on: it never
+spins on one page). Commit, unlock and heartbeat are conditioned on the lease token, upsert on the
+lock having expired.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from celery_pyncette.errors import ConfigurationError, LeaseLostError, StoreError, TaskLockedError
+from celery_pyncette.stores.base import (
+    InstanceKey,
+    InstanceRecord,
+    Store,
+    Strike,
+    strike_from_id,
+    strike_id,
+)
+
+__all__ = ["DynamoDBSettings", "DynamoDBStore", "parse_url"]
+
+_PK, _SK, _INDEX = "partition_id", "task_id", "ready_at"
+_MARKER = "marker"  # sort key of the strikes marker item; strike items use 64 hex digits
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")  # us-east-1, us-gov-west-1, local (DynamoDB Local)
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True}
+_FLAGS.update({"0": False, "false": False, "no": False, "off": False})
+_KNOWN_PARAMS = ("endpoint_url", "skip_table_create")
+_MAX_SORT_KEY_BYTES, _MAX_HASH_KEY_BYTES = 1024, 2048
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+_NAME_TOKEN = re.compile(r"#\w+")
+#: Expression placeholder -> attribute name (every attribute goes through a placeholder).
+_NAMES = {
+    "#pk": _PK,
+    "#sk": _SK,
+    "#ready": "ready_at",
+    "#next": "next_run",
+    "#until": "locked_until",
+    "#lease": "lease",
+    "#by": "locked_by",
+    "#last": "last_run_at",
+    "#status": "last_status",
+    "#spec": "spec",
+    "#args": "args",
+    "#v": "version",
+    "#release": "release_id",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DynamoDBSettings:
+    """What a ``dynamodb://`` URL says."""
+
+    region: str | None
+    table: str
+    endpoint_url: str | None = None
+    skip_table_create: bool = False
+
+
+def parse_url(url: str) -> DynamoDBSettings:
+    """Parse ``dynamodb://REGION/TABLE?endpoint_url=...&skip_table_create=1``.
+
+    Raises :class:`ConfigurationError` naming what is wrong (unknown parameters included).
+    """
+    try:
+        parts = urlsplit(url)
+        params = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError as exc:
+        raise ConfigurationError(f"pyncette_url: malformed DynamoDB URL {url!r}: {exc}") from None
+    example = "dynamodb://us-east-1/my-table"
+    if parts.scheme.lower() != "dynamodb" or parts.fragment or "@" in parts.netloc:
+        raise ConfigurationError(f"pyncette_url: {url!r} is not a DynamoDB URL like {example}")
+    region = parts.netloc or None
+    if region is not None and not _REGION.fullmatch(region):
+        raise ConfigurationError(f"pyncette_url: {region!r} is not an AWS region (in {url!r})")
+    table = parts.path[1:]
+    if not _TABLE_NAME.fullmatch(table):
+        raise ConfigurationError(
+            f"pyncette_url: {table!r} is not a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -) "
+            f"in {url!r}; expected e.g. {example}"
+        )
+    names = [name for name, _ in params]
+    unknown = sorted({n for n in names if n not in _KNOWN_PARAMS})
+    if unknown:
+        raise ConfigurationError(
+            f"pyncette_url: unknown DynamoDB URL parameter(s) {', '.join(unknown)} "
+            f"(known: {', '.join(_KNOWN_PARAMS)})"
+        )
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigurationError(f"pyncette_url: DynamoDB URL parameter(s) repeated: {repeated}")
+    values = dict(params)
+    endpoint = values.get("endpoint_url")
+    if endpoint is not None:
+        target = urlsplit(endpoint)
+        if target.scheme not in {"http", "https"} or not target.hostname:
+            raise ConfigurationError(
+                f"pyncette_url: endpoint_url {endpoint!r} is not an http(s) URL"
+            )
+    flag = values.get("skip_table_create", "0").lower()
+    if flag not in _FLAGS:
+        raise ConfigurationError(f"pyncette_url: skip_table_create={flag!r} is not 1/0/true/false")
+    return DynamoDBSettings(region, table, endpoint, _FLAGS[flag])
+
+
+def _number(moment: datetime) -> dict[str, str]:
+    """A DynamoDB number: epoch seconds with exactly the datetime's microseconds."""
+    micros = (moment - _EPOCH) // _MICROSECOND
+    return {"N": format(Decimal(micros).scaleb(-6), "f")}
+
+
+def _time(value: Mapping[str, str]) -> datetime:
+    return _EPOCH + timedelta(microseconds=int(Decimal(value["N"]).scaleb(6)))
+
+
+def _optional_time(item: Mapping[str, Any], name: str) -> datetime | None:
+    return _time(item[name]) if name in item else None
+
+
+def _optional_str(item: Mapping[str, Any], name: str) -> str | None:
+    return str(item[name]["S"]) if name in item else None
+
+
+def _record(key: InstanceKey, item: Mapping[str, Any]) -> InstanceRecord:
+    return InstanceRecord(
+        key=key,
+        next_run=_time(item["next_run"]),
+        spec=json.loads(item["spec"]["S"]),
+        args=json.loads(item["args"]["S"]),
+        locked_until=_optional_time(item, "locked_until"),
+        lease=_optional_str(item, "lease"),
+        locked_by=_optional_str(item, "locked_by"),
+        last_run_at=_optional_time(item, "last_run_at"),
+        last_status=_optional_str(item, "last_status"),
+    )
+
+
+def _holds(item: Mapping[str, Any] | None, name: str, lease: str) -> bool:
+    """Whether ``item``'s string attribute ``name`` is ``lease``."""
+    return item is not None and item.get(name, {}).get("S") == lease
+
+
+def _expression(*expressions: str | None) -> dict[str, Any]:
+    """``ExpressionAttributeNames`` for exactly the placeholders the expressions use."""
+    used = {token for text in expressions if text for token in _NAME_TOKEN.findall(text)}
+    if not used:
+        return {}
+    return {"ExpressionAttributeNames": {token: _NAMES[token] for token in sorted(used)}}
+
+
+_session_lock = threading.Lock()
+_session: Any = None
+
+
+def _reset_session_after_fork() -> None:
+    global _session_lock, _session
+    _session_lock, _session = threading.Lock(), None
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_reset_session_after_fork)
+
+
+def _new_client(**options: Any) -> Any:
+    """A DynamoDB client from this module's boto3 session (created once: loading the service
+    model is the slow part of a client). A session is not thread-safe: clients are made under a
+    lock; the clients themselves are."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client("dynamodb", **options)
+
+
+class _RefusedError(Exception):
+    """An expected refusal: a failed condition, or an error code the caller asked to handle."""
+
+    def __init__(self, code: str, item: Mapping[str, Any] | None):
+        super().__init__(code)
+        self.code = code
+        self.item = item
+
+
+class DynamoDBStore(Store):
+    """``dynamodb://REGION/TABLE``: one item per instance, claims by conditional ``UpdateItem``."""
+
+    #: botocore settings: a dead endpoint fails within seconds; throttling and 5xx are retried
+    #: (``max_attempts`` counts the first attempt too).
+    connect_timeout = 2.0
+    read_timeout = 5.0
+    max_attempts = 4
+    #: A claim reads up to ``page_factor * limit`` candidates per index page (16 to 1000).
+    page_factor = 2
+    #: How many upserts :meth:`upsert_many` sends at once.
+    bulk_concurrency = 16
+    #: How long :meth:`setup` waits for a new table to become ACTIVE.
+    table_wait_timeout = 120.0
+
+    def __init__(
+        self, url: str, *, namespace: str = "pyncette", skip_table_create: bool = False
+    ) -> None:
+        self.settings = parse_url(url)
+        super().__init__(
+            url,
+            namespace=namespace,
+            skip_table_create=skip_table_create or self.settings.skip_table_create,
+        )
+        self.table = self.settings.table
+        self._strikes_pid = json.dumps([namespace, "#strikes"], ensure_ascii=False)
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._pid = os.getpid()
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        """The boto3 client of this process, created on first use (and again after a fork)."""
+        pid = os.getpid()
+        if pid != self._pid:  # forked: the parent's client and lock are not ours to use
+            self._lock, self._client, self._pid = threading.Lock(), None, pid
+        with self._lock:
+            if self._client is None:
+                config = Config(
+                    connect_timeout=self.connect_timeout,
+                    read_timeout=self.read_timeout,
+                    retries={"mode": "standard", "total_max_attempts": self.max_attempts},
+                    max_pool_connections=32,
+                    user_agent_extra="celery-pyncette",
+                )
+                try:
+                    self._client = _new_client(
+                        region_name=self.settings.region,
+                        endpoint_url=self.settings.endpoint_url,
+                        config=config,
+                    )
+                except BotoCoreError as exc:
+                    raise StoreError(f"cannot create a DynamoDB client: {exc}") from exc
+            return self._client
+
+    def _call(
+        self, operation: str, *, subject: str = "", expect: tuple[str, ...] = (), **params: Any
+    ) -> dict[str, Any]:
+        """Call one DynamoDB API on the table.
+
+        A failed condition or an ``expect``-ed error code raises :class:`_RefusedError`; every other
+        failure a :class:`StoreError` that chains the botocore error.
+        """
+        where = f"DynamoDB {operation} on table {self.table!r}"
+        try:
+            response: dict[str, Any] = getattr(self._connect(), operation)(
+                TableName=self.table, **params
+            )
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+            if code == "ConditionalCheckFailedException" or code in expect:
+                raise _RefusedError(code, exc.response.get("Item")) from None
+            if code == "ResourceNotFoundException":
+                hint = "it is created by setup() unless skip_table_create is set"
+                raise StoreError(f"{where}: the table does not exist ({hint}): {message}") from exc
+            if "exceeded the maximum allowed size" in message:
+                raise StoreError(
+                    f"{where}: {subject or 'the item'} is too large: DynamoDB refuses items over "
+                    f"400 KB (spec, arguments and names together): {message}"
+                ) from exc
+            if code == "ItemCollectionSizeLimitExceededException":
+                raise StoreError(
+                    f"{where}: {subject} cannot be stored: its task partition holds 10 GB, "
+                    "DynamoDB's limit with a local secondary index; use more partitions"
+                ) from exc
+            raise StoreError(f"{where} failed: {code}: {message}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"{where} failed: {exc}") from exc
+        return response
+
+    def _partition_id(self, task: str, partition: int) -> str:
+        pid = json.dumps([self.namespace, task, partition], ensure_ascii=False)
+        if len(pid.encode()) > _MAX_HASH_KEY_BYTES:  # 200-character task names always fit
+            raise ValueError(f"task name {task[:80]!r}... is too long for a DynamoDB key")
+        return pid
+
+    def _key(self, key: InstanceKey) -> dict[str, dict[str, str]]:
+        size = len(key.instance.encode())  # lone surrogates raise UnicodeEncodeError (ValueError)
+        if not 1 <= size <= _MAX_SORT_KEY_BYTES:
+            raise ValueError(
+                f"instance name of {size} UTF-8 bytes: DynamoDB stores 1 to 1024 ({key})"
+            )
+        return {_PK: {"S": self._partition_id(key.task, key.partition)}, _SK: {"S": key.instance}}
+
+    def _update(
+        self,
+        key: InstanceKey,
+        update: str,
+        condition: str | None,
+        values: dict[str, Any],
+        **extra: Any,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "Key": self._key(key),
+            "UpdateExpression": update,
+            **_expression(update, condition),
+            **extra,
+        }
+        if condition:
+            params["ConditionExpression"] = condition
+        if values:
+            params["ExpressionAttributeValues"] = values
+        return self._call("update_item", subject=f"instance {key}", **params)
+
+    # --- schema -----------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        if not self.skip_table_create:
+            attributes = [(_PK, "S"), (_SK, "S"), (_INDEX, "N")]
+            # ResourceInUse: it exists already (another beat may be creating it right now)
+            with contextlib.suppress(_RefusedError):
+                self._call(
+                    "create_table",
+                    expect=("ResourceInUseException",),
+                    AttributeDefinitions=[
+                        {"AttributeName": name, "AttributeType": kind} for name, kind in attributes
+                    ],
+                    KeySchema=[
+                        {"AttributeName": _PK, "KeyType": "HASH"},
+                        {"AttributeName": _SK, "KeyType": "RANGE"},
+                    ],
+                    LocalSecondaryIndexes=[
+                        {
+                            "IndexName": _INDEX,
+                            "KeySchema": [
+                                {"AttributeName": _PK, "KeyType": "HASH"},
+                                {"AttributeName": _INDEX, "KeyType": "RANGE"},
+                            ],
+                            "Projection": {"ProjectionType": "KEYS_ONLY"},
+                        }
+                    ],
+                    BillingMode="PAY_PER_REQUEST",
+                )
+        self._wait_until_active()
+
+    def _wait_until_active(self) -> None:
+        deadline = time.monotonic() + self.table_wait_timeout
+        pause = 0.05
+        while True:
+            try:
+                table = self._call("describe_table", expect=("ResourceNotFoundException",))
+            except _RefusedError:
+                raise StoreError(
+                    f"DynamoDB table {self.table!r} does not exist in region "
+                    f"{self.settings.region or '(boto3 default)'}; create it (see "
+                    "docs/stores/dynamodb.md) or drop skip_table_create"
+                ) from None
+            description = table["Table"]
+            status = description.get("TableStatus")
+            if status == "ACTIVE":
+                self._check_schema(description)
+                return
+            if status not in {"CREATING", "UPDATING"}:
+                raise StoreError(f"DynamoDB table {self.table!r} is {status}, not ACTIVE")
+            if time.monotonic() + pause > deadline:
+                raise StoreError(
+                    f"DynamoDB table {self.table!r} still {status} after "
+                    f"{self.table_wait_timeout:.0f} s"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    def _check_schema(self, description: Mapping[str, Any]) -> None:
+        def keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
+            return [(k["AttributeName"], k["KeyType"]) for k in schema]
+
+        types = {
+            a["AttributeName"]: a["AttributeType"] for a in description["AttributeDefinitions"]
+        }
+        indexes = {
+            i["IndexName"]: keys(i["KeySchema"])
+            for i in description.get("LocalSecondaryIndexes", [])
+        }
+        problems = []
+        if keys(description["KeySchema"]) != [(_PK, "HASH"), (_SK, "RANGE")]:
+            problems.append(f"key schema must be {_PK} (hash), {_SK} (range)")
+        if indexes.get(_INDEX) != [(_PK, "HASH"), (_INDEX, "RANGE")]:
+            problems.append(f"a local secondary index {_INDEX!r} on ({_PK}, {_INDEX}) is missing")
+        if (types.get(_PK), types.get(_SK), types.get(_INDEX, "N")) != ("S", "S", "N"):
+            problems.append(f"{_PK} and {_SK} must be strings, {_INDEX} a number")
+        if problems:
+            raise StoreError(
+                f"DynamoDB table {self.table!r} has another schema: {'; '.join(problems)}"
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None and self._pid == os.getpid():
+            client.close()
+
+    # --- claims and leases ------------------------------------------------------------------
+
+    def _due_page(
+        self, pid: str, now: datetime, size: int, start: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """One page of the index: keys of instances with ``ready_at <= now``, oldest first."""
+        condition = "#pk = :pk AND #ready <= :now"
+        params: dict[str, Any] = {
+            "IndexName": _INDEX,
+            "KeyConditionExpression": condition,
+            **_expression(condition),
+            "ExpressionAttributeValues": {":pk": {"S": pid}, ":now": _number(now)},
+            "ScanIndexForward": True,
+            "ConsistentRead": True,
+            "Limit": size,
+        }
+        if start is not None:
+            params["ExclusiveStartKey"] = start
+        return self._call("query", **params)
+
+    def claim_due(
+        self,
+        task: str,
+        partition: int,
+        now: datetime,
+        limit: int,
+        lease_duration: timedelta,
+        owner: str,
+    ) -> list[InstanceRecord]:
+        if lease_duration <= timedelta(0):
+            raise ValueError(f"lease_duration must be positive, got {lease_duration}")
+        pid = self._partition_id(task, partition)
+        until = _number(now + lease_duration)
+        update = "SET #until = :until, #ready = :until, #lease = :lease, #by = :owner"
+        condition = "attribute_exists(#pk) AND #ready <= :now"
+        claimed: list[InstanceRecord] = []
+        start: dict[str, Any] | None = None
+        contended, rereads = False, 0
+        while len(claimed) < limit:
+            page = self._due_page(pid, now, min(max(self.page_factor * limit, 16), 1000), start)
+            names = [item[_SK]["S"] for item in page.get("Items", [])]
+            stale = False
+            for position in range(len(names)):
+                if contended:  # others claim this range too: pick at random, not in their wake
+                    other = random.randrange(position, len(names))
+                    names[position], names[other] = names[other], names[position]
+                key = InstanceKey(task, partition, names[position])
+                lease = uuid.uuid4().hex
+                values = {
+                    ":until": until,
+                    ":now": _number(now),
+                    ":lease": {"S": lease},
+                    ":owner": {"S": owner},
+                }
+                try:
+                    item = self._update(
+                        key,
+                        update,
+                        condition,
+                        values,
+                        ReturnValues="ALL_NEW",
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    )["Attributes"]
+                except _RefusedError as refused:
+                    if _holds(refused.item, "lease", lease):
+                        item = refused.item  # ours: botocore retried a write whose reply was lost
+                    else:
+                        # Lost to another claimer (or deleted) since the query: not an error. The
+                        # rest of the page is likely stale too: read the same range again (claimed
+                        # items have left it), a bounded number of times; then page on.
+                        contended = True
+                        if rereads < limit:
+                            rereads += 1
+                            stale = True
+                            break
+                        continue
+                claimed.append(_record(key, item))
+                if len(claimed) == limit:
+                    break
+            if stale:
+                continue
+            start = page.get("LastEvaluatedKey")
+            if start is None:
+                break
+        return claimed
+
+    def commit(
+        self,
+        key: InstanceKey,
+        lease: str,
+        next_run: datetime | None,
+        now: datetime,
+        status: str = "success",
+    ) -> None:
+        condition = "#lease = :lease"
+        release = uuid.uuid4().hex  # marks this call's write, should botocore have to retry it
+        try:
+            if next_run is None:
+                self._call(
+                    "delete_item",
+                    Key=self._key(key),
+                    ConditionExpression=condition,
+                    **_expression(condition),
+                    ExpressionAttributeValues={":lease": {"S": lease}},
+                )
+                return
+            self._update(
+                key,
+                "SET #next = :next, #ready = :next, #last = :now, #status = :status, "
+                "#release = :release REMOVE #until, #lease, #by",
+                condition,
+                {
+                    ":next": _number(next_run),
+                    ":now": _number(now),
+                    ":status": {"S": status},
+                    ":lease": {"S": lease},
+                    ":release": {"S": release},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except _RefusedError as refused:
+            if not _holds(refused.item, "release_id", release):  # else our write, retried
+                raise LeaseLostError(f"lease {lease} of {key} is lost") from None
+
+    def unlock(self, key: InstanceKey, lease: str) -> None:
+        release = uuid.uuid4().hex  # marks this call's write, should botocore have to retry it
+        try:
+            self._update(
+                key,
+                "SET #ready = #next, #release = :release REMOVE #until, #lease, #by",
+                "#lease = :lease",
+                {":lease": {"S": lease}, ":release": {"S": release}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except _RefusedError as refused:
+            if not _holds(refused.item, "release_id", release):  # else our write, retried
+                raise LeaseLostError(f"lease {lease} of {key} is lost") from None
+
+    def extend_lease(self, key: InstanceKey, lease: str, until: datetime) -> None:
+        values = {":lease": {"S": lease}, ":until": _number(until)}
+        try:
+            # ready_at = max(next_run, until): next_run is in the past while a lease runs ...
+            self._update(
+                key,
+                "SET #until = :until, #ready = :until",
+                "#lease = :lease AND #next <= :until",
+                values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return
+        except _RefusedError as refused:
+            if not _holds(refused.item, "lease", lease):
+                raise LeaseLostError(f"lease {lease} of {key} is lost") from None
+        try:  # ... unless the caller gave an expiry before the next run
+            self._update(
+                key,
+                "SET #until = :until, #ready = #next",
+                "#lease = :lease AND #next > :until",
+                values,
+            )
+        except _RefusedError:
+            raise LeaseLostError(f"lease {lease} of {key} is lost") from None
+
+    # --- instances --------------------------------------------------------------------------
+
+    def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
+        values: dict[str, Any] = {
+            ":spec": {"S": json.dumps(dict(record.spec))},
+            ":args": {"S": json.dumps(dict(record.args))},
+            ":next": _number(record.next_run),
+        }
+        condition, extra = None, {}
+        if not force:  # a new instance, an unlocked one, or one whose lease has expired
+            condition = (
+                "attribute_not_exists(#pk) OR attribute_not_exists(#until) OR #until <= :now"
+            )
+            values[":now"] = _number(now)
+            extra = {"ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+        try:
+            self._update(
+                record.key,
+                "SET #spec = :spec, #args = :args, #next = :next, #ready = :next "
+                "REMOVE #until, #lease, #by",
+                condition,
+                values,
+                **extra,
+            )
+        except _RefusedError as refused:
+            item = refused.item or {}
+            until = _optional_time(item, "locked_until")
+            raise TaskLockedError(f"{record.key} is locked until {until}") from None
+
+    def upsert_many(
+        self, records: Sequence[InstanceRecord], now: datetime, force: bool = False
+    ) -> list[InstanceKey]:
+        """Upsert a batch, ``bulk_concurrency`` requests at a time (DynamoDB has no batched
+        conditional update; a transaction would let one locked instance refuse the whole batch)."""
+        if len(records) < 2 or len({r.key for r in records}) < len(records):
+            return super().upsert_many(records, now, force)  # repeated keys: in order, last wins
+
+        def upsert_one(record: InstanceRecord) -> InstanceKey | None:
+            try:
+                self.upsert(record, now, force)
+            except TaskLockedError:
+                return record.key
+            return None
+
+        self._connect()  # one client, created before the threads share it
+        with ThreadPoolExecutor(min(self.bulk_concurrency, len(records))) as pool:
+            outcomes = list(pool.map(upsert_one, records))
+        return [key for key in outcomes if key is not None]
+
+    def delete(self, key: InstanceKey) -> bool:
+        response = self._call("delete_item", Key=self._key(key), ReturnValues="ALL_OLD")
+        return "Attributes" in response
+
+    def get(self, key: InstanceKey) -> InstanceRecord | None:
+        response = self._call("get_item", Key=self._key(key), ConsistentRead=True)
+        item = response.get("Item")
+        return None if item is None else _record(key, item)
+
+    def _query_partition(
+        self, pid: str, limit: int | None, after: str | None, **extra: Any
+    ) -> list[dict[str, Any]]:
+        """Pages of one partition by sort key, ``> after``, until ``limit`` items or the end."""
+        condition = "#pk = :pk" if after is None else "#pk = :pk AND #sk > :after"
+        values: dict[str, Any] = {":pk": {"S": pid}}
+        if after is not None:
+            values[":after"] = {"S": after}
+        pages: list[dict[str, Any]] = []
+        seen = 0
+        start: dict[str, Any] | None = None
+        while limit is None or seen < limit:
+            params: dict[str, Any] = {
+                "KeyConditionExpression": condition,
+                **_expression(condition),
+                "ExpressionAttributeValues": values,
+                "ConsistentRead": True,
+                **extra,
+            }
+            if limit is not None:
+                params["Limit"] = limit - seen
+            if start is not None:
+                params["ExclusiveStartKey"] = start
+            page = self._call("query", **params)
+            pages.append(page)
+            seen += int(page.get("Count", 0))
+            start = page.get("LastEvaluatedKey")
+            if start is None:
+                break
+        return pages
+
+    def list_instances(
+        self, task: str, partition: int, limit: int, after: str | None = None
+    ) -> list[InstanceRecord]:
+        if limit <= 0:
+            return []
+        pages = self._query_partition(self._partition_id(task, partition), limit, after)
+        return [
+            _record(InstanceKey(task, partition, item[_SK]["S"]), item)
+            for page in pages
+            for item in page.get("Items", [])
+        ]
+
+    def count_instances(self, task: str, partition: int) -> int:
+        pid = self._partition_id(task, partition)
+        pages = self._query_partition(pid, None, None, Select="COUNT")
+        return sum(int(page.get("Count", 0)) for page in pages)
+
+    # --- strikes ----------------------------------------------------------------------------
+
+    def _strike_key(self, sort_key: str) -> dict[str, dict[str, str]]:
+        return {_PK: {"S": self._strikes_pid}, _SK: {"S": sort_key}}
+
+    def _move_strikes_marker(self) -> None:
+        update = "ADD #v :one"
+        self._call(
+            "update_item",
+            Key=self._strike_key(_MARKER),
+            UpdateExpression=update,
+            **_expression(update),
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+
+    @staticmethod
+    def _strike_sort_key(strike: Strike) -> str:
+        return hashlib.sha256(strike_id(strike).encode()).hexdigest()
+
+    def add_strike(self, strike: Strike) -> None:
+        item = self._strike_key(self._strike_sort_key(strike))
+        item["strike"] = {"S": strike_id(strike)}
+        self._call("put_item", subject=f"strike {strike}", Item=item)
+        self._move_strikes_marker()
+
+    def remove_strike(self, strike: Strike) -> bool:
+        key = self._strike_key(self._strike_sort_key(strike))
+        response = self._call("delete_item", Key=key, ReturnValues="ALL_OLD")
+        self._move_strikes_marker()
+        return "Attributes" in response
+
+    def list_strikes(self) -> list[Strike]:
+        return [
+            strike_from_id(item["strike"]["S"])
+            for page in self._query_partition(self._strikes_pid, None, None)
+            for item in page.get("Items", [])
+            if item[_SK]["S"] != _MARKER
+        ]
+
+    def strikes_marker(self) -> str:
+        projection = "#v"
+        response = self._call(
+            "get_item",
+            Key=self._strike_key(_MARKER),
+            ConsistentRead=True,
+            ProjectionExpression=projection,
+            **_expression(projection),
+        )
+        return str(response.get("Item", {}).get("version", {}).get("N", "0"))

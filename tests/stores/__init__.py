@@ -1,0 +1,1 @@
+"""Store-specific tests: one group of modules per store technology."""
