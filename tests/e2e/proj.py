@@ -2,7 +2,8 @@
 
 Configured from the environment by the test that starts the processes:
 
-* ``E2E_BROKER``, ``E2E_STORE``, ``E2E_QUEUE``: broker URL, store URL, a queue name unique per test;
+* ``E2E_BROKER``, ``E2E_STORE``, ``E2E_NAMESPACE``, ``E2E_QUEUE``: broker URL, store URL and
+  namespace, a queue name unique per test;
 * ``E2E_EVENTS``: a file each execution appends one JSON line to (the side channel);
 * ``E2E_TASKS``: comma-separated names of the static tasks to enable (all others are disabled);
 * ``E2E_LEASE``: lease seconds; ``E2E_SLEEP``: seconds the ``slow`` task runs.
@@ -35,6 +36,7 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     worker_prefetch_multiplier=1,
     pyncette_url=os.environ.get("E2E_STORE", "memory://"),
+    pyncette_namespace=os.environ.get("E2E_NAMESPACE", "pyncette"),
     pyncette_poll_interval=0.2,
     pyncette_lease_duration=float(os.environ.get("E2E_LEASE", "3")),
 )

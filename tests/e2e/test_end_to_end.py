@@ -14,6 +14,7 @@ import pytest
 from celery import Celery
 
 from celery_pyncette import Pyncette
+from tests.e2e.conftest import StoreConfig
 from tests.e2e.harness import Deployment, Event, by_occurrence
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -43,14 +44,14 @@ def test_a_six_field_cron_fires_every_second_with_distinct_scheduled_times(deplo
 
 
 def test_a_dynamic_instance_runs_with_its_arguments_and_stops_after_unschedule(
-    deploy: Deploy, store_url: str
+    deploy: Deploy, store: StoreConfig
 ) -> None:
     d = deploy([])
     d.start_worker()
     d.start_beat()
     d.must_live = {"worker", "beat"}
     client = Celery("e2e-client")
-    client.conf.update(pyncette_url=store_url)
+    client.conf.update(pyncette_url=store.url, pyncette_namespace=store.namespace)
     pyncette = Pyncette(client)
 
     @pyncette.dynamic_task(name="e2e.hello")

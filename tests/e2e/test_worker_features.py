@@ -11,8 +11,8 @@ import pytest
 from celery import Celery
 
 from celery_pyncette import Context, Pyncette
-from tests.e2e.harness import BROKERS, Deployment, Event, by_occurrence
-from tests.servers import require_server
+from tests.e2e.conftest import StoreConfig
+from tests.e2e.harness import Deployment, Event, by_occurrence
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -20,15 +20,15 @@ Deploy = Callable[..., Deployment]
 
 
 @pytest.fixture
-def broker() -> str:
-    url, host, port = BROKERS["redis"]
-    require_server("redis", host, port)
-    return url
+def combination() -> tuple[str, str]:
+    return ("redis", "sqlite")
 
 
-def client(store_url: str) -> Pyncette:
+def client(store: StoreConfig) -> Pyncette:
     app = Celery("e2e-client", set_as_current=False)
-    app.conf.update(pyncette_url=store_url, pyncette_poll_interval=0.2)
+    app.conf.update(
+        pyncette_url=store.url, pyncette_namespace=store.namespace, pyncette_poll_interval=0.2
+    )
     extension = Pyncette(app)
 
     @extension.task(name="e2e.strikable", schedule="* * * * * *")
@@ -151,13 +151,13 @@ def test_a_long_task_with_a_heartbeat_runs_once_and_without_it_is_sent_again(
 
 
 def test_a_heartbeat_after_the_instance_was_unscheduled_raises(
-    deploy: Deploy, store_url: str
+    deploy: Deploy, store: StoreConfig
 ) -> None:
     d = deploy([], E2E_LEASE="30")
     d.start_worker()
     d.start_beat()
     d.must_live = {"worker", "beat"}
-    pyncette = client(store_url)
+    pyncette = client(store)
 
     pyncette.schedule_task("e2e.self_unschedule", "me", schedule="* * * * * *")
     events = d.wait_for(lambda ev: any(e.get("heartbeat") for e in ev), 40, "the run")
@@ -167,12 +167,12 @@ def test_a_heartbeat_after_the_instance_was_unscheduled_raises(
 
 
 def test_a_strike_landing_while_messages_are_queued_skips_them_until_restored(
-    deploy: Deploy, store_url: str
+    deploy: Deploy, store: StoreConfig
 ) -> None:
     d = deploy(["strikable"], E2E_LEASE="30")
     d.start_beat()
     d.must_live = {"beat"}
-    pyncette = client(store_url)
+    pyncette = client(store)
     # No worker yet: the occurrence is sent and waits in the queue under its lease.
     d.wait_for(lambda ev: "occurrence(s) of e2e.strikable" in d.log("beat"), 40, "a queued message")
 
@@ -198,14 +198,14 @@ def test_a_strike_landing_while_messages_are_queued_skips_them_until_restored(
 
 
 def test_a_per_argument_concurrency_limit_holds_across_workers(
-    deploy: Deploy, store_url: str
+    deploy: Deploy, store: StoreConfig
 ) -> None:
     d = deploy([], E2E_LEASE="10")
     d.start_worker("worker1", concurrency=2)
     d.start_worker("worker2", concurrency=2)
     d.start_beat()
     d.must_live = {"worker1", "worker2", "beat"}
-    pyncette = client(store_url)
+    pyncette = client(store)
     for name in ("a", "b", "c", "d"):
         pyncette.schedule_task("e2e.limited", name, schedule="* * * * * *", customer_id=1)
 

@@ -1,0 +1,12 @@
+"""The SQL store: SQLite, PostgreSQL and MySQL/MariaDB through SQLAlchemy Core.
+
+``_schema`` defines the tables of a namespace and the portable column types, ``_engine`` the
+per-process connection pool and driver errors, ``_dialects`` the statements that differ per server
+(claims and upserts), and ``_store`` the :class:`SQLStore` that puts them together.
+"""
+
+from __future__ import annotations
+
+from celery_pyncette.stores.sql._store import SQLStore
+
+__all__ = ["SQLStore"]

@@ -1,0 +1,271 @@
+"""The statements that differ per server: claiming a batch, and the atomic upserts.
+
+Everything else :class:`~celery_pyncette.stores.sql.SQLStore` runs is portable SQLAlchemy Core.
+Each function runs inside a transaction the store opened (on SQLite a ``BEGIN IMMEDIATE`` one).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Table,
+    Text,
+    case,
+    cast,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from celery_pyncette.stores.sql._schema import UTCDateTime
+
+#: Columns that identify an instance.
+KEY_COLUMNS = ("task", "partition", "instance")
+#: Columns an upsert replaces (the lease is cleared; last_run_at / last_status are kept), with
+#: locked_until last (MySQL's ON DUPLICATE KEY UPDATE depends on it).
+REPLACED_COLUMNS = ("spec", "args", "next_run", "ready_at", "lease", "locked_by", "locked_until")
+#: Most keys or rows in one statement (``IN (...)`` lists, ``CASE`` arms, multi-row inserts).
+CHUNK = 500
+
+#: (task, partition, instance)
+Key = tuple[str, int, str]
+
+
+class Dialect:
+    """Statements for one server family; the default implementation is SQLite's."""
+
+    name = "sqlite"
+
+    def _insert(self, table: Table) -> Any:
+        """An INSERT that has ``on_conflict_do_update`` / ``on_conflict_do_nothing``."""
+        return sqlite.insert(table)
+
+    def greatest(self, left: ColumnElement[Any], when: datetime) -> ColumnElement[datetime]:
+        """``max(left, when)`` for two non-null times."""
+        return func.max(left, literal(when, UTCDateTime()), type_=UTCDateTime())
+
+    def claim(
+        self,
+        conn: Connection,
+        table: Table,
+        task: str,
+        partition: int,
+        now: datetime,
+        limit: int,
+        until: datetime,
+        owner: str,
+    ) -> list[tuple[Row[Any], str]]:
+        """Lease up to ``limit`` due rows; return each (row before the claim, its new lease).
+
+        The rows come back oldest first. Default: select the due rows under a lock, then update
+        exactly those keys in one statement, each with its own lease token.
+        """
+        t = table.c
+        due = (
+            select(table)
+            .where(t.task == task, t.partition == partition, t.ready_at <= now)
+            .order_by(t.ready_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = conn.execute(due).all()
+        if not rows:
+            return []
+        leases = {row.instance: uuid.uuid4().hex for row in rows}
+        for chunk in chunks(list(leases), CHUNK):
+            conn.execute(
+                update(table)
+                .where(t.task == task, t.partition == partition, t.instance.in_(chunk))
+                .values(
+                    locked_until=until,
+                    ready_at=self.greatest(t.next_run, until),
+                    locked_by=owner,
+                    lease=case({name: leases[name] for name in chunk}, value=t.instance),
+                )
+            )
+        return [(row, leases[row.instance]) for row in rows]
+
+    def upsert(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        now: datetime,
+        force: bool,
+    ) -> set[Key]:
+        """Insert or replace instances (distinct keys, one statement); return the keys refused,
+        unchanged, because they were locked at ``now`` (none with ``force``)."""
+        stmt = self._insert(table).values(list(rows))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(KEY_COLUMNS),
+            set_={name: stmt.excluded[name] for name in REPLACED_COLUMNS},
+            where=None if force else _unlocked(table, now),
+        )
+        # A row comes back when it was inserted or replaced, none when the WHERE kept it.
+        written = conn.execute(stmt.returning(*(table.c[n] for n in KEY_COLUMNS))).all()
+        return _keys(rows) - {(row[0], row[1], row[2]) for row in written}
+
+    def insert_missing(self, conn: Connection, table: Table, values: Mapping[str, Any]) -> None:
+        """Insert a row unless its primary key exists."""
+        conn.execute(self._insert(table).values(**values).on_conflict_do_nothing())
+
+    def bump(self, conn: Connection, table: Table, name: str) -> None:
+        """Add one to the counter ``name`` of a (name, value) table, creating it at 1."""
+        stmt = self._insert(table).values(name=name, value=1)
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=["name"], set_={"value": table.c.value + 1})
+        )
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL: one ``WITH due AS MATERIALIZED (SELECT ... FOR UPDATE SKIP LOCKED)
+    UPDATE ... FROM due ... RETURNING`` statement."""
+
+    name = "postgresql"
+
+    def greatest(self, left: ColumnElement[Any], when: datetime) -> ColumnElement[datetime]:
+        return func.greatest(left, literal(when, UTCDateTime()), type_=UTCDateTime())
+
+    def claim(
+        self,
+        conn: Connection,
+        table: Table,
+        task: str,
+        partition: int,
+        now: datetime,
+        limit: int,
+        until: datetime,
+        owner: str,
+    ) -> list[tuple[Row[Any], str]]:
+        t = table.c
+        due = (
+            select(t.task, t.partition, t.instance, t.ready_at.label("was_ready_at"))
+            .where(t.task == task, t.partition == partition, t.ready_at <= now)
+            .order_by(t.ready_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            # A sub-select in FROM may be run again for every row the join meets, and a re-run
+            # skips the rows this statement already updated and locks further ones past LIMIT.
+            # A materialised CTE runs exactly once.
+            .cte("due")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
+        )
+        claimed = conn.execute(
+            update(table)
+            .where(
+                t.task == task,
+                t.partition == partition,
+                t.task == due.c.task,
+                t.partition == due.c.partition,
+                t.instance == due.c.instance,
+            )
+            .values(
+                locked_until=until,
+                ready_at=self.greatest(t.next_run, until),
+                locked_by=owner,
+                lease=func.replace(cast(func.gen_random_uuid(), Text), "-", ""),
+            )
+            .returning(*table.c, due.c.was_ready_at)
+        ).all()
+        # RETURNING follows no ORDER BY: put the batch back in due order.
+        ordered = sorted(claimed, key=lambda row: (row.was_ready_at, row.instance))
+        return [(row, row.lease) for row in ordered]
+
+    def _insert(self, table: Table) -> Any:
+        return postgresql.insert(table)
+
+
+class MySQLDialect(Dialect):
+    """MySQL 8 / MariaDB 10.6+: ``SELECT ... FOR UPDATE SKIP LOCKED``, then one ``UPDATE``."""
+
+    name = "mysql"
+
+    def greatest(self, left: ColumnElement[Any], when: datetime) -> ColumnElement[datetime]:
+        return func.greatest(left, literal(when, UTCDateTime()), type_=UTCDateTime())
+
+    def upsert(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        now: datetime,
+        force: bool,
+    ) -> set[Key]:
+        # ON DUPLICATE KEY UPDATE has no WHERE: each assignment keeps the old value while the
+        # row is locked. MySQL assigns left to right and later assignments see earlier ones,
+        # so locked_until, which the condition reads, is assigned last.
+        stmt = mysql.insert(table).values(list(rows))
+        free = _unlocked(table, now)
+        assignments: list[tuple[str, Any]] = []
+        for name in REPLACED_COLUMNS[:-1]:
+            new = stmt.inserted[name]
+            assignments.append((name, new if force else case((free, new), else_=table.c[name])))
+        unlocked_value = null() if force else case((free, null()), else_=table.c.locked_until)
+        assignments.append(("locked_until", unlocked_value))
+        conn.execute(stmt.on_duplicate_key_update(assignments))
+        if force:
+            return set()
+        # The rows are now locked by this transaction: those still leased were refused.
+        c = table.c
+        refused: set[Key] = set()
+        for (task, partition), names in _by_partition(rows).items():
+            for chunk in chunks(names, CHUNK):
+                leased = conn.execute(
+                    select(c.instance).where(
+                        c.task == task,
+                        c.partition == partition,
+                        c.instance.in_(chunk),
+                        c.locked_until.is_not(None),
+                    )
+                )
+                refused.update((task, partition, name) for name in leased.scalars())
+        return refused
+
+    def insert_missing(self, conn: Connection, table: Table, values: Mapping[str, Any]) -> None:
+        first = next(iter(values))
+        stmt = mysql.insert(table).values(**values)
+        conn.execute(stmt.on_duplicate_key_update({first: table.c[first]}))
+
+    def bump(self, conn: Connection, table: Table, name: str) -> None:
+        stmt = mysql.insert(table).values(name=name, value=1)
+        conn.execute(stmt.on_duplicate_key_update(value=table.c.value + 1))
+
+
+def _unlocked(table: Table, now: datetime) -> ColumnElement[bool]:
+    return or_(table.c.locked_until.is_(None), table.c.locked_until <= now)
+
+
+def _keys(rows: Sequence[Mapping[str, Any]]) -> set[Key]:
+    return {(row["task"], row["partition"], row["instance"]) for row in rows}
+
+
+def _by_partition(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int], list[str]]:
+    groups: dict[tuple[str, int], list[str]] = {}
+    for row in rows:
+        groups.setdefault((row["task"], row["partition"]), []).append(row["instance"])
+    return groups
+
+
+def dialect_for(backend: str) -> Dialect:
+    """The statements for a SQLAlchemy backend name."""
+    if backend == "postgresql":
+        return PostgresDialect()
+    if backend in {"mysql", "mariadb"}:
+        return MySQLDialect()
+    return Dialect()
+
+
+def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    """``items`` cut into slices of at most ``size``."""
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,185 @@
+"""Connections: which driver serves a URL, one engine (pool) per process, and driver errors.
+
+The engine is created on first use, never in the constructor. A process that forks (Celery's
+prefork pool, a daemonising beat) must not share pooled sockets with its parent, so the engine
+is checked against :func:`os.getpid` on every use and its pool is replaced, without closing the
+parent's connections, in a child.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from celery_pyncette.errors import ConfigurationError
+
+#: The URL drivers SQLStore serves, and the SQLAlchemy driver each one runs on.
+DRIVERS = {
+    "sqlite": "sqlite+pysqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mysql+pymysql": "mysql+pymysql",
+}
+
+#: Seconds a connection attempt, or (SQLite) a wait for the write lock, may take.
+CONNECT_TIMEOUT = 10
+SQLITE_BUSY_TIMEOUT = 15.0
+#: Seconds a MySQL socket read or write may block before the call fails (a daemon must not hang).
+MYSQL_IO_TIMEOUT = 60
+
+#: Execution option read by the SQLite ``begin`` hook: take the write lock at BEGIN.
+WRITE_OPTION = "pyncette_write"
+
+
+def parse_url(url: str) -> URL:
+    """The SQLAlchemy URL for a store URL, with its driver resolved; no I/O."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigurationError(f"pyncette_url: {url!r} is not a valid SQL URL ({exc})") from exc
+    driver = parsed.drivername.lower()
+    if driver not in DRIVERS:
+        known = ", ".join(f"{name}://" for name in DRIVERS)
+        raise ConfigurationError(f"SQLStore does not serve {driver}:// URLs (known: {known})")
+    parsed = parsed.set(drivername=DRIVERS[driver])
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in {"", ":memory:"} or "mode=memory" in database:
+            raise ConfigurationError(
+                "SQLStore needs an SQLite file (sqlite:///path/to/file.db) that beats and workers "
+                "share; for an in-process store use memory://"
+            )
+    return parsed
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy's "begin" event, not the sqlite3 module, emit BEGIN (see its SQLite docs).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # WAL: readers never block the writer; several processes can share the file.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # Durable against crashes of the process; a power cut may lose the last commits.
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A write transaction takes the write lock at BEGIN (waiting up to busy_timeout), so
+        # it can never fail half-way because another process wrote in between.
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _postgres_engine(url: URL, application_name: str) -> Engine:
+    connect_args: dict[str, Any] = {}
+    if "application_name" not in url.query:
+        connect_args["application_name"] = application_name[:63]
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _mysql_engine(url: URL, application_name: str) -> Engine:
+    if "charset" not in url.query:
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    connect_args: dict[str, Any] = {"program_name": application_name}
+    for name, value in (
+        ("connect_timeout", CONNECT_TIMEOUT),
+        ("read_timeout", MYSQL_IO_TIMEOUT),
+        ("write_timeout", MYSQL_IO_TIMEOUT),
+    ):
+        if name not in url.query:
+            connect_args[name] = value
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_recycle=3600,
+        # No gap locks: a claim locks the rows it takes, not the ranges it scans.
+        isolation_level="READ COMMITTED",
+        connect_args=connect_args,
+    )
+
+
+def build_engine(url: URL, application_name: str) -> Engine:
+    """A new engine for ``url`` (no connection is opened yet)."""
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url)
+    if backend == "postgresql":
+        return _postgres_engine(url, application_name)
+    return _mysql_engine(url, application_name)
+
+
+class ProcessEngine:
+    """One engine per process, created on first use and renewed after a fork."""
+
+    def __init__(self, url: URL, application_name: str) -> None:
+        self.url = url
+        self.application_name = application_name
+        self._engine: Engine | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+        self._lock_pid = os.getpid()
+
+    def get(self) -> Engine:
+        """The engine of this process."""
+        pid = os.getpid()
+        engine = self._engine
+        if engine is not None and self._pid == pid:
+            return engine
+        if self._lock_pid != pid:  # a lock held at fork time would never be released here
+            self._lock, self._lock_pid = threading.Lock(), pid
+        with self._lock:
+            if self._engine is None:
+                self._engine = build_engine(self.url, self.application_name)
+            elif self._pid != pid:
+                # The parent's connections are the parent's: drop them from the pool unclosed.
+                self._engine.dispose(close=False)
+            self._pid = pid
+            return self._engine
+
+    def dispose(self) -> None:
+        """Close this process's pooled connections; the next :meth:`get` starts afresh."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.dispose(close=self._pid == os.getpid())
+
+
+def _mysql_errno(exc: DBAPIError) -> int | None:
+    args = getattr(exc.orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def is_retryable(exc: DBAPIError) -> bool:
+    """A deadlock or serialisation failure: the server rolled back; running again is safe."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return sqlstate in {"40P01", "40001"} or _mysql_errno(exc) in {1205, 1213}
+
+
+def is_missing_table(exc: SQLAlchemyError) -> bool:
+    """The statement named a table that does not exist."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) == "42P01" or _mysql_errno(exc) == 1146:
+        return True
+    return "no such table" in str(exc.orig)

@@ -1,0 +1,468 @@
+"""``SQLStore``: the store contract on SQLite, PostgreSQL and MySQL/MariaDB (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Row, delete, func, inspect, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
+
+from celery_pyncette.errors import (
+    ConfigurationError,
+    LeaseLostError,
+    StoreError,
+    TaskLockedError,
+)
+from celery_pyncette.stores.base import (
+    Commit,
+    InstanceKey,
+    InstanceRecord,
+    Store,
+    Strike,
+    strike_from_id,
+    strike_id,
+)
+from celery_pyncette.stores.sql._dialects import CHUNK, chunks, dialect_for
+from celery_pyncette.stores.sql._engine import (
+    WRITE_OPTION,
+    ProcessEngine,
+    is_missing_table,
+    is_retryable,
+    parse_url,
+)
+from celery_pyncette.stores.sql._schema import INSTANCE_BYTES, TASK_BYTES, build_schema
+
+T = TypeVar("T")
+
+#: How often a transaction the server rolled back (deadlock, serialisation failure) is run.
+ATTEMPTS = 3
+#: The strikes change counter in ``{namespace}_meta``.
+STRIKES_COUNTER = "strikes"
+
+_EXTRAS = {"psycopg": "postgres", "pymysql": "mysql"}
+
+
+class SQLStore(Store):
+    """``sqlite:///path``, ``postgresql[+psycopg]://...``, ``mysql[+pymysql]://...``.
+
+    Plain ``postgresql://`` runs on psycopg 3 and plain ``mysql://`` on PyMySQL. Tables are
+    ``{namespace}_instances``, ``{namespace}_strikes`` and ``{namespace}_meta``; see
+    ``docs/stores/`` for the schema and the claim statement of each server.
+    """
+
+    def __init__(
+        self, url: str, *, namespace: str = "pyncette", skip_table_create: bool = False
+    ) -> None:
+        super().__init__(url, namespace=namespace, skip_table_create=skip_table_create)
+        self._url = parse_url(url)
+        self._schema = build_schema(namespace)
+        self._dialect = dialect_for(self._url.get_backend_name())
+        self._engine = ProcessEngine(self._url, f"celery-pyncette:{namespace}")
+        self._label = self._url.render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"SQLStore({self._label!r}, namespace={self.namespace!r})"
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def _run(self, work: Callable[[Connection], T], *, write: bool) -> T:
+        """Run ``work`` in one transaction; driver errors become :class:`StoreError`.
+
+        A transaction the server rolled back for a deadlock is run again; a read whose connection
+        died under it is run once more. A write on a dead connection is not: it may have committed.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._connect() as conn:
+                    if write:
+                        conn.execution_options(**{WRITE_OPTION: True})
+                    with conn.begin():
+                        return work(conn)
+            except DBAPIError as exc:
+                lost_read = not write and exc.connection_invalidated and attempt == 1
+                again = is_retryable(exc) or lost_read
+                if not again or attempt >= ATTEMPTS:
+                    raise self._error(exc) from exc
+                time.sleep(random.uniform(0, 0.005 * attempt))
+            except StatementError as exc:
+                if isinstance(exc.orig, (TypeError, ValueError)):
+                    # A value the column types refuse (a naive datetime, arguments that are not
+                    # JSON): the caller's mistake, not the store's.
+                    raise exc.orig from None
+                raise self._error(exc) from exc
+            except SQLAlchemyError as exc:
+                raise self._error(exc) from exc
+
+    def _connect(self) -> Connection:
+        try:
+            engine = self._engine.get()
+        except ImportError as exc:
+            extra = _EXTRAS.get(exc.name or "", "all")
+            raise ConfigurationError(
+                f"SQLStore needs the {exc.name} driver for {self._url.drivername}: "
+                f"pip install 'celery-pyncette[{extra}]'"
+            ) from exc
+        return engine.connect()
+
+    def _error(self, exc: SQLAlchemyError) -> StoreError:
+        cause = exc.orig if isinstance(exc, DBAPIError) else exc
+        # The first line is enough for a log; the whole driver error stays chained as the cause.
+        first_line = next(iter(str(cause).strip().splitlines()), "")
+        detail = f"{type(cause).__name__}: {first_line}"
+        if is_missing_table(exc):
+            return StoreError(
+                f"{self._label}: the tables of namespace {self.namespace!r} are missing "
+                f"({detail}); create them with `celery pyncette migrate` or store.setup()"
+            )
+        return StoreError(f"{self._label}: {detail}")
+
+    def _where_key(self, key: InstanceKey) -> tuple[ColumnElement[bool], ...]:
+        c = self._schema.instances.c
+        return (c.task == key.task, c.partition == key.partition, c.instance == key.instance)
+
+    @staticmethod
+    def _record(row: Row[Any], **changes: Any) -> InstanceRecord:
+        fields = {
+            "next_run": row.next_run,
+            "spec": row.spec,
+            "args": row.args,
+            "locked_until": row.locked_until,
+            "lease": row.lease,
+            "locked_by": row.locked_by,
+            "last_run_at": row.last_run_at,
+            "last_status": row.last_status,
+        }
+        fields.update(changes)
+        return InstanceRecord(key=InstanceKey(row.task, row.partition, row.instance), **fields)
+
+    # --- schema ----------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Create the tables and indexes that are missing (idempotent), or with
+        ``skip_table_create`` check that they exist; raises :class:`StoreError` otherwise."""
+        if self.skip_table_create:
+            self._run(self._check_schema, write=False)
+            return
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                self._run(self._create_schema, write=True)
+                return
+            except StoreError:
+                # Another process may have been creating the same tables: look again.
+                if attempt == ATTEMPTS:
+                    raise
+
+    def _create_schema(self, conn: Connection) -> None:
+        inspector = inspect(conn)
+        for table in self._schema.tables:
+            if not inspector.has_table(table.name):
+                table.create(conn)
+                continue
+            existing = {index["name"] for index in inspector.get_indexes(table.name)}
+            for index in table.indexes:
+                if index.name not in existing:
+                    index.create(conn)
+        self._dialect.insert_missing(conn, self._schema.meta, {"name": STRIKES_COUNTER, "value": 0})
+
+    def _check_schema(self, conn: Connection) -> None:
+        inspector = inspect(conn)
+        missing = [t.name for t in self._schema.tables if not inspector.has_table(t.name)]
+        if missing:
+            raise StoreError(
+                f"{self._label}: table(s) {', '.join(missing)} do not exist and "
+                "skip_table_create is set; create them with `celery pyncette migrate`"
+            )
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # --- claims and leases -----------------------------------------------------------------------
+
+    def claim_due(
+        self,
+        task: str,
+        partition: int,
+        now: datetime,
+        limit: int,
+        lease_duration: timedelta,
+        owner: str,
+    ) -> list[InstanceRecord]:
+        if limit <= 0:
+            return []
+        until = now + lease_duration
+        table = self._schema.instances
+        claimed = self._run(
+            lambda conn: self._dialect.claim(
+                conn, table, task, partition, now, limit, until, owner
+            ),
+            write=True,
+        )
+        return [
+            self._record(row, locked_until=until, lease=lease, locked_by=owner)
+            for row, lease in claimed
+        ]
+
+    def commit(
+        self,
+        key: InstanceKey,
+        lease: str,
+        next_run: datetime | None,
+        now: datetime,
+        status: str = "success",
+    ) -> None:
+        table = self._schema.instances
+        where = (*self._where_key(key), table.c.lease == lease)
+        if next_run is None:
+            stmt: Any = delete(table).where(*where)
+        else:
+            stmt = update(table).where(*where).values(**_committed(next_run, now, status))
+        if self._run(lambda conn: conn.execute(stmt).rowcount, write=True) == 0:
+            raise LeaseLostError(f"lease {lease} of {key} is lost")
+
+    def commit_many(self, commits: Sequence[Commit], now: datetime) -> list[InstanceKey]:
+        """One transaction: lock the rows, check every lease, then one statement per distinct
+        (task, partition, next run, status) -- usually a single UPDATE for a whole batch."""
+        if not commits:
+            return []
+        table = self._schema.instances
+        c = table.c
+
+        def work(conn: Connection) -> list[bool]:
+            held = self._held(conn, [(item.key, item.lease) for item in commits])
+            groups: defaultdict[tuple[str, int, datetime | None, str], list[str]]
+            groups = defaultdict(list)
+            for item, ok in zip(commits, held, strict=True):
+                if ok:
+                    k = item.key
+                    groups[(k.task, k.partition, item.next_run, item.status)].append(k.instance)
+            for (task, partition, next_run, status), names in groups.items():
+                for chunk in chunks(names, CHUNK):
+                    where = (c.task == task, c.partition == partition, c.instance.in_(chunk))
+                    if next_run is None:
+                        conn.execute(delete(table).where(*where))
+                    else:
+                        values = _committed(next_run, now, status)
+                        conn.execute(update(table).where(*where).values(**values))
+            return held
+
+        held = self._run(work, write=True)
+        return [item.key for item, ok in zip(commits, held, strict=True) if not ok]
+
+    def unlock(self, key: InstanceKey, lease: str) -> None:
+        table = self._schema.instances
+        stmt = update(table).where(*self._where_key(key), table.c.lease == lease)
+        stmt = stmt.values(**_unlocked(table))
+        if self._run(lambda conn: conn.execute(stmt).rowcount, write=True) == 0:
+            raise LeaseLostError(f"lease {lease} of {key} is lost")
+
+    def unlock_many(self, items: Sequence[tuple[InstanceKey, str]]) -> list[InstanceKey]:
+        if not items:
+            return []
+        table = self._schema.instances
+        c = table.c
+
+        def work(conn: Connection) -> list[bool]:
+            held = self._held(conn, items)
+            groups: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
+            for (key, _), ok in zip(items, held, strict=True):
+                if ok:
+                    groups[(key.task, key.partition)].append(key.instance)
+            for (task, partition), names in groups.items():
+                for chunk in chunks(names, CHUNK):
+                    conn.execute(
+                        update(table)
+                        .where(c.task == task, c.partition == partition, c.instance.in_(chunk))
+                        .values(**_unlocked(table))
+                    )
+            return held
+
+        held = self._run(work, write=True)
+        return [key for (key, _), ok in zip(items, held, strict=True) if not ok]
+
+    def _held(self, conn: Connection, items: Sequence[tuple[InstanceKey, str]]) -> list[bool]:
+        """Lock the named rows; for each (key, lease), whether ``lease`` is its current lease.
+
+        A key named twice is held at most once (its first matching item).
+        """
+        c = self._schema.instances.c
+        names: defaultdict[tuple[str, int], set[str]] = defaultdict(set)
+        for key, _ in items:
+            names[(key.task, key.partition)].add(key.instance)
+        current: dict[InstanceKey, str | None] = {}
+        for (task, partition), group in names.items():
+            for chunk in chunks(sorted(group), CHUNK):
+                rows = conn.execute(
+                    select(c.instance, c.lease)
+                    .where(c.task == task, c.partition == partition, c.instance.in_(chunk))
+                    .with_for_update()
+                )
+                for instance, lease in rows:
+                    current[InstanceKey(task, partition, instance)] = lease
+        held: list[bool] = []
+        taken: set[InstanceKey] = set()
+        for key, lease in items:
+            ok = key not in taken and current.get(key) == lease
+            if ok:
+                taken.add(key)
+            held.append(ok)
+        return held
+
+    def extend_lease(self, key: InstanceKey, lease: str, until: datetime) -> None:
+        table = self._schema.instances
+        stmt = (
+            update(table)
+            .where(*self._where_key(key), table.c.lease == lease)
+            .values(locked_until=until, ready_at=self._dialect.greatest(table.c.next_run, until))
+        )
+        if self._run(lambda conn: conn.execute(stmt).rowcount, write=True) == 0:
+            raise LeaseLostError(f"lease {lease} of {key} is lost")
+
+    # --- instances -------------------------------------------------------------------------------
+
+    def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
+        row = _row(record)
+        table = self._schema.instances
+
+        def work(conn: Connection) -> None:
+            if self._dialect.upsert(conn, table, [row], now, force):
+                raise TaskLockedError(
+                    f"{record.key} is locked by a running execution (use force=True)"
+                )
+
+        self._run(work, write=True)
+
+    def upsert_many(
+        self, records: Sequence[InstanceRecord], now: datetime, force: bool = False
+    ) -> list[InstanceKey]:
+        """One multi-row upsert statement (and transaction) per 500 records.
+
+        A key given twice is written once, with its last record, as one upsert after the other
+        would leave it.
+        """
+        latest = {record.key: _row(record) for record in records}
+        table = self._schema.instances
+        refused: set[InstanceKey] = set()
+        for chunk in chunks(list(latest.values()), CHUNK):
+            # The same lock order in every transaction: concurrent batches do not deadlock.
+            rows = sorted(chunk, key=lambda row: (row["task"], row["partition"], row["instance"]))
+
+            def work(conn: Connection, rows: list[dict[str, Any]] = rows) -> set[Any]:
+                return self._dialect.upsert(conn, table, rows, now, force)
+
+            refused.update(InstanceKey(*key) for key in self._run(work, write=True))
+        return [record.key for record in records if record.key in refused]
+
+    def delete(self, key: InstanceKey) -> bool:
+        stmt = delete(self._schema.instances).where(*self._where_key(key))
+        return self._run(lambda conn: conn.execute(stmt).rowcount, write=True) > 0
+
+    def get(self, key: InstanceKey) -> InstanceRecord | None:
+        stmt = select(self._schema.instances).where(*self._where_key(key))
+        row = self._run(lambda conn: conn.execute(stmt).first(), write=False)
+        return None if row is None else self._record(row)
+
+    def list_instances(
+        self, task: str, partition: int, limit: int, after: str | None = None
+    ) -> list[InstanceRecord]:
+        if limit <= 0:
+            return []
+        c = self._schema.instances.c
+        stmt = select(self._schema.instances).where(c.task == task, c.partition == partition)
+        if after is not None:
+            stmt = stmt.where(c.instance > after)
+        stmt = stmt.order_by(c.instance).limit(limit)
+        rows = self._run(lambda conn: conn.execute(stmt).all(), write=False)
+        return [self._record(row) for row in rows]
+
+    def count_instances(self, task: str, partition: int) -> int:
+        c = self._schema.instances.c
+        stmt = select(func.count()).where(c.task == task, c.partition == partition)
+        return int(self._run(lambda conn: conn.execute(stmt).scalar_one(), write=False))
+
+    # --- strikes ---------------------------------------------------------------------------------
+
+    def add_strike(self, strike: Strike) -> None:
+        ident = strike_id(strike)
+
+        def work(conn: Connection) -> None:
+            row = {"id": _digest(ident), "strike": ident}
+            self._dialect.insert_missing(conn, self._schema.strikes, row)
+            self._dialect.bump(conn, self._schema.meta, STRIKES_COUNTER)
+
+        self._run(work, write=True)
+
+    def remove_strike(self, strike: Strike) -> bool:
+        table = self._schema.strikes
+        stmt = delete(table).where(table.c.id == _digest(strike_id(strike)))
+
+        def work(conn: Connection) -> bool:
+            existed = conn.execute(stmt).rowcount > 0
+            self._dialect.bump(conn, self._schema.meta, STRIKES_COUNTER)
+            return existed
+
+        return self._run(work, write=True)
+
+    def list_strikes(self) -> list[Strike]:
+        table = self._schema.strikes
+        stmt = select(table.c.strike).order_by(table.c.id)
+        idents = self._run(lambda conn: conn.execute(stmt).scalars().all(), write=False)
+        return [strike_from_id(ident) for ident in idents]
+
+    def strikes_marker(self) -> str:
+        meta = self._schema.meta
+        stmt = select(meta.c.value).where(meta.c.name == STRIKES_COUNTER)
+        value = self._run(lambda conn: conn.execute(stmt).scalar(), write=False)
+        return str(value or 0)
+
+
+def _committed(next_run: datetime, now: datetime, status: str) -> dict[str, Any]:
+    return {
+        "next_run": next_run,
+        "ready_at": next_run,
+        "locked_until": None,
+        "lease": None,
+        "locked_by": None,
+        "last_run_at": now,
+        "last_status": status,
+    }
+
+
+def _unlocked(table: Any) -> dict[str, Any]:
+    return {"locked_until": None, "lease": None, "locked_by": None, "ready_at": table.c.next_run}
+
+
+def _row(record: InstanceRecord) -> dict[str, Any]:
+    """The columns an upsert writes: the record's schedule, unlocked."""
+    key = record.key
+    _check_length("task", key.task, TASK_BYTES)
+    _check_length("instance", key.instance, INSTANCE_BYTES)
+    return {
+        "task": key.task,
+        "partition": key.partition,
+        "instance": key.instance,
+        "spec": dict(record.spec),
+        "args": dict(record.args),
+        "next_run": record.next_run,
+        "ready_at": record.next_run,
+        "lease": None,
+        "locked_by": None,
+        "locked_until": None,
+    }
+
+
+def _check_length(what: str, name: str, limit: int) -> None:
+    if len(name.encode("utf-8")) > limit:
+        raise ValueError(f"{what} name is longer than {limit} UTF-8 bytes: {name[:40]!r}...")
+
+
+def _digest(ident: str) -> str:
+    return hashlib.sha256(ident.encode("utf-8")).hexdigest()
