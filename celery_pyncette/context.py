@@ -82,8 +82,8 @@ class Context:
         occurrence = self.occurrence
         if occurrence is None or occurrence.lease is None:
             return
+        store = self._pyncette.store  # first: opening it may take a while
         until = clock.utcnow() + self.lease_duration
-        store = self._pyncette.store
         store.extend_lease(occurrence.key, occurrence.lease, until)
         self.locked_until = until
         if occurrence.slot is not None:

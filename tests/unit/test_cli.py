@@ -1,4 +1,4 @@
-"""``celery pyncette``: through click's runner, and once through the real ``celery`` executable."""
+"""``celery pyncette``: through click's runner, and through the real ``celery`` executable."""
 
 from __future__ import annotations
 
@@ -6,14 +6,19 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from celery import Celery
+from celery.schedules import crontab
 from click.testing import CliRunner
 
-from celery_pyncette import Context, Pyncette
+from celery_pyncette import Context, Pyncette, registry
 from celery_pyncette.cli import pyncette as pyncette_group
+from celery_pyncette.stores.base import InstanceKey
+from tests.conftest import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,12 +28,31 @@ def invoke(app: Celery, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_list_shows_tasks_with_instance_counts(app: Celery, pyncette: Pyncette) -> None:
-    @pyncette.task(schedule="0 * * * *", name="hourly")
-    def hourly(context: Context) -> None: ...
+def invoke_split(app: Celery, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(pyncette_group, list(args), obj=SimpleNamespace(app=app))
+    return result.exit_code, result.stdout, result.stderr
 
+
+@pytest.fixture
+def hello(pyncette: Pyncette) -> object:
     @pyncette.dynamic_task(name="hello")
     def hello(context: Context) -> None: ...
+
+    return hello
+
+
+def beat_seen(pyncette: Pyncette, owner: str, at: datetime, partitions: dict[str, list[int]]) -> None:
+    registry.record_beat(
+        pyncette.store, owner, hostname="host", pid=1, started_at=at, partitions=partitions, now=at
+    )
+
+
+# --- list / show ------------------------------------------------------------------------------
+
+
+def test_list_shows_tasks_with_instance_counts(app: Celery, pyncette: Pyncette, hello: object) -> None:
+    @pyncette.task(schedule="0 * * * *", name="hourly")
+    def hourly(context: Context) -> None: ...
 
     pyncette.schedule_task(hello, "a", schedule="* * * * *")
     pyncette.schedule_task(hello, "b", schedule="* * * * *")
@@ -43,13 +67,30 @@ def test_list_shows_tasks_with_instance_counts(app: Celery, pyncette: Pyncette) 
 
     code, table = invoke(app, "list")
     assert code == 0
-    assert table.splitlines()[0].split() == ["TASK", "KIND", "SCHEDULE", "INSTANCES", "NEXT_RUN", "ENABLED"]
+    lines = table.splitlines()
+    assert lines[0].split() == ["TASK", "KIND", "SCHEDULE", "INSTANCES", "NEXT_RUN", "ENABLED"]
+    # aligned: every row starts its second column where the header does
+    column = lines[0].index("KIND")
+    assert all(line[column - 2 : column] == "  " and line[column] != " " for line in lines[1:])
 
 
-def test_show_lists_a_dynamic_tasks_instances(app: Celery, pyncette: Pyncette) -> None:
-    @pyncette.dynamic_task(name="hello")
-    def hello(context: Context) -> None: ...
+def test_list_marks_beat_schedule_entries_and_their_next_run(app: Celery, pyncette: Pyncette) -> None:
+    app.conf.beat_schedule = {"cleanup": {"task": "proj.cleanup", "schedule": 60.0}}
 
+    code, output = invoke(app, "import", "--from-beat-schedule", "--json")
+    assert code == 0, output
+    (imported,) = json.loads(output)
+    assert imported["name"] == "cleanup"
+    assert imported["next_run"] is not None
+
+    code, output = invoke(app, "list", "--json")
+    (row,) = json.loads(output)
+    assert row["source"] == "beat_schedule"
+    assert row["celery_task"] == "proj.cleanup"
+    assert row["next_run"] == imported["next_run"]
+
+
+def test_show_lists_a_dynamic_tasks_instances(app: Celery, pyncette: Pyncette, hello: object) -> None:
     pyncette.schedule_task(hello, "bill", schedule="* * * * *", username="bill")
 
     code, output = invoke(app, "show", "hello", "--json")
@@ -57,7 +98,31 @@ def test_show_lists_a_dynamic_tasks_instances(app: Celery, pyncette: Pyncette) -
     assert code == 0
     (row,) = json.loads(output)
     assert row["instance"] == "bill"
-    assert json.loads(row["args"]) == {"username": "bill"}
+    assert row["args"] == {"username": "bill"}
+
+
+def test_show_filters_by_prefix_and_says_when_it_truncated(
+    app: Celery, pyncette: Pyncette, hello: object
+) -> None:
+    for name in ("user-1", "user-2", "user-3", "admin-1"):
+        pyncette.schedule_task(hello, name, interval=timedelta(minutes=5))
+
+    code, output = invoke(app, "show", "hello", "--prefix", "user-", "--json")
+    assert code == 0
+    assert [row["instance"] for row in json.loads(output)] == ["user-1", "user-2", "user-3"]
+
+    code, stdout, stderr = invoke_split(app, "show", "hello", "--limit", "2")
+    assert code == 0
+    assert len(stdout.splitlines()) == 3  # header + 2
+    assert "first 2 instances" in stderr
+
+
+def test_show_of_a_missing_instance_is_an_error(app: Celery, pyncette: Pyncette, hello: object) -> None:
+    code, stdout, stderr = invoke_split(app, "show", "hello", "nobody")
+
+    assert code == 1
+    assert stdout == ""
+    assert stderr.strip() == "Error: no stored state for instance 'nobody' of task 'hello'"
 
 
 def test_errors_are_one_line_and_a_non_zero_exit(app: Celery, pyncette: Pyncette) -> None:
@@ -68,13 +133,268 @@ def test_errors_are_one_line_and_a_non_zero_exit(app: Celery, pyncette: Pyncette
     assert "no-such-task" in output
 
 
-def test_the_group_is_registered_with_the_celery_executable(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "E2E_STORE": f"sqlite:///{tmp_path}/s.sqlite3"}
+# --- schedule / unschedule ----------------------------------------------------------------------
 
-    result = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "tests.e2e.proj", "pyncette", "list", "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+
+def test_schedule_creates_an_instance_with_typed_arguments(
+    app: Celery, pyncette: Pyncette, hello: object, fake_clock: FakeClock
+) -> None:
+    code, output = invoke(
+        app, "schedule", "hello", "bill", "--cron", "0 9 * * *", "--timezone", "Europe/Dublin",
+        "--arg", "username=bill", "--arg", "user_id=42", "--arg", 'tags=["a"]', "--json",
+    )  # fmt: skip
+
+    assert code == 0, output
+    (row,) = json.loads(output)
+    assert row["scheduled_at"] == "2030-06-02T08:00:00+00:00"  # 09:00 Irish summer time
+    state = pyncette.get_task_state(hello, "bill")
+    assert state is not None
+    assert dict(state.args) == {"username": "bill", "user_id": 42, "tags": ["a"]}
+    assert state.schedule == "0 9 * * *"
+    assert state.timezone == "Europe/Dublin"
+
+
+def test_schedule_once_and_interval(
+    app: Celery, pyncette: Pyncette, hello: object, fake_clock: FakeClock
+) -> None:
+    code, _ = invoke(app, "schedule", "hello", "once", "--at", "2030-06-01T13:00:00Z")
+    assert code == 0
+    code, _ = invoke(app, "schedule", "hello", "often", "--interval", "90")
+    assert code == 0
+
+    once = pyncette.get_task_state(hello, "once")
+    often = pyncette.get_task_state(hello, "often")
+    assert once is not None and often is not None
+    assert once.scheduled_at == datetime(2030, 6, 1, 13, tzinfo=timezone.utc)
+    assert often.scheduled_at == fake_clock.now + timedelta(seconds=90)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cron", "61 * * * *"], "invalid cron expression"),
+        (["--interval", "-5"], "interval must be positive"),
+        (["--at", "2030-06-01T13:00:00"], "has no UTC offset"),
+        (["--cron", "* * * * *", "--timezone", "Mars/Base"], "unknown time zone"),
+    ],
+)
+def test_schedule_rejects_invalid_timing_in_one_line(
+    app: Celery, pyncette: Pyncette, hello: object, args: list[str], message: str
+) -> None:
+    code, stdout, stderr = invoke_split(app, "schedule", "hello", "x", *args)
+
+    assert code == 1
+    assert message in stderr
+    assert stderr.count("\n") == 1
+    assert pyncette.get_task_state(hello, "x") is None
+
+
+def test_schedule_needs_exactly_one_timing(app: Celery, pyncette: Pyncette, hello: object) -> None:
+    code, output = invoke(app, "schedule", "hello", "x")
+    assert code == 2
+    assert "exactly one of --cron, --interval, --at" in output
+
+    code, output = invoke(app, "schedule", "hello", "x", "--interval", "5", "--arg", "force=1")
+    assert code == 2
+    assert "reserved" in output
+
+
+def test_unschedule_removes_and_reports_a_missing_instance(
+    app: Celery, pyncette: Pyncette, hello: object
+) -> None:
+    pyncette.schedule_task(hello, "bill", interval=timedelta(minutes=1))
+
+    code, output = invoke(app, "unschedule", "hello", "bill", "--json")
+    assert code == 0
+    assert json.loads(output) == [{"task": "hello", "instance": "bill", "removed": True}]
+    assert pyncette.get_task_state(hello, "bill") is None
+
+    code, output = invoke(app, "unschedule", "hello", "bill")
+    assert code == 1
+    assert "has no instance 'bill'" in output
+
+    code, _ = invoke(app, "unschedule", "hello", "bill", "--missing-ok")
+    assert code == 0
+
+
+# --- strikes ------------------------------------------------------------------------------------
+
+
+def test_strike_list_and_restore(app: Celery, pyncette: Pyncette, hello: object) -> None:
+    code, _ = invoke(app, "strike", "hello", "--where", "username", "==", "bill")
+    assert code == 0
+    code, _ = invoke(app, "strike", "--all-tasks", "--where", "customer_id", "==", "12345")
+    assert code == 0
+
+    code, output = invoke(app, "strikes", "--json")
+    assert code == 0
+    assert sorted(json.loads(output), key=str) == sorted(
+        [
+            {"task": "hello", "parameter": "username", "operator": "==", "value": "bill"},
+            {"task": None, "parameter": "customer_id", "operator": "==", "value": 12345},
+        ],
+        key=str,
     )
+
+    code, _ = invoke(app, "restore", "hello", "--where", "username", "==", "bill")
+    assert code == 0
+    assert [s.parameter for s in pyncette.strikes()] == ["customer_id"]
+
+    code, output = invoke(app, "restore", "hello", "--where", "username", "==", "bill")
+    assert code == 1
+    assert "no such strike" in output
+
+
+def test_strike_of_a_whole_task_and_usage_errors(app: Celery, pyncette: Pyncette, hello: object) -> None:
+    code, output = invoke(app, "strike", "hello")
+    assert code == 0, output
+    assert [(s.task, s.parameter) for s in pyncette.strikes()] == [("hello", None)]
+
+    assert invoke(app, "strike")[0] == 2
+    assert invoke(app, "strike", "--all-tasks")[0] == 2
+    code, output = invoke(app, "strike", "hello", "--where", "username", "~", "bill")
+    assert code == 1
+    assert "operator must be one of" in output
+
+
+# --- status -------------------------------------------------------------------------------------
+
+
+def test_status_fails_when_no_beat_is_alive(app: Celery, pyncette: Pyncette) -> None:
+    code, output = invoke(app, "status")
+
+    assert code == 1
+    assert "UNHEALTHY: no beat is alive" in output
+
+
+def test_status_reports_beats_partitions_and_the_due_backlog(
+    app: Celery, pyncette: Pyncette, hello: object, fake_clock: FakeClock
+) -> None:
+    for name in ("a", "b", "c"):
+        pyncette.schedule_task(hello, name, interval=timedelta(seconds=10))
+    pyncette.schedule_task(hello, "later", interval=timedelta(hours=1))
+    fake_clock.advance(seconds=30)
+    claimed = pyncette.store.claim_due("hello", 0, fake_clock.now, 1, timedelta(seconds=60), "t")
+    assert len(claimed) == 1
+    beat_seen(pyncette, "beat-1", fake_clock.now, {"hello": [0]})
+
+    code, output = invoke(app, "status", "--json")
+
+    assert code == 0, output
+    report = json.loads(output)
+    assert report["healthy"] is True
+    (beat,) = report["beats"]
+    assert beat["beat"] == "beat-1"
+    assert beat["state"] == "alive"
+    assert beat["partitions"] == {"hello": [0]}
+    (backlog,) = report["backlog"]
+    assert backlog == {
+        "task": "hello",
+        "due": 2,
+        "running": 1,
+        "oldest_due": "2030-06-01T12:00:10+00:00",
+        "overdue": 20.0,
+    }
+
+    code, table = invoke(app, "status")
+    assert code == 0
+    assert "status: healthy" in table
+    assert "beat-1  alive" in table
+
+
+def test_status_fails_on_a_stale_beat_until_it_is_forgotten(
+    app: Celery, pyncette: Pyncette, fake_clock: FakeClock
+) -> None:
+    beat_seen(pyncette, "dead", fake_clock.now, {})
+    fake_clock.advance(seconds=5)
+    beat_seen(pyncette, "alive", fake_clock.now, {})
+    fake_clock.advance(seconds=40)
+    beat_seen(pyncette, "alive", fake_clock.now, {})
+
+    code, output = invoke(app, "status", "--no-backlog")
+    assert code == 1
+    assert "beat dead is stale: last report 45s ago" in output
+
+    code, output = invoke(app, "status", "--forget-stale", "--json")
+    assert code == 0, output
+    report = json.loads(output)
+    assert report["forgotten"] == ["dead"]
+    assert [b["beat"] for b in report["beats"]] == ["alive"]
+    assert pyncette.store.get(InstanceKey(registry.BEATS_TASK, 0, "dead")) is None
+
+
+def test_status_warns_about_partitions_no_live_beat_polls(
+    app: Celery, pyncette: Pyncette, fake_clock: FakeClock
+) -> None:
+    @pyncette.partitioned_task(partition_count=4, name="spread")
+    def spread(context: Context) -> None: ...
+
+    beat_seen(pyncette, "b", fake_clock.now, {"spread": [0, 1]})
+
+    code, output = invoke(app, "status", "--no-backlog")
+
+    assert code == 0
+    assert "warning: task spread partitions [2, 3] is polled by no live beat" in output
+
+
+# --- migrate / import ---------------------------------------------------------------------------
+
+
+def test_migrate_reports_the_store(app: Celery, pyncette: Pyncette) -> None:
+    code, output = invoke(app, "migrate", "--json")
+
+    assert code == 0
+    assert json.loads(output) == [{"store": "memory://", "status": "ready"}]
+
+
+def test_import_needs_exactly_one_source(app: Celery, pyncette: Pyncette) -> None:
+    code, output = invoke(app, "import")
+    assert code == 2
+    assert "exactly one of" in output
+
+
+def test_import_from_beat_schedule_keeps_celery_schedules(app: Celery, pyncette: Pyncette) -> None:
+    app.conf.timezone = "Europe/Dublin"
+    app.conf.beat_schedule = {
+        "nightly": {"task": "proj.nightly", "schedule": crontab(minute="30", hour="2")},
+    }
+
+    code, output = invoke(app, "import", "--from-beat-schedule")
+
+    assert code == 0, output
+    assert "cron '30 2 * * *' (Europe/Dublin)" in output
+
+
+# --- the real executable ------------------------------------------------------------------------
+
+
+def run_celery(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "celery", *args],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_the_group_is_registered_with_the_celery_executable(tmp_path: Path) -> None:
+    env = {"E2E_STORE": f"sqlite:///{tmp_path}/s.sqlite3"}
+
+    result = run_celery("-A", "tests.e2e.proj", "pyncette", "list", "--json", env=env)
 
     assert result.returncode == 0, result.stderr
     assert "e2e.every_second" in {row["task"] for row in json.loads(result.stdout)}
+
+
+def test_the_executable_takes_preload_options_and_persists_across_runs(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/s.sqlite3"
+    app = ["-A", "tests.integrations.cli_proj", "pyncette", "--store", store]
+
+    scheduled = run_celery(*app, "schedule", "cli.hello", "ann", "--interval", "60",
+                           "--arg", "username=ann", env={})  # fmt: skip
+    shown = run_celery(*app, "show", "cli.hello", "--json", env={})
+    status = run_celery(*app, "status", "--no-backlog", env={})
+
+    assert scheduled.returncode == 0, scheduled.stderr
+    assert [row["args"] for row in json.loads(shown.stdout)] == [{"username": "ann"}]
+    assert status.returncode == 1
+    assert "no beat is alive" in status.stdout
