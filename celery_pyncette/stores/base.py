@@ -135,6 +135,26 @@ class Store(abc.ABC):
         lease is valid, whatever the number of concurrent claimers.
         """
 
+    def due_partitions(
+        self, groups: Sequence[tuple[str, int]], now: datetime
+    ) -> set[tuple[str, int]]:
+        """Which ``(task, partition)`` groups may hold a claimable instance at ``now``.
+
+        The answer is a superset of the groups with an instance whose ``ready_at <= now``; beat
+        claims only from those, so an idle tick costs one round trip however many partitions
+        there are. This default answers "all of them"; stores override it with one batched or
+        pipelined query.
+        """
+        return set(groups)
+
+    def server_time(self) -> datetime | None:
+        """The store server's clock (aware UTC), or ``None`` when the store has none to offer.
+
+        Beats measure their offset from it, so that every beat judges due times and lease
+        expiry by one clock even when the machines' clocks disagree.
+        """
+        return None
+
     @abc.abstractmethod
     def commit(
         self,

@@ -510,3 +510,34 @@ def test_upsert_many_with_force_replaces_locked_records(store: Store) -> None:
     assert state is not None
     assert state.next_run == T0 + timedelta(hours=1)
     assert state.lease is None
+
+
+# --- batched polling and the server clock --------------------------------------------------------
+
+
+def test_due_partitions_includes_every_group_with_a_claimable_instance(store: Store) -> None:
+    store.upsert(record("due", T0, partition=1), T0)
+    store.upsert(record("later", T0 + timedelta(hours=1), partition=2), T0)
+    store.upsert(record("leased", T0, partition=3), T0)
+    store.claim_due("t", 3, T0, 10, LEASE, "b1")
+    store.upsert(record("expired", T0, partition=4), T0)
+    store.claim_due("t", 4, T0, 10, LEASE, "b1")
+    groups = [("t", p) for p in range(6)] + [("u", 1)]
+
+    due = store.due_partitions(groups, T0 + LEASE / 2)
+    later = store.due_partitions(groups, T0 + LEASE * 2)
+
+    assert ("t", 1) in due
+    assert ("t", 1) in later
+    assert ("t", 4) in later
+    assert due <= set(groups)
+
+
+def test_server_time_when_offered_is_aware_and_close_to_now(store: Store) -> None:
+    from celery_pyncette import clock
+
+    server = store.server_time()
+
+    if server is not None:
+        assert server.tzinfo is not None
+        assert abs((server - clock.utcnow()).total_seconds()) < 5
