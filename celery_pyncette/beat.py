@@ -105,7 +105,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         assert self._dispatcher is not None, "setup_schedule() was not called"
         pyncette = self.pyncette
         if not self._synced:
-            sync_static(pyncette, self._definitions, clock.utcnow())
+            sync_static(pyncette, self._definitions, pyncette.now())
             self._synced = True
         backlog = self._dispatcher.dispatch(self._definitions)
         self._report()
@@ -118,7 +118,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
 
     def _report(self) -> None:
         """Refresh this beat's record in the store (for ``celery pyncette status``), throttled."""
-        now = clock.utcnow()
+        now = self.pyncette.now()
         if self._reported_at is not None and now - self._reported_at < registry.REPORT_EVERY:
             return
         registry.record_beat(
@@ -135,7 +135,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
     def _sleep(self) -> float:
         """Until the next known due time of a static task, at most ``poll_interval``."""
         poll = self.pyncette.settings.poll_interval
-        now = clock.utcnow()
+        now = self.pyncette.now()
         wake = poll
         for definition in self._definitions:
             if definition.dynamic or definition.schedule is None or not definition.enabled:

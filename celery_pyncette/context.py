@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from celery_pyncette import clock
 from celery_pyncette.errors import LeaseLostError
 
 if TYPE_CHECKING:
@@ -75,23 +75,21 @@ class Context:
     def heartbeat(self) -> None:
         """Extend the lease by ``lease_duration`` from now.
 
-        Raises :class:`~celery_pyncette.errors.LeaseLostError` when the lease was already lost (expired and taken by
-        another claim, or the instance was unscheduled or replaced). Does nothing for executions
-        that hold no lease (at-most-once, or a direct call).
+        Raises :class:`~celery_pyncette.errors.LeaseLostError` when the lease was already lost
+        (expired and taken by another claim, or the instance was unscheduled or replaced). Does
+        nothing for executions that hold no lease (at-most-once, or a direct call).
         """
         occurrence = self.occurrence
         if occurrence is None or occurrence.lease is None:
             return
         store = self._pyncette.store  # first: opening it may take a while
-        until = clock.utcnow() + self.lease_duration
+        until = self._pyncette.now() + self.lease_duration
         store.extend_lease(occurrence.key, occurrence.lease, until)
         self.locked_until = until
         if occurrence.slot is not None:
-            try:
+            # A slot that expired and went to another occurrence: the limit was briefly exceeded.
+            with contextlib.suppress(LeaseLostError):
                 store.extend_lease(occurrence.slot[0], occurrence.slot[1], until)
-            except LeaseLostError:
-                # The slot expired and went to another occurrence: the limit was briefly exceeded.
-                pass
 
     def unschedule(self) -> None:
         """Remove this dynamic instance once the execution ends (no later runs)."""

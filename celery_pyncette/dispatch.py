@@ -13,13 +13,12 @@ the other occurrences of the batch.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from celery_pyncette import clock
-from celery_pyncette.concurrency import Slots, release
+from celery_pyncette.concurrency import Slots
 from celery_pyncette.definitions import ExecutionMode, TaskDefinition
 from celery_pyncette.errors import StoreError
 from celery_pyncette.occurrence import HEADER, Occurrence
@@ -117,7 +116,7 @@ class Dispatcher:
         settings = self.pyncette.settings
         lease = definition.lease_duration or settings.lease_duration
         for _ in range(MAX_BATCHES_PER_PARTITION):
-            now = clock.utcnow()
+            now = self.pyncette.now()
             claimed = self.pyncette.store.claim_due(
                 definition.name, partition, now, settings.batch_size, lease, self.owner
             )

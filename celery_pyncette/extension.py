@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import logging
 import os
 import secrets
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -37,13 +39,20 @@ from celery_pyncette.errors import BulkWriteError, ConfigurationError, StoreErro
 from celery_pyncette.schedules import OnceSchedule, Schedule, from_celery
 from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
 from celery_pyncette.stores import store_from_url
-from celery_pyncette.strikes import StrikeView
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, InstanceRecord, Store, Strike
+from celery_pyncette.strikes import StrikeView
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _EXTENSIONS: weakref.WeakKeyDictionary[Celery, Pyncette] = weakref.WeakKeyDictionary()
 _EXTENSIONS_LOCK = threading.Lock()
+
+logger = logging.getLogger("celery_pyncette")
+
+#: How often a process re-measures its clock's offset from the store's.
+CLOCK_CHECK_EVERY = 60.0
+#: An offset larger than this is logged.
+CLOCK_WARN_OFFSET = timedelta(seconds=1)
 
 #: Instances per bulk write of schedule_tasks() / scatter().
 BULK_CHUNK = 500
@@ -89,6 +98,8 @@ class Pyncette:
         self._store_pid = 0
         self._store_lock = threading.Lock()
         self._strike_view: tuple[int, StrikeView] | None = None
+        self._clock_offset = timedelta(0)
+        self._clock_checked_at: float | None = None
         with _EXTENSIONS_LOCK:
             if app in _EXTENSIONS:
                 raise ConfigurationError(f"Pyncette(app) was already created for {app.main!r}")
@@ -98,7 +109,7 @@ class Pyncette:
 
     @property
     def settings(self) -> Settings:
-        """The parsed settings; read from ``app.conf`` on first use (after the app is configured)."""
+        """The parsed settings, read from ``app.conf`` on first use (once the app is configured)."""
         if self._settings is None:
             self._settings = settings_from(self.app.conf, self._overrides)
         return self._settings
@@ -129,6 +140,39 @@ class Pyncette:
             view = (pid, StrikeView(self.store, self.settings.poll_interval))
             self._strike_view = view
         return view[1]
+
+    def now(self) -> datetime:
+        """The current time by the store's clock (aware UTC).
+
+        Leases and due times are judged against one clock by every beat and worker: this
+        process's clock corrected by its offset from :meth:`Store.server_time`, measured on first
+        use and every :data:`CLOCK_CHECK_EVERY` seconds. Stores without a clock (SQLite, memory,
+        DynamoDB) leave the local clock as it is.
+        """
+        checked = self._clock_checked_at
+        if checked is None or time.monotonic() - checked > CLOCK_CHECK_EVERY:
+            self._measure_clock_offset()
+        return clock.utcnow() + self._clock_offset
+
+    def _measure_clock_offset(self) -> None:
+        self._clock_checked_at = time.monotonic()
+        try:
+            before = clock.utcnow()
+            started = time.monotonic()
+            server = self.store.server_time()
+            round_trip = time.monotonic() - started
+        except StoreError:
+            logger.warning("could not read the store clock; keeping offset %s", self._clock_offset)
+            return
+        if server is None:
+            return
+        offset = server - (before + timedelta(seconds=round_trip / 2))
+        if abs(offset) > CLOCK_WARN_OFFSET:
+            logger.warning(
+                "this process's clock differs from the store's by %.3fs; using the store's clock",
+                offset.total_seconds(),
+            )
+        self._clock_offset = offset
 
     def close(self) -> None:
         """Close this process's store connection (idempotent)."""
@@ -362,9 +406,9 @@ class Pyncette:
         )
         assert built is not None
         record = self._new_record(
-            key, built, validate_args({**definition.args, **args}), clock.utcnow()
+            key, built, validate_args({**definition.args, **args}), self.now()
         )
-        self.store.upsert(record, clock.utcnow(), force=force)
+        self.store.upsert(record, self.now(), force=force)
         return TaskState.from_record(record)
 
     def schedule_tasks(
@@ -411,7 +455,7 @@ class Pyncette:
             raise ValueError(f"over must be a positive timedelta, got {over!r}")
         if jitter is not None and (not isinstance(jitter, timedelta) or jitter < timedelta(0)):
             raise ValueError(f"jitter must be a non-negative timedelta, got {jitter!r}")
-        begin = clock.utcnow() if start is None else start
+        begin = self.now() if start is None else start
         if begin.tzinfo is None:
             raise ValueError("start must be an aware datetime")
         entries = (
@@ -430,7 +474,7 @@ class Pyncette:
     def _write_many(
         self, task: Any, planned: list[tuple[str, Schedule, Mapping[str, Any]]], force: bool
     ) -> list[str]:
-        now = clock.utcnow()
+        now = self.now()
         records: list[InstanceRecord] = []
         for name, schedule, args in planned:
             definition, key = self._dynamic_key(task, name)

@@ -21,6 +21,7 @@ commit but cannot skip a run (Celery swallows exceptions raised by signal receiv
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import inspect
 import logging
@@ -30,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 from celery import signals
 from celery.exceptions import Ignore, Reject, Retry
 
-from celery_pyncette import clock
 from celery_pyncette.asyncio_bridge import run_coroutine
 from celery_pyncette.concurrency import release
 from celery_pyncette.context import Context, reset_current, set_current
@@ -92,7 +92,7 @@ class Execution:
         self.definition = definition
         self.occurrence = occurrence
         #: Occurrences that fell before this moment are covered by this run (see Schedule.next_run).
-        self.started_at = clock.utcnow()
+        self.started_at = pyncette.now()
         self.context = Context(pyncette=pyncette, task=definition, args=args, occurrence=occurrence)
 
     @property
@@ -194,7 +194,7 @@ class Execution:
             return
         if self._apply_instance_changes():
             return
-        now = clock.utcnow()
+        now = self.pyncette.now()
         schedule = self.schedule()
         next_run = None
         if schedule is not None:
@@ -217,7 +217,7 @@ class Execution:
             return True
         if context.rescheduled is not None:
             schedule, args = context.rescheduled
-            now = clock.utcnow()
+            now = self.pyncette.now()
             first = schedule.first_run(now)
             if first is None:
                 self._guard(lambda: store.delete(occurrence.key))
@@ -323,10 +323,8 @@ def _plain_task_finished(
     if entry is None:
         return
     execution, token = entry
-    try:
+    with contextlib.suppress(ValueError):  # reset from another context: nothing to restore
         reset_current(token)
-    except ValueError:  # reset from another context: nothing to restore
-        pass
     if state == "SUCCESS":
         execution.succeeded()
     elif state == "FAILURE" and isinstance(retval, BaseException):
