@@ -10,10 +10,14 @@ retried like one that goes down later; a bad setting still stops beat at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
+import threading
 import uuid
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +44,43 @@ def redact(url: str) -> str:
         return url
     user = credentials.split(":", 1)[0]
     return f"{scheme}{sep}{user}:***@{host}"
+
+
+@contextlib.contextmanager
+def deferred_shutdown() -> Iterator[Callable[[], bool]]:
+    """Hold SIGTERM / SIGINT while a tick claims and publishes; yield "was one received?".
+
+    Celery beat turns SIGTERM into ``SystemExit`` wherever the main thread is. Raised between a
+    claim and its publish, that would leave the claimed occurrences locked until their lease
+    expires. Deferred, the batch in hand is published, no further batch is claimed, and the
+    shutdown proceeds right after. Outside the main thread (beat embedded in a thread) signals
+    cannot be handled here and nothing is deferred.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous: dict[int, Any] = {
+        sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+
+    def remember(signum: int, _frame: Any) -> None:
+        received.append(signum)
+
+    for sig in previous:
+        signal.signal(sig, remember)
+    try:
+        yield lambda: bool(received)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        logger.info("shutdown requested during a tick; every claimed occurrence was sent")
+        handler = previous[received[0]]
+        if callable(handler):
+            handler(received[0], None)
+        else:
+            raise SystemExit(0)
 
 
 class Scheduler(CeleryScheduler):  # type: ignore[misc]
@@ -107,7 +148,9 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         if not self._synced:
             sync_static(pyncette, self._definitions, pyncette.now())
             self._synced = True
-        backlog = self._dispatcher.dispatch(self._definitions)
+        with deferred_shutdown() as stop_requested:
+            self._dispatcher.stopping = stop_requested
+            backlog = self._dispatcher.dispatch(self._definitions)
         self._report()
         if self._failures:
             logger.info("beat recovered after %d failed tick(s)", self._failures)

@@ -13,7 +13,7 @@ the other occurrences of the batch.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -97,6 +97,8 @@ class Dispatcher:
         self.owner = owner
         self.publisher = Publisher(pyncette.app)
         self.slots = Slots(owner)
+        #: Asked between batches; True stops claiming (a shutdown was requested).
+        self.stopping: Callable[[], bool] = lambda: False
 
     def dispatch(self, definitions: Iterable[TaskDefinition]) -> bool:
         """Send every due occurrence of the given tasks; True when some were left for later.
@@ -104,18 +106,26 @@ class Dispatcher:
         Raises :class:`StoreError` when the store fails; what was claimed and not yet sent by then
         is unlocked where the store still answers, or waits for its lease otherwise.
         """
+        active = [d for d in definitions if d.enabled]
+        groups = [(d.name, p) for d in active for p in d.polled_partitions]
+        if not groups:
+            return False
+        due = self.pyncette.store.due_partitions(groups, self.pyncette.now())
         backlog = False
-        for definition in definitions:
-            if not definition.enabled:
-                continue
+        for definition in active:
             for partition in definition.polled_partitions:
-                backlog |= self._drain(definition, partition)
+                if self.stopping():
+                    return False
+                if (definition.name, partition) in due:
+                    backlog |= self._drain(definition, partition)
         return backlog
 
     def _drain(self, definition: TaskDefinition, partition: int) -> bool:
         settings = self.pyncette.settings
         lease = definition.lease_duration or settings.lease_duration
         for _ in range(MAX_BATCHES_PER_PARTITION):
+            if self.stopping():
+                return False
             now = self.pyncette.now()
             claimed = self.pyncette.store.claim_due(
                 definition.name, partition, now, settings.batch_size, lease, self.owner

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -32,7 +33,10 @@ def test_a_bad_setting_stops_beat_at_start(app: Celery) -> None:
 
 
 def test_tick_never_raises_and_backs_off_while_the_store_fails(
-    fake_clock: FakeClock, app: Celery, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    fake_clock: FakeClock,
+    app: Celery,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     pyncette = Pyncette(app, url="memory://", poll_interval=1.0)
 
@@ -92,3 +96,54 @@ def test_the_sleep_never_exceeds_the_poll_interval(fake_clock: FakeClock, app: C
 )
 def test_passwords_are_hidden_in_logs(url: str, shown: str) -> None:
     assert redact(url) == shown
+
+
+def test_a_shutdown_signal_during_a_tick_is_held_until_the_batch_is_sent() -> None:
+    import os
+    import signal
+
+    from celery_pyncette.beat import deferred_shutdown
+
+    received: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        with deferred_shutdown() as stop_requested:
+            assert stop_requested() is False
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stop_requested() is True
+            assert received == [], "the shutdown ran in the middle of the tick"
+        assert received == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_the_dispatcher_stops_claiming_once_a_shutdown_is_requested(
+    fake_clock: FakeClock, app: Celery
+) -> None:
+    from celery_pyncette.dispatch import Dispatcher
+
+    pyncette = Pyncette(app, url="memory://", batch_size=10)
+
+    @pyncette.dynamic_task(name="hello")
+    def hello(context: Context) -> None: ...
+
+    pyncette.schedule_tasks(
+        hello, {f"i{n:03d}": {} for n in range(50)}, interval=timedelta(seconds=1)
+    )
+    fake_clock.advance(seconds=1)
+    dispatcher = Dispatcher(pyncette, "beat")
+    batches = {"n": 0}
+    real_send = dispatcher._send_batch
+
+    def counting(*args: Any) -> None:
+        batches["n"] += 1
+        real_send(*args)
+
+    dispatcher._send_batch = counting  # type: ignore[method-assign]
+    dispatcher.stopping = lambda: batches["n"] >= 2
+
+    dispatcher.dispatch(pyncette.definitions())
+
+    assert batches["n"] == 2
+    leased = [r for r in pyncette.store.list_instances("hello", 0, 100) if r.lease]
+    assert len(leased) == 20, "only the two sent batches hold leases"
