@@ -27,7 +27,7 @@ from celery.beat import Scheduler as CeleryScheduler
 from celery_pyncette import clock, registry
 from celery_pyncette.definitions import TaskDefinition
 from celery_pyncette.dispatch import Dispatcher, sync_static
-from celery_pyncette.errors import PyncetteError
+from celery_pyncette.errors import ConfigurationError, PyncetteError
 from celery_pyncette.extension import Pyncette, extension_for
 
 logger = logging.getLogger("celery_pyncette.beat")
@@ -126,6 +126,8 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         """Send what is due; return how long to sleep. Never raises (beat would die)."""
         try:
             return self._tick()
+        except ConfigurationError:
+            raise  # a misconfiguration found in the store (a changed partition_count) stops beat
         except Exception as exc:
             self._failures += 1
             backoff: float = self.pyncette.settings.poll_interval * 2 ** min(self._failures, 6)
@@ -146,6 +148,9 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         assert self._dispatcher is not None, "setup_schedule() was not called"
         pyncette = self.pyncette
         if not self._synced:
+            for definition in self._definitions:
+                if definition.dynamic:
+                    pyncette.check_partitions(definition)
             sync_static(pyncette, self._definitions, pyncette.now())
             self._synced = True
         with deferred_shutdown() as stop_requested:

@@ -30,6 +30,8 @@ class Settings:
     lease_duration: timedelta = timedelta(seconds=60)
     namespace: str = "pyncette"
     skip_table_create: bool = False
+    #: Task name -> the partitions this process polls (overrides ``enabled_partitions=``).
+    enabled_partitions: Mapping[str, tuple[int, ...]] | None = None
 
 
 def _as_int(key: str, value: Any) -> int:
@@ -78,6 +80,46 @@ def _as_bool(key: str, value: Any) -> bool:
     raise ConfigurationError(f"{key}: expected true or false, got {value!r}")
 
 
+def _as_partitions(key: str, value: Any) -> dict[str, tuple[int, ...]]:
+    """``{"task": [0, 1]}`` or the environment-friendly ``"task=0-3,8;other=1"``."""
+    if isinstance(value, str):
+        parsed: dict[str, list[int]] = {}
+        for part in filter(None, (p.strip() for p in value.split(";"))):
+            task, sep, spec = part.partition("=")
+            if not sep or not task.strip():
+                raise ConfigurationError(f"{key}: expected 'task=0-3,8;other=1', got {value!r}")
+            numbers: list[int] = []
+            for item in filter(None, (i.strip() for i in spec.split(","))):
+                low, dash, high = item.partition("-")
+                try:
+                    first, last = int(low), int(high if dash else low)
+                except ValueError:
+                    raise ConfigurationError(
+                        f"{key}: {item!r} is not a partition or range"
+                    ) from None
+                numbers.extend(range(first, last + 1))
+            parsed[task.strip()] = numbers
+        value = parsed
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"{key}: expected a mapping of task name to partitions, got {value!r}"
+        )
+    result: dict[str, tuple[int, ...]] = {}
+    for task, partitions in value.items():
+        if not isinstance(task, str) or isinstance(partitions, (str, bytes)):
+            raise ConfigurationError(f"{key}: bad entry {task!r}: {partitions!r}")
+        try:
+            numbers_list = sorted({int(p) for p in partitions})
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{key}: partitions of {task!r} must be integers") from None
+        if not numbers_list or numbers_list[0] < 0:
+            raise ConfigurationError(
+                f"{key}: partitions of {task!r} must be non-negative, non-empty"
+            )
+        result[task] = tuple(numbers_list)
+    return result
+
+
 def _parse(name: str, value: Any) -> Any:
     key = PREFIX + name
     if name == "url":
@@ -91,6 +133,8 @@ def _parse(name: str, value: Any) -> Any:
         return _as_seconds(key, value)
     if name == "lease_duration":
         return timedelta(seconds=_as_seconds(key, value))
+    if name == "enabled_partitions":
+        return _as_partitions(key, value)
     if name == "namespace":
         if not isinstance(value, str) or not _NAMESPACE.match(value):
             raise ConfigurationError(

@@ -8,6 +8,7 @@ the per-process store connection. Beat and the worker find it with :func:`extens
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import inspect
 import logging
@@ -36,6 +37,7 @@ from celery_pyncette.definitions import (
     validate_task_name,
 )
 from celery_pyncette.errors import BulkWriteError, ConfigurationError, StoreError
+from celery_pyncette.partitions import check_partition_count
 from celery_pyncette.schedules import OnceSchedule, Schedule, from_celery
 from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
 from celery_pyncette.stores import store_from_url
@@ -99,6 +101,7 @@ class Pyncette:
         self._store_lock = threading.Lock()
         self._strike_view: tuple[int, StrikeView] | None = None
         self._clock_offset = timedelta(0)
+        self._partitions_checked: set[str] = set()
         self._clock_checked_at: float | None = None
         with _EXTENSIONS_LOCK:
             if app in _EXTENSIONS:
@@ -336,9 +339,26 @@ class Pyncette:
         return found
 
     def definitions(self) -> list[TaskDefinition]:
-        """Every definition: declared tasks and ``beat_schedule`` entries."""
+        """Every definition: declared tasks and ``beat_schedule`` entries.
+
+        ``pyncette_enabled_partitions`` narrows the partitions this process polls; it must name
+        partitioned tasks and partitions they have (``ConfigurationError`` otherwise).
+        """
         merged = dict(self.beat_schedule_definitions())
         merged.update(self._definitions)
+        for task, partitions in (self.settings.enabled_partitions or {}).items():
+            definition = merged.get(task)
+            if definition is None or not definition.dynamic:
+                raise ConfigurationError(
+                    f"pyncette_enabled_partitions: {task!r} is not a dynamic task of this app"
+                )
+            outside = [p for p in partitions if p >= definition.partition_count]
+            if outside:
+                raise ConfigurationError(
+                    f"pyncette_enabled_partitions: {task!r} has partitions "
+                    f"0..{definition.partition_count - 1}, not {outside}"
+                )
+            merged[task] = dataclasses.replace(definition, enabled_partitions=partitions)
         return list(merged.values())
 
     def beat_schedule_definitions(self) -> dict[str, TaskDefinition]:
@@ -376,12 +396,20 @@ class Pyncette:
                 f"{definition.name!r} is a static task; schedule_task needs a dynamic_task"
             )
         validate_instance_name(instance)
+        self.check_partitions(definition)
         partition = 0
         if definition.partition_count > 1 and definition.partition_selector is not None:
             partition = definition.partition_selector(definition.partition_count, instance)
             if not 0 <= partition < definition.partition_count:
                 raise ValueError(f"partition_selector returned {partition} for {instance!r}")
         return definition, InstanceKey(definition.name, partition, instance)
+
+    def check_partitions(self, definition: TaskDefinition) -> None:
+        """Once per task and process: refuse a partition count that differs from the stored one."""
+        if definition.name in self._partitions_checked:
+            return
+        check_partition_count(self.store, definition, self.now())
+        self._partitions_checked.add(definition.name)
 
     def schedule_task(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
@@ -35,7 +36,8 @@ def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 @pytest.fixture
 def app() -> Iterator[Celery]:
     celery_app = Celery("unit", broker="memory://", set_as_current=False)
-    celery_app.conf.update(task_default_queue="unit")
+    # kombu's memory transport is process-wide: a queue per test keeps tests apart.
+    celery_app.conf.update(task_default_queue=f"unit-{uuid.uuid4().hex[:8]}")
     yield celery_app
     celery_app.close()
 

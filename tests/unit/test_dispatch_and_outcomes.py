@@ -24,7 +24,7 @@ def drain(app: Celery) -> list[Message]:
     """Every message waiting on the unit queue: (task name, kwargs, headers)."""
     messages: list[Message] = []
     with app.connection_for_read() as connection:
-        queue = connection.SimpleQueue(app.amqp.queues["unit"])
+        queue = connection.SimpleQueue(app.amqp.queues[app.conf.task_default_queue])
         while True:
             try:
                 message = queue.get(block=False)
@@ -257,7 +257,7 @@ def test_a_schedule_changed_in_code_applies_at_once(
     assert static_state(first, "job").next_run == datetime(2030, 6, 2, tzinfo=fake_clock.now.tzinfo)
 
     other_app = Celery("unit", broker="memory://", set_as_current=False)
-    other_app.conf.update(task_default_queue="unit")
+    other_app.conf.update(task_default_queue=app.conf.task_default_queue)
     second = Pyncette(other_app, url="memory://")
     second._store, second._store_pid = store, first._store_pid
     make_task(second, calls, schedule="* * * * * */5")

@@ -1,0 +1,119 @@
+"""Partition bookkeeping: the stored partition count of each dynamic task, and repartitioning.
+
+Instances of a partitioned task live in ``partition_selector(partition_count, name)``. Changing
+``partition_count`` in code would leave stored instances in partitions nobody polls (Pyncette
+orphans them silently). So the count each dynamic task was stored with is kept in the store, under
+the reserved task :data:`TASKS_TASK`; a process that declares another count refuses to schedule or
+poll that task until :func:`repartition` has moved the instances.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from celery_pyncette.definitions import TaskDefinition
+from celery_pyncette.errors import ConfigurationError, TaskLockedError
+from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Store
+
+#: Reserved task name of the per-task metadata records.
+TASKS_TASK = "__pyncette_tasks__"
+_NEVER = timedelta(days=365 * 100)
+
+
+def _meta_key(task: str) -> InstanceKey:
+    return InstanceKey(TASKS_TASK, 0, task)
+
+
+def stored_partition_count(store: Store, task: str) -> int | None:
+    """The partition count ``task``'s instances are stored with, if recorded."""
+    record = store.get(_meta_key(task))
+    if record is None:
+        return None
+    return int(record.args["partition_count"])
+
+
+def _record_partition_count(store: Store, task: str, count: int, now: datetime) -> None:
+    record = InstanceRecord(
+        _meta_key(task), now + _NEVER, {"kind": "task"}, {"partition_count": count}
+    )
+    store.upsert(record, now, force=True)
+
+
+def _holds_instances(store: Store, task: str, partitions: range) -> bool:
+    return any(store.list_instances(task, p, 1) for p in partitions)
+
+
+def check_partition_count(store: Store, definition: TaskDefinition, now: datetime) -> None:
+    """Record the declared partition count, or refuse a changed one while instances remain.
+
+    Raises :class:`ConfigurationError` naming the command that moves the instances.
+    """
+    declared = definition.partition_count
+    stored = stored_partition_count(store, definition.name)
+    if stored == declared:
+        return
+    if stored is not None and _holds_instances(store, definition.name, range(stored)):
+        raise ConfigurationError(
+            f"task {definition.name!r} is declared with partition_count={declared} but its "
+            f"instances are stored in {stored} partitions; move them first with "
+            f"`celery -A <app> pyncette repartition {definition.name} --to {declared}`"
+        )
+    _record_partition_count(store, definition.name, declared, now)
+
+
+@dataclass
+class RepartitionResult:
+    """What :func:`repartition` did."""
+
+    moved: int = 0
+    kept: int = 0
+    locked: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when every instance is in its new partition (none was running)."""
+        return not self.locked
+
+
+def repartition(
+    store: Store, definition: TaskDefinition, to: int, now: datetime
+) -> RepartitionResult:
+    """Move every instance of ``definition`` to its partition under ``to`` partitions.
+
+    Each instance is written under its new key before the old one is deleted, so a crash leaves at
+    worst a duplicate, never a loss. A running (locked) instance is left where it is and reported;
+    run again once it finished. The stored count changes only when everything was moved.
+    """
+    if isinstance(to, bool) or not isinstance(to, int) or to < 1:
+        raise ValueError(f"the new partition count must be a positive integer, got {to!r}")
+    selector = definition.partition_selector
+    if selector is None and to > 1:
+        raise ValueError(f"{definition.name!r} has no partition selector; declare it partitioned")
+    old = stored_partition_count(store, definition.name) or definition.partition_count
+    result = RepartitionResult()
+    for partition in range(max(old, definition.partition_count)):
+        after: str | None = None
+        while page := store.list_instances(definition.name, partition, 500, after):
+            after = page[-1].key.instance
+            for record in page:
+                target = selector(to, record.key.instance) if selector and to > 1 else 0
+                if target == partition:
+                    result.kept += 1
+                    continue
+                if record.is_locked(now):
+                    result.locked.append(record.key.instance)
+                    continue
+                moved = record.with_changes(
+                    key=InstanceKey(definition.name, target, record.key.instance)
+                )
+                try:
+                    store.upsert(moved, now)
+                except TaskLockedError:
+                    result.locked.append(record.key.instance)
+                    continue
+                store.delete(record.key)
+                result.moved += 1
+    if result.complete:
+        _record_partition_count(store, definition.name, to, now)
+    return result
