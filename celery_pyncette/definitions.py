@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery_pyncette import logs
 from celery_pyncette.concurrency import ConcurrencyLimit
 from celery_pyncette.schedules import (
     CronSchedule,
@@ -82,6 +83,12 @@ class TaskDefinition:
     positional: tuple[Any, ...] = ()
     #: At most this many running occurrences (per task, or per value of one argument).
     concurrency_limit: ConcurrencyLimit | None = None
+    #: Arguments that may appear in log lines, and how: ``(name, "value" | "length")``.
+    log_args: tuple[tuple[str, str], ...] = ()
+
+    def describe(self, instance: str | None, scheduled_at: Any, args: Mapping[str, Any]) -> str:
+        """The log form of one occurrence (arguments only where marked loggable)."""
+        return logs.occurrence(self.name, instance, scheduled_at, args, self.log_args)
 
     @property
     def polled_partitions(self) -> tuple[int, ...]:

@@ -167,7 +167,8 @@ class Dispatcher:
         if not struck:
             return ready
         self._commit(definition, struck, now, "struck")
-        logger.info("skipped %d struck occurrence(s) of %s", len(struck), definition.name)
+        for due in struck:
+            logger.info("skipped %s: struck", self._describe(definition, due))
         skipped = {d.record.key for d in struck}
         return [d for d in ready if d.record.key not in skipped]
 
@@ -225,6 +226,9 @@ class Dispatcher:
         ]
         if not unsent:
             logger.info("sent %d occurrence(s) of %s", len(ready), definition.name)
+            if logger.isEnabledFor(logging.DEBUG):
+                for due in ready:
+                    logger.debug("sent %s", self._describe(definition, due))
             return
         logger.error(
             "%d claimed occurrence(s) of %s were not sent; %s",
@@ -239,6 +243,15 @@ class Dispatcher:
                 )
             except StoreError:
                 logger.warning("could not unlock unsent claims; they are re-sent after their lease")
+
+    @staticmethod
+    def _describe(definition: TaskDefinition, due: Due) -> str:
+        instance = due.record.key.instance
+        return definition.describe(
+            None if instance == STATIC_INSTANCE else instance,
+            due.scheduled_at,
+            {**definition.args, **due.record.args},
+        )
 
     @staticmethod
     def _message(definition: TaskDefinition, due: Due) -> OutgoingMessage:

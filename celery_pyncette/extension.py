@@ -37,6 +37,7 @@ from celery_pyncette.definitions import (
     validate_task_name,
 )
 from celery_pyncette.errors import BulkWriteError, ConfigurationError, StoreError
+from celery_pyncette.logs import parse_log_args
 from celery_pyncette.partitions import check_partition_count
 from celery_pyncette.schedules import OnceSchedule, Schedule, from_celery
 from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
@@ -271,6 +272,7 @@ class Pyncette:
             raise ValueError("enabled and catch_up must be True or False")
         name = options.pop("name", None)
         concurrency_limit = ConcurrencyLimit.parse(options.pop("concurrency_limit", None))
+        log_args = parse_log_args(options.pop("log_args", None))
         celery_options = {k: options.pop(k) for k in list(options) if k in _CELERY_TASK_OPTIONS}
         args = validate_args(options, "extra task arguments")
         partition_count, selector, enabled_partitions = partitions or (1, None, None)
@@ -302,6 +304,7 @@ class Pyncette:
                 enabled_partitions=enabled_partitions,
                 options=_message_options(celery_options),
                 concurrency_limit=concurrency_limit,
+                log_args=log_args,
             )
             celery_task = self._celery_task(function, definition, celery_options)
             self._definitions[task_name] = definition

@@ -110,17 +110,14 @@ class Execution:
             self.context.heartbeat()
         except LeaseLostError:
             logger.warning(
-                "skipping %s %s due %s: its lease was taken over (redelivered or re-sent message)",
-                occurrence.task,
-                occurrence.instance,
-                occurrence.scheduled_at.isoformat(),
+                "skipped %s: its lease was taken over (a redelivered or re-sent message)",
+                self.described,
             )
             return False
         except StoreError:
             logger.warning(
-                "could not refresh the lease of %s %s; running under the lease it has",
-                occurrence.task,
-                occurrence.instance,
+                "could not refresh the lease of %s; running under the lease it has",
+                self.described,
                 exc_info=True,
             )
         return True
@@ -147,13 +144,7 @@ class Execution:
             return False
         if strike is None:
             return False
-        logger.info(
-            "skipping %s %s due %s: struck by %s",
-            self.definition.name,
-            self.occurrence.instance,
-            self.occurrence.scheduled_at.isoformat(),
-            strike,
-        )
+        logger.info("skipped %s: struck by %s", self.described, strike)
         self._settle("struck")
         return True
 
@@ -177,14 +168,20 @@ class Execution:
         if isinstance(exc, _CONTROL_FLOW):
             return
         mode = self.definition.failure_mode
+        occurrence = self.occurrence
+        if occurrence is None:
+            return
         if self.definition.execution_mode is ExecutionMode.AT_MOST_ONCE or mode is FailureMode.NONE:
+            outcome = "lease kept" if occurrence.lease else "not retried (at-most-once)"
+            logger.warning("failed %s (%s): %s", self.described, type(exc).__name__, outcome)
             self._apply_instance_changes()
             return
         if mode is FailureMode.COMMIT:
+            logger.warning("failed %s (%s): committed", self.described, type(exc).__name__)
             self._settle("failed")
             return
-        occurrence = self.occurrence
-        if occurrence is not None and occurrence.lease is not None:
+        logger.warning("failed %s (%s): unlocked", self.described, type(exc).__name__)
+        if occurrence.lease is not None:
             self._guard(lambda: self.pyncette.store.unlock(occurrence.key, occurrence.lease or ""))
 
     def _settle(self, status: str) -> None:
@@ -202,9 +199,15 @@ class Execution:
                 occurrence.scheduled_at, now, self.definition.catch_up, started_at=self.started_at
             )
         lease = occurrence.lease
-        self._guard(
+        if self._guard(
             lambda: self.pyncette.store.commit(occurrence.key, lease, next_run, now, status)
-        )
+        ):
+            logger.info(
+                "committed %s: %s, next run %s",
+                self.described,
+                status,
+                next_run.isoformat() if next_run else "none (removed)",
+            )
 
     def _apply_instance_changes(self) -> bool:
         """Apply ``context.unschedule()`` / ``reschedule()``; True when one was applied."""
@@ -227,28 +230,35 @@ class Execution:
             return True
         return False
 
-    def _guard(self, action: Callable[[], Any]) -> None:
-        """Run a store action; a lost lease or store failure is logged, never raised into Celery."""
+    @property
+    def described(self) -> str:
+        """This occurrence as log lines show it."""
         occurrence = self.occurrence
-        assert occurrence is not None
+        return self.definition.describe(
+            occurrence.instance if occurrence else None,
+            occurrence.scheduled_at if occurrence else None,
+            self.context.args,
+        )
+
+    def _guard(self, action: Callable[[], Any]) -> bool:
+        """Run a store action; True when it succeeded. A lost lease or a store failure is logged,
+        never raised into Celery."""
         try:
             action()
         except LeaseLostError:
             logger.warning(
-                "lease of %s %s due %s was lost before its outcome was recorded; "
-                "the occurrence may run again",
-                occurrence.task,
-                occurrence.instance,
-                occurrence.scheduled_at.isoformat(),
+                "lease of %s was lost before its outcome was recorded; it may run again",
+                self.described,
             )
         except StoreError:
             logger.error(
-                "could not record the outcome of %s %s due %s; it runs again after its lease",
-                occurrence.task,
-                occurrence.instance,
-                occurrence.scheduled_at.isoformat(),
+                "could not record the outcome of %s; it runs again after its lease",
+                self.described,
                 exc_info=True,
             )
+        else:
+            return True
+        return False
 
 
 class PyncetteTaskMixin:
