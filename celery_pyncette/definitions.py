@@ -187,7 +187,8 @@ def validate_modes(
             f"failure_mode {failure_mode.name} needs AT_LEAST_ONCE: an at-most-once task is "
             "committed before it runs, so a failure has no lease to unlock or commit"
         )
-    if lease_duration is not None:
-        if not isinstance(lease_duration, timedelta) or lease_duration <= timedelta(0):
-            raise ValueError(f"lease_duration must be a positive timedelta, got {lease_duration!r}")
+    if lease_duration is not None and (
+        not isinstance(lease_duration, timedelta) or lease_duration <= timedelta(0)
+    ):
+        raise ValueError(f"lease_duration must be a positive timedelta, got {lease_duration!r}")
     return execution_mode, failure_mode, lease_duration

@@ -32,7 +32,7 @@ STORES: dict[str, tuple[str, str | None]] = {
 
 
 def url_scheme(url: str) -> str:
-    """The scheme of a store URL, validated; raises :class:`ConfigurationError` naming the problem."""
+    """The scheme of a store URL; raises :class:`ConfigurationError` naming the problem."""
     if not isinstance(url, str) or "://" not in url:
         raise ConfigurationError(
             f"pyncette_url: {url!r} is not a URL (expected e.g. sqlite:///x.db)"

@@ -5,8 +5,8 @@ Static tasks have one record under :data:`STATIC_INSTANCE`. Every record carries
 
 * ``next_run``: when the instance is due next (UTC);
 * ``locked_until`` / ``lease`` / ``locked_by``: the current lease, if any;
-* ``ready_at``: ``max(next_run, locked_until)`` -- the one time the claim query looks at. An instance
-  is claimable when ``ready_at <= now``: it is due and either unlocked or its lease has expired.
+* ``ready_at``: ``max(next_run, locked_until)`` -- the one time the claim query looks at. An
+  instance is claimable when ``ready_at <= now``: due, and unlocked or with an expired lease.
 
 Stores never compute schedules: the caller passes the next run in. Every operation that depends
 on time takes ``now`` (an aware UTC datetime) from the caller, so tests drive time and all stores
@@ -86,7 +86,8 @@ class Commit:
 class Strike:
     """A rule that disables occurrences without a deploy.
 
-    ``task`` ``None`` matches every task; ``parameter`` ``None`` matches every occurrence of the task.
+    ``task`` ``None`` matches every task; ``parameter`` ``None`` matches every occurrence of the
+    task.
     """
 
     task: str | None
@@ -103,7 +104,7 @@ class Store(abc.ABC):
     """
 
     def __init__(self, url: str, *, namespace: str = "pyncette", skip_table_create: bool = False):
-        """Remember the configuration; connect lazily, never here (beat builds stores it never uses).
+        """Remember the configuration; connect lazily, never here (beat builds unused stores).
 
         ``namespace`` prefixes every table or key, so several apps can share one server.
         ``skip_table_create`` makes :meth:`setup` check for the schema instead of creating it.

@@ -3,6 +3,7 @@ concurrency limits. Run on the Redis broker (the broker matrix is covered by tes
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 from collections.abc import Callable
@@ -236,7 +237,7 @@ def test_a_per_argument_concurrency_limit_holds_across_workers(
             if end is not None:
                 spans.append((event["at"], end["at"]))
     spans.sort()
-    overlaps = [(a, b) for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1]]
+    overlaps = [(a, b) for a, b in itertools.pairwise(spans) if b[0] < a[1]]
     assert overlaps == [], "two runs for customer 1 overlapped"
     assert len({e["pid"] for e in events if e.get("phase")}) >= 2 or len(spans) >= 8
     pyncette.close()

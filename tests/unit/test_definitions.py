@@ -118,7 +118,7 @@ def test_an_execute_at_must_be_aware(pyncette: Pyncette) -> None:
     @pyncette.dynamic_task(name="once")
     def once(context: Context) -> None: ...
 
-    with pytest.raises(ValueError, match="aware|naive|timezone"):
+    with pytest.raises(ValueError, match=r"aware|naive|timezone"):
         pyncette.schedule_task(once, "a", execute_at=datetime(2030, 1, 1))
     assert pyncette.get_task_state(once, "a") is None
     pyncette.schedule_task(once, "b", execute_at=datetime(2030, 1, 1, tzinfo=timezone.utc))

@@ -52,7 +52,9 @@ def test_invalid_input_writes_nothing(pyncette: Pyncette, hello: object) -> None
     assert pyncette.list_task_states(hello).tasks == []
 
 
-def test_replacing_a_running_instance_needs_force(fake_clock: FakeClock, pyncette: Pyncette, hello: object) -> None:
+def test_replacing_a_running_instance_needs_force(
+    fake_clock: FakeClock, pyncette: Pyncette, hello: object
+) -> None:
     pyncette.schedule_task(hello, "bill", interval=timedelta(seconds=1))
     fake_clock.advance(seconds=1)
     pyncette.store.claim_due("hello", 0, fake_clock.now, 10, timedelta(seconds=30), "beat")
@@ -130,7 +132,9 @@ def test_strikes_are_validated_and_stored(pyncette: Pyncette, hello: object) -> 
         pyncette.strike(None)
 
 
-def test_async_twins_do_what_the_sync_calls_do(fake_clock: FakeClock, pyncette: Pyncette, hello: object) -> None:
+def test_async_twins_do_what_the_sync_calls_do(
+    fake_clock: FakeClock, pyncette: Pyncette, hello: object
+) -> None:
     async def scenario() -> None:
         state = await pyncette.aschedule_task(hello, "bill", schedule="0 * * * *", username="bill")
         assert await pyncette.aget_task_state(hello, "bill") == state
@@ -156,7 +160,9 @@ def test_the_store_is_built_lazily(app: Celery) -> None:
     assert extension.store.get(InstanceKey("x", 0, "y")) is None
 
 
-def test_schedule_tasks_validates_everything_before_writing(pyncette: Pyncette, hello: object) -> None:
+def test_schedule_tasks_validates_everything_before_writing(
+    pyncette: Pyncette, hello: object
+) -> None:
     instances = {f"u{i}": {"n": i} for i in range(1200)}
     instances["bad"] = {"n": object()}
 
@@ -176,10 +182,14 @@ def test_schedule_tasks_reports_running_instances_it_left_alone(
     fake_clock.advance(seconds=1)
     pyncette.store.claim_due("hello", 0, fake_clock.now, 1, timedelta(seconds=30), "beat")
 
-    assert pyncette.schedule_tasks(hello, {"a": {}, "b": {}}, interval=timedelta(seconds=9)) == ["a"]
+    assert pyncette.schedule_tasks(hello, {"a": {}, "b": {}}, interval=timedelta(seconds=9)) == [
+        "a"
+    ]
 
 
-def test_scatter_spreads_once_offs_evenly_over_the_window(fake_clock: FakeClock, pyncette: Pyncette, hello: object) -> None:
+def test_scatter_spreads_once_offs_evenly_over_the_window(
+    fake_clock: FakeClock, pyncette: Pyncette, hello: object
+) -> None:
     pyncette.scatter(hello, ["a", "b", "c", "d"], over=timedelta(minutes=4))
 
     times = [pyncette.get_task_state(hello, n).execute_at for n in "abcd"]  # type: ignore[union-attr]
@@ -187,7 +197,9 @@ def test_scatter_spreads_once_offs_evenly_over_the_window(fake_clock: FakeClock,
     assert times == [start + timedelta(seconds=s) for s in (30, 90, 150, 210)]
 
 
-def test_scatter_of_one_instance_lands_at_the_midpoint(fake_clock: FakeClock, pyncette: Pyncette, hello: object) -> None:
+def test_scatter_of_one_instance_lands_at_the_midpoint(
+    fake_clock: FakeClock, pyncette: Pyncette, hello: object
+) -> None:
     pyncette.scatter(hello, {"only": {"k": 1}}, over=timedelta(hours=2))
 
     state = pyncette.get_task_state(hello, "only")
@@ -196,11 +208,15 @@ def test_scatter_of_one_instance_lands_at_the_midpoint(fake_clock: FakeClock, py
     assert state.args == {"k": 1}
 
 
-def test_scatter_jitter_never_places_an_instance_before_start(fake_clock: FakeClock, pyncette: Pyncette, hello: object) -> None:
+def test_scatter_jitter_never_places_an_instance_before_start(
+    fake_clock: FakeClock, pyncette: Pyncette, hello: object
+) -> None:
     start = fake_clock.now + timedelta(minutes=10)
     names = [f"n{i}" for i in range(200)]
 
-    pyncette.scatter(hello, names, over=timedelta(seconds=200), start=start, jitter=timedelta(seconds=30))
+    pyncette.scatter(
+        hello, names, over=timedelta(seconds=200), start=start, jitter=timedelta(seconds=30)
+    )
 
     times = [pyncette.get_task_state(hello, n).execute_at for n in names]  # type: ignore[union-attr]
     assert all(t is not None and t >= start for t in times)

@@ -20,16 +20,24 @@ def utc(*parts: int) -> datetime:
 
 def test_slots_that_fell_while_the_run_ran_become_one_run_due_at_once() -> None:
     s = CronSchedule("* * * * * *")
-    scheduled, started, committed = utc(2030, 1, 1, 0, 0, 0), utc(2030, 1, 1, 0, 0, 0, 10), utc(2030, 1, 1, 0, 0, 5, 300)
+    scheduled, started, committed = (
+        utc(2030, 1, 1, 0, 0, 0),
+        utc(2030, 1, 1, 0, 0, 0, 10),
+        utc(2030, 1, 1, 0, 0, 5, 300),
+    )
 
-    assert s.next_run(scheduled, committed, catch_up=False, started_at=started) == utc(2030, 1, 1, 0, 0, 5)
+    assert s.next_run(scheduled, committed, catch_up=False, started_at=started) == utc(
+        2030, 1, 1, 0, 0, 5
+    )
 
 
 def test_a_run_committed_just_after_the_next_slot_does_not_skip_it() -> None:
     s = CronSchedule("* * * * * *")
     scheduled = utc(2030, 1, 1, 0, 0, 0)
 
-    result = s.next_run(scheduled, scheduled + timedelta(seconds=1, milliseconds=50), False, started_at=scheduled)
+    result = s.next_run(
+        scheduled, scheduled + timedelta(seconds=1, milliseconds=50), False, started_at=scheduled
+    )
 
     assert result == utc(2030, 1, 1, 0, 0, 1)
 
@@ -57,7 +65,9 @@ def test_catch_up_ignores_when_the_run_started() -> None:
     s = CronSchedule("* * * * * *")
     scheduled = utc(2030, 1, 1)
 
-    assert s.next_run(scheduled, utc(2030, 1, 2), True, started_at=utc(2030, 1, 1, 12)) == utc(2030, 1, 1, 0, 0, 1)
+    assert s.next_run(scheduled, utc(2030, 1, 2), True, started_at=utc(2030, 1, 1, 12)) == utc(
+        2030, 1, 1, 0, 0, 1
+    )
 
 
 class CountingSchedule(Schedule):
@@ -93,7 +103,9 @@ def test_finding_the_latest_of_a_year_of_missed_per_second_slots_takes_few_steps
 
 @settings(max_examples=200, deadline=None)
 @given(
-    expression=st.sampled_from(["* * * * * *", "*/7 * * * *", "0 9 * * 1-5", "30 2 * * *", "* * * * * */13"]),
+    expression=st.sampled_from(
+        ["* * * * * *", "*/7 * * * *", "0 9 * * 1-5", "30 2 * * *", "* * * * * */13"]
+    ),
     zone=st.sampled_from([None, "Europe/Dublin", "America/New_York", "Asia/Kolkata"]),
     due_offset=st.integers(0, 10_000_000),
     started=st.integers(0, 100_000),
@@ -122,7 +134,9 @@ def test_next_run_is_the_latest_slot_missed_during_the_run_or_the_first_after_it
         assert after > now
 
 
-@pytest.mark.parametrize("interval", [timedelta(seconds=1), timedelta(minutes=7), timedelta(hours=5)])
+@pytest.mark.parametrize(
+    "interval", [timedelta(seconds=1), timedelta(minutes=7), timedelta(hours=5)]
+)
 def test_interval_due_occurrence_is_the_latest_phase_slot(interval: timedelta) -> None:
     s = IntervalSchedule(interval)
     due = utc(2030, 1, 1, 0, 0, 0, 250000)
