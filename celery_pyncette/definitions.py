@@ -9,8 +9,9 @@ the problem.
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -192,3 +193,110 @@ def validate_modes(
     ):
         raise ValueError(f"lease_duration must be a positive timedelta, got {lease_duration!r}")
     return execution_mode, failure_mode, lease_duration
+
+
+def default_partition_selector(partition_count: int, instance: str) -> int:
+    """SHA-1 of the instance name (UTF-8) as a big-endian integer, modulo ``partition_count``.
+
+    Stable across processes, machines and Python versions (unlike ``hash()``).
+    """
+    digest = hashlib.sha1(instance.encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest, "big") % partition_count
+
+
+def validate_partitions(
+    partition_count: Any,
+    selector: Callable[[int, str], int],
+    enabled_partitions: Iterable[int] | None,
+) -> tuple[int, Callable[[int, str], int], tuple[int, ...] | None]:
+    """Check the options of ``partitioned_task``."""
+    if (
+        isinstance(partition_count, bool)
+        or not isinstance(partition_count, int)
+        or partition_count < 1
+    ):
+        raise ValueError(f"partition_count must be a positive integer, got {partition_count!r}")
+    if not callable(selector):
+        raise ValueError(f"partition_selector must be callable, got {selector!r}")
+    enabled = None
+    if enabled_partitions is not None:
+        enabled = tuple(sorted(set(enabled_partitions)))
+        bad = [p for p in enabled if not isinstance(p, int) or not 0 <= p < partition_count]
+        if bad:
+            raise ValueError(f"enabled_partitions {bad} are outside 0..{partition_count - 1}")
+    return partition_count, selector, enabled
+
+
+#: Options of ``@pyncette.task`` that configure the Celery task rather than the schedule.
+CELERY_TASK_OPTIONS = frozenset(
+    {
+        "base", "bind", "queue", "routing_key", "exchange", "priority", "expires", "time_limit",
+        "soft_time_limit", "max_retries", "default_retry_delay", "autoretry_for", "retry_kwargs",
+        "retry_backoff", "retry_backoff_max", "retry_jitter", "rate_limit", "ignore_result",
+        "acks_late", "acks_on_failure_or_timeout", "reject_on_worker_lost", "track_started",
+        "serializer", "compression", "shared", "throws", "store_errors_even_if_ignored",
+        "trail", "send_events",
+    }
+)  # fmt: skip
+#: The Celery options that travel with each message beat sends.
+MESSAGE_OPTIONS = frozenset({"queue", "routing_key", "exchange", "priority", "expires"})
+
+
+def parse_task_options(
+    options: Mapping[str, Any],
+    *,
+    dynamic: bool,
+    partitions: tuple[int, Callable[[int, str], int], tuple[int, ...] | None] | None = None,
+) -> tuple[TaskDefinition, dict[str, Any], str | None]:
+    """Validate the keywords of a task decorator.
+
+    Returns a definition (its ``name`` still empty), the Celery task options, and the ``name=``
+    given, if any. Schedule options, modes and limits are checked here; Celery's own task options
+    pass through; every other keyword is an argument and must be JSON-serialisable.
+    """
+    options = dict(options)
+    schedule = build_schedule(
+        options.pop("schedule", None),
+        options.pop("interval", None),
+        None,
+        options.pop("timezone", None),
+        required=not dynamic,
+    )
+    if dynamic and schedule is not None:
+        raise ValueError(
+            "a dynamic task takes its schedule from schedule_task(), not the decorator"
+        )
+    execution_mode, failure_mode, lease_duration = validate_modes(
+        options.pop("execution_mode", ExecutionMode.AT_LEAST_ONCE),
+        options.pop("failure_mode", FailureMode.NONE),
+        options.pop("lease_duration", None),
+    )
+    enabled = options.pop("enabled", True)
+    catch_up = options.pop("catch_up", False)
+    if not isinstance(enabled, bool) or not isinstance(catch_up, bool):
+        raise ValueError("enabled and catch_up must be True or False")
+    name = options.pop("name", None)
+    concurrency_limit = ConcurrencyLimit.parse(options.pop("concurrency_limit", None))
+    log_args = logs.parse_log_args(options.pop("log_args", None))
+    celery_options = {k: options.pop(k) for k in list(options) if k in CELERY_TASK_OPTIONS}
+    args = validate_args(options, "extra task arguments")
+    partition_count, selector, enabled_partitions = partitions or (1, None, None)
+    definition = TaskDefinition(
+        name="",
+        celery_name="",
+        schedule=schedule,
+        dynamic=dynamic,
+        execution_mode=execution_mode,
+        failure_mode=failure_mode,
+        lease_duration=lease_duration,
+        enabled=enabled,
+        catch_up=catch_up,
+        args=args,
+        partition_count=partition_count,
+        partition_selector=selector,
+        enabled_partitions=enabled_partitions,
+        options={k: v for k, v in celery_options.items() if k in MESSAGE_OPTIONS},
+        concurrency_limit=concurrency_limit,
+        log_args=log_args,
+    )
+    return definition, celery_options, name

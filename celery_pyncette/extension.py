@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import inspect
 import logging
 import os
 import secrets
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -23,21 +21,20 @@ from typing import Any, TypeVar
 
 from celery import Celery
 
-from celery_pyncette import clock
-from celery_pyncette.concurrency import ConcurrencyLimit
+from celery_pyncette.clock import StoreClock
 from celery_pyncette.config import Settings, settings_from
 from celery_pyncette.definitions import (
     ExecutionMode,
-    FailureMode,
     TaskDefinition,
     build_schedule,
+    default_partition_selector,
+    parse_task_options,
     validate_args,
     validate_instance_name,
-    validate_modes,
+    validate_partitions,
     validate_task_name,
 )
 from celery_pyncette.errors import BulkWriteError, ConfigurationError, StoreError
-from celery_pyncette.logs import parse_log_args
 from celery_pyncette.partitions import check_partition_count
 from celery_pyncette.schedules import OnceSchedule, Schedule, from_celery
 from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
@@ -52,25 +49,11 @@ _EXTENSIONS_LOCK = threading.Lock()
 
 logger = logging.getLogger("celery_pyncette")
 
-#: How often a process re-measures its clock's offset from the store's.
-CLOCK_CHECK_EVERY = 60.0
-#: An offset larger than this is logged.
-CLOCK_WARN_OFFSET = timedelta(seconds=1)
-
 #: Instances per bulk write of schedule_tasks() / scatter().
 BULK_CHUNK = 500
 
 #: Operators a strike may use.
 STRIKE_OPERATORS = ("==", "!=", "<", "<=", ">", ">=")
-
-
-def default_partition_selector(partition_count: int, instance: str) -> int:
-    """SHA-1 of the instance name (UTF-8) as a big-endian integer, modulo ``partition_count``.
-
-    Stable across processes, machines and Python versions (unlike ``hash()``).
-    """
-    digest = hashlib.sha1(instance.encode(), usedforsecurity=False).digest()
-    return int.from_bytes(digest, "big") % partition_count
 
 
 def extension_for(app: Celery) -> Pyncette:
@@ -101,9 +84,8 @@ class Pyncette:
         self._store_pid = 0
         self._store_lock = threading.Lock()
         self._strike_view: tuple[int, StrikeView] | None = None
-        self._clock_offset = timedelta(0)
         self._partitions_checked: set[str] = set()
-        self._clock_checked_at: float | None = None
+        self._clock = StoreClock(lambda: self.store)
         with _EXTENSIONS_LOCK:
             if app in _EXTENSIONS:
                 raise ConfigurationError(f"Pyncette(app) was already created for {app.main!r}")
@@ -146,37 +128,8 @@ class Pyncette:
         return view[1]
 
     def now(self) -> datetime:
-        """The current time by the store's clock (aware UTC).
-
-        Leases and due times are judged against one clock by every beat and worker: this
-        process's clock corrected by its offset from :meth:`Store.server_time`, measured on first
-        use and every :data:`CLOCK_CHECK_EVERY` seconds. Stores without a clock (SQLite, memory,
-        DynamoDB) leave the local clock as it is.
-        """
-        checked = self._clock_checked_at
-        if checked is None or time.monotonic() - checked > CLOCK_CHECK_EVERY:
-            self._measure_clock_offset()
-        return clock.utcnow() + self._clock_offset
-
-    def _measure_clock_offset(self) -> None:
-        self._clock_checked_at = time.monotonic()
-        try:
-            before = clock.utcnow()
-            started = time.monotonic()
-            server = self.store.server_time()
-            round_trip = time.monotonic() - started
-        except StoreError:
-            logger.warning("could not read the store clock; keeping offset %s", self._clock_offset)
-            return
-        if server is None:
-            return
-        offset = server - (before + timedelta(seconds=round_trip / 2))
-        if abs(offset) > CLOCK_WARN_OFFSET:
-            logger.warning(
-                "this process's clock differs from the store's by %.3fs; using the store's clock",
-                offset.total_seconds(),
-            )
-        self._clock_offset = offset
+        """The current time by the store's clock (see :class:`celery_pyncette.clock.StoreClock`)."""
+        return self._clock.now()
 
     def close(self) -> None:
         """Close this process's store connection (idempotent)."""
@@ -203,23 +156,10 @@ class Pyncette:
         **options: Any,
     ) -> Callable[[F], Any]:
         """A dynamic task whose instances are spread over ``partition_count`` partitions."""
-        if (
-            isinstance(partition_count, bool)
-            or not isinstance(partition_count, int)
-            or partition_count < 1
-        ):
-            raise ValueError(f"partition_count must be a positive integer, got {partition_count!r}")
-        enabled = None
-        if enabled_partitions is not None:
-            enabled = tuple(sorted(set(enabled_partitions)))
-            bad = [p for p in enabled if not isinstance(p, int) or not 0 <= p < partition_count]
-            if bad:
-                raise ValueError(f"enabled_partitions {bad} are outside 0..{partition_count - 1}")
-        return self._decorator(
-            options,
-            dynamic=True,
-            partitions=(partition_count, partition_selector or default_partition_selector, enabled),
+        partitions = validate_partitions(
+            partition_count, partition_selector or default_partition_selector, enabled_partitions
         )
+        return self._decorator(options, dynamic=True, partitions=partitions)
 
     def middleware(self, function: F) -> F:
         """Register a middleware ``(context, call_next)``; they run in declaration order."""
@@ -249,33 +189,9 @@ class Pyncette:
         dynamic: bool,
         partitions: tuple[int, Callable[[int, str], int], tuple[int, ...] | None] | None = None,
     ) -> Callable[[F], Any]:
-        options = dict(options)
-        schedule = build_schedule(
-            options.pop("schedule", None),
-            options.pop("interval", None),
-            None,
-            options.pop("timezone", None),
-            required=not dynamic,
+        template, celery_options, name = parse_task_options(
+            options, dynamic=dynamic, partitions=partitions
         )
-        if dynamic and schedule is not None:
-            raise ValueError(
-                "a dynamic task takes its schedule from schedule_task(), not the decorator"
-            )
-        execution_mode, failure_mode, lease_duration = validate_modes(
-            options.pop("execution_mode", ExecutionMode.AT_LEAST_ONCE),
-            options.pop("failure_mode", FailureMode.NONE),
-            options.pop("lease_duration", None),
-        )
-        enabled = options.pop("enabled", True)
-        catch_up = options.pop("catch_up", False)
-        if not isinstance(enabled, bool) or not isinstance(catch_up, bool):
-            raise ValueError("enabled and catch_up must be True or False")
-        name = options.pop("name", None)
-        concurrency_limit = ConcurrencyLimit.parse(options.pop("concurrency_limit", None))
-        log_args = parse_log_args(options.pop("log_args", None))
-        celery_options = {k: options.pop(k) for k in list(options) if k in _CELERY_TASK_OPTIONS}
-        args = validate_args(options, "extra task arguments")
-        partition_count, selector, enabled_partitions = partitions or (1, None, None)
 
         def decorate(decorated: F) -> Any:
             function = self._functions.get(id(decorated), decorated)  # stacked decorators
@@ -288,25 +204,8 @@ class Pyncette:
                 raise ValueError(
                     f"task {task_name!r} is already registered; give each schedule its own name="
                 )
-            definition = TaskDefinition(
-                name=task_name,
-                celery_name=task_name,
-                schedule=schedule,
-                dynamic=dynamic,
-                execution_mode=execution_mode,
-                failure_mode=failure_mode,
-                lease_duration=lease_duration,
-                enabled=enabled,
-                catch_up=catch_up,
-                args=args,
-                partition_count=partition_count,
-                partition_selector=selector,
-                enabled_partitions=enabled_partitions,
-                options=_message_options(celery_options),
-                concurrency_limit=concurrency_limit,
-                log_args=log_args,
-            )
-            celery_task = self._celery_task(function, definition, celery_options)
+            definition = dataclasses.replace(template, name=task_name, celery_name=task_name)
+            celery_task = self._celery_task(function, definition, dict(celery_options))
             self._definitions[task_name] = definition
             self._functions[id(celery_task)] = function
             return celery_task
@@ -633,44 +532,3 @@ class Pyncette:
     def strikes(self) -> list[Strike]:
         """Every strike in the store."""
         return self.store.list_strikes()
-
-
-#: Options of ``@pyncette.task`` that configure the Celery task rather than the schedule.
-_CELERY_TASK_OPTIONS = frozenset(
-    {
-        "base",
-        "bind",
-        "queue",
-        "routing_key",
-        "exchange",
-        "priority",
-        "expires",
-        "time_limit",
-        "soft_time_limit",
-        "max_retries",
-        "default_retry_delay",
-        "autoretry_for",
-        "retry_kwargs",
-        "retry_backoff",
-        "retry_backoff_max",
-        "retry_jitter",
-        "rate_limit",
-        "ignore_result",
-        "acks_late",
-        "acks_on_failure_or_timeout",
-        "reject_on_worker_lost",
-        "track_started",
-        "serializer",
-        "compression",
-        "shared",
-        "throws",
-        "store_errors_even_if_ignored",
-        "trail",
-        "send_events",
-    }
-)
-_MESSAGE_OPTIONS = frozenset({"queue", "routing_key", "exchange", "priority", "expires"})
-
-
-def _message_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if k in _MESSAGE_OPTIONS}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 from datetime import timedelta
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -12,11 +13,18 @@ import pytest
 
 from celery_pyncette import Pyncette
 from celery_pyncette.dispatch import Dispatcher, sync_static
+from celery_pyncette.fixtures import teardown_all
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
 from tests.conftest import FakeClock
 
 os.environ["RECIPES_STORE"] = "memory://"
 os.environ["RECIPES_BROKER"] = "memory://"
+
+
+@pytest.fixture(autouse=True)
+def _tear_down_fixtures() -> Iterator[None]:
+    yield
+    teardown_all()
 
 
 def recipe(name: str) -> ModuleType:
