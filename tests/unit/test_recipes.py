@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from types import ModuleType
 from typing import Any
 
