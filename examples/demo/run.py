@@ -19,7 +19,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from examples.demo.app import greet, pyncette
 
-    pyncette.schedule_task(greet, "bill", schedule="*/3 * * * * *", username="Bill")
+    pyncette.schedule_task(greet, "bill", schedule="* * * * * */3", username="Bill")
     print("scheduled dynamic instance 'bill' (every 3 seconds) in the SQLite store", flush=True)
     pyncette.close()
 
