@@ -24,6 +24,7 @@ def _backends() -> list[ModuleType]:
     return [
         importlib.import_module(f"tests.backends.{info.name}")
         for info in pkgutil.iter_modules(tests.backends.__path__)
+        if not info.name.startswith("_")  # shared helpers, not backends
     ]
 
 

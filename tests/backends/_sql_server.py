@@ -1,0 +1,62 @@
+"""What the PostgreSQL and MariaDB backends share: a server URL, its tables per namespace."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from celery_pyncette.stores.base import Store
+from celery_pyncette.stores.sql import SQLStore
+from tests.servers import require_server
+
+
+class SQLServer:
+    """One SQL server the tests reach by URL (the URL's driver-less form, as users write it)."""
+
+    def __init__(self, label: str, url: str, default_port: int, driver: str, quote: str) -> None:
+        self.label = label
+        self.url = url
+        self.default_port = default_port
+        self.driver = driver
+        self.quote = quote
+
+    def require(self) -> None:
+        """Skip (locally) or fail (in CI) when the server is down."""
+        parsed = make_url(self.url)
+        require_server(self.label, parsed.host or "127.0.0.1", parsed.port or self.default_port)
+
+    def drop_tables(self, namespace: str) -> None:
+        """Drop the tables of ``namespace``."""
+        scheme = self.url.split("://", 1)[0]
+        engine = create_engine(self.url.replace(f"{scheme}://", f"{self.driver}://", 1))
+        q = self.quote
+        try:
+            with engine.begin() as conn:
+                for suffix in ("instances", "strikes", "meta"):
+                    conn.execute(text(f"DROP TABLE IF EXISTS {q}{namespace}_{suffix}{q}"))
+        finally:
+            engine.dispose()
+
+    @contextmanager
+    def make_store(self, namespace: str) -> Iterator[Store]:
+        """A fresh store in its own namespace (its own tables), dropped afterwards."""
+        self.require()
+        store = SQLStore(self.url, namespace=namespace)
+        try:
+            store.setup()
+            yield store
+        finally:
+            store.close()
+            self.drop_tables(namespace)
+
+    @contextmanager
+    def make_second_client(self, store: Store) -> Iterator[Store]:
+        """Another client ("another process") on the same namespace."""
+        other = SQLStore(self.url, namespace=store.namespace)
+        try:
+            yield other
+        finally:
+            other.close()
