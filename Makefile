@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-unit test-integration lint typecheck benchmarks clean
+.PHONY: demo test test-unit test-integration lint typecheck docs benchmarks clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[redis,postgres,mysql,dynamodb,test,lint]'
+	$(BIN)/python -m pip install --quiet -e '.[redis,postgres,mysql,dynamodb,dashboard,metrics,test,lint,docs]'
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)
@@ -29,5 +29,8 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy celery_pyncette
 
+docs: $(INSTALLED)
+	$(BIN)/mkdocs build --strict --site-dir build/site
+
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache build/site

@@ -451,8 +451,8 @@ def status(ctx: click.Context, no_backlog: bool, forget_stale: bool, as_json: bo
     Unhealthy: no beat reported within the last 30 seconds, or a beat stopped reporting.
     """
     extension = _pyncette(ctx)
-    now = clock.utcnow()
     try:
+        now = extension.now()  # the store's clock, which beats report by
         forgotten = overview.forget_stale_beats(extension, now) if forget_stale else []
         found = overview.health(extension, now, with_backlog=not no_backlog)
     except (PyncetteError, ValueError) as exc:
@@ -636,7 +636,7 @@ def _import_beat_schedule(extension: Pyncette, as_json: bool) -> None:
 
     try:
         definitions = list(extension.beat_schedule_definitions().values())
-        sync_static(extension, definitions, clock.utcnow())
+        sync_static(extension, definitions, extension.now())
         rows = []
         for definition in definitions:
             state = extension.get_task_state(definition.name)
@@ -651,3 +651,50 @@ def _import_beat_schedule(extension: Pyncette, as_json: bool) -> None:
     except (PyncetteError, ValueError) as exc:
         _fail(exc)
     _emit(rows, ["name", "task", "schedule", "next_run"], as_json)
+
+
+@pyncette.command(name="repartition")
+@click.argument("task")
+@click.option(
+    "--to",
+    "to",
+    type=click.IntRange(min=1),
+    required=True,
+    metavar="N",
+    help="The new partition_count (as now declared in code).",
+)
+@_json_option
+@click.pass_context
+def repartition(ctx: click.Context, task: str, to: int, as_json: bool) -> None:
+    """Move a dynamic task's stored instances to N partitions.
+
+    Run it after changing partition_count in code: beat refuses to poll the task until its
+    instances are moved. Running instances stay where they are; exit status 1 then says to run it
+    again once they finished.
+    """
+    from celery_pyncette.partitions import repartition as move
+
+    extension = _pyncette(ctx)
+    try:
+        definition = extension.definition(task)
+        if not definition.dynamic:
+            raise ValueError(f"{task!r} is a static task: it has no partitions")
+        result = move(extension.store, definition, to, extension.now())
+    except (PyncetteError, ValueError) as exc:
+        _fail(exc)
+    row = {
+        "task": definition.name,
+        "partitions": to,
+        "moved": result.moved,
+        "kept": result.kept,
+        "running": len(result.locked),
+        "complete": result.complete,
+    }
+    _emit([row], ["task", "partitions", "moved", "kept", "running", "complete"], as_json)
+    if not result.complete:
+        click.echo(
+            f"{len(result.locked)} running instance(s) were not moved; run this again once they "
+            "finish",
+            err=True,
+        )
+        ctx.exit(1)

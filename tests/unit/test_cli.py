@@ -41,7 +41,9 @@ def hello(pyncette: Pyncette) -> object:
     return hello
 
 
-def beat_seen(pyncette: Pyncette, owner: str, at: datetime, partitions: dict[str, list[int]]) -> None:
+def beat_seen(
+    pyncette: Pyncette, owner: str, at: datetime, partitions: dict[str, list[int]]
+) -> None:
     registry.record_beat(
         pyncette.store, owner, hostname="host", pid=1, started_at=at, partitions=partitions, now=at
     )
@@ -50,7 +52,9 @@ def beat_seen(pyncette: Pyncette, owner: str, at: datetime, partitions: dict[str
 # --- list / show ------------------------------------------------------------------------------
 
 
-def test_list_shows_tasks_with_instance_counts(app: Celery, pyncette: Pyncette, hello: object) -> None:
+def test_list_shows_tasks_with_instance_counts(
+    app: Celery, pyncette: Pyncette, hello: object
+) -> None:
     @pyncette.task(schedule="0 * * * *", name="hourly")
     def hourly(context: Context) -> None: ...
 
@@ -74,7 +78,9 @@ def test_list_shows_tasks_with_instance_counts(app: Celery, pyncette: Pyncette, 
     assert all(line[column - 2 : column] == "  " and line[column] != " " for line in lines[1:])
 
 
-def test_list_marks_beat_schedule_entries_and_their_next_run(app: Celery, pyncette: Pyncette) -> None:
+def test_list_marks_beat_schedule_entries_and_their_next_run(
+    app: Celery, pyncette: Pyncette
+) -> None:
     app.conf.beat_schedule = {"cleanup": {"task": "proj.cleanup", "schedule": 60.0}}
 
     code, output = invoke(app, "import", "--from-beat-schedule", "--json")
@@ -90,7 +96,9 @@ def test_list_marks_beat_schedule_entries_and_their_next_run(app: Celery, pyncet
     assert row["next_run"] == imported["next_run"]
 
 
-def test_show_lists_a_dynamic_tasks_instances(app: Celery, pyncette: Pyncette, hello: object) -> None:
+def test_show_lists_a_dynamic_tasks_instances(
+    app: Celery, pyncette: Pyncette, hello: object
+) -> None:
     pyncette.schedule_task(hello, "bill", schedule="* * * * *", username="bill")
 
     code, output = invoke(app, "show", "hello", "--json")
@@ -117,7 +125,9 @@ def test_show_filters_by_prefix_and_says_when_it_truncated(
     assert "first 2 instances" in stderr
 
 
-def test_show_of_a_missing_instance_is_an_error(app: Celery, pyncette: Pyncette, hello: object) -> None:
+def test_show_of_a_missing_instance_is_an_error(
+    app: Celery, pyncette: Pyncette, hello: object
+) -> None:
     code, stdout, stderr = invoke_split(app, "show", "hello", "nobody")
 
     assert code == 1
@@ -164,7 +174,8 @@ def test_schedule_once_and_interval(
 
     once = pyncette.get_task_state(hello, "once")
     often = pyncette.get_task_state(hello, "often")
-    assert once is not None and often is not None
+    assert once is not None
+    assert often is not None
     assert once.scheduled_at == datetime(2030, 6, 1, 13, tzinfo=timezone.utc)
     assert often.scheduled_at == fake_clock.now + timedelta(seconds=90)
 
@@ -181,7 +192,7 @@ def test_schedule_once_and_interval(
 def test_schedule_rejects_invalid_timing_in_one_line(
     app: Celery, pyncette: Pyncette, hello: object, args: list[str], message: str
 ) -> None:
-    code, stdout, stderr = invoke_split(app, "schedule", "hello", "x", *args)
+    code, _, stderr = invoke_split(app, "schedule", "hello", "x", *args)
 
     assert code == 1
     assert message in stderr
@@ -245,7 +256,9 @@ def test_strike_list_and_restore(app: Celery, pyncette: Pyncette, hello: object)
     assert "no such strike" in output
 
 
-def test_strike_of_a_whole_task_and_usage_errors(app: Celery, pyncette: Pyncette, hello: object) -> None:
+def test_strike_of_a_whole_task_and_usage_errors(
+    app: Celery, pyncette: Pyncette, hello: object
+) -> None:
     code, output = invoke(app, "strike", "hello")
     assert code == 0, output
     assert [(s.task, s.parameter) for s in pyncette.strikes()] == [("hello", None)]
@@ -398,3 +411,62 @@ def test_the_executable_takes_preload_options_and_persists_across_runs(tmp_path:
     assert [row["args"] for row in json.loads(shown.stdout)] == [{"username": "ann"}]
     assert status.returncode == 1
     assert "no beat is alive" in status.stdout
+
+
+# --- repartition --------------------------------------------------------------------------------
+
+
+def test_repartition_moves_instances_and_reports_running_ones(tmp_path: Path) -> None:
+    from celery_pyncette.extension import default_partition_selector
+
+    url = f"sqlite:///{tmp_path}/store.sqlite3"
+    old_app = Celery("old", broker="memory://", set_as_current=False)
+    old = Pyncette(old_app, url=url)
+
+    @old.partitioned_task(partition_count=2, name="spread")
+    def spread_v1(context: Context) -> None: ...
+
+    names = [f"customer-{i}" for i in range(12)]
+    old.schedule_tasks(spread_v1, {n: {} for n in names}, interval=timedelta(minutes=5))
+    busy = names[0]
+    old.schedule_task(spread_v1, busy, execute_at=datetime(2000, 1, 1, tzinfo=timezone.utc))
+    partition = default_partition_selector(2, busy)
+    assert old.store.claim_due("spread", partition, old.now(), 1, timedelta(minutes=5), "w")
+    old.close()
+    new_app = Celery("new", broker="memory://", set_as_current=False)
+    new = Pyncette(new_app, url=url)
+
+    @new.partitioned_task(partition_count=4, name="spread")
+    def spread_v2(context: Context) -> None: ...
+
+    try:
+        code, stdout, stderr = invoke_split(new_app, "repartition", "spread", "--to", "4", "--json")
+
+        assert code == 1
+        (row,) = json.loads(stdout)
+        assert row["running"] == 1
+        assert row["moved"] == sum(
+            default_partition_selector(2, n) != default_partition_selector(4, n) for n in names[1:]
+        )
+        assert "run this again" in stderr
+        stored = {
+            r.key.instance: r.key.partition
+            for p in range(4)
+            for r in new.store.list_instances("spread", p, 100)
+        }
+        expected = {n: default_partition_selector(4, n) for n in names[1:]}
+        assert {n: stored[n] for n in names[1:]} == expected
+    finally:
+        new.close()
+        new_app.close()
+        old_app.close()
+
+
+def test_repartition_of_a_static_task_is_an_error(app: Celery, pyncette: Pyncette) -> None:
+    @pyncette.task(schedule="0 * * * *", name="hourly")
+    def hourly(context: Context) -> None: ...
+
+    code, output = invoke(app, "repartition", "hourly", "--to", "4")
+
+    assert code == 1
+    assert "static task" in output

@@ -1,0 +1,138 @@
+"""The dashboard end to end in headless Chromium: uvicorn serving a SQLite-backed app.
+
+Each page is loaded and screenshotted into ``test-artifacts/screenshots/``; a strike is added and
+restored through the forms; an instance is rescheduled and its next run seen to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from tests.dashboard.conftest import Served
+
+WAIT = 10
+
+
+def wait_for(browser: Any, css: str) -> Any:
+    return WebDriverWait(browser, WAIT).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css))
+    )
+
+
+def texts(browser: Any, css: str) -> list[str]:
+    return [element.text for element in browser.find_elements(By.CSS_SELECTOR, css)]
+
+
+def test_every_page_loads_and_is_screenshotted(
+    browser: Any, served: Served, screenshot: Callable[[str], Path]
+) -> None:
+    base = served.base_url
+    pages = [
+        ("/", "#tasks", "tasks", "reminders.hello"),
+        ("/tasks/reminders.hello", "#instances", "instances", "user-000"),
+        ("/tasks/reports.daily", "#next-run", "static-task", "Next run"),
+        ("/tasks/billing.invoice", "#instances", "partitioned-task", "partition"),
+        ("/tasks/reminders.hello/instances/team-ops", "#next-run", "instance", "0 9 * * 1-5"),
+        ("/strikes", "#strikes", "strikes", "No strikes"),
+        ("/beats", "#beats", "beats", "web-1:4242:ab12cd34"),
+        ("/beats?backlog=1", "#backlog", "beats-backlog", "reminders.hello"),
+    ]
+    for path, marker, name, expected in pages:
+        browser.get(base + path)
+        wait_for(browser, marker)
+        assert expected in browser.find_element(By.TAG_NAME, "main").text, path
+        assert screenshot(name).stat().st_size > 10_000
+
+
+def test_instances_are_searchable_and_paginated(browser: Any, served: Served) -> None:
+    browser.get(served.base_url + "/tasks/reminders.hello")
+    wait_for(browser, "#instances")
+    first_page = texts(browser, "#instances tbody td:first-child a")
+    assert first_page[0] == "team-ops"
+    assert len(first_page) == 31  # 30 users + team-ops fit the default page of 50
+
+    browser.get(served.base_url + "/tasks/reminders.hello?limit=10")
+    assert len(texts(browser, "#instances tbody td:first-child a")) == 10
+    browser.find_element(By.ID, "next-page").click()
+    WebDriverWait(browser, WAIT).until(lambda b: "cursor=" in b.current_url)
+    second = texts(browser, "#instances tbody td:first-child a")
+    assert second[0] == "user-009"  # page 1: team-ops, user-000..user-008
+
+    search = wait_for(browser, "#search")
+    search.clear()
+    search.send_keys("user-02")
+    search.submit()
+    WebDriverWait(browser, WAIT).until(lambda b: "prefix=user-02" in b.current_url)
+    assert texts(browser, "#instances tbody td:first-child a") == [f"user-02{i}" for i in range(10)]
+
+
+def test_a_strike_is_added_and_restored_through_the_forms(
+    browser: Any, served: Served, screenshot: Callable[[str], Path]
+) -> None:
+    pyncette = served.demo.pyncette
+    browser.get(served.base_url + "/strikes")
+    form = wait_for(browser, "#add-strike")
+    Select(form.find_element(By.NAME, "task")).select_by_visible_text("reminders.hello")
+    form.find_element(By.NAME, "parameter").send_keys("user_id")
+    Select(form.find_element(By.NAME, "operator")).select_by_visible_text("<=")
+    form.find_element(By.NAME, "value").send_keys("3")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+    WebDriverWait(browser, WAIT).until(lambda b: "strike added" in b.page_source)
+    assert texts(browser, "#strikes tbody td:nth-child(2)") == ["user_id <= 3"]
+    assert [(s.task, s.parameter, s.operator, s.value) for s in pyncette.strikes()] == [
+        ("reminders.hello", "user_id", "<=", 3)
+    ]
+    screenshot("strikes-added")
+
+    browser.find_element(By.CSS_SELECTOR, "#strikes button.restore").click()
+
+    WebDriverWait(browser, WAIT).until(lambda b: "strike restored" in b.page_source)
+    assert "No strikes" in browser.find_element(By.ID, "strikes").text
+    assert pyncette.strikes() == []
+
+
+def test_rescheduling_an_instance_changes_its_next_run(
+    browser: Any, served: Served, screenshot: Callable[[str], Path]
+) -> None:
+    pyncette, hello = served.demo.pyncette, served.demo.hello
+    browser.get(served.base_url + "/tasks/reminders.hello/instances/user-007")
+    before = wait_for(browser, "#next-run").get_attribute("data-at")
+
+    form = browser.find_element(By.ID, "reschedule")
+    form.find_element(By.NAME, "cron").send_keys("30 4 29 2 *")  # 04:30 UTC on 29 February
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+    WebDriverWait(browser, WAIT).until(
+        lambda b: b.find_element(By.ID, "next-run").get_attribute("data-at") != before
+    )
+    after = datetime.fromisoformat(browser.find_element(By.ID, "next-run").get_attribute("data-at"))
+    assert (after.month, after.day, after.hour, after.minute) == (2, 29, 4, 30)
+    assert "rescheduled" in browser.page_source
+    state = pyncette.get_task_state(hello, "user-007")
+    assert state is not None
+    assert state.scheduled_at == after
+    assert dict(state.args) == {"user_id": 7}  # arguments kept
+    screenshot("instance-rescheduled")
+
+
+def test_a_bad_reschedule_shows_the_reason_and_changes_nothing(
+    browser: Any, served: Served
+) -> None:
+    pyncette, hello = served.demo.pyncette, served.demo.hello
+    before = pyncette.get_task_state(hello, "user-008")
+    browser.get(served.base_url + "/tasks/reminders.hello/instances/user-008")
+    form = wait_for(browser, "#reschedule")
+    form.find_element(By.NAME, "cron").send_keys("0 0 31 2 *")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+    alert = wait_for(browser, ".flash.error")
+    assert "never fires" in alert.text
+    assert pyncette.get_task_state(hello, "user-008") == before
