@@ -20,7 +20,7 @@ test: $(INSTALLED)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test-unit: $(INSTALLED)
-	$(BIN)/python -m pytest -n 2 tests/unit tests/contract -k "memory or sqlite or not contract" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 tests/unit tests/contract -k "not contract or memory or sqlite" $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check celery_pyncette tests examples benchmarks

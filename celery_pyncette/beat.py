@@ -95,6 +95,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         self._closed = False
         self._started_at = clock.utcnow()
         self._reported_at: datetime | None = None
+        self._pruned_at = self._started_at
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         super().__init__(app, *args, lazy=lazy, **kwargs)
         if not lazy:
@@ -178,6 +179,9 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
             partitions={d.name: list(d.polled_partitions) for d in self._definitions if d.enabled},
             now=now,
         )
+        if self._reported_at is None or now - self._pruned_at > registry.FORGET_AFTER / 6:
+            registry.forget_dead_beats(self.pyncette.store, now)
+            self._pruned_at = now
         self._reported_at = now
 
     def _sleep(self) -> float:

@@ -313,6 +313,21 @@ class Pyncette:
         check_partition_count(self.store, definition, self.now())
         self._partitions_checked.add(definition.name)
 
+    @staticmethod
+    def validate_schedule(
+        schedule: str | None = None,
+        interval: timedelta | None = None,
+        execute_at: datetime | None = None,
+        timezone: str | None = None,
+    ) -> Schedule:
+        """Check timing input as ``schedule_task`` would, writing nothing (e.g. in a form).
+
+        Returns the schedule; raises ``ValueError`` naming the problem.
+        """
+        built = build_schedule(schedule, interval, execute_at, timezone, required=True)
+        assert built is not None
+        return built
+
     def schedule_task(
         self,
         task: Any,

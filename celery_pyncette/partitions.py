@@ -92,11 +92,14 @@ def repartition(
         raise ValueError(f"{definition.name!r} has no partition selector; declare it partitioned")
     old = stored_partition_count(store, definition.name) or definition.partition_count
     result = RepartitionResult()
+    arrived: set[str] = set()
     for partition in range(max(old, definition.partition_count)):
         after: str | None = None
         while page := store.list_instances(definition.name, partition, 500, after):
             after = page[-1].key.instance
             for record in page:
+                if record.key.instance in arrived:
+                    continue  # moved here earlier in this run
                 target = selector(to, record.key.instance) if selector and to > 1 else 0
                 if target == partition:
                     result.kept += 1
@@ -114,6 +117,8 @@ def repartition(
                     continue
                 store.delete(record.key)
                 result.moved += 1
+                if target > partition:
+                    arrived.add(record.key.instance)
     if result.complete:
         _record_partition_count(store, definition.name, to, now)
     return result

@@ -20,6 +20,8 @@ BEATS_TASK = "__pyncette_beats__"
 REPORT_EVERY = timedelta(seconds=5)
 #: A beat whose record is older than this is reported as stale.
 STALE_AFTER = timedelta(seconds=30)
+#: Records of beats silent this long are removed by the other beats.
+FORGET_AFTER = timedelta(hours=1)
 #: Far in the future: beat records are never due.
 _NEVER = timedelta(days=365 * 100)
 
@@ -65,6 +67,14 @@ def record_beat(
 def forget_beat(store: Store, owner: str) -> None:
     """Remove this beat's record (at a clean shutdown)."""
     store.delete(InstanceKey(BEATS_TASK, 0, owner))
+
+
+def forget_dead_beats(store: Store, now: datetime, older_than: timedelta = FORGET_AFTER) -> int:
+    """Remove records of beats silent for ``older_than`` (killed without a clean shutdown)."""
+    dead = [b.owner for b in list_beats(store) if now - b.last_tick > older_than]
+    for owner in dead:
+        forget_beat(store, owner)
+    return len(dead)
 
 
 def list_beats(store: Store) -> list[BeatInfo]:

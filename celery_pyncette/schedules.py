@@ -376,7 +376,7 @@ class IntervalSchedule(Schedule):
         catch_up: bool,
         started_at: datetime | None = None,
     ) -> datetime | None:
-        """As :meth:`Schedule.next_run`, keeping the phase: always ``scheduled_at + k * interval``."""
+        """As :meth:`Schedule.next_run`, keeping the phase: ``scheduled_at + k * interval``."""
         scheduled_at = _aware_utc(scheduled_at, "scheduled_at")
         now = _aware_utc(now, "now")
         if catch_up:

@@ -288,7 +288,9 @@ class PyncetteTaskMixin:
             token = set_current(execution.context)
             try:
                 execution.context.use_fixtures(fixtures_for(pyncette))
-                result = run_chain(pyncette.middlewares, execution.context, self.run)
+                # The base class's __call__ (Flask's app context, Django's) wraps the function.
+                call_base = super().__call__  # type: ignore[misc]
+                result = run_chain(pyncette.middlewares, execution.context, call_base)
             except BaseException as exc:
                 execution.failed(exc)
                 raise

@@ -23,6 +23,7 @@ app.conf.update(
     broker_transport_options={
         "data_folder_in": str(BROKER_DIR),
         "data_folder_out": str(BROKER_DIR),
+        "control_folder": str(DEMO_DIR / "control"),
         "polling_interval": 0.1,
     },
     beat_scheduler="celery_pyncette.Scheduler",
