@@ -122,3 +122,29 @@ def test_an_execute_at_must_be_aware(pyncette: Pyncette) -> None:
         pyncette.schedule_task(once, "a", execute_at=datetime(2030, 1, 1))
     assert pyncette.get_task_state(once, "a") is None
     pyncette.schedule_task(once, "b", execute_at=datetime(2030, 1, 1, tzinfo=timezone.utc))
+
+
+def test_a_custom_base_class_composes_and_its_call_wraps_the_function(pyncette: Pyncette) -> None:
+    from celery import Task
+
+    inside: list[bool] = []
+    state = {"active": False}
+
+    class FrameworkTask(Task):  # type: ignore[misc]
+        """Like Flask's task class: pushes a context around the call."""
+
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            state["active"] = True
+            try:
+                return super().__call__(*args, **kwargs)
+            finally:
+                state["active"] = False
+
+    @pyncette.task(interval=timedelta(seconds=5), base=FrameworkTask, name="framework")
+    def job(context: Context) -> None:
+        inside.append(state["active"])
+
+    job.apply().get()
+
+    assert isinstance(job._get_current_object(), FrameworkTask)
+    assert inside == [True]
