@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -24,7 +25,7 @@ from typing import Any
 from celery import Celery
 from celery.beat import Scheduler as CeleryScheduler
 
-from celery_pyncette import clock, registry
+from celery_pyncette import clock, metrics, registry
 from celery_pyncette.definitions import TaskDefinition
 from celery_pyncette.dispatch import Dispatcher, sync_static
 from celery_pyncette.errors import ConfigurationError, PyncetteError
@@ -154,9 +155,11 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
                     pyncette.check_partitions(definition)
             sync_static(pyncette, self._definitions, pyncette.now())
             self._synced = True
+        started = time.monotonic()
         with deferred_shutdown() as stop_requested:
             self._dispatcher.stopping = stop_requested
             backlog = self._dispatcher.dispatch(self._definitions)
+        metrics.observe_tick(time.monotonic() - started)
         self._report()
         if self._failures:
             logger.info("beat recovered after %d failed tick(s)", self._failures)

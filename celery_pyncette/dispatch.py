@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from celery_pyncette import metrics
 from celery_pyncette.concurrency import Slots
 from celery_pyncette.definitions import ExecutionMode, TaskDefinition
 from celery_pyncette.errors import StoreError
@@ -131,6 +132,7 @@ class Dispatcher:
                 definition.name, partition, now, settings.batch_size, lease, self.owner
             )
             if claimed:
+                metrics.record_claimed(definition.name, len(claimed))
                 self._send_batch(definition, claimed, now)
             if len(claimed) < settings.batch_size:
                 return False
@@ -226,6 +228,7 @@ class Dispatcher:
         ]
         if not unsent:
             logger.info("sent %d occurrence(s) of %s", len(ready), definition.name)
+            metrics.record_sent(definition.name, len(ready))
             if logger.isEnabledFor(logging.DEBUG):
                 for due in ready:
                     logger.debug("sent %s", self._describe(definition, due))

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from celery import signals
 from celery.exceptions import Ignore, Reject, Retry
 
+from celery_pyncette import metrics
 from celery_pyncette.asyncio_bridge import run_coroutine
 from celery_pyncette.concurrency import release
 from celery_pyncette.context import Context, reset_current, set_current
@@ -167,6 +168,7 @@ class Execution:
         """Apply the outcome of a run that raised ``exc``."""
         if isinstance(exc, _CONTROL_FLOW):
             return
+        metrics.record_failure(self.definition.name)
         mode = self.definition.failure_mode
         occurrence = self.occurrence
         if occurrence is None:
@@ -202,6 +204,7 @@ class Execution:
         if self._guard(
             lambda: self.pyncette.store.commit(occurrence.key, lease, next_run, now, status)
         ):
+            metrics.record_commit(self.definition.name, status)
             logger.info(
                 "committed %s: %s, next run %s",
                 self.described,
@@ -246,6 +249,7 @@ class Execution:
         try:
             action()
         except LeaseLostError:
+            metrics.record_lease_lost(self.definition.name)
             logger.warning(
                 "lease of %s was lost before its outcome was recorded; it may run again",
                 self.described,

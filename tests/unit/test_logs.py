@@ -61,3 +61,41 @@ def test_claim_send_commit_and_failure_are_logged_without_secrets(
     assert "failed task=hello instance='ann'" in text
     assert "unlocked" in text
     assert "s3cret" not in text
+
+
+def test_beat_and_worker_record_prometheus_metrics(
+    fake_clock: FakeClock, pyncette: Pyncette
+) -> None:
+    prometheus_client = pytest.importorskip("prometheus_client")  # the [metrics] extra
+    from celery_pyncette import metrics
+
+    metrics.install()
+    registry = prometheus_client.REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return registry.get_sample_value(name, labels) or 0.0
+
+    @pyncette.dynamic_task(name="metered", failure_mode=FailureMode.UNLOCK)
+    def metered(context: Context) -> None:
+        if context.instance == "bad":
+            raise RuntimeError("nope")
+
+    before = {
+        "claimed": value("pyncette_claimed_total", task="metered"),
+        "sent": value("pyncette_sent_total", task="metered"),
+        "commits": value("pyncette_commits_total", task="metered", status="success"),
+        "failures": value("pyncette_failures_total", task="metered"),
+    }
+    pyncette.schedule_task(metered, "good", schedule="* * * * * *")
+    pyncette.schedule_task(metered, "bad", schedule="* * * * * *")
+    fake_clock.advance(seconds=1)
+
+    for message in tick(pyncette):
+        run(pyncette, message)
+
+    assert value("pyncette_claimed_total", task="metered") - before["claimed"] == 2
+    assert value("pyncette_sent_total", task="metered") - before["sent"] == 2
+    assert (
+        value("pyncette_commits_total", task="metered", status="success") - before["commits"] == 1
+    )
+    assert value("pyncette_failures_total", task="metered") - before["failures"] == 1
