@@ -1,0 +1,109 @@
+"""``context.heartbeat()`` and ``@with_heartbeat()`` against a memory store, in process."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import timedelta
+
+import pytest
+
+from celery_pyncette import Context, LeaseLostError, Pyncette, with_heartbeat
+from celery_pyncette.definitions import ExecutionMode, TaskDefinition
+from celery_pyncette.occurrence import Occurrence
+from celery_pyncette.stores.base import InstanceKey, InstanceRecord
+
+LEASE = timedelta(milliseconds=200)
+
+
+def leased_context(pyncette: Pyncette) -> Context:
+    """A context holding a real lease on a stored dynamic instance."""
+    store = pyncette.store
+    now = pyncette.now()
+    key = InstanceKey("beating", 0, "one")
+    store.upsert(InstanceRecord(key, now, {"kind": "interval", "seconds": 60.0}, {}), now)
+    (claimed,) = store.claim_due("beating", 0, now, 1, LEASE, "beat")
+    definition = TaskDefinition(
+        name="beating", celery_name="beating", schedule=None, dynamic=True, lease_duration=LEASE
+    )
+    occurrence = Occurrence(
+        task="beating",
+        instance="one",
+        partition=0,
+        scheduled_at=now,
+        mode=ExecutionMode.AT_LEAST_ONCE,
+        lease=claimed.lease,
+        locked_until=claimed.locked_until,
+    )
+    return Context(pyncette=pyncette, task=definition, args={}, occurrence=occurrence)
+
+
+def test_a_heartbeat_extends_the_lease(pyncette: Pyncette) -> None:
+    context = leased_context(pyncette)
+    before = pyncette.store.get(InstanceKey("beating", 0, "one"))
+
+    context.heartbeat()
+
+    after = pyncette.store.get(InstanceKey("beating", 0, "one"))
+    assert before is not None
+    assert after is not None
+    assert after.locked_until is not None
+    assert before.locked_until is not None
+    assert after.locked_until > before.locked_until
+
+
+def test_a_heartbeat_after_the_instance_was_unscheduled_raises(pyncette: Pyncette) -> None:
+    context = leased_context(pyncette)
+    pyncette.store.delete(InstanceKey("beating", 0, "one"))
+
+    with pytest.raises(LeaseLostError):
+        context.heartbeat()
+
+
+def test_with_heartbeat_keeps_a_sync_task_leased_and_flags_a_loss(pyncette: Pyncette) -> None:
+    context = leased_context(pyncette)
+    key = InstanceKey("beating", 0, "one")
+    extended = threading.Event()
+
+    @with_heartbeat()
+    def job(context: Context) -> bool:
+        first = pyncette.store.get(key)
+        assert first is not None
+        # Wait (bounded) until a background heartbeat has moved the lease, then lose it.
+        for _ in range(200):
+            current = pyncette.store.get(key)
+            if current is not None and current.locked_until != first.locked_until:
+                extended.set()
+                break
+            threading.Event().wait(0.01)
+        pyncette.store.delete(key)
+        for _ in range(200):
+            if context.lease_lost:
+                break
+            threading.Event().wait(0.01)
+        return context.lease_lost
+
+    assert job(context) is True
+    assert extended.is_set()
+
+
+def test_with_heartbeat_can_cancel_an_async_task_that_lost_its_lease(pyncette: Pyncette) -> None:
+    context = leased_context(pyncette)
+    pyncette.store.delete(InstanceKey("beating", 0, "one"))
+
+    @with_heartbeat(cancel_on_lease_lost=True)
+    async def job(context: Context) -> str:
+        await asyncio.sleep(30)  # the heartbeat cancels this long before
+        return "finished"
+
+    async def scenario() -> None:
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(job(context), timeout=10)
+
+    asyncio.run(scenario())
+    assert context.lease_lost is True
+
+
+def test_with_heartbeat_refuses_a_bad_ratio() -> None:
+    with pytest.raises(ValueError, match="lease_remaining_ratio"):
+        with_heartbeat(lease_remaining_ratio=1.5)
