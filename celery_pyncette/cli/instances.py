@@ -1,0 +1,184 @@
+"""Commands over tasks and instances: list, show, schedule, unschedule."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import click
+
+from celery_pyncette import overview
+from celery_pyncette.cli._common import (
+    RESERVED_ARGS,
+    STATE_COLUMNS,
+    emit,
+    extension_of,
+    fail,
+    json_option,
+    parse_value,
+    pyncette,
+    state_row,
+)
+from celery_pyncette.errors import PyncetteError
+
+
+@pyncette.command(name="list")
+@json_option
+@click.pass_context
+def list_tasks(ctx: click.Context, as_json: bool) -> None:
+    """Every task with its kind, schedule, instance count and (static tasks) next run."""
+    extension = extension_of(ctx)
+    try:
+        summaries = overview.summarize(extension)
+    except (PyncetteError, ValueError) as exc:
+        fail(exc)
+    rows = [
+        {
+            "task": s.name,
+            "kind": s.kind,
+            "schedule": s.schedule,
+            "instances": s.instances,
+            "next_run": s.next_run,
+            "enabled": s.enabled,
+            "celery_task": s.celery_name,
+            "source": s.source,
+            "execution_mode": s.execution_mode,
+            "failure_mode": s.failure_mode,
+            "partitions": s.partition_count,
+        }
+        for s in summaries
+    ]
+    emit(rows, ["task", "kind", "schedule", "instances", "next_run", "enabled"], as_json)
+
+
+@pyncette.command(name="show")
+@click.argument("task")
+@click.argument("instance", required=False)
+@click.option("--prefix", help="Only instances whose name starts with this.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Most instances to list.",
+)
+@json_option
+@click.pass_context
+def show(
+    ctx: click.Context,
+    task: str,
+    instance: str | None,
+    prefix: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """The state of a static task or of one dynamic instance; or list a dynamic task's instances."""
+    extension = extension_of(ctx)
+    more = False
+    try:
+        definition = extension.definition(task)
+        if definition.dynamic and instance is None:
+            page = overview.find_instances(extension, task, limit=limit, prefix=prefix)
+            states, more = page.tasks, page.continuation_token is not None
+        else:
+            state = extension.get_task_state(task, instance)
+            if state is None:
+                what = f"instance {instance!r} of task {task!r}" if instance else f"task {task!r}"
+                raise click.ClickException(f"no stored state for {what}")
+            states = [state]
+    except (PyncetteError, ValueError) as exc:
+        fail(exc)
+    emit([state_row(s) for s in states], STATE_COLUMNS, as_json)
+    if more:
+        click.echo(f"(first {limit} instances; use --limit or --prefix for others)", err=True)
+
+
+@pyncette.command(name="schedule")
+@click.argument("task")
+@click.argument("instance")
+@click.option("--cron", metavar="EXPR", help="Cron expression (5 fields, or 6 with seconds last).")
+@click.option("--interval", metavar="SECONDS", type=float, help="Run every SECONDS.")
+@click.option("--at", "at", metavar="ISO", help="Run once at this ISO 8601 time (with offset).")
+@click.option("--timezone", "zone", metavar="TZ", help="Time zone of --cron, e.g. Europe/Dublin.")
+@click.option(
+    "--arg",
+    "args",
+    metavar="KEY=VALUE",
+    multiple=True,
+    help="A task argument; VALUE is JSON or a string. Repeatable.",
+)
+@click.option("--force", is_flag=True, help="Replace the instance even while it runs.")
+@json_option
+@click.pass_context
+def schedule(
+    ctx: click.Context,
+    task: str,
+    instance: str,
+    cron: str | None,
+    interval: float | None,
+    at: str | None,
+    zone: str | None,
+    args: tuple[str, ...],
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Create or replace a dynamic instance of TASK named INSTANCE."""
+    if sum(v is not None for v in (cron, interval, at)) != 1:
+        raise click.UsageError("give exactly one of --cron, --interval, --at")
+    arguments: dict[str, Any] = {}
+    for item in args:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise click.UsageError(f"--arg {item!r}: expected KEY=VALUE")
+        if key in RESERVED_ARGS:
+            raise click.UsageError(f"--arg {key!r}: that name is reserved by schedule_task")
+        arguments[key] = parse_value(text)
+    extension = extension_of(ctx)
+    try:
+        state = extension.schedule_task(
+            task,
+            instance,
+            schedule=cron,
+            interval=None if interval is None else timedelta(seconds=interval),
+            execute_at=None if at is None else _parse_at(at),
+            timezone=zone,
+            force=force,
+            **arguments,
+        )
+    except (PyncetteError, ValueError, OverflowError) as exc:
+        fail(exc)
+    emit([state_row(state)], STATE_COLUMNS, as_json)
+
+
+def _parse_at(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        raise ValueError(f"--at {text!r} is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise ValueError(f"--at {text!r} has no UTC offset; add one, e.g. {text}+00:00")
+    return value.astimezone(timezone.utc)
+
+
+@pyncette.command(name="unschedule")
+@click.argument("task")
+@click.argument("instance")
+@click.option("--missing-ok", is_flag=True, help="Succeed when the instance does not exist.")
+@json_option
+@click.pass_context
+def unschedule(
+    ctx: click.Context, task: str, instance: str, missing_ok: bool, as_json: bool
+) -> None:
+    """Remove the dynamic instance INSTANCE of TASK."""
+    extension = extension_of(ctx)
+    try:
+        removed = extension.unschedule_task(task, instance)
+    except (PyncetteError, ValueError) as exc:
+        fail(exc)
+    if not removed and not missing_ok:
+        raise click.ClickException(f"task {task!r} has no instance {instance!r}")
+    emit(
+        [{"task": task, "instance": instance, "removed": removed}],
+        ["task", "instance", "removed"],
+        as_json,
+    )

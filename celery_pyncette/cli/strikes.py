@@ -1,0 +1,111 @@
+"""Commands over strikes: strike, restore, strikes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from celery_pyncette.cli._common import (
+    F,
+    emit,
+    extension_of,
+    fail,
+    json_option,
+    parse_value,
+    pyncette,
+    strike_row,
+)
+from celery_pyncette.errors import PyncetteError
+from celery_pyncette.extension import STRIKE_OPERATORS
+from celery_pyncette.stores.base import Strike
+
+
+def _strike_options(function: F) -> F:
+    for decorator in reversed(
+        (
+            click.argument("task", required=False),
+            click.option("--all-tasks", is_flag=True, help="Any task with the argument."),
+            click.option(
+                "--where",
+                nargs=3,
+                metavar="PARAM OP VALUE",
+                help=f"Only where an argument compares true; OP: {' '.join(STRIKE_OPERATORS)}.",
+            ),
+            json_option,
+            click.pass_context,
+        )
+    ):
+        function = decorator(function)
+    return function
+
+
+def _strike_from(
+    task: str | None, all_tasks: bool, where: tuple[str, str, str] | None
+) -> tuple[str | None, str | None, str | None, Any]:
+    if (task is None) == (not all_tasks):
+        raise click.UsageError("give a TASK or --all-tasks (not both)")
+    if all_tasks and where is None:
+        raise click.UsageError("--all-tasks needs --where PARAM OP VALUE")
+    if where is None:
+        return task, None, None, None
+    parameter, operator, value = where
+    return task, parameter, operator, parse_value(value)
+
+
+@pyncette.command(name="strike")
+@_strike_options
+def strike(
+    ctx: click.Context,
+    task: str | None,
+    all_tasks: bool,
+    where: tuple[str, str, str] | None,
+    as_json: bool,
+) -> None:
+    """Disable TASK's occurrences (all, or --where an argument matches) until restored."""
+    target, parameter, operator, value = _strike_from(task, all_tasks, where)
+    extension = extension_of(ctx)
+    try:
+        struck = extension.strike(target, parameter, operator, value)
+    except (PyncetteError, ValueError) as exc:
+        fail(exc)
+    emit([strike_row(struck)], ["task", "parameter", "operator", "value"], as_json)
+
+
+@pyncette.command(name="restore")
+@click.option("--missing-ok", is_flag=True, help="Succeed when there is no such strike.")
+@_strike_options
+def restore(
+    ctx: click.Context,
+    task: str | None,
+    all_tasks: bool,
+    where: tuple[str, str, str] | None,
+    as_json: bool,
+    missing_ok: bool,
+) -> None:
+    """Remove a strike given exactly as it was added."""
+    target, parameter, operator, value = _strike_from(task, all_tasks, where)
+    extension = extension_of(ctx)
+    try:
+        removed = extension.restore(target, parameter, operator, value)
+    except (PyncetteError, ValueError) as exc:
+        fail(exc)
+    if not removed and not missing_ok:
+        raise click.ClickException("no such strike (see `celery pyncette strikes`)")
+    row = {**strike_row(Strike(target, parameter, operator, value)), "removed": removed}
+    emit([row], ["task", "parameter", "operator", "value", "removed"], as_json)
+
+
+@pyncette.command(name="strikes")
+@json_option
+@click.pass_context
+def strikes(ctx: click.Context, as_json: bool) -> None:
+    """Every strike in the store (task "-" means any task)."""
+    extension = extension_of(ctx)
+    try:
+        found = extension.strikes()
+    except PyncetteError as exc:
+        fail(exc)
+    rows = [strike_row(s) for s in sorted(found, key=lambda s: json.dumps(strike_row(s)))]
+    emit(rows, ["task", "parameter", "operator", "value"], as_json)
