@@ -292,19 +292,27 @@ class Pyncette:
     # --- dynamic tasks ------------------------------------------------------------------------
 
     def _dynamic_key(self, task: Any, instance: str) -> tuple[TaskDefinition, InstanceKey]:
+        definition = self._dynamic_definition(task)
+        return definition, self._instance_key(definition, instance)
+
+    def _dynamic_definition(self, task: Any) -> TaskDefinition:
         definition = self.definition(task)
         if not definition.dynamic:
             raise ValueError(
                 f"{definition.name!r} is a static task; schedule_task needs a dynamic_task"
             )
-        validate_instance_name(instance)
         self.check_partitions(definition)
+        return definition
+
+    @staticmethod
+    def _instance_key(definition: TaskDefinition, instance: str) -> InstanceKey:
+        validate_instance_name(instance)
         partition = 0
         if definition.partition_count > 1 and definition.partition_selector is not None:
             partition = definition.partition_selector(definition.partition_count, instance)
             if not 0 <= partition < definition.partition_count:
                 raise ValueError(f"partition_selector returned {partition} for {instance!r}")
-        return definition, InstanceKey(definition.name, partition, instance)
+        return InstanceKey(definition.name, partition, instance)
 
     def check_partitions(self, definition: TaskDefinition) -> None:
         """Once per task and process: refuse a partition count that differs from the stored one."""
@@ -420,11 +428,17 @@ class Pyncette:
         self, task: Any, planned: list[tuple[str, Schedule, Mapping[str, Any]]], force: bool
     ) -> list[str]:
         now = self.now()
+        definition = self._dynamic_definition(task)
         records: list[InstanceRecord] = []
+        timings: dict[int, tuple[datetime, dict[str, Any]]] = {}  # per schedule object, not row
         for name, schedule, args in planned:
-            definition, key = self._dynamic_key(task, name)
+            key = self._instance_key(definition, name)
             merged = validate_args({**definition.args, **args}, f"arguments of {name!r}")
-            records.append(self._new_record(key, schedule, merged, now))
+            timing = timings.get(id(schedule))
+            if timing is None:
+                first = self._new_record(key, schedule, {}, now)
+                timing = timings[id(schedule)] = (first.next_run, dict(first.spec))
+            records.append(InstanceRecord(key=key, next_run=timing[0], spec=timing[1], args=merged))
         store = self.store
         written: list[str] = []
         locked: list[str] = []
