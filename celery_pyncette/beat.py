@@ -34,7 +34,8 @@ from celery_pyncette.extension import Pyncette, extension_for
 logger = logging.getLogger("celery_pyncette.beat")
 
 #: Longest back-off between ticks while the store or broker is failing.
-MAX_BACKOFF = 15.0
+#: Kept short so beat resumes within seconds of the store or broker coming back.
+MAX_BACKOFF = 2.0
 
 
 def redact(url: str) -> str:
@@ -136,9 +137,9 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
             delay = min(backoff, MAX_BACKOFF)
             if self._failures == 1:
                 logger.exception("beat tick failed; retrying in %.1fs", delay)
-            else:
+            elif self._failures & (self._failures - 1) == 0:  # 2, 4, 8, ...: no log storm
                 logger.warning(
-                    "beat tick failed again (%d in a row: %s: %s); retrying in %.1fs",
+                    "beat tick failed again (%d in a row: %s: %s); retrying every %.1fs",
                     self._failures,
                     type(exc).__name__,
                     exc,

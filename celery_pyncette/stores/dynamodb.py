@@ -15,6 +15,10 @@ A claim queries the index for ``ready_at <= now`` oldest first and takes each ca
 and is skipped (the range is re-read a bounded number of times, then the query pages on: it never
 spins on one page). Commit, unlock and heartbeat are conditioned on the lease token, upsert on the
 lock having expired.
+
+DynamoDB offers no clock to read (no ``TIME`` command, no ``now()`` in expressions), so
+:meth:`~celery_pyncette.stores.base.Store.server_time` is ``None``: beats and workers on DynamoDB
+judge due times and leases by their own clocks, which must be kept in sync (NTP).
 """
 
 from __future__ import annotations
@@ -227,6 +231,8 @@ class DynamoDBStore(Store):
     page_factor = 2
     #: How many upserts :meth:`upsert_many` sends at once.
     bulk_concurrency = 16
+    #: How many partitions :meth:`due_partitions` probes at once.
+    poll_concurrency = 16
     #: How long :meth:`setup` waits for a new table to become ACTIVE.
     table_wait_timeout = 120.0
 
@@ -244,14 +250,16 @@ class DynamoDBStore(Store):
         self._lock = threading.Lock()
         self._client: Any = None
         self._pid = os.getpid()
+        self._poll_pool: ThreadPoolExecutor | None = None
 
     # --- plumbing ---------------------------------------------------------------------------
 
     def _connect(self) -> Any:
         """The boto3 client of this process, created on first use (and again after a fork)."""
         pid = os.getpid()
-        if pid != self._pid:  # forked: the parent's client and lock are not ours to use
+        if pid != self._pid:  # forked: the parent's client, lock and threads are not ours to use
             self._lock, self._client, self._pid = threading.Lock(), None, pid
+            self._poll_pool = None
         with self._lock:
             if self._client is None:
                 config = Config(
@@ -425,8 +433,12 @@ class DynamoDBStore(Store):
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
-        if client is not None and self._pid == os.getpid():
-            client.close()
+            pool, self._poll_pool = self._poll_pool, None
+        if self._pid == os.getpid():
+            if pool is not None:
+                pool.shutdown(wait=True)
+            if client is not None:
+                client.close()
 
     # --- claims and leases ------------------------------------------------------------------
 
@@ -447,6 +459,38 @@ class DynamoDBStore(Store):
         if start is not None:
             params["ExclusiveStartKey"] = start
         return self._call("query", **params)
+
+    def due_partitions(
+        self, groups: Sequence[tuple[str, int]], now: datetime
+    ) -> set[tuple[str, int]]:
+        """Exactly the groups holding an instance with ``ready_at <= now``.
+
+        DynamoDB has no batched query: one ``Query`` with ``Limit=1`` on the ``ready_at`` index per
+        group, ``poll_concurrency`` of them at once, so 32 partitions cost about two round trips of
+        wall time, not 32.
+        """
+        wanted = list(dict.fromkeys(groups))
+        if not wanted:
+            return set()
+
+        def probe(group: tuple[str, int]) -> bool:
+            page = self._due_page(self._partition_id(*group), now, 1, None)
+            return bool(page.get("Items"))
+
+        if len(wanted) == 1:
+            return {wanted[0]} if probe(wanted[0]) else set()
+        flags = list(self._poller().map(probe, wanted))
+        return {group for group, due in zip(wanted, flags, strict=True) if due}
+
+    def _poller(self) -> ThreadPoolExecutor:
+        """This process's thread pool for :meth:`due_partitions`, created on first use."""
+        self._connect()  # one client, created before the threads share it (and fork-checked)
+        with self._lock:
+            if self._poll_pool is None:
+                self._poll_pool = ThreadPoolExecutor(
+                    self.poll_concurrency, thread_name_prefix="pyncette-dynamodb-poll"
+                )
+            return self._poll_pool
 
     def claim_due(
         self,

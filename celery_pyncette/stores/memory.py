@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,6 +59,18 @@ class MemoryStore(Store):
             for record in claimed:
                 self._records[record.key] = record
             return claimed
+
+    def due_partitions(
+        self, groups: Sequence[tuple[str, int]], now: datetime
+    ) -> set[tuple[str, int]]:
+        """Exactly the groups holding an instance whose ``ready_at <= now`` (one scan)."""
+        wanted = set(groups)
+        with self._lock:
+            return {
+                (r.key.task, r.key.partition)
+                for r in self._records.values()
+                if r.ready_at <= now and (r.key.task, r.key.partition) in wanted
+            }
 
     def _leased(self, key: InstanceKey, lease: str) -> InstanceRecord:
         record = self._records.get(key)

@@ -1,18 +1,30 @@
--- Create or replace an instance, unlocked; keep its last run and status.
+-- Create or replace a batch of instances of one task partition, unlocked; keep their last run and
+-- status. Items are written in order, so a name given twice ends with its last item.
 --
--- KEYS[1]  the partition's ready index;  KEYS[2] its name index;  KEYS[3] the instance's hash
--- ARGV[1]  now, epoch microseconds;  ARGV[2] '1' to replace a locked instance, else '0'
--- ARGV[3]  instance name;  ARGV[4] next run, epoch microseconds;  ARGV[5] spec JSON;  ARGV[6] args JSON
+-- KEYS[1]      the partition's ready index;  KEYS[2] its name index
+-- KEYS[2 + i]  the hash of item i
+-- ARGV[1]      now, epoch microseconds;  ARGV[2] '1' to replace locked instances, else '0'
+-- ARGV[3 + 4(i-1) .. 6 + 4(i-1)]  item i: instance name, next run (epoch microseconds),
+--                                 spec JSON, args JSON
 --
--- Returns {1} when written, {0, locked_until} when the instance is locked and force was not given.
-local ready, names, record = KEYS[1], KEYS[2], KEYS[3]
-local now, force, name, next_run = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local locked_until = redis.call('HGET', record, 'u')
-if locked_until and tonumber(locked_until) > tonumber(now) and force ~= '1' then
-  return {0, locked_until}
+-- Returns one entry per item: 1 when written, or the lock's expiry (a string) when the instance is
+-- locked at now and force was not given (that item is left unchanged).
+local ready, names = KEYS[1], KEYS[2]
+local now, force = tonumber(ARGV[1]), ARGV[2]
+local out = {}
+for i = 1, #KEYS - 2 do
+  local record = KEYS[2 + i]
+  local base = 3 + 4 * (i - 1)
+  local name, next_run = ARGV[base], ARGV[base + 1]
+  local locked_until = redis.call('HGET', record, 'u')
+  if locked_until and tonumber(locked_until) > now and force ~= '1' then
+    out[i] = locked_until
+  else
+    redis.call('HDEL', record, 'u', 'l', 'o')
+    redis.call('HSET', record, 'n', next_run, 's', ARGV[base + 2], 'a', ARGV[base + 3])
+    redis.call('ZADD', ready, next_run, name)
+    redis.call('ZADD', names, 0, name)
+    out[i] = 1
+  end
 end
-redis.call('HDEL', record, 'u', 'l', 'o')
-redis.call('HSET', record, 'n', next_run, 's', ARGV[5], 'a', ARGV[6])
-redis.call('ZADD', ready, next_run, name)
-redis.call('ZADD', names, 0, name)
-return {1}
+return out

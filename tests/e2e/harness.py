@@ -173,3 +173,65 @@ def by_occurrence(events: list[Event], task: str) -> dict[str, list[Event]]:
         if event["task"] == task:
             grouped.setdefault(event["scheduled_at"], []).append(event)
     return grouped
+
+
+# --- helpers of the fault tests (tests/faults) ----------------------------------------------------
+
+
+@contextmanager
+def extra_env(deployed: Deployment, **env: str) -> Iterator[None]:
+    """Processes started inside the block also get ``env`` (e.g. one beat with a skewed clock)."""
+    saved = deployed.env
+    deployed.env = {**saved, **env}
+    try:
+        yield
+    finally:
+        deployed.env = saved
+
+
+def start_solo_worker(deployed: Deployment, name: str) -> None:
+    """A worker with the solo pool: one process, no pool IPC (the cheapest real worker)."""
+    deployed._start(
+        name,
+        "worker",
+        "-l",
+        "INFO",
+        "-P",
+        "solo",
+        "-Q",
+        deployed.queue,
+        "-n",
+        f"{name}-{deployed.queue}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    )
+
+
+def event_count(deployed: Deployment) -> int:
+    """How many executions the side channel holds, without parsing it."""
+    return deployed.events_path.read_bytes().count(b"\n")
+
+
+def wait_until(
+    deployed: Deployment,
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    interval: float = 0.1,
+) -> float:
+    """Poll ``condition()`` until it holds; return the seconds it took. Fails with the processes'
+    logs on timeout, or at once when a process in ``must_live`` exits."""
+    started = time.monotonic()
+    deadline = started + timeout
+    while not condition():
+        for name, process in deployed.processes.items():
+            if process.poll() is not None and name in deployed.must_live:
+                raise AssertionError(
+                    f"{name} exited ({process.returncode}):\n{deployed.log(name)[-4000:]}"
+                )
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"--- {n} ---\n{deployed.log(n)[-3000:]}" for n in deployed.processes)
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
+        time.sleep(interval)
+    return time.monotonic() - started

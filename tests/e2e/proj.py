@@ -229,3 +229,44 @@ def limited(context: Context) -> None:
     record(context, phase="start")
     time.sleep(0.5)
     record(context, phase="end")
+
+
+# --- fault tests (tests/faults) -------------------------------------------------------------------
+#
+# * ``E2E_PARTITIONS``: partition count of the ``e2e.fault_*`` tasks (default 8);
+# * ``E2E_CLOCK_OFFSET``: seconds this process's clock runs ahead (negative: behind) of real time.
+
+FAULT_PARTITIONS = int(os.environ.get("E2E_PARTITIONS", "8"))
+
+
+def record_claim(context: Context) -> None:
+    """One execution, with the lease token of the claim it runs under (which beat's claim)."""
+    record(context, lease=context.occurrence.lease if context.occurrence else None)
+
+
+@pyncette.partitioned_task(name="e2e.fault_alo", partition_count=FAULT_PARTITIONS)
+def fault_alo(context: Context) -> None:
+    record_claim(context)
+
+
+@pyncette.partitioned_task(
+    name="e2e.fault_amo",
+    partition_count=FAULT_PARTITIONS,
+    execution_mode=ExecutionMode.AT_MOST_ONCE,
+)
+def fault_amo(context: Context) -> None:
+    record_claim(context)
+
+
+if os.environ.get("E2E_CLOCK_OFFSET"):
+    from datetime import datetime, timedelta
+
+    from celery_pyncette import clock as _clock
+
+    _CLOCK_OFFSET = timedelta(seconds=float(os.environ["E2E_CLOCK_OFFSET"]))
+    _real_utcnow = _clock.utcnow
+
+    def _skewed_utcnow() -> datetime:
+        return _real_utcnow() + _CLOCK_OFFSET
+
+    _clock.utcnow = _skewed_utcnow

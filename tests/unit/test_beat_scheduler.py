@@ -52,11 +52,13 @@ def test_tick_never_raises_and_backs_off_while_the_store_fails(
     with monkeypatch.context() as patched, caplog.at_level(logging.WARNING, "celery_pyncette"):
         patched.setattr(store, "claim_due", down)
         patched.setattr(store, "get", down)
-        delays = [scheduler.tick() for _ in range(4)]
+        delays = [scheduler.tick() for _ in range(9)]
 
-    assert delays == [2.0, 4.0, 8.0, 15.0]
+    assert delays == [1.0 * 2] * 9, "backs off, but never so long that beat resumes late"
     tracebacks = [r for r in caplog.records if r.exc_info]
     assert len(tracebacks) == 1, "one traceback for an outage, then one-line warnings"
+    warnings = [r for r in caplog.records if not r.exc_info and "failed again" in r.message]
+    assert [w.args[0] for w in warnings] == [2, 4, 8], "repeated failures are logged sparsely"
     assert scheduler.tick() <= 1.0
     scheduler.close()
 

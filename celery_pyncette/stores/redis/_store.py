@@ -267,6 +267,44 @@ class RedisStore(Store):
             for i in range(0, len(reply), 2)
         ]
 
+    def due_partitions(
+        self, groups: Sequence[tuple[str, int]], now: datetime
+    ) -> set[tuple[str, int]]:
+        """Exactly the groups holding an instance with ``ready_at <= now``.
+
+        Each group costs one ``ZRANGEBYSCORE ready -inf now LIMIT 0 1`` (``O(log N)``). On plain
+        Redis they all run in one read-only script call (one round trip); on a cluster, where a
+        script may only touch one slot, they go in one pipeline that redis-py splits per node.
+        """
+        wanted = list(dict.fromkeys(groups))
+        if not wanted:
+            return set()
+        client = self._redis()
+        now_us = to_micros(now)
+        ready = [self._prefix(task, partition) + b":ready" for task, partition in wanted]
+        flags: list[Any]
+        if isinstance(client, RedisCluster):
+            with self._errors("poll the due partitions"):
+                pipe = client.pipeline(transaction=False)  # type: ignore[no-untyped-call]
+                for key in ready:
+                    pipe.zrangebyscore(key, "-inf", now_us, start=0, num=1)
+                flags = pipe.execute()
+        else:
+            calls: list[tuple[list[int], list[bytes], list[Any]]] = [
+                ([], ready[start : start + _BATCH_CHUNK], [now_us])
+                for start in range(0, len(ready), _BATCH_CHUNK)
+            ]
+            replies = self._run_scripts("due", calls, "poll the due partitions")
+            flags = [flag for reply in replies for flag in reply]
+        return {group for group, flag in zip(wanted, flags, strict=True) if flag}
+
+    def server_time(self) -> datetime | None:
+        """Redis ``TIME`` (on a cluster, one node's): aware UTC with microseconds."""
+        client = self._redis()
+        with self._errors("read the server time"):
+            seconds, micros = client.time()
+        return from_micros(int(seconds) * 1_000_000 + int(micros))
+
     # --- commit, unlock, extend -----------------------------------------------------------------
 
     def commit(
@@ -324,12 +362,31 @@ class RedisStore(Store):
         action: str,
     ) -> list[InstanceKey]:
         """Run one batch script per call; return the keys whose flag came back 0 (lease lost)."""
+        replies = self._run_scripts(script_name, calls, action)
+        lost = {
+            index
+            for (indexes, _, _), flags in zip(calls, replies, strict=True)
+            for index, flag in zip(indexes, flags, strict=True)
+            if not flag
+        }
+        return [key for index, key in enumerate(keys) if index in lost]
+
+    def _run_scripts(
+        self,
+        script_name: str,
+        calls: list[tuple[list[int], list[bytes], list[Any]]],
+        action: str,
+    ) -> list[Any]:
+        """Run one script call per (indexes, keys, args); return the replies in call order.
+
+        On plain Redis every call goes in one pipeline (one round trip); on a cluster each call
+        goes to the node of its partition's slot (redis-py's cluster pipeline refuses scripts).
+        """
         script = SCRIPTS[script_name]
         client = self._redis()
         replies: list[Any]
         with self._errors(action):
             if len(calls) > 1 and not isinstance(client, RedisCluster):
-                # Plain Redis: every partition's script in one round trip.
                 pipe = client.pipeline(transaction=False)
                 for _, call_keys, args in calls:
                     pipe.evalsha(script.sha, len(call_keys), *call_keys, *args)
@@ -341,13 +398,7 @@ class RedisStore(Store):
                         raise reply
             else:
                 replies = [script(client, call_keys, args) for _, call_keys, args in calls]
-        lost = {
-            index
-            for (indexes, _, _), flags in zip(calls, replies, strict=True)
-            for index, flag in zip(indexes, flags, strict=True)
-            if not flag
-        }
-        return [key for index, key in enumerate(keys) if index in lost]
+        return replies
 
     def extend_lease(self, key: InstanceKey, lease: str, until: datetime) -> None:
         prefix = self._prefix(key.task, key.partition)
@@ -359,29 +410,42 @@ class RedisStore(Store):
     # --- instances ------------------------------------------------------------------------------
 
     def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
-        key = record.key
-        prefix = self._prefix(key.task, key.partition)
-        keys = [prefix + b":ready", prefix + b":names", instance_key(prefix, key.instance)]
-        try:
-            spec = json.dumps(dict(record.spec), separators=(",", ":"), allow_nan=False)
-            args = json.dumps(dict(record.args), separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{key}: spec and args must be JSON-serialisable: {exc}") from exc
-        reply = self._script(
-            "upsert",
-            keys,
-            [
-                to_micros(now),
-                "1" if force else "0",
-                key.instance.encode("utf-8"),
-                to_micros(record.next_run),
-                spec,
-                args,
-            ],
-            "write an instance",
-        )
-        if not reply[0]:
-            raise TaskLockedError(f"{key} is locked until {from_micros(reply[1]).isoformat()}")
+        refused = self._upsert_batches([record], now, force)
+        if refused:
+            ((key, locked_until),) = refused
+            raise TaskLockedError(f"{key} is locked until {locked_until.isoformat()}")
+
+    def upsert_many(
+        self, records: Sequence[InstanceRecord], now: datetime, force: bool = False
+    ) -> list[InstanceKey]:
+        """One script call per task partition (per 500 records), pipelined on plain Redis: one
+        round trip for a whole batch. A key given twice ends with its last record."""
+        return [key for key, _ in self._upsert_batches(records, now, force)]
+
+    def _upsert_batches(
+        self, records: Sequence[InstanceRecord], now: datetime, force: bool
+    ) -> list[tuple[InstanceKey, datetime]]:
+        """Write ``records``; return the (key, lock expiry) of each one refused as locked."""
+        if not records:
+            return []
+        encoded = [_encode(record) for record in records]  # every ValueError before any write
+        head = [to_micros(now), "1" if force else "0"]
+        calls = []
+        for part, items in _by_partition(records, lambda r: r.key):
+            prefix = self._prefix(*part)
+            keys = [prefix + b":ready", prefix + b":names"]
+            args: list[Any] = list(head)
+            for index, record in items:
+                keys.append(instance_key(prefix, record.key.instance))
+                args += encoded[index]
+            calls.append(([i for i, _ in items], keys, args))
+        replies = self._run_scripts("upsert", calls, "write instances")
+        return [
+            (records[index].key, from_micros(reply))
+            for (indexes, _, _), flags in zip(calls, replies, strict=True)
+            for index, reply in zip(indexes, flags, strict=True)
+            if reply != 1
+        ]
 
     def delete(self, key: InstanceKey) -> bool:
         prefix = self._prefix(key.task, key.partition)
@@ -462,3 +526,14 @@ def _by_partition(
     for part, members in groups.items():
         for start in range(0, len(members), _BATCH_CHUNK):
             yield part, members[start : start + _BATCH_CHUNK]
+
+
+def _encode(record: InstanceRecord) -> list[Any]:
+    """The upsert script's four arguments for ``record``; ``ValueError`` when not JSON."""
+    key = record.key
+    try:
+        spec = json.dumps(dict(record.spec), separators=(",", ":"), allow_nan=False)
+        args = json.dumps(dict(record.args), separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{key}: spec and args must be JSON-serialisable: {exc}") from exc
+    return [key.instance.encode("utf-8"), to_micros(record.next_run), spec, args]

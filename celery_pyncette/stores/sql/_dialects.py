@@ -51,9 +51,16 @@ class Dialect:
         """An INSERT that has ``on_conflict_do_update`` / ``on_conflict_do_nothing``."""
         return sqlite.insert(table)
 
-    def greatest(self, left: ColumnElement[Any], when: datetime) -> ColumnElement[datetime]:
-        """``max(left, when)`` for two non-null times."""
-        return func.max(left, literal(when, UTCDateTime()), type_=UTCDateTime())
+    def clock(self) -> ColumnElement[datetime] | None:
+        """The server's current time (UTC, microseconds), or ``None``: SQLite runs in-process, so
+        its clock is this machine's."""
+        return None
+
+    def greatest(
+        self, left: ColumnElement[Any], when: datetime | ColumnElement[Any]
+    ) -> ColumnElement[datetime]:
+        """``max(left, when)`` for two non-null times (``when`` a value or an expression)."""
+        return func.max(left, _time(when), type_=UTCDateTime())
 
     def claim(
         self,
@@ -105,15 +112,21 @@ class Dialect:
         force: bool,
     ) -> set[Key]:
         """Insert or replace instances (distinct keys, one statement); return the keys refused,
-        unchanged, because they were locked at ``now`` (none with ``force``)."""
-        stmt = self._insert(table).values(list(rows))
+        unchanged, because they were locked at ``now`` (none with ``force``).
+
+        The rows go as parameter sets of one cached single-row statement, which SQLAlchemy sends
+        as one multi-row ``INSERT`` ("insertmanyvalues"): compiling a new 500-row statement for
+        every batch would cost more than running it.
+        """
+        stmt = self._insert(table)
         stmt = stmt.on_conflict_do_update(
             index_elements=list(KEY_COLUMNS),
             set_={name: stmt.excluded[name] for name in REPLACED_COLUMNS},
             where=None if force else _unlocked(table, now),
         )
         # A row comes back when it was inserted or replaced, none when the WHERE kept it.
-        written = conn.execute(stmt.returning(*(table.c[n] for n in KEY_COLUMNS))).all()
+        returning = stmt.returning(*(table.c[n] for n in KEY_COLUMNS))
+        written = conn.execute(returning, [dict(row) for row in rows]).all()
         return _keys(rows) - {(row[0], row[1], row[2]) for row in written}
 
     def insert_missing(self, conn: Connection, table: Table, values: Mapping[str, Any]) -> None:
@@ -134,8 +147,14 @@ class PostgresDialect(Dialect):
 
     name = "postgresql"
 
-    def greatest(self, left: ColumnElement[Any], when: datetime) -> ColumnElement[datetime]:
-        return func.greatest(left, literal(when, UTCDateTime()), type_=UTCDateTime())
+    def clock(self) -> ColumnElement[datetime] | None:
+        # clock_timestamp(), not now(): now() is the start of the transaction.
+        return func.clock_timestamp(type_=UTCDateTime())
+
+    def greatest(
+        self, left: ColumnElement[Any], when: datetime | ColumnElement[Any]
+    ) -> ColumnElement[datetime]:
+        return func.greatest(left, _time(when), type_=UTCDateTime())
 
     def claim(
         self,
@@ -191,8 +210,13 @@ class MySQLDialect(Dialect):
 
     name = "mysql"
 
-    def greatest(self, left: ColumnElement[Any], when: datetime) -> ColumnElement[datetime]:
-        return func.greatest(left, literal(when, UTCDateTime()), type_=UTCDateTime())
+    def clock(self) -> ColumnElement[datetime] | None:
+        return func.utc_timestamp(6, type_=UTCDateTime())
+
+    def greatest(
+        self, left: ColumnElement[Any], when: datetime | ColumnElement[Any]
+    ) -> ColumnElement[datetime]:
+        return func.greatest(left, _time(when), type_=UTCDateTime())
 
     def upsert(
         self,
@@ -205,6 +229,8 @@ class MySQLDialect(Dialect):
         # ON DUPLICATE KEY UPDATE has no WHERE: each assignment keeps the old value while the
         # row is locked. MySQL assigns left to right and later assignments see earlier ones,
         # so locked_until, which the condition reads, is assigned last.
+        # One multi-row VALUES statement (PyMySQL cannot batch parameter sets whose
+        # ON DUPLICATE KEY UPDATE part has parameters of its own, as the lock check does).
         stmt = mysql.insert(table).values(list(rows))
         free = _unlocked(table, now)
         assignments: list[tuple[str, Any]] = []
@@ -240,6 +266,10 @@ class MySQLDialect(Dialect):
     def bump(self, conn: Connection, table: Table, name: str) -> None:
         stmt = mysql.insert(table).values(name=name, value=1)
         conn.execute(stmt.on_duplicate_key_update(value=table.c.value + 1))
+
+
+def _time(when: datetime | ColumnElement[Any]) -> ColumnElement[Any]:
+    return literal(when, UTCDateTime()) if isinstance(when, datetime) else when
 
 
 def _unlocked(table: Table, now: datetime) -> ColumnElement[bool]:

@@ -7,10 +7,22 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Row, delete, func, inspect, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Row,
+    Table,
+    bindparam,
+    delete,
+    func,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
 
@@ -29,7 +41,7 @@ from celery_pyncette.stores.base import (
     strike_from_id,
     strike_id,
 )
-from celery_pyncette.stores.sql._dialects import CHUNK, chunks, dialect_for
+from celery_pyncette.stores.sql._dialects import CHUNK, Dialect, chunks, dialect_for
 from celery_pyncette.stores.sql._engine import (
     WRITE_OPTION,
     ProcessEngine,
@@ -66,6 +78,11 @@ class SQLStore(Store):
         self._dialect = dialect_for(self._url.get_backend_name())
         self._engine = ProcessEngine(self._url, f"celery-pyncette:{namespace}")
         self._label = self._url.render_as_string(hide_password=True)
+        #: due_partitions statements by number of groups
+        self._probes: dict[int, Executable] = {}
+        # Single-row statements, built once: building and cache-keying a statement costs more
+        # than running it on a local server.
+        self._single = _single_row_statements(self._schema.instances, self._dialect)
 
     def __repr__(self) -> str:
         return f"SQLStore({self._label!r}, namespace={self.namespace!r})"
@@ -211,6 +228,65 @@ class SQLStore(Store):
             for row, lease in claimed
         ]
 
+    def due_partitions(
+        self, groups: Sequence[tuple[str, int]], now: datetime
+    ) -> set[tuple[str, int]]:
+        """Exactly the groups holding an instance with ``ready_at <= now``.
+
+        One ``SELECT (SELECT MIN(ready_at) ... WHERE task = ? AND partition = ?) <= :now AS g0,
+        ...`` per 500 groups. Each ``MIN`` is a single lookup at the start of the group's range of
+        the ``(task, partition, ready_at)`` index, whatever the data and the planner's estimates,
+        so a poll costs the same with ten instances or ten million, due or not.
+        """
+        wanted = list(dict.fromkeys(groups))
+        if not wanted:
+            return set()
+
+        def work(conn: Connection) -> set[tuple[str, int]]:
+            found: set[tuple[str, int]] = set()
+            for chunk in chunks(wanted, CHUNK):
+                values: dict[str, Any] = {"now": now}
+                for n, (task, partition) in enumerate(chunk):
+                    values[f"t{n}"], values[f"p{n}"] = task, partition
+                flags = conn.execute(self._probe(len(chunk)), values).one()
+                # NULL (no instance at all) is not due.
+                found.update(group for group, flag in zip(chunk, flags, strict=True) if flag)
+            return found
+
+        return self._run(work, write=False)
+
+    def _probe(self, size: int) -> Executable:
+        """The poll statement for ``size`` groups (built once per size: building is the slow part),
+        with parameters ``t0, p0, ... t<size-1>, p<size-1>`` and ``now``."""
+        if size not in self._probes:
+            c = self._schema.instances.c
+            now = bindparam("now", type_=c.ready_at.type)
+            self._probes[size] = select(
+                *(
+                    (
+                        select(func.min(c.ready_at))
+                        .where(
+                            c.task == bindparam(f"t{n}", type_=c.task.type),
+                            c.partition == bindparam(f"p{n}", type_=c.partition.type),
+                        )
+                        .scalar_subquery()
+                        <= now
+                    ).label(f"g{n}")
+                    for n in range(size)
+                )
+            )
+        return self._probes[size]
+
+    def server_time(self) -> datetime | None:
+        """PostgreSQL's ``clock_timestamp()``, MySQL/MariaDB's ``UTC_TIMESTAMP(6)``; ``None`` on
+        SQLite (one machine: its clock is the local one)."""
+        clock = self._dialect.clock()
+        if clock is None:
+            return None
+        value = self._run(lambda conn: conn.execute(select(clock)).scalar_one(), write=False)
+        assert isinstance(value, datetime)
+        return value
+
     def commit(
         self,
         key: InstanceKey,
@@ -219,13 +295,13 @@ class SQLStore(Store):
         now: datetime,
         status: str = "success",
     ) -> None:
-        table = self._schema.instances
-        where = (*self._where_key(key), table.c.lease == lease)
+        params = _leased(key, lease)
         if next_run is None:
-            stmt: Any = delete(table).where(*where)
+            stmt = self._single.commit_delete
         else:
-            stmt = update(table).where(*where).values(**_committed(next_run, now, status))
-        if self._run(lambda conn: conn.execute(stmt).rowcount, write=True) == 0:
+            stmt = self._single.commit
+            params.update(next_run=next_run, now=now, status=status)
+        if self._run(lambda conn: conn.execute(stmt, params).rowcount, write=True) == 0:
             raise LeaseLostError(f"lease {lease} of {key} is lost")
 
     def commit_many(self, commits: Sequence[Commit], now: datetime) -> list[InstanceKey]:
@@ -258,10 +334,8 @@ class SQLStore(Store):
         return [item.key for item, ok in zip(commits, held, strict=True) if not ok]
 
     def unlock(self, key: InstanceKey, lease: str) -> None:
-        table = self._schema.instances
-        stmt = update(table).where(*self._where_key(key), table.c.lease == lease)
-        stmt = stmt.values(**_unlocked(table))
-        if self._run(lambda conn: conn.execute(stmt).rowcount, write=True) == 0:
+        stmt, params = self._single.unlock, _leased(key, lease)
+        if self._run(lambda conn: conn.execute(stmt, params).rowcount, write=True) == 0:
             raise LeaseLostError(f"lease {lease} of {key} is lost")
 
     def unlock_many(self, items: Sequence[tuple[InstanceKey, str]]) -> list[InstanceKey]:
@@ -317,13 +391,8 @@ class SQLStore(Store):
         return held
 
     def extend_lease(self, key: InstanceKey, lease: str, until: datetime) -> None:
-        table = self._schema.instances
-        stmt = (
-            update(table)
-            .where(*self._where_key(key), table.c.lease == lease)
-            .values(locked_until=until, ready_at=self._dialect.greatest(table.c.next_run, until))
-        )
-        if self._run(lambda conn: conn.execute(stmt).rowcount, write=True) == 0:
+        stmt, params = self._single.extend, {**_leased(key, lease), "until": until}
+        if self._run(lambda conn: conn.execute(stmt, params).rowcount, write=True) == 0:
             raise LeaseLostError(f"lease {lease} of {key} is lost")
 
     # --- instances -------------------------------------------------------------------------------
@@ -366,8 +435,8 @@ class SQLStore(Store):
         return self._run(lambda conn: conn.execute(stmt).rowcount, write=True) > 0
 
     def get(self, key: InstanceKey) -> InstanceRecord | None:
-        stmt = select(self._schema.instances).where(*self._where_key(key))
-        row = self._run(lambda conn: conn.execute(stmt).first(), write=False)
+        stmt, params = self._single.get, _key(key)
+        row = self._run(lambda conn: conn.execute(stmt, params).first(), write=False)
         return None if row is None else self._record(row)
 
     def list_instances(
@@ -466,3 +535,53 @@ def _check_length(what: str, name: str, limit: int) -> None:
 
 def _digest(ident: str) -> str:
     return hashlib.sha256(ident.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class _SingleRow:
+    """Statements on one instance, with parameters ``k_task``, ``k_partition``, ``k_instance``
+    (and ``k_lease`` for those that need the current lease)."""
+
+    get: Executable
+    extend: Executable  # + until
+    commit: Executable  # + next_run, now, status
+    commit_delete: Executable
+    unlock: Executable
+
+
+def _single_row_statements(table: Table, dialect: Dialect) -> _SingleRow:
+    c = table.c
+    key = (
+        c.task == bindparam("k_task", type_=c.task.type),
+        c.partition == bindparam("k_partition", type_=c.partition.type),
+        c.instance == bindparam("k_instance", type_=c.instance.type),
+    )
+    leased = (*key, c.lease == bindparam("k_lease", type_=c.lease.type))
+    until = bindparam("until", type_=c.locked_until.type)
+    next_run = bindparam("next_run", type_=c.next_run.type)
+    released = {"locked_until": None, "lease": None, "locked_by": None}
+    return _SingleRow(
+        get=select(table).where(*key),
+        extend=update(table)
+        .where(*leased)
+        .values(locked_until=until, ready_at=dialect.greatest(c.next_run, until)),
+        commit=update(table)
+        .where(*leased)
+        .values(
+            next_run=next_run,
+            ready_at=next_run,
+            last_run_at=bindparam("now", type_=c.last_run_at.type),
+            last_status=bindparam("status", type_=c.last_status.type),
+            **released,
+        ),
+        commit_delete=delete(table).where(*leased),
+        unlock=update(table).where(*leased).values(ready_at=c.next_run, **released),
+    )
+
+
+def _key(key: InstanceKey) -> dict[str, Any]:
+    return {"k_task": key.task, "k_partition": key.partition, "k_instance": key.instance}
+
+
+def _leased(key: InstanceKey, lease: str) -> dict[str, Any]:
+    return {**_key(key), "k_lease": lease}
