@@ -29,6 +29,12 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy celery_pyncette
 
+# The benchmark harness builds its own benchmarks/.venv (the peers live only there). ~25 min;
+# BENCH_ARGS=--quick for a ~4 min development run.
+BENCH_ARGS ?=
+benchmarks:
+	BENCH_COMMAND="make benchmarks $(BENCH_ARGS)" $(PYTHON) -m benchmarks $(BENCH_ARGS)
+
 docs: $(INSTALLED)
 	$(BIN)/mkdocs build --strict --site-dir build/site
 

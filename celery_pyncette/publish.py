@@ -1,20 +1,60 @@
-"""Publishing occurrences as ordinary Celery task messages.
+"""Publishing occurrences as ordinary Celery task messages, a batch at a time.
 
 The dispatcher hands over a batch; the publisher reports which messages the broker did not take,
-so their claims can be released. Messages are Celery protocol messages built by Celery itself, so
-any worker consumes them.
+so their claims can be released. Each message is built by Celery's own factory
+(``app.amqp.create_task_message``, routed by ``app.amqp.router``, with the task's execution
+options merged in exactly as ``app.send_task`` does) and sent through Celery's own
+``send_task_message``, so any Celery worker consumes it and the ``before_task_publish`` /
+``after_task_publish`` signals fire as usual. What differs from calling ``send_task`` per message:
+
+* one connection and one producer per batch; each queue is declared once, not per message;
+* on Redis (and any transport with kombu's batch publishing) the batch is one pipeline;
+* on RabbitMQ the channel is in publisher-confirm mode: a window of messages is written, then
+  their acknowledgements are awaited together. A message the broker nacks (a full queue with
+  ``x-overflow: reject-publish``), returns as unroutable, or leaves unconfirmed when the connection
+  fails or :data:`CONFIRM_TIMEOUT` passes is reported as unsent, so its claim is released and
+  never committed (at-least-once);
+* the result backend is not told about the task (beat never waits for results; Celery's Redis
+  backend would otherwise subscribe to every task id beat sends).
+
+The publisher keeps its own broker connection (``app.connection_for_write()``), connects on the
+first batch, drops the connection after any failure and reconnects on the next batch.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from celery import Celery
+from celery.utils.nodenames import anon_nodename
+from celery.utils.time import subtract_datetimes
+from kombu.entity import Queue
+from kombu.messaging import Producer
 
 logger = logging.getLogger("celery_pyncette.publish")
+
+#: Messages written before their publisher confirms are awaited (RabbitMQ).
+CONFIRM_WINDOW = 100
+#: Longest wait for the confirms of one window; the unconfirmed messages are then unsent.
+CONFIRM_TIMEOUT = 10.0
+#: Seconds a socket write to the broker may block.
+PUBLISH_TIMEOUT = 10.0
+
+#: Execution options of a task that Celery hands to ``create_task_message`` as arguments.
+_LIMIT_OPTIONS = ("time_limit", "soft_time_limit", "expires")
+
+
+def new_task_id() -> str:
+    """A fresh Celery task id (a UUID4 string, as Celery makes them)."""
+    return str(uuid.uuid4())
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,30 +68,415 @@ class OutgoingMessage:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-class Publisher:
-    """Sends batches of task messages over one producer per batch."""
+@dataclass(slots=True)
+class _Built:
+    """A message built by Celery's factory, ready for ``send_task_message``."""
 
-    def __init__(self, app: Celery) -> None:
+    index: int
+    task_id: str
+    name: str
+    message: Any
+    options: dict[str, Any]
+
+
+class _Confirms:
+    """Publisher-confirm bookkeeping of one AMQP channel (delivery tags count from 1)."""
+
+    def __init__(self) -> None:
+        self.next_tag = 1
+        self.pending: dict[int, int] = {}  # delivery tag -> message index
+        self.by_task_id: dict[str, int] = {}  # task id -> message index, for returned messages
+        self.refused: set[int] = set()  # message indexes nacked or returned
+        self.returned = False
+
+    def expect(self, index: int, task_id: str) -> None:
+        self.pending[self.next_tag] = index
+        self.by_task_id[task_id] = index
+        self.next_tag += 1
+
+    def settle(self, delivery_tag: int, multiple: bool, accepted: bool) -> None:
+        tags = [t for t in self.pending if t <= delivery_tag] if multiple else [delivery_tag]
+        for tag in tags:
+            index = self.pending.pop(tag, None)
+            if index is not None and not accepted:
+                self.refused.add(index)
+
+    def on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self.settle(delivery_tag, multiple, accepted=True)
+
+    def on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self.settle(delivery_tag, multiple, accepted=False)
+
+    def on_return(self, _exc: Any, _exchange: Any, _routing_key: Any, message: Any) -> None:
+        properties = getattr(message, "properties", None) or {}
+        index = self.by_task_id.get(properties.get("correlation_id", ""))
+        if index is not None:
+            self.refused.add(index)
+        self.returned = True
+
+    def take_refused(self) -> set[int]:
+        """The indexes refused since the last call; forgets the window's task ids."""
+        refused, self.refused = self.refused, set()
+        self.by_task_id.clear()
+        return refused
+
+
+class _Template:
+    """What ``app.send_task`` works out per task before building a message, done once per batch.
+
+    The task's own execution options (queue, priority, expires, time limits, ...) are the
+    defaults and the message's options override them; the router picks the queue (per message
+    when ``task_routes`` is set, since a router may look at the arguments).
+    """
+
+    def __init__(self, app: Celery, name: str, message_options: Mapping[str, Any]) -> None:
         self.app = app
+        self.amqp = app.amqp
+        self.name = name
+        self.task_type = app._tasks.get(name)
+        options: dict[str, Any] = {}
+        get_exec_options = getattr(self.task_type, "_get_exec_options", None)
+        if callable(get_exec_options):
+            options = {k: v for k, v in (get_exec_options() or {}).items() if v is not None}
+        options.update(message_options)
+        self.time_limit, self.soft_time_limit, self.expires = (
+            options.pop(key, None) for key in _LIMIT_OPTIONS
+        )
+        self.ignore_result = options.pop("ignore_result", None)
+        if self.expires is not None:
+            options["expiration"] = max(0.0, _seconds_until(app, self.expires))
+        # mandatory is ours to set (RabbitMQ returns unroutable messages); immediate is obsolete
+        options.pop("mandatory", None)
+        options.pop("immediate", None)
+        self.options = options
+        self.routed: dict[str, Any] | None = None
+        if not self.amqp.router.routes:
+            self.routed = self.amqp.router.route(dict(options), name, (), {}, self.task_type)
+        self.reply_to = app.thread_oid
+        self.sent_event = app.conf.task_send_sent_event
+        self.max_levels = app.conf.task_repr_maxlevels
+        self.origin = anon_nodename()
+        self._args: Any = None  # the last positional arguments seen, and their repr
+        self._args_repr: str | None = None
+
+    def build(self, index: int, message: OutgoingMessage) -> _Built:
+        """One message, as ``app.send_task(name, args, kwargs, headers=..., **options)``."""
+        amqp = self.amqp
+        if message.args is not self._args:  # usually one tuple for a whole batch
+            self._args = message.args
+            self._args_repr = plain_repr(
+                tuple(message.args), amqp.argsrepr_maxsize, self.max_levels
+            )
+        args = tuple(message.args)
+        kwargs = dict(message.kwargs)
+        if self.routed is not None:
+            options = dict(self.routed)
+        else:
+            options = amqp.router.route(dict(self.options), self.name, args, kwargs, self.task_type)
+        options["headers"] = dict(message.headers)
+        task_id = new_task_id()
+        task_message = amqp.create_task_message(
+            task_id,
+            self.name,
+            args,
+            kwargs,
+            None,  # countdown
+            None,  # eta
+            None,  # group_id
+            None,  # group_index
+            self.expires,
+            0,  # retries
+            None,  # chord
+            None,  # link
+            None,  # link_error
+            self.reply_to,
+            self.time_limit,
+            self.soft_time_limit,
+            self.sent_event,
+            None,  # root_id
+            None,  # parent_id
+            None,  # shadow
+            None,  # chain
+            ignore_result=self.ignore_result,
+            replaced_task_nesting=0,
+            origin=self.origin,
+            argsrepr=self._args_repr,
+            kwargsrepr=plain_repr(kwargs, amqp.kwargsrepr_maxsize, self.max_levels),
+            **options,
+        )
+        if "stamped_headers" in options:
+            for stamp in options.pop("stamped_headers") or ():
+                options.pop(stamp, None)
+        return _Built(index, task_id, self.name, task_message, options)
+
+
+class Publisher:
+    """Sends batches of task messages over one connection and one producer per batch.
+
+    Not shared between threads in practice (one per beat), but safe if it is: batches are sent
+    one at a time. Call :meth:`close` to release the broker connection.
+    """
+
+    def __init__(
+        self,
+        app: Celery,
+        *,
+        confirm_window: int = CONFIRM_WINDOW,
+        confirm_timeout: float = CONFIRM_TIMEOUT,
+    ) -> None:
+        if confirm_window < 1:
+            raise ValueError(f"confirm_window must be at least 1, got {confirm_window!r}")
+        self.app = app
+        self.confirm_window = confirm_window
+        self.confirm_timeout = confirm_timeout
+        self._lock = threading.Lock()
+        self._connection: Any = None
+        self._pid = 0
+        self._channel: Any = None
+        self._confirms: _Confirms | None = None
+
+    # --- the public face ----------------------------------------------------------------------
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> list[int]:
         """Send ``messages`` in order; return the indexes of those not accepted by the broker.
 
         Never raises: a broker failure is logged once per batch and reported as unsent indexes.
         """
-        sent = 0
+        if not messages:
+            return []
+        with self._lock:
+            built, unsent = self._build_all(messages)
+            if built:
+                unsent.extend(self._send(built))
+        return sorted(unsent)
+
+    def close(self) -> None:
+        """Close the broker connection (idempotent); the next batch opens a new one."""
+        with self._lock:
+            self._drop_connection()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- building messages --------------------------------------------------------------------
+
+    def _build_all(self, messages: Sequence[OutgoingMessage]) -> tuple[list[_Built], list[int]]:
+        built: list[_Built] = []
+        failed: list[int] = []
+        first_error: Exception | None = None
+        templates: dict[tuple[str, int], _Template] = {}
+        for index, message in enumerate(messages):
+            try:
+                key = (message.task, id(message.options) if message.options else 0)
+                template = templates.get(key)
+                if template is None:
+                    template = templates[key] = _Template(self.app, message.task, message.options)
+                built.append(template.build(index, message))
+            except Exception as exc:
+                failed.append(index)
+                first_error = first_error or exc
+        if first_error is not None:
+            logger.error(
+                "%d of %d message(s) could not be built: %s: %s",
+                len(failed),
+                len(messages),
+                type(first_error).__name__,
+                first_error,
+            )
+        return built, failed
+
+    # --- sending ------------------------------------------------------------------------------
+
+    def _send(self, built: list[_Built]) -> list[int]:
+        """Publish built messages; return the indexes not accepted. Never raises."""
+        done: set[int] = set()  # sent for sure, should a transport without batches fail part-way
         try:
-            with self.app.producer_or_acquire() as producer:
-                for message in messages:
-                    self.app.send_task(
-                        message.task,
-                        args=list(message.args),
-                        kwargs=dict(message.kwargs),
-                        headers=dict(message.headers),
-                        producer=producer,
-                        **message.options,
-                    )
-                    sent += 1
+            connection = self._connect()
+            if _supports_confirms(connection):
+                return self._send_confirmed(connection, built)
+            producer = Producer(connection.default_channel, auto_declare=False)  # type: ignore[no-untyped-call]
+            self._declare(producer, built)
+            if producer.supports_batch_publish:
+                # one pipeline: every message is written at the batch's end, or none is
+                with producer.batch(max_size=16 * len(built) + 1):  # type: ignore[no-untyped-call]
+                    for item in built:
+                        self._publish_one(producer, item)
+                return []
+            for item in built:
+                self._publish_one(producer, item)
+                done.add(item.index)
+            return []
+        except Exception as exc:
+            self._drop_connection()
+            unsent = [item.index for item in built if item.index not in done]
+            _log_failure(exc, len(unsent), len(built))
+            return unsent
+
+    def _send_confirmed(self, connection: Any, built: list[_Built]) -> list[int]:
+        """Publish in confirm windows; return the indexes nacked, returned or unconfirmed."""
+        accepted: set[int] = set()
+        refused: set[int] = set()
+        try:
+            channel, confirms = self._confirm_channel(connection)
+            producer = Producer(channel, auto_declare=False)  # type: ignore[no-untyped-call]
+            self._declare(producer, built)
+            for start in range(0, len(built), self.confirm_window):
+                window = built[start : start + self.confirm_window]
+                for item in window:
+                    confirms.expect(item.index, item.task_id)
+                    self._publish_one(producer, item, mandatory=True)
+                self._await_confirms(connection, confirms)
+                refused |= confirms.take_refused()
+                accepted.update(item.index for item in window if item.index not in refused)
+        except Exception as exc:
+            self._drop_connection()
+            unsent = [item.index for item in built if item.index not in accepted]
+            _log_failure(exc, len(unsent), len(built))
+            return unsent
+        if refused:
+            logger.error(
+                "the broker refused %d of %d message(s) (nacked or unroutable)",
+                len(refused),
+                len(built),
+            )
+        if confirms.returned:
+            # an unroutable message may mean that a queue vanished: declare again next batch
+            confirms.returned = False
+            connection.declared_entities.clear()
+        return sorted(refused)
+
+    def _publish_one(self, producer: Producer, item: _Built, **extra: Any) -> None:
+        """Celery's own ``send_task_message``; the queues were declared for the whole batch."""
+        self.app.amqp.send_task_message(
+            producer,
+            item.name,
+            item.message,
+            declare=[],
+            retry=False,
+            timeout=PUBLISH_TIMEOUT,
+            **extra,
+            **item.options,
+        )
+
+    def _await_confirms(self, connection: Any, confirms: _Confirms) -> None:
+        """Read acks and nacks until none is pending; ``TimeoutError`` after ``confirm_timeout``."""
+        deadline = time.monotonic() + self.confirm_timeout
+        while confirms.pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"{len(confirms.pending)} publisher confirm(s) not received within "
+                    f"{self.confirm_timeout}s"
+                )
+            connection.drain_events(timeout=remaining)
+
+    def _declare(self, producer: Producer, built: Iterable[_Built]) -> None:
+        """Declare each distinct queue of the batch once (kombu caches it per connection)."""
+        seen: set[str] = set()
+        for item in built:
+            queue = item.options.get("queue")
+            if isinstance(queue, str):
+                queue = self.app.amqp.queues[queue]
+            if not isinstance(queue, Queue) or queue.name in seen:
+                continue
+            seen.add(queue.name)
+            if not getattr(queue, "no_declare", False) and type(queue).__name__ != "Broadcast":
+                producer.maybe_declare(queue)  # type: ignore[no-untyped-call]
+
+    # --- the connection -----------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        if self._connection is not None and self._pid != os.getpid():
+            self._connection = self._channel = self._confirms = None  # a forked copy: not ours
+        if self._connection is None:
+            # per-message confirms (transport option confirm_publish) would wait once per message
+            connection = self.app.connection_for_write(transport_options={"confirm_publish": False})
+            try:
+                # one quick retry, then the batch is reported unsent: beat retries next tick
+                connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.1)
+            except Exception:
+                connection.release()
+                raise
+            self._connection, self._pid = connection, os.getpid()
+        return self._connection
+
+    def _confirm_channel(self, connection: Any) -> tuple[Any, _Confirms]:
+        if self._channel is None or self._confirms is None:
+            channel = connection.channel()
+            confirms = _Confirms()
+            channel.events["basic_ack"].add(confirms.on_ack)
+            channel.events["basic_nack"].add(confirms.on_nack)
+            channel.events["basic_return"].add(confirms.on_return)
+            channel.confirm_select()
+            self._channel, self._confirms = channel, confirms
+        return self._channel, self._confirms
+
+    def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        self._channel = self._confirms = None
+        if connection is None or self._pid != os.getpid():
+            return
+        try:
+            connection.release()
         except Exception:
-            logger.exception("publishing failed after %d of %d message(s)", sent, len(messages))
-        return list(range(sent, len(messages)))
+            logger.debug("closing the broker connection failed", exc_info=True)
+
+
+def _supports_confirms(connection: Any) -> bool:
+    """True for py-amqp, whose channels speak RabbitMQ's publisher confirms."""
+    return getattr(connection.transport, "driver_name", None) == "py-amqp"
+
+
+def _log_failure(exc: Exception, unsent: int, total: int) -> None:
+    logger.error(
+        "publishing failed; %d of %d message(s) not accepted by the broker: %s: %s",
+        unsent,
+        total,
+        type(exc).__name__,
+        exc,
+    )
+
+
+def _seconds_until(app: Celery, expires: Any) -> float:
+    """``expires`` (seconds, a datetime or an ISO string) as seconds from now, as Celery does."""
+    if isinstance(expires, str):
+        expires = datetime.fromisoformat(expires)
+    if isinstance(expires, datetime):
+        return float(subtract_datetimes(expires, app.now()).total_seconds())
+    return float(expires)
+
+
+def plain_repr(value: Any, max_length: int, max_levels: int) -> str | None:
+    """``repr(value)`` when it equals Celery's ``saferepr`` for it, else ``None``.
+
+    Celery's message factory calls ``saferepr`` for the ``argsrepr`` / ``kwargsrepr`` headers;
+    for the plain JSON values a schedule carries (short, printable strings without quotes or
+    backslashes, numbers, ``None``, lists, tuples and dicts nested at most ``max_levels`` deep) the
+    built-in ``repr`` gives the same text an order of magnitude faster. ``None`` lets Celery
+    compute it.
+    """
+    if not _plain(value, max_levels):
+        return None
+    text = repr(value)
+    return text if len(text) < max_length else None
+
+
+def _plain(value: Any, levels: int) -> bool:
+    kind = type(value)
+    if kind is str:
+        return "'" not in value and "\\" not in value and value.isprintable()
+    if value is None or kind is int or kind is float or kind is bool:
+        return True
+    if levels <= 0:
+        return False
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not _plain(key, 0) or not _plain(item, levels - 1):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_plain(item, levels - 1) for item in value)
+    return False

@@ -1,0 +1,148 @@
+"""Due → worker-start latency: 1,000 occurrences due per second, a real beat and a real worker.
+
+``scatter`` spreads once-off instances evenly, 1,000 per second for a few seconds; ``celery beat
+-S pyncette`` (poll interval 1 s) sends them and a ``celery worker`` (threads pool) runs them; the
+task records its start time, and the latency is start time minus ``scheduled_at``. Beat's own
+share (``sent``: the moment Celery's ``before_task_publish`` fired in beat, minus ``scheduled_at``)
+is reported beside it, so a worker that cannot keep up is told apart from a slow beat.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    BROKERS,
+    ROOT,
+    delete_queue,
+    drop_namespace,
+    log,
+    scratch,
+    store_url,
+)
+
+RATE = 1_000
+POLL_INTERVAL = 1.0
+
+
+def _start(role: str, env: dict[str, str], directory: Path) -> subprocess.Popen[bytes]:
+    pool = os.environ.get("BENCH_POOL", "prefork")
+    concurrency = os.environ.get("BENCH_WORKERS", "3")
+    args = {
+        "worker": ["worker", "-P", pool, "-c", concurrency, "-Q", env["BENCH_QUEUE"],
+                   "-n", f"bench-{env['BENCH_QUEUE']}@%h", "--without-gossip",
+                   "--without-mingle", "--without-heartbeat", "-l", "WARNING"],
+        "beat": ["beat", "-S", "pyncette", "-l", "WARNING", "--pidfile=",
+                 "-s", str(directory / "unused-schedule")],
+    }[role]  # fmt: skip
+    log_file = open(directory / f"{role}.log", "ab")  # noqa: SIM115 - closed below
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "benchmarks.proj", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        log_file.close()
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(20)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def _wait_for(path: Path, timeout: float, processes: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if any(p.poll() is not None for p in processes) or time.monotonic() > deadline:
+            raise RuntimeError(f"{path.name} never appeared")
+        time.sleep(0.05)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def measure(store: str, broker: str, seconds: float, directory: Path) -> dict[str, Any]:
+    from benchmarks.ours import make_app
+
+    namespace = scratch()
+    url = store_url(store, directory)
+    count = int(RATE * seconds)
+    events = directory / f"{namespace}.events"
+    ready = directory / f"{namespace}.ready"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "BENCH_BROKER": BROKERS[broker],
+        "BENCH_STORE": url,
+        "BENCH_NAMESPACE": namespace,
+        "BENCH_QUEUE": namespace,
+        "BENCH_EVENTS": str(events),
+        "BENCH_READY": str(ready),
+        "BENCH_POLL_INTERVAL": str(POLL_INTERVAL),
+    }
+    client = make_app(store, url, broker, namespace, namespace)
+    from celery_pyncette import Pyncette
+
+    # the client declares the same task as the project
+    pyncette: Pyncette = client.pyncette
+
+    @pyncette.dynamic_task(name="bench.latency")
+    def latency(context: Any) -> None: ...
+
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        processes.append(_start("worker", env, directory))
+        processes.append(_start("beat", env, directory))
+        _wait_for(Path(f"{ready}.worker"), 60, processes)
+        _wait_for(Path(f"{ready}.beat"), 60, processes)
+        start = datetime.now(timezone.utc) + timedelta(seconds=2)
+        names = [f"at-{n:07d}" for n in range(count)]
+        pyncette.scatter(latency, names, over=timedelta(seconds=seconds), start=start)
+        deadline = time.monotonic() + seconds + 60
+        lines: list[str] = []
+        while time.monotonic() < deadline:
+            lines = events.read_text().splitlines() if events.exists() else []
+            if len(lines) >= count:
+                break
+            time.sleep(0.25)
+        rows = [[float(v) for v in line.split()] for line in lines]
+        delays = [started - due for started, due, _ in rows]
+        sending = [sent - due for _, due, sent in rows if sent]
+        if len(delays) < count:
+            raise RuntimeError(f"only {len(delays)} of {count} ran; see {directory}/*.log")
+        return {
+            "p50_ms": percentile(delays, 0.50) * 1000,
+            "p99_ms": percentile(delays, 0.99) * 1000,
+            "max_ms": max(delays) * 1000,
+            "sent_p50_ms": percentile(sending, 0.50) * 1000 if sending else None,
+            "sent_p99_ms": percentile(sending, 0.99) * 1000 if sending else None,
+            "count": len(delays),
+            "poll_interval_ms": POLL_INTERVAL * 1000,
+        }
+    finally:
+        for process in processes:
+            _stop(process)
+        pyncette.close()
+        client.app.close()
+        drop_namespace(store, url, namespace)
+        delete_queue(BROKERS[broker], namespace)
+        log(f"  latency {store}->{broker}: done")

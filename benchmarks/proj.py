@@ -1,0 +1,59 @@
+"""The Celery project of the latency benchmark: a real ``celery beat`` and ``celery worker``.
+
+Configured from the environment by ``benchmarks/latency.py``: ``BENCH_BROKER``, ``BENCH_STORE``,
+``BENCH_NAMESPACE``, ``BENCH_QUEUE``, ``BENCH_EVENTS`` (a file each execution appends
+``<start time> <scheduled_at> <sent at>`` to) and ``BENCH_READY`` (a file each process touches
+once it is up).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, current_task
+from celery.signals import beat_init, before_task_publish, worker_ready
+
+from celery_pyncette import Context, Pyncette
+
+app = Celery("bench", broker=os.environ.get("BENCH_BROKER", "memory://"))
+app.conf.update(
+    task_default_queue=os.environ.get("BENCH_QUEUE", "celery"),
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+    worker_prefetch_multiplier=16,
+    pyncette_url=os.environ.get("BENCH_STORE", "memory://"),
+    pyncette_namespace=os.environ.get("BENCH_NAMESPACE", "pyncette"),
+    pyncette_poll_interval=float(os.environ.get("BENCH_POLL_INTERVAL", "1.0")),
+)
+pyncette = Pyncette(app)
+_lock = threading.Lock()
+_events = Path(os.environ.get("BENCH_EVENTS", os.devnull))
+
+
+@pyncette.dynamic_task(name="bench.latency")
+def latency(context: Context) -> None:
+    started = time.time()
+    assert context.scheduled_at is not None
+    sent = getattr(current_task.request, "bench_sent_at", None) or 0.0
+    with _lock, _events.open("a") as events:
+        events.write(f"{started} {context.scheduled_at.timestamp()} {sent}\n")
+
+
+@before_task_publish.connect(weak=False)
+def stamp(headers: dict[str, Any], **_: Any) -> None:
+    """Beat's side of the latency: when the message left (the publisher fires Celery's signals)."""
+    headers["bench_sent_at"] = time.time()
+
+
+def _ready(role: str, **_: Any) -> None:
+    marker = os.environ.get("BENCH_READY")
+    if marker:
+        Path(f"{marker}.{role}").touch()
+
+
+worker_ready.connect(lambda **kw: _ready("worker"), weak=False)
+beat_init.connect(lambda **kw: _ready("beat"), weak=False)

@@ -1,0 +1,344 @@
+"""Turn a run's JSON into the Markdown table, and splice it into README.md and docs/benchmarks.md.
+
+    python -m benchmarks.report              # re-render results/latest.md from results/latest.json
+    python -m benchmarks.report --splice     # ... and copy it between the markers of the docs
+
+The docs hold the table between ``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->``;
+nothing between the markers is typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import PAIRS, RESULTS, ROOT, STORE_LABEL, STORES, median, pair_label
+
+START = "<!-- benchmarks:start -->"
+END = "<!-- benchmarks:end -->"
+SPLICED = (ROOT / "README.md", ROOT / "docs" / "benchmarks.md")
+
+
+def _rate(value: Any) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _ms(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.2f}" if value < 10 else f"{value:,.0f}"
+
+
+def _ratio(a: Any, b: Any) -> str:
+    if not a or not b:
+        return "-"
+    return f"{a / b:.2f}x" if a / b < 10 else f"{a / b:.0f}x"
+
+
+def _med(values: Any) -> float | None:
+    if isinstance(values, list) and values:
+        return median(values)
+    return None
+
+
+def _peer(results: dict[str, Any], peer: str, where: str, n: int) -> tuple[float | None, str]:
+    """A peer's rate and a footnote mark (``*`` extrapolated, ``!`` failed)."""
+    found = results.get("peers", {}).get("dispatch", {}).get(peer, {}).get(f"{where}/{n}")
+    if not found:
+        return None, ""
+    if "error" in found:
+        return None, "!"
+    return found["rate"], "*" if found.get("extrapolated") else ""
+
+
+class Targets:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, bool | None]] = []
+
+    def add(self, what: str, measured: str, ok: bool | None) -> None:
+        self.rows.append((what, measured, ok))
+
+
+def render(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    targets = Targets()
+    out: list[str] = [
+        f"Measured {meta['date']} on {meta['machine']} with `{meta['command']}`"
+        f"{' (quick mode: smaller N, one repeat)' if meta['quick'] else ''}. "
+        "Medians of "
+        f"{meta['repeats']} where repeated; ratios come from the same run. The machine is shared "
+        "and noisy: trust ratios more than absolute numbers.",
+        "",
+    ]
+    out += _dispatch(results, targets)
+    out += _schedule(results, targets)
+    out += _idle(results, targets)
+    out += _latency(results, targets)
+    out += ["### Targets", "", "| target | measured | met |", "|---|---|---|"]
+    for what, measured, ok in targets.rows:
+        out.append(
+            f"| {what} | {measured} | {'-' if ok is None else ('yes' if ok else '**no**')} |"
+        )
+    errors = [f"- {name}: {error}" for name, error in _errors(results)]
+    if errors:
+        out += ["", "Failures during this run:", "", *errors]
+    return "\n".join(out) + "\n"
+
+
+def _errors(results: dict[str, Any]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            if "error" in node and isinstance(node["error"], str):
+                found.append((path, node["error"]))
+                return
+            for key, value in node.items():
+                walk(value, f"{path}/{key}" if path else key)
+
+    walk({k: v for k, v in results.items() if k != "meta"}, "")
+    return found
+
+
+def _dispatch(results: dict[str, Any], targets: Targets) -> list[str]:
+    dispatch = results.get("dispatch", {})
+    if not dispatch:
+        return []
+    out = [
+        "### Dispatch: due occurrences sent per second",
+        "",
+        "celery-pyncette is the real beat `Scheduler.tick()` loop; the limit claims the same "
+        "occurrences from the same store and publishes hand-built messages with kombu's batch "
+        "producer (no scheduler logic). Pyncette runs the task in-process instead of sending it "
+        "(executions/s). *÷ limit* is the median of the ratios of runs made back to back. "
+        "`*` extrapolated from a time budget (see benchmarks/README.md).",
+        "",
+        "| store → broker | N due | celery-pyncette | limit | ÷ limit | RedBeat | ÷ RedBeat "
+        "| Pyncette | ÷ Pyncette | stock beat | sqlalchemy-celery-beat |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for store, broker in PAIRS:
+        for key in sorted((k for k in dispatch if k.startswith(f"{store}:{broker}:")), key=_n):
+            n = _n(key)
+            entry = dispatch[key]
+            if "error" in entry:
+                out.append(f"| {pair_label(store, broker)} | {n:,} | failed | | | | | | | | |")
+                continue
+            ours, limit = _med(entry["ours"]), _med(entry["limit"])
+            redbeat, rb_mark = (None, "")
+            pyncette, py_mark = (None, "")
+            stock, st_mark = (None, "")
+            sqla, sq_mark = (None, "")
+            if broker == "redis":
+                if store == "redis":
+                    redbeat, rb_mark = _peer(results, "redbeat", "redis", n)
+                    stock, st_mark = _peer(results, "stock", "shelve", n)
+                pyncette, py_mark = _peer(results, "pyncette", store, n)
+                if store != "redis":
+                    sqla, sq_mark = _peer(results, "sqlalchemy", store, n)
+            # each repeat ran ours and the limit back to back: the median of those paired ratios
+            # is steadier on a shared machine than the ratio of the two medians
+            paired = _med([o / li for o, li in zip(entry["ours"], entry["limit"], strict=False)])
+            out.append(
+                f"| {pair_label(store, broker)} | {n:,} | {_rate(ours)} | {_rate(limit)} "
+                f"| {_ratio(paired, 1.0)} | {_rate(redbeat)}{rb_mark} | {_ratio(ours, redbeat)} "
+                f"| {_rate(pyncette)}{py_mark} | {_ratio(ours, pyncette)} "
+                f"| {_rate(stock)}{st_mark} | {_rate(sqla)}{sq_mark} |"
+            )
+            if paired:
+                targets.add(
+                    f"dispatch ≥ 0.8 x limit, {pair_label(store, broker)}, N={n:,}",
+                    f"{paired:.2f}x",
+                    paired >= 0.8,
+                )
+            if ours and redbeat:
+                targets.add(
+                    f"dispatch ≥ 10 x RedBeat, N={n:,}",
+                    f"{ours / redbeat:.1f}x",
+                    ours >= 10 * redbeat,
+                )
+            if ours and pyncette:
+                targets.add(
+                    f"dispatch ≥ 5 x Pyncette, {STORE_LABEL[store]}, N={n:,}",
+                    f"{ours / pyncette:.1f}x",
+                    ours >= 5 * pyncette,
+                )
+    return [*out, ""]
+
+
+def _n(key: str) -> int:
+    return int(key.rsplit(":", 1)[1])
+
+
+def _schedule(results: dict[str, Any], targets: Targets) -> list[str]:
+    schedule = results.get("schedule", {})
+    if not schedule:
+        return []
+    out = [
+        "### Scheduling: instances written per second",
+        "",
+        "Single: `schedule_task` with a weekday cron, one at a time. Bulk: `schedule_tasks` with "
+        "the same cron for every instance, and with once-off instances (`execute_at`).",
+        "",
+        "| store | single, cron | bulk, cron | bulk, once-off |",
+        "|---|---:|---:|---:|",
+    ]
+    goals = {"redis": 20_000, "postgresql": 5_000}
+    for store in STORES:
+        entry = schedule.get(store)
+        if not entry:
+            continue
+        if "error" in entry:
+            out.append(f"| {STORE_LABEL[store]} | failed | failed |")
+            continue
+        single, bulk = _med(entry["single"]), _med(entry["bulk"])
+        once = _med(entry.get("bulk_once"))
+        out.append(f"| {STORE_LABEL[store]} | {_rate(single)} | {_rate(bulk)} | {_rate(once)} |")
+        for label, value in (("cron", bulk), ("once-off", once)):
+            if store in goals and value:
+                targets.add(
+                    f"bulk scheduling ≥ {goals[store]:,}/s, {STORE_LABEL[store]}, {label}",
+                    f"{value:,.0f}/s",
+                    value >= goals[store],
+                )
+    return [*out, ""]
+
+
+def _idle(results: dict[str, Any], targets: Targets) -> list[str]:
+    idle = results.get("idle", {})
+    if not idle:
+        return []
+    sizes = sorted({int(k.split(":")[1]) for entry in idle.values() for k in entry if ":" in k})
+    head = " | ".join(f"{n:,}" for n in sizes)
+    out = [
+        "### Idle tick and beat memory by instances stored (nothing due)",
+        "",
+        "A fresh beat process per figure: median `tick()` time in ms, then its resident memory in "
+        "MB; *worst ÷* is the largest of the bigger sizes over the smallest. The broker plays no "
+        "part in an idle tick, so Redis → RabbitMQ shares the Redis row.",
+        "",
+        f"| store | partitions | tick ms: {head} | worst ÷ | RSS MB: {head} | worst ÷ |",
+        "|---|---:|" + "---:|" * (2 * len(sizes) + 2),
+    ]
+    for store in STORES:
+        entry = idle.get(store)
+        if not entry:
+            continue
+        if "error" in entry:
+            out.append(f"| {STORE_LABEL[store]} | failed |")
+            continue
+        for partitions in (1, 32):
+            rows = {n: entry.get(f"{partitions}:{n}") for n in sizes}
+            if not any(rows.values()):
+                continue
+            ticks = [rows[n]["tick_ms"] if rows[n] else None for n in sizes]
+            rss = [rows[n]["rss_mb"] if rows[n] else None for n in sizes]
+            measured = [(n, r) for n, r in rows.items() if r]
+            first = measured[0]
+            # the worst larger size against the smallest, so a bump in the middle is not hidden
+            tick_ratio = (
+                max(r["tick_ms"] for _, r in measured[1:] or measured) / first[1]["tick_ms"]
+            )
+            rss_ratio = max(r["rss_mb"] for _, r in measured[1:] or measured) / first[1]["rss_mb"]
+            out.append(
+                f"| {STORE_LABEL[store]} | {partitions} | "
+                + " | ".join(_ms(t) for t in ticks)
+                + f" | {tick_ratio:.2f}x | "
+                + " | ".join(_ms(r) for r in rss)
+                + f" | {rss_ratio:.2f}x |"
+            )
+            if len(measured) > 1:
+                span = f"worst of {', '.join(f'{n:,}' for n, _ in measured[1:])} vs {first[0]:,}"
+                targets.add(
+                    f"idle tick ≤ 1.3x ({span}), {STORE_LABEL[store]}, {partitions} partition(s)",
+                    f"{tick_ratio:.2f}x",
+                    tick_ratio <= 1.3,
+                )
+                targets.add(
+                    f"beat RSS ≤ 1.2x ({span}), {STORE_LABEL[store]}, {partitions} partition(s)",
+                    f"{rss_ratio:.2f}x",
+                    rss_ratio <= 1.2,
+                )
+    peers = results.get("peers", {}).get("idle", {})
+    if peers:
+        out += [
+            "",
+            "Peers' idle tick (ms) in the same run:",
+            "",
+            "| peer | store | stored | partitions | tick ms |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for peer, rows in peers.items():
+            for where, value in rows.items():
+                store, _, spec = where.partition("/")
+                n, _, partitions = spec.partition(":")
+                shown = "failed" if isinstance(value, dict) else _ms(value)
+                out.append(
+                    f"| {peer} | {STORE_LABEL.get(store, store)} | {int(n):,} "
+                    f"| {partitions or '-'} | {shown} |"
+                )
+    return [*out, ""]
+
+
+def _latency(results: dict[str, Any], targets: Targets) -> list[str]:
+    latency = results.get("latency", {})
+    if not latency:
+        return []
+    out = [
+        "### Due → worker start, 1,000 occurrences due per second",
+        "",
+        "A real `celery beat -S pyncette` (poll interval 1 s) and a real `celery worker` (prefork, "
+        "3 processes) on the same 2 cores. *sent* is beat's share: when the message left beat.",
+        "",
+        "| store → broker | p50 ms | p99 ms | sent p50 ms | sent p99 ms | poll interval + 100 ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for store, broker in PAIRS:
+        entry = latency.get(f"{store}:{broker}")
+        if not entry:
+            continue
+        if "error" in entry:
+            out.append(f"| {pair_label(store, broker)} | failed | | | | |")
+            continue
+        bound = entry["poll_interval_ms"] + 100
+        out.append(
+            f"| {pair_label(store, broker)} | {_ms(entry['p50_ms'])} | {_ms(entry['p99_ms'])} "
+            f"| {_ms(entry.get('sent_p50_ms'))} | {_ms(entry.get('sent_p99_ms'))} | {bound:,.0f} |"
+        )
+        targets.add(
+            f"latency p99 ≤ poll interval + 100 ms, {pair_label(store, broker)}",
+            f"{entry['p99_ms']:,.0f} ms (beat's share {_ms(entry.get('sent_p99_ms'))} ms)",
+            entry["p99_ms"] <= bound,
+        )
+    return [*out, ""]
+
+
+def splice(markdown: str, command: str) -> None:
+    """Put ``markdown`` between the markers of each spliced file (which must have them)."""
+    block = f"{START}\n<!-- generated by `{command}`; do not edit -->\n\n{markdown}\n{END}"
+    for path in SPLICED:
+        text = path.read_text()
+        if START not in text or END not in text:
+            raise SystemExit(f"{path} has no {START} ... {END} markers")
+        before, rest = text.split(START, 1)
+        _, after = rest.split(END, 1)
+        path.write_text(before + block + after)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--splice", action="store_true")
+    options = parser.parse_args()
+    results = json.loads(options.input.read_text())
+    markdown = render(results)
+    options.input.with_suffix(".md").write_text(markdown)
+    if options.splice:
+        splice(markdown, results["meta"]["command"])
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
