@@ -22,7 +22,9 @@ SPLICED = (ROOT / "README.md", ROOT / "docs" / "benchmarks.md")
 
 
 def _rate(value: Any) -> str:
-    return "-" if value is None else f"{value:,.0f}"
+    if value is None:
+        return "-"
+    return f"{value:,.1f}" if value < 10 else f"{value:,.0f}"
 
 
 def _ms(value: Any) -> str:

@@ -211,6 +211,8 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
                 registry.forget_beat(self._pyncette.store, self.owner)
         except PyncetteError:
             logger.warning("could not remove this beat's record from the store", exc_info=True)
+        if self._dispatcher is not None:
+            self._dispatcher.publisher.close()
         try:
             super().close()
         finally:

@@ -169,13 +169,15 @@ class SQLStore(Store):
         if self.skip_table_create:
             self._run(self._check_schema, write=False)
             return
-        for attempt in range(1, ATTEMPTS + 1):
+        # Another process creating the same tables makes a CREATE fail ("already exists"); each
+        # such failure means that process made progress, so a few more looks always finish.
+        attempts = ATTEMPTS + 2 * len(self._schema.tables) + 4
+        for attempt in range(1, attempts + 1):
             try:
                 self._run(self._create_schema, write=True)
                 return
             except StoreError:
-                # Another process may have been creating the same tables: look again.
-                if attempt == ATTEMPTS:
+                if attempt == attempts:
                     raise
 
     def _create_schema(self, conn: Connection) -> None:
