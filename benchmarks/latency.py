@@ -30,19 +30,23 @@ from benchmarks.common import (
 
 RATE = 1_000
 POLL_INTERVAL = 1.0
+#: The worker fleet: NODES ``celery worker`` processes, each with POOL x CONCURRENCY.
+NODES = int(os.environ.get("BENCH_NODES", "2"))
+POOL = os.environ.get("BENCH_POOL", "prefork")
+CONCURRENCY = int(os.environ.get("BENCH_WORKERS", "2"))
 
 
-def _start(role: str, env: dict[str, str], directory: Path) -> subprocess.Popen[bytes]:
-    pool = os.environ.get("BENCH_POOL", "prefork")
-    concurrency = os.environ.get("BENCH_WORKERS", "3")
+def _start(
+    role: str, env: dict[str, str], directory: Path, node: int = 0
+) -> subprocess.Popen[bytes]:
     args = {
-        "worker": ["worker", "-P", pool, "-c", concurrency, "-Q", env["BENCH_QUEUE"],
-                   "-n", f"bench-{env['BENCH_QUEUE']}@%h", "--without-gossip",
+        "worker": ["worker", "-P", POOL, "-c", str(CONCURRENCY), "-Q", env["BENCH_QUEUE"],
+                   "-n", f"bench-{node}-{env['BENCH_QUEUE']}@%h", "--without-gossip",
                    "--without-mingle", "--without-heartbeat", "-l", "WARNING"],
         "beat": ["beat", "-S", "pyncette", "-l", "WARNING", "--pidfile=",
                  "-s", str(directory / "unused-schedule")],
     }[role]  # fmt: skip
-    log_file = open(directory / f"{role}.log", "ab")  # noqa: SIM115 - closed below
+    log_file = open(directory / f"{role}-{node}.log", "ab")  # noqa: SIM115 - closed below
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "benchmarks.proj", *args],
@@ -110,9 +114,11 @@ def measure(store: str, broker: str, seconds: float, directory: Path) -> dict[st
 
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        processes.append(_start("worker", env, directory))
+        for node in range(NODES):
+            processes.append(_start("worker", env, directory, node))
         processes.append(_start("beat", env, directory))
-        _wait_for(Path(f"{ready}.worker"), 60, processes)
+        for node in range(NODES):
+            _wait_for(Path(f"{ready}.worker-{node}"), 60, processes)
         _wait_for(Path(f"{ready}.beat"), 60, processes)
         start = datetime.now(timezone.utc) + timedelta(seconds=2)
         names = [f"at-{n:07d}" for n in range(count)]

@@ -55,5 +55,7 @@ def _ready(role: str, **_: Any) -> None:
         Path(f"{marker}.{role}").touch()
 
 
-worker_ready.connect(lambda **kw: _ready("worker"), weak=False)
+worker_ready.connect(
+    lambda sender=None, **kw: _ready(f"worker-{sender.hostname.split('-')[1]}"), weak=False
+)
 beat_init.connect(lambda **kw: _ready("beat"), weak=False)

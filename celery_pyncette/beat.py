@@ -150,6 +150,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
     def _tick(self) -> float:
         assert self._dispatcher is not None, "setup_schedule() was not called"
         pyncette = self.pyncette
+        tick_started = pyncette.now()
         if not self._synced:
             for definition in self._definitions:
                 if definition.dynamic:
@@ -167,7 +168,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
             self._failures = 0
         if backlog:
             return 0.0
-        return self._sleep()
+        return self._sleep(tick_started)
 
     def _report(self) -> None:
         """Refresh this beat's record in the store (for ``celery pyncette status``), throttled."""
@@ -188,11 +189,13 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
             self._pruned_at = now
         self._reported_at = now
 
-    def _sleep(self) -> float:
-        """Until the next known due time of a static task, at most ``poll_interval``."""
+    def _sleep(self, tick_started: datetime) -> float:
+        """Until the next known due time of a static task, at most until ``poll_interval`` after
+        this tick started: ticks start every poll interval (not a poll interval after the last
+        one ended), so a dynamic occurrence waits at most one poll interval for its tick."""
         poll = self.pyncette.settings.poll_interval
         now = self.pyncette.now()
-        wake = poll
+        wake = poll - (now - tick_started).total_seconds()
         for definition in self._definitions:
             if definition.dynamic or definition.schedule is None or not definition.enabled:
                 continue

@@ -22,7 +22,7 @@ from celery_pyncette import metrics
 from celery_pyncette.concurrency import Slots
 from celery_pyncette.definitions import ExecutionMode, TaskDefinition
 from celery_pyncette.errors import StoreError
-from celery_pyncette.occurrence import HEADER, Occurrence
+from celery_pyncette.occurrence import HEADER, header_value
 from celery_pyncette.publish import OutgoingMessage, Publisher
 from celery_pyncette.schedules import Schedule, schedule_from_spec
 from celery_pyncette.stores.base import STATIC_INSTANCE, Commit, InstanceKey, InstanceRecord
@@ -261,21 +261,21 @@ class Dispatcher:
         record = due.record
         leased = definition.execution_mode is ExecutionMode.AT_LEAST_ONCE
         instance = None if record.key.instance == STATIC_INSTANCE else record.key.instance
-        occurrence = Occurrence(
-            task=definition.name,
-            instance=instance,
-            partition=record.key.partition,
-            scheduled_at=due.scheduled_at,
-            mode=definition.execution_mode,
-            lease=record.lease if leased else None,
-            locked_until=record.locked_until if leased else None,
-            spec=record.spec if instance is not None else None,
-            slot=due.slot,
+        header = header_value(
+            definition.name,
+            instance,
+            record.key.partition,
+            due.scheduled_at,
+            definition.execution_mode,
+            record.lease if leased else None,
+            record.locked_until if leased else None,
+            record.spec if instance is not None else None,
+            due.slot,
         )
         return OutgoingMessage(
             task=definition.celery_name,
-            kwargs={**definition.args, **record.args},
-            headers={HEADER: occurrence.to_header()},
+            kwargs={**definition.args, **record.args} if definition.args else record.args,
+            headers={HEADER: header},
             args=definition.positional,
             options=definition.options,
         )

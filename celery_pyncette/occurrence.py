@@ -40,18 +40,17 @@ class Occurrence:
 
     def to_header(self) -> dict[str, Any]:
         """The JSON value of the ``pyncette`` header."""
-        return {
-            "v": _VERSION,
-            "task": self.task,
-            "instance": self.instance,
-            "partition": self.partition,
-            "scheduled_at": self.scheduled_at.isoformat(),
-            "mode": self.mode.value,
-            "lease": self.lease,
-            "locked_until": self.locked_until.isoformat() if self.locked_until else None,
-            "spec": dict(self.spec) if self.spec is not None else None,
-            "slot": [self.slot[0].task, self.slot[0].instance, self.slot[1]] if self.slot else None,
-        }
+        return header_value(
+            self.task,
+            self.instance,
+            self.partition,
+            self.scheduled_at,
+            self.mode,
+            self.lease,
+            self.locked_until,
+            self.spec,
+            self.slot,
+        )
 
     @classmethod
     def from_header(cls, value: Any) -> Occurrence | None:
@@ -71,6 +70,33 @@ class Occurrence:
             spec=value.get("spec"),
             slot=(InstanceKey(slot[0], 0, slot[1]), slot[2]) if slot else None,
         )
+
+
+def header_value(
+    task: str,
+    instance: str | None,
+    partition: int,
+    scheduled_at: datetime,
+    mode: ExecutionMode,
+    lease: str | None,
+    locked_until: datetime | None,
+    spec: Mapping[str, Any] | None,
+    slot: tuple[InstanceKey, str] | None,
+) -> dict[str, Any]:
+    """The ``pyncette`` header of an occurrence (:meth:`Occurrence.to_header`), built without an
+    :class:`Occurrence`: beat makes one for every message it sends."""
+    return {
+        "v": _VERSION,
+        "task": task,
+        "instance": instance,
+        "partition": partition,
+        "scheduled_at": scheduled_at.isoformat(),
+        "mode": mode.value,
+        "lease": lease,
+        "locked_until": locked_until.isoformat() if locked_until else None,
+        "spec": dict(spec) if spec is not None else None,
+        "slot": [slot[0].task, slot[0].instance, slot[1]] if slot else None,
+    }
 
 
 def occurrence_of(request: Any) -> Occurrence | None:

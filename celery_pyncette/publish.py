@@ -34,7 +34,9 @@ from datetime import datetime
 from typing import Any
 
 from celery import Celery
+from celery.app.amqp import task_message
 from celery.utils.nodenames import anon_nodename
+from celery.utils.saferepr import saferepr
 from celery.utils.time import subtract_datetimes
 from kombu.entity import Queue
 from kombu.messaging import Producer
@@ -158,6 +160,10 @@ class _Template:
         self.origin = anon_nodename()
         self._args: Any = None  # the last positional arguments seen, and their repr
         self._args_repr: str | None = None
+        # Copies of one prototype message stand for the factory's output where only the id and
+        # the keyword arguments can differ: protocol 2, and no task-sent event (which holds both).
+        self.templated = app.conf.task_protocol == 2 and not self.sent_event
+        self._prototype: _Prototype | None = None
 
     def build(self, index: int, message: OutgoingMessage) -> _Built:
         """One message, as ``app.send_task(name, args, kwargs, headers=..., **options)``."""
@@ -167,15 +173,39 @@ class _Template:
             self._args_repr = plain_repr(
                 tuple(message.args), amqp.argsrepr_maxsize, self.max_levels
             )
+            self._prototype = None
         args = tuple(message.args)
         kwargs = dict(message.kwargs)
         if self.routed is not None:
             options = dict(self.routed)
         else:
             options = amqp.router.route(dict(self.options), self.name, args, kwargs, self.task_type)
-        options["headers"] = dict(message.headers)
         task_id = new_task_id()
-        task_message = amqp.create_task_message(
+        kwargs_repr = plain_repr(kwargs, amqp.kwargsrepr_maxsize, self.max_levels)
+        if kwargs_repr is None:
+            kwargs_repr = saferepr(kwargs, amqp.kwargsrepr_maxsize, maxlevels=self.max_levels)
+        if self._prototype is None and self.templated and "stamped_headers" not in options:
+            self._prototype = _Prototype(self._create(_PROTOTYPE_ID, args, {}, options))
+        if self._prototype is not None and "stamped_headers" not in options:
+            task_message = self._prototype.instance(task_id, args, kwargs, kwargs_repr)
+            task_message.headers.update(message.headers)
+        else:
+            options["headers"] = dict(message.headers)
+            task_message = self._create(task_id, args, kwargs, options, kwargs_repr)
+            for stamp in options.pop("stamped_headers", None) or ():
+                options.pop(stamp, None)
+        return _Built(index, task_id, self.name, task_message, options)
+
+    def _create(
+        self,
+        task_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: Mapping[str, Any],
+        kwargs_repr: str = "{}",
+    ) -> Any:
+        """Celery's message factory, called as ``app.send_task`` calls it."""
+        return self.amqp.create_task_message(
             task_id,
             self.name,
             args,
@@ -201,13 +231,42 @@ class _Template:
             replaced_task_nesting=0,
             origin=self.origin,
             argsrepr=self._args_repr,
-            kwargsrepr=plain_repr(kwargs, amqp.kwargsrepr_maxsize, self.max_levels),
+            kwargsrepr=kwargs_repr,
             **options,
         )
-        if "stamped_headers" in options:
-            for stamp in options.pop("stamped_headers") or ():
-                options.pop(stamp, None)
-        return _Built(index, task_id, self.name, task_message, options)
+
+
+#: The task id a prototype message is built with; no real id equals it.
+_PROTOTYPE_ID = "celery-pyncette-prototype-" + uuid.uuid4().hex
+
+
+class _Prototype:
+    """A message Celery's factory built once per batch, copied for each message of the batch.
+
+    Within one batch only the task id, the keyword arguments and their repr differ between the
+    messages of a task (protocol 2, no sent event): each copy takes the prototype's headers and
+    properties, with every value that held the prototype's id set to the new id.
+    """
+
+    def __init__(self, prototype: Any) -> None:
+        self.headers: dict[str, Any] = prototype.headers
+        self.properties: dict[str, Any] = prototype.properties
+        self.embed = prototype.body[2]
+        self.id_headers = [k for k, v in self.headers.items() if v == _PROTOTYPE_ID]
+        self.id_properties = [k for k, v in self.properties.items() if v == _PROTOTYPE_ID]
+
+    def instance(
+        self, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], kwargs_repr: str
+    ) -> Any:
+        """The message for ``task_id`` with these arguments (``args`` are the prototype's)."""
+        headers = self.headers.copy()
+        for key in self.id_headers:
+            headers[key] = task_id
+        headers["kwargsrepr"] = kwargs_repr
+        properties = self.properties.copy()
+        for key in self.id_properties:
+            properties[key] = task_id
+        return task_message(headers, properties, (args, kwargs, self.embed), None)
 
 
 class Publisher:

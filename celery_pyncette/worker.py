@@ -26,6 +26,7 @@ import contextvars
 import inspect
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from celery import signals
@@ -103,12 +104,20 @@ class Execution:
         return occurrence is not None and occurrence.lease is not None
 
     def claim(self) -> bool:
-        """Refresh the lease before running; False when it was taken over (then do not run)."""
+        """Check the lease before running; False when it was taken over (then do not run).
+
+        A message that arrives with more than half its lease left only reads the lease (no
+        write: one store write per execution, the commit); one that waited longer in the queue
+        extends it, so the run starts with a full lease.
+        """
         occurrence = self.occurrence
         if occurrence is None or occurrence.lease is None:
             return True
         try:
-            self.context.heartbeat()
+            if self._lease_left() > self.context.lease_duration / 2:
+                self._check_lease()
+            else:
+                self.context.heartbeat()
         except LeaseLostError:
             logger.warning(
                 "skipped %s: its lease was taken over (a redelivered or re-sent message)",
@@ -122,6 +131,18 @@ class Execution:
                 exc_info=True,
             )
         return True
+
+    def _lease_left(self) -> timedelta:
+        locked_until = self.occurrence.locked_until if self.occurrence else None
+        return locked_until - self.started_at if locked_until else timedelta(0)
+
+    def _check_lease(self) -> None:
+        """Raise :class:`LeaseLostError` unless the store still holds this occurrence's lease."""
+        occurrence = self.occurrence
+        assert occurrence is not None
+        record = self.pyncette.store.get(occurrence.key)
+        if record is None or record.lease != occurrence.lease:
+            raise LeaseLostError(f"the lease of {occurrence.key} is no longer held")
 
     def release_slot(self) -> None:
         """Free the concurrency slot this occurrence holds, if any."""

@@ -10,9 +10,12 @@
 -- ARGV[4 + i]  the instance name of candidate i
 -- ARGV[4 + n + j]  the j-th fresh lease token (n = number of candidates)
 --
--- Returns a flat array: for each leased candidate, its index i then its hash (HGETALL) after the
--- change. A candidate another caller leased since it was read is skipped. Numbers are compared in
--- Lua but stored only as the strings the caller sent (never re-formatted by Lua).
+-- Returns one JSON text (cjson): an array holding, for each leased candidate, [i, fields] with
+-- fields its hash after the change as HMGET n s a u l o r t (false where a field is absent; the
+-- order is RECORD_FIELDS in redis/_layout.py), or "" when none was leased. One string parses
+-- much faster in the client than a nested reply of 16 bulk strings per record. A candidate
+-- another caller leased since it was read is skipped. Numbers are compared in Lua but stored
+-- only as the strings the caller sent (never re-formatted by Lua).
 local ready, names = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[1])
 local expiry = ARGV[2]
@@ -46,9 +49,11 @@ for i = 1, candidates do
         score = fields[1]
       end
       redis.call('ZADD', ready, score, name)
-      out[#out + 1] = i
-      out[#out + 1] = redis.call('HGETALL', record)
+      out[#out + 1] = {i, redis.call('HMGET', record, 'n', 's', 'a', 'u', 'l', 'o', 'r', 't')}
     end
   end
 end
-return out
+if #out == 0 then
+  return ''
+end
+return cjson.encode(out)

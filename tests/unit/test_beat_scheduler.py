@@ -88,6 +88,28 @@ def test_the_sleep_never_exceeds_the_poll_interval(fake_clock: FakeClock, app: C
     scheduler.close()
 
 
+def test_ticks_start_a_poll_interval_apart_however_long_one_takes(
+    fake_clock: FakeClock, app: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Pyncette(app, url="memory://", poll_interval=1.0)
+    scheduler = Scheduler(app)
+    scheduler.tick()  # the first tick sets up the dispatcher
+    dispatcher = scheduler._dispatcher
+    assert dispatcher is not None
+
+    def slow_dispatch(definitions: Any) -> bool:
+        fake_clock.advance(seconds=0.3)
+        return False
+
+    monkeypatch.setattr(dispatcher, "dispatch", slow_dispatch)
+
+    assert scheduler.tick() == pytest.approx(0.7)
+    # a tick longer than the interval, with nothing left over: the next one at once
+    monkeypatch.setattr(dispatcher, "dispatch", lambda d: not fake_clock.advance(seconds=1.5))
+    assert scheduler.tick() == 0.0
+    scheduler.close()
+
+
 @pytest.mark.parametrize(
     ("url", "shown"),
     [

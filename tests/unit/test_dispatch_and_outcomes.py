@@ -216,6 +216,59 @@ def test_a_message_whose_lease_was_taken_over_does_not_run(
     assert static_state(pyncette, "job").last_status == "success"
 
 
+def test_a_message_released_and_sent_again_runs_once(
+    fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]
+) -> None:
+    # A publish reported as failed although the broker took it: the claim is released and the
+    # occurrence sent again under a new lease, while the first message still waits in the queue.
+    make_task(pyncette, calls, schedule="* * * * * *", lease_duration=timedelta(seconds=10))
+    tick(pyncette)
+    fake_clock.advance(seconds=1)
+    (first,) = tick(pyncette)
+    key = InstanceKey("job", 0, STATIC_INSTANCE)
+    pyncette.store.unlock_many([(key, first[2]["pyncette"]["lease"])])
+    (second,) = tick(pyncette)
+
+    run(pyncette, first)
+    run(pyncette, second)
+
+    assert len(calls) == 1
+    assert calls[0].occurrence is not None
+    assert calls[0].occurrence.lease == second[2]["pyncette"]["lease"]
+
+
+def test_a_fresh_message_reads_its_lease_and_a_late_one_extends_it(
+    fake_clock: FakeClock,
+    pyncette: Pyncette,
+    calls: list[Context],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    make_task(pyncette, calls, schedule="* * * * * */30", lease_duration=timedelta(seconds=10))
+    store = pyncette.store
+    extended: list[datetime] = []
+    real_extend = store.extend_lease
+
+    def counting_extend(key: InstanceKey, lease: str, until: datetime) -> None:
+        extended.append(until)
+        real_extend(key, lease, until)
+
+    monkeypatch.setattr(store, "extend_lease", counting_extend)
+    tick(pyncette)
+    fake_clock.advance(seconds=30)
+    (fresh,) = tick(pyncette)
+    fake_clock.advance(seconds=4)  # 6 s of the 10 s lease left
+    run(pyncette, fresh)
+    assert extended == []
+
+    fake_clock.advance(seconds=26)
+    (late,) = tick(pyncette)
+    fake_clock.advance(seconds=6)  # 4 s left: the run starts by renewing it
+    run(pyncette, late)
+    assert extended == [fake_clock.now + timedelta(seconds=10)]
+    assert len(calls) == 2
+    assert static_state(pyncette, "job").last_status == "success"
+
+
 def test_missed_runs_coalesce_into_one(
     fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]
 ) -> None:

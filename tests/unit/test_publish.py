@@ -110,6 +110,39 @@ def test_a_message_equals_what_send_task_sends(
     assert ours["body"][:2] == [[1, "a"], kwargs]
 
 
+@pytest.mark.parametrize(
+    "conf",
+    [{}, {"task_send_sent_event": True}, {"task_protocol": 1}],
+    ids=["protocol-2", "sent-events", "protocol-1"],
+)
+def test_every_message_of_a_batch_equals_what_send_task_sends(
+    app: Celery, publisher: Publisher, fixed_ids: list[str], conf: dict[str, Any]
+) -> None:
+    app.conf.update(conf)
+    declare_task(app)
+    batch = [
+        ({"user": 1}, {"pyncette": {"v": 1, "lease": "l-1"}}),
+        ({"user": 2, "text": "it's\n"}, {"pyncette": {"v": 1, "lease": "l-2"}}),
+        ({}, {}),
+        ({"user": 4, "deep": {"a": {"b": {"c": {"d": [1]}}}}}, {"other": "header"}),
+    ]
+    options = {"priority": 7, "expires": EXPIRES}
+
+    messages = [OutgoingMessage("unit.job", k, h, (1, "a"), options) for k, h in batch]
+    assert publisher.publish(messages) == []
+    for task_id, (kwargs, headers) in zip(fixed_ids, batch, strict=False):
+        app.send_task(
+            "unit.job", args=(1, "a"), kwargs=kwargs, headers=headers, task_id=task_id, **options
+        )
+
+    got = received(app)
+    for message in got:
+        message["properties"].pop("expiration")  # counted from the moment each was sent
+    ours, celerys = got[: len(batch)], got[len(batch) :]
+    assert ours == celerys
+    assert len({m["headers"].get("id") or m["body"]["id"] for m in ours}) == len(batch)
+
+
 def test_the_task_queue_and_routes_are_honoured_like_send_task(
     app: Celery, publisher: Publisher, fixed_ids: list[str]
 ) -> None:

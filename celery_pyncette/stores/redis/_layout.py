@@ -48,6 +48,26 @@ def strikes_keys(namespace: str) -> tuple[bytes, bytes]:
     return f"{prefix}:set".encode(), f"{prefix}:marker".encode()
 
 
+#: The hash fields the claim script returns, in its order (see ``redis_claim.lua``).
+RECORD_FIELDS = ("n", "s", "a", "u", "l", "o", "r", "t")
+
+
+def record_from_values(values: Sequence[Any]) -> dict[str, Any]:
+    """InstanceRecord keyword arguments from the :data:`RECORD_FIELDS` values of a hash, as the
+    claim script sends them (strings, ``False`` for an absent field)."""
+    n, s, a, u, lease, owner, r, status = values
+    return {
+        "next_run": from_micros(n),
+        "spec": json.loads(s) if s else {},
+        "args": json.loads(a) if a else {},
+        "locked_until": from_micros(u) if u else None,
+        "lease": lease or None,
+        "locked_by": owner or None,
+        "last_run_at": from_micros(r) if r else None,
+        "last_status": status or None,
+    }
+
+
 def record_fields(raw: Mapping[Any, Any] | Sequence[Any]) -> dict[str, Any]:
     """InstanceRecord keyword arguments from a stored hash (a dict, or HGETALL's flat array)."""
     if isinstance(raw, Mapping):

@@ -35,6 +35,7 @@ from celery_pyncette.stores.redis._layout import (
     instance_key,
     partition_prefix,
     record_fields,
+    record_from_values,
     strikes_keys,
     text,
     to_micros,
@@ -262,9 +263,11 @@ class RedisStore(Store):
         keys = [ready, names, *(prefix + b":i:" + c for c in encoded)]
         tokens = [uuid.uuid4().hex for _ in range(wanted)]
         reply = SCRIPTS["claim"](client, keys, [now_us, expiry, owner, wanted, *encoded, *tokens])
+        if not reply:
+            return []
         return [
-            (encoded[reply[i] - 1].decode("utf-8"), record_fields(reply[i + 1]))
-            for i in range(0, len(reply), 2)
+            (encoded[index - 1].decode("utf-8"), record_from_values(values))
+            for index, values in json.loads(reply)
         ]
 
     def due_partitions(

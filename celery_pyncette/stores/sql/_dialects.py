@@ -12,12 +12,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnClause,
     ColumnElement,
     Row,
     Table,
     Text,
     case,
     cast,
+    column,
     func,
     literal,
     null,
@@ -168,8 +170,12 @@ class PostgresDialect(Dialect):
         owner: str,
     ) -> list[tuple[Row[Any], str]]:
         t = table.c
+        # The rows are joined back by their physical address (a Tid Scan per row): joining on the
+        # key lets the planner pick a nested loop over the whole partition when the table's
+        # statistics are stale, as they are right after a bulk fill.
+        row_id: ColumnClause[Any] = column("ctid", _selectable=table)
         due = (
-            select(t.task, t.partition, t.instance, t.ready_at.label("was_ready_at"))
+            select(row_id.label("row_id"), t.ready_at.label("was_ready_at"))
             .where(t.task == task, t.partition == partition, t.ready_at <= now)
             .order_by(t.ready_at)
             .limit(limit)
@@ -185,9 +191,7 @@ class PostgresDialect(Dialect):
             .where(
                 t.task == task,
                 t.partition == partition,
-                t.task == due.c.task,
-                t.partition == due.c.partition,
-                t.instance == due.c.instance,
+                row_id == due.c.row_id,
             )
             .values(
                 locked_until=until,

@@ -266,11 +266,16 @@ class SQLStore(Store):
             self._probes[size] = select(
                 *(
                     (
-                        select(func.min(c.ready_at))
+                        # The first row of the (task, partition, ready_at) index, not MIN():
+                        # PostgreSQL may plan MIN() as a scan of the partition while the table's
+                        # statistics are stale.
+                        select(c.ready_at)
                         .where(
                             c.task == bindparam(f"t{n}", type_=c.task.type),
                             c.partition == bindparam(f"p{n}", type_=c.partition.type),
                         )
+                        .order_by(c.ready_at)
+                        .limit(1)
                         .scalar_subquery()
                         <= now
                     ).label(f"g{n}")
