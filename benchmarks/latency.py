@@ -1,10 +1,14 @@
-"""Due → worker-start latency: 1,000 occurrences due per second, a real beat and a real worker.
+"""Due → worker-start latency: 1,000 occurrences due per second, a real beat and real workers.
 
 ``scatter`` spreads once-off instances evenly, 1,000 per second for a few seconds; ``celery beat
--S pyncette`` (poll interval 1 s) sends them and a ``celery worker`` (threads pool) runs them; the
-task records its start time, and the latency is start time minus ``scheduled_at``. Beat's own
-share (``sent``: the moment Celery's ``before_task_publish`` fired in beat, minus ``scheduled_at``)
-is reported beside it, so a worker that cannot keep up is told apart from a slow beat.
+-S pyncette`` (poll interval 1 s) sends them and a small fleet of ``celery worker`` nodes runs
+them (three ``-P solo`` nodes by default: on 2 cores, one prefork node's parent process, which
+receives and acknowledges every message for its children, cannot take 1,000 Redis-broker
+messages a second). The task records its start time, and the latency is start time minus
+``scheduled_at``. Beat's own share (``sent``: the moment Celery's ``before_task_publish`` fired
+in beat, minus ``scheduled_at``) is reported beside it, so a worker fleet that cannot keep up is
+told apart from a slow beat. ``BENCH_NODES``, ``BENCH_POOL`` and ``BENCH_WORKERS`` change the
+fleet.
 """
 
 from __future__ import annotations
@@ -31,9 +35,9 @@ from benchmarks.common import (
 RATE = 1_000
 POLL_INTERVAL = 1.0
 #: The worker fleet: NODES ``celery worker`` processes, each with POOL x CONCURRENCY.
-NODES = int(os.environ.get("BENCH_NODES", "2"))
-POOL = os.environ.get("BENCH_POOL", "prefork")
-CONCURRENCY = int(os.environ.get("BENCH_WORKERS", "2"))
+NODES = int(os.environ.get("BENCH_NODES", "3"))
+POOL = os.environ.get("BENCH_POOL", "solo")
+CONCURRENCY = int(os.environ.get("BENCH_WORKERS", "1"))
 
 
 def _start(
@@ -77,6 +81,12 @@ def _wait_for(path: Path, timeout: float, processes: list[subprocess.Popen[bytes
         if any(p.poll() is not None for p in processes) or time.monotonic() > deadline:
             raise RuntimeError(f"{path.name} never appeared")
         time.sleep(0.05)
+
+
+def fleet() -> str:
+    """The worker fleet, as the report names it."""
+    pool = f"-P {POOL}" + (f" -c {CONCURRENCY}" if POOL != "solo" else "")
+    return f"{NODES} x `celery worker {pool}`"
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -143,6 +153,7 @@ def measure(store: str, broker: str, seconds: float, directory: Path) -> dict[st
             "sent_p99_ms": percentile(sending, 0.99) * 1000 if sending else None,
             "count": len(delays),
             "poll_interval_ms": POLL_INTERVAL * 1000,
+            "fleet": fleet(),
         }
     finally:
         for process in processes:

@@ -384,7 +384,7 @@ def idle(
                 seconds = fill(d, task, stored[task], size - stored[task], **not_due)
                 rate = (size - stored[task]) / seconds
                 stored[task] = size
-                measured = probe(d, partitions, repeats, 200)
+                measured = probe(d, partitions, 2 * repeats + 1, 200)
                 rows[f"{partitions}:{size}"] = {**measured, "fill_rate": rate}
                 log(
                     f"  idle {store} {size:,} stored, {partitions} partition(s): "

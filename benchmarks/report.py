@@ -217,9 +217,10 @@ def _idle(results: dict[str, Any], targets: Targets) -> list[str]:
     out = [
         "### Idle tick and beat memory by instances stored (nothing due)",
         "",
-        "A fresh beat process per figure: median `tick()` time in ms, then its resident memory in "
-        "MB; *worst ÷* is the largest of the bigger sizes over the smallest. The broker plays no "
-        "part in an idle tick, so Redis → RabbitMQ shares the Redis row.",
+        "A fresh beat process per figure: median `tick()` time in ms (of the quietest of several "
+        "rounds of 200), then its resident memory in MB; *worst ÷* is the largest of the bigger "
+        "sizes over the smallest. The broker plays no part in an idle tick, so Redis → RabbitMQ "
+        "shares the Redis row.",
         "",
         f"| store | partitions | tick ms: {head} | worst ÷ | RSS MB: {head} | worst ÷ |",
         "|---|---:|" + "---:|" * (2 * len(sizes) + 2),
@@ -288,11 +289,13 @@ def _latency(results: dict[str, Any], targets: Targets) -> list[str]:
     latency = results.get("latency", {})
     if not latency:
         return []
+    fleets = sorted({entry.get("fleet", "?") for entry in latency.values() if "error" not in entry})
     out = [
         "### Due → worker start, 1,000 occurrences due per second",
         "",
-        "A real `celery beat -S pyncette` (poll interval 1 s) and a real `celery worker` (prefork, "
-        "3 processes) on the same 2 cores. *sent* is beat's share: when the message left beat.",
+        f"A real `celery beat -S pyncette` (poll interval 1 s) and real workers "
+        f"({', '.join(fleets)}) on the same 2 cores as the servers. *sent* is beat's share: "
+        "when the message left beat.",
         "",
         "| store → broker | p50 ms | p99 ms | sent p50 ms | sent p99 ms | poll interval + 100 ms |",
         "|---|---:|---:|---:|---:|---:|",

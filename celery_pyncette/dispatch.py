@@ -223,9 +223,10 @@ class Dispatcher:
         if not ready:
             return
         at_least_once = definition.execution_mode is ExecutionMode.AT_LEAST_ONCE
-        unsent = [
-            ready[i] for i in self.publisher.publish([self._message(definition, d) for d in ready])
-        ]
+        # A batch's claims share their lease expiry, and often their due time: format each once.
+        iso: dict[datetime, str] = {}
+        messages = [self._message(definition, d, iso) for d in ready]
+        unsent = [ready[i] for i in self.publisher.publish(messages)]
         if not unsent:
             logger.info("sent %d occurrence(s) of %s", len(ready), definition.name)
             metrics.record_sent(definition.name, len(ready))
@@ -257,7 +258,8 @@ class Dispatcher:
         )
 
     @staticmethod
-    def _message(definition: TaskDefinition, due: Due) -> OutgoingMessage:
+    def _message(definition: TaskDefinition, due: Due, iso: dict[datetime, str]) -> OutgoingMessage:
+        """The message of one claim; ``iso`` memoizes ``datetime.isoformat`` for the batch."""
         record = due.record
         leased = definition.execution_mode is ExecutionMode.AT_LEAST_ONCE
         instance = None if record.key.instance == STATIC_INSTANCE else record.key.instance
@@ -271,6 +273,7 @@ class Dispatcher:
             record.locked_until if leased else None,
             record.spec if instance is not None else None,
             due.slot,
+            iso,
         )
         return OutgoingMessage(
             task=definition.celery_name,

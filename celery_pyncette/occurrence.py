@@ -82,18 +82,26 @@ def header_value(
     locked_until: datetime | None,
     spec: Mapping[str, Any] | None,
     slot: tuple[InstanceKey, str] | None,
+    iso: dict[datetime, str] | None = None,
 ) -> dict[str, Any]:
     """The ``pyncette`` header of an occurrence (:meth:`Occurrence.to_header`), built without an
-    :class:`Occurrence`: beat makes one for every message it sends."""
+    :class:`Occurrence`: beat makes one for every message it sends. ``iso``, when given, caches
+    the ISO texts of the times across calls (a batch's claims share their lease expiry)."""
+    if iso is None:
+        iso = {}
+    scheduled = iso.get(scheduled_at) or iso.setdefault(scheduled_at, scheduled_at.isoformat())
+    expiry = None
+    if locked_until is not None:
+        expiry = iso.get(locked_until) or iso.setdefault(locked_until, locked_until.isoformat())
     return {
         "v": _VERSION,
         "task": task,
         "instance": instance,
         "partition": partition,
-        "scheduled_at": scheduled_at.isoformat(),
+        "scheduled_at": scheduled,
         "mode": mode.value,
         "lease": lease,
-        "locked_until": locked_until.isoformat() if locked_until else None,
+        "locked_until": expiry,
         "spec": dict(spec) if spec is not None else None,
         "slot": [slot[0].task, slot[0].instance, slot[1]] if slot else None,
     }

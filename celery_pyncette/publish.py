@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from celery.app.amqp import task_message
 from celery.utils.nodenames import anon_nodename
 from celery.utils.saferepr import saferepr
@@ -54,9 +54,18 @@ PUBLISH_TIMEOUT = 10.0
 _LIMIT_OPTIONS = ("time_limit", "soft_time_limit", "expires")
 
 
+#: The version (4) and variant (RFC 4122) bits of a random UUID.
+_UUID4_CLEAR = ~((0xF << 76) | (0x3 << 62))
+_UUID4_SET = (0x4 << 76) | (0x2 << 62)
+
+
 def new_task_id() -> str:
-    """A fresh Celery task id (a UUID4 string, as Celery makes them)."""
-    return str(uuid.uuid4())
+    """A fresh Celery task id: a random (version 4) UUID string, as Celery makes them.
+
+    Equal in form to ``str(uuid.uuid4())`` in half the time (no ``UUID`` object per message).
+    """
+    text = "%032x" % (int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR | _UUID4_SET)
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +87,71 @@ class _Built:
     task_id: str
     name: str
     message: Any
-    options: dict[str, Any]
+    #: The routed execution options (read-only: one dict may serve a whole batch).
+    options: Mapping[str, Any]
+    #: Where and how it goes, resolved once per batch; ``None``: through ``send_task_message``.
+    route: _Route | None = None
+
+
+#: ``send_task_message`` parameters that are not message properties.
+_SENDER_PARAMETERS = frozenset(
+    {
+        "exchange",
+        "routing_key",
+        "queue",
+        "event_dispatcher",
+        "retry",
+        "retry_policy",
+        "serializer",
+        "delivery_mode",
+        "compression",
+        "declare",
+        "headers",
+        "exchange_type",
+        "timeout",
+        "confirm_timeout",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """The ``producer.publish`` arguments ``send_task_message`` derives from a task's options,
+    worked out once for a batch whose messages all share them (Celery 5's rules: a direct
+    exchange publishes to the queue by name through the default exchange)."""
+
+    exchange: str
+    routing_key: str
+    serializer: str
+    compression: str | None
+    delivery_mode: int
+    properties: dict[str, Any]
+    retry_policy: dict[str, Any]
+
+    @classmethod
+    def of(cls, app: Celery, options: Mapping[str, Any]) -> _Route | None:
+        """The route for these options, or ``None`` when only Celery's sender can tell."""
+        if options.get("exchange_type") not in (None, "direct") or options.get("exchange"):
+            return None
+        amqp, conf = app.amqp, app.conf
+        queue = options.get("queue")
+        if queue is None:
+            queue = amqp.default_queue
+        elif isinstance(queue, str):
+            queue = amqp.queues[queue]
+        exchange = getattr(queue, "exchange", None)
+        if not isinstance(queue, Queue) or getattr(exchange, "type", "direct") != "direct":
+            return None
+        delivery_mode = options.get("delivery_mode") or getattr(exchange, "delivery_mode", None)
+        return cls(
+            exchange="",
+            routing_key=queue.name,
+            serializer=options.get("serializer") or conf.task_serializer,
+            compression=options.get("compression") or conf.task_compression,
+            delivery_mode=delivery_mode or conf.task_default_delivery_mode,
+            properties={k: v for k, v in options.items() if k not in _SENDER_PARAMETERS},
+            retry_policy=dict(conf.task_publish_retry_policy),
+        )
 
 
 class _Confirms:
@@ -164,6 +237,9 @@ class _Template:
         # the keyword arguments can differ: protocol 2, and no task-sent event (which holds both).
         self.templated = app.conf.task_protocol == 2 and not self.sent_event
         self._prototype: _Prototype | None = None
+        self.route: _Route | None = None
+        if self.routed is not None and self.templated and "stamped_headers" not in self.routed:
+            self.route = _Route.of(app, self.routed)
 
     def build(self, index: int, message: OutgoingMessage) -> _Built:
         """One message, as ``app.send_task(name, args, kwargs, headers=..., **options)``."""
@@ -175,26 +251,27 @@ class _Template:
             )
             self._prototype = None
         args = tuple(message.args)
-        kwargs = dict(message.kwargs)
+        kwargs = message.kwargs if type(message.kwargs) is dict else dict(message.kwargs)
         if self.routed is not None:
-            options = dict(self.routed)
+            options = self.routed  # read-only from here on: shared by the batch's messages
         else:
             options = amqp.router.route(dict(self.options), self.name, args, kwargs, self.task_type)
         task_id = new_task_id()
         kwargs_repr = plain_repr(kwargs, amqp.kwargsrepr_maxsize, self.max_levels)
         if kwargs_repr is None:
             kwargs_repr = saferepr(kwargs, amqp.kwargsrepr_maxsize, maxlevels=self.max_levels)
-        if self._prototype is None and self.templated and "stamped_headers" not in options:
+        stamped = "stamped_headers" in options
+        if self._prototype is None and self.templated and not stamped:
             self._prototype = _Prototype(self._create(_PROTOTYPE_ID, args, {}, options))
-        if self._prototype is not None and "stamped_headers" not in options:
-            task_message = self._prototype.instance(task_id, args, kwargs, kwargs_repr)
-            task_message.headers.update(message.headers)
-        else:
-            options["headers"] = dict(message.headers)
+        if self._prototype is None or stamped:
+            options = {**options, "headers": dict(message.headers)}
             task_message = self._create(task_id, args, kwargs, options, kwargs_repr)
             for stamp in options.pop("stamped_headers", None) or ():
                 options.pop(stamp, None)
-        return _Built(index, task_id, self.name, task_message, options)
+            return _Built(index, task_id, self.name, task_message, options)
+        task_message = self._prototype.instance(task_id, args, kwargs, kwargs_repr)
+        task_message.headers.update(message.headers)
+        return _Built(index, task_id, self.name, task_message, options, self.route)
 
     def _create(
         self,
@@ -408,17 +485,62 @@ class Publisher:
         return sorted(refused)
 
     def _publish_one(self, producer: Producer, item: _Built, **extra: Any) -> None:
-        """Celery's own ``send_task_message``; the queues were declared for the whole batch."""
-        self.app.amqp.send_task_message(
-            producer,
-            item.name,
-            item.message,
-            declare=[],
+        """What Celery's ``send_task_message`` does; the queues were declared for the batch.
+
+        A message with a route is published directly, with Celery's publish signals sent as
+        ``send_task_message`` sends them (it would spend as long again as the rest of beat's
+        work per message working out the same route for every message of a batch).
+        """
+        route = item.route
+        if route is None or signals.task_sent.receivers:
+            self.app.amqp.send_task_message(
+                producer,
+                item.name,
+                item.message,
+                declare=[],
+                retry=False,
+                timeout=PUBLISH_TIMEOUT,
+                **extra,
+                **item.options,
+            )
+            return
+        headers, properties, body, _ = item.message
+        properties.update(route.properties)
+        if signals.before_task_publish.receivers:
+            signals.before_task_publish.send(
+                sender=item.name,
+                body=body,
+                exchange=route.exchange,
+                routing_key=route.routing_key,
+                declare=[],
+                headers=headers,
+                properties=properties,
+                retry_policy=dict(route.retry_policy),
+            )
+        producer.publish(  # type: ignore[no-untyped-call]
+            body,
+            exchange=route.exchange,
+            routing_key=route.routing_key,
+            serializer=route.serializer,
+            compression=route.compression,
             retry=False,
+            retry_policy=route.retry_policy,
+            delivery_mode=route.delivery_mode,
+            declare=[],
+            headers=headers,
             timeout=PUBLISH_TIMEOUT,
+            confirm_timeout=None,
             **extra,
-            **item.options,
+            **properties,
         )
+        if signals.after_task_publish.receivers:
+            signals.after_task_publish.send(
+                sender=item.name,
+                body=body,
+                headers=headers,
+                exchange=route.exchange,
+                routing_key=route.routing_key,
+            )
 
     def _await_confirms(self, connection: Any, confirms: _Confirms) -> None:
         """Read acks and nacks until none is pending; ``TimeoutError`` after ``confirm_timeout``."""

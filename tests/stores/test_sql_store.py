@@ -381,6 +381,31 @@ def test_sqlite_writes_take_the_write_lock_at_begin_and_reads_do_not() -> None:
         assert sent == ["BEGIN", "SELECT"]
 
 
+def test_postgres_runs_single_statements_without_a_transaction_and_batches_within_one() -> None:
+    with sql_store(postgres) as store:
+        store.upsert(record("a"), T0)
+        seen: list[tuple[str, bool]] = []
+
+        def collect(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if store.namespace in statement:
+                seen.append((statement.split()[0], conn.connection.dbapi_connection.autocommit))
+
+        event.listen(engine_of(store), "before_cursor_execute", collect)
+        (claimed,) = store.claim_due("t", 0, T0, 10, LEASE, "b1")
+        store.get(key("a"))
+        store.extend_lease(key("a"), claimed.lease or "", T0 + 2 * LEASE)
+        store.commit(key("a"), claimed.lease or "", T0 + timedelta(minutes=1), T0)
+        single, seen[:] = seen[:], []
+        store.upsert_many([record("b"), record("c")], T0)
+        store.commit_many([Commit(key("b"), "stale", None)], T0)
+
+        # one self-contained statement each: no BEGIN / COMMIT round trips around them
+        assert single == [("WITH", True), ("SELECT", True), ("UPDATE", True), ("UPDATE", True)]
+        # checks followed by writes keep their transaction
+        assert seen
+        assert all(not autocommit for _, autocommit in seen)
+
+
 def test_a_naive_datetime_is_the_callers_value_error() -> None:
     with sql_store(sqlite) as store, pytest.raises(ValueError, match="timezone-aware"):
         store.upsert(record("a", datetime(2030, 1, 1)), T0)

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 from celery import Celery
+from celery.signals import after_task_publish, before_task_publish
 from celery.utils.saferepr import saferepr
 from hypothesis import given
 from hypothesis import strategies as st
-from kombu import Exchange, Queue
+from kombu import Exchange, Producer, Queue
 
 from celery_pyncette import publish
 from celery_pyncette.publish import OutgoingMessage, Publisher, plain_repr
@@ -143,6 +144,52 @@ def test_every_message_of_a_batch_equals_what_send_task_sends(
     assert len({m["headers"].get("id") or m["body"]["id"] for m in ours}) == len(batch)
 
 
+def test_the_publish_signals_see_what_send_task_shows_them(
+    app: Celery, publisher: Publisher, fixed_ids: list[str]
+) -> None:
+    declare_task(app)
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def before(**kwargs: Any) -> None:
+        kwargs.pop("signal")
+        kwargs.pop("declare")  # the publisher declares each queue once per batch instead
+        seen.append(("before", kwargs))
+
+    def after(**kwargs: Any) -> None:
+        kwargs.pop("signal")
+        seen.append(("after", kwargs))
+
+    before_task_publish.connect(before, weak=False)
+    after_task_publish.connect(after, weak=False)
+    try:
+        headers = {"pyncette": {"v": 1, "lease": "l-1"}}
+        assert publisher.publish([OutgoingMessage("unit.job", {"n": 1}, headers)]) == []
+        ours, seen[:] = seen[:], []
+        app.send_task("unit.job", kwargs={"n": 1}, headers=headers, task_id=fixed_ids[0])
+    finally:
+        before_task_publish.disconnect(before)
+        after_task_publish.disconnect(after)
+
+    assert [name for name, _ in ours] == ["before", "after"]
+    assert ours == seen
+    assert ours[0][1]["headers"]["pyncette"] == headers["pyncette"]
+
+
+def test_a_queue_on_a_topic_exchange_is_routed_like_send_task(
+    app: Celery, publisher: Publisher, fixed_ids: list[str]
+) -> None:
+    exchange = Exchange("unit-topic", type="topic")
+    app.conf.task_queues = [Queue("unit-topic-q", exchange, routing_key="unit.#")]
+    app.conf.task_default_queue = "unit-topic-q"
+
+    assert publisher.publish([OutgoingMessage("unit.job", {"n": 1}, {})]) == []
+    app.send_task("unit.job", kwargs={"n": 1}, task_id=fixed_ids[0])
+
+    ours, celerys = received(app, "unit-topic-q")
+    assert ours == celerys
+    assert ours["routing"] == {"exchange": "unit-topic", "routing_key": "unit.#"}
+
+
 def test_the_task_queue_and_routes_are_honoured_like_send_task(
     app: Celery, publisher: Publisher, fixed_ids: list[str]
 ) -> None:
@@ -203,17 +250,17 @@ def test_an_unreachable_broker_reports_every_message_unsent_without_raising(
 def test_a_failure_part_way_reports_the_rest_unsent_and_the_next_batch_reconnects(
     app: Celery, publisher: Publisher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_send = app.amqp.send_task_message
+    real_publish = Producer.publish
     calls = {"n": 0}
 
-    def fails_on_third(*args: Any, **kwargs: Any) -> Any:
+    def fails_on_third(self: Producer, *args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 3:
             raise ConnectionError("broker went away")
-        return real_send(*args, **kwargs)
+        return real_publish(self, *args, **kwargs)
 
     messages = [OutgoingMessage("unit.job", {"n": n}, {}) for n in range(5)]
-    monkeypatch.setattr(app.amqp, "send_task_message", fails_on_third)
+    monkeypatch.setattr(Producer, "publish", fails_on_third)
 
     assert publisher.publish(messages) == [2, 3, 4]  # the memory transport sends one at a time
     assert publisher.publish(messages[2:]) == []
@@ -289,3 +336,14 @@ def test_expires_as_seconds_becomes_the_message_ttl(
     assert message["properties"]["expiration"] == "60000"
     expires = datetime.fromisoformat(message["headers"]["expires"])
     assert timedelta(seconds=50) < expires - datetime.now(timezone.utc) <= timedelta(seconds=60)
+
+
+def test_task_ids_are_random_version_4_uuids_in_their_canonical_text() -> None:
+    ids = [publish.new_task_id() for _ in range(2000)]
+
+    assert len(set(ids)) == len(ids)
+    for task_id in ids:
+        parsed = uuid.UUID(task_id)
+        assert str(parsed) == task_id
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122

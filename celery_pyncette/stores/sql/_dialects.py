@@ -48,6 +48,8 @@ class Dialect:
     """Statements for one server family; the default implementation is SQLite's."""
 
     name = "sqlite"
+    #: True when :meth:`claim` runs a single statement (atomic without a transaction around it).
+    claims_in_one_statement = False
 
     def _insert(self, table: Table) -> Any:
         """An INSERT that has ``on_conflict_do_update`` / ``on_conflict_do_nothing``."""
@@ -148,6 +150,7 @@ class PostgresDialect(Dialect):
     UPDATE ... FROM due ... RETURNING`` statement."""
 
     name = "postgresql"
+    claims_in_one_statement = True
 
     def clock(self) -> ColumnElement[datetime] | None:
         # clock_timestamp(), not now(): now() is the start of the transaction.

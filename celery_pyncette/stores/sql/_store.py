@@ -80,6 +80,9 @@ class SQLStore(Store):
         self._label = self._url.render_as_string(hide_password=True)
         #: due_partitions statements by number of groups
         self._probes: dict[int, Executable] = {}
+        # psycopg switches autocommit without a round trip; PyMySQL sends a query each way, and
+        # SQLite is in-process (and takes its write lock at BEGIN).
+        self._autocommit_single = self._dialect.name == "postgresql"
         # Single-row statements, built once: building and cache-keying a statement costs more
         # than running it on a local server.
         self._single = _single_row_statements(self._schema.instances, self._dialect)
@@ -89,9 +92,11 @@ class SQLStore(Store):
 
     # --- plumbing --------------------------------------------------------------------------------
 
-    def _run(self, work: Callable[[Connection], T], *, write: bool) -> T:
+    def _run(self, work: Callable[[Connection], T], *, write: bool, single: bool = False) -> T:
         """Run ``work`` in one transaction; driver errors become :class:`StoreError`.
 
+        ``single``: each statement of ``work`` stands alone (one statement, or independent
+        reads), so on PostgreSQL it runs without ``BEGIN`` / ``COMMIT``: two round trips fewer.
         A transaction the server rolled back for a deadlock is run again; a read whose connection
         died under it is run once more. A write on a dead connection is not: it may have committed.
         """
@@ -100,6 +105,9 @@ class SQLStore(Store):
             attempt += 1
             try:
                 with self._connect() as conn:
+                    if single and self._autocommit_single:
+                        conn.execution_options(isolation_level="AUTOCOMMIT")
+                        return work(conn)
                     if write:
                         conn.execution_options(**{WRITE_OPTION: True})
                     with conn.begin():
@@ -224,6 +232,7 @@ class SQLStore(Store):
                 conn, table, task, partition, now, limit, until, owner
             ),
             write=True,
+            single=self._dialect.claims_in_one_statement,
         )
         return [
             self._record(row, locked_until=until, lease=lease, locked_by=owner)
@@ -255,7 +264,7 @@ class SQLStore(Store):
                 found.update(group for group, flag in zip(chunk, flags, strict=True) if flag)
             return found
 
-        return self._run(work, write=False)
+        return self._run(work, write=False, single=True)
 
     def _probe(self, size: int) -> Executable:
         """The poll statement for ``size`` groups (built once per size: building is the slow part),
@@ -290,7 +299,9 @@ class SQLStore(Store):
         clock = self._dialect.clock()
         if clock is None:
             return None
-        value = self._run(lambda conn: conn.execute(select(clock)).scalar_one(), write=False)
+        value = self._run(
+            lambda conn: conn.execute(select(clock)).scalar_one(), write=False, single=True
+        )
         assert isinstance(value, datetime)
         return value
 
@@ -308,7 +319,10 @@ class SQLStore(Store):
         else:
             stmt = self._single.commit
             params.update(next_run=next_run, now=now, status=status)
-        if self._run(lambda conn: conn.execute(stmt, params).rowcount, write=True) == 0:
+        if (
+            self._run(lambda conn: conn.execute(stmt, params).rowcount, write=True, single=True)
+            == 0
+        ):
             raise LeaseLostError(f"lease {lease} of {key} is lost")
 
     def commit_many(self, commits: Sequence[Commit], now: datetime) -> list[InstanceKey]:
@@ -342,7 +356,10 @@ class SQLStore(Store):
 
     def unlock(self, key: InstanceKey, lease: str) -> None:
         stmt, params = self._single.unlock, _leased(key, lease)
-        if self._run(lambda conn: conn.execute(stmt, params).rowcount, write=True) == 0:
+        if (
+            self._run(lambda conn: conn.execute(stmt, params).rowcount, write=True, single=True)
+            == 0
+        ):
             raise LeaseLostError(f"lease {lease} of {key} is lost")
 
     def unlock_many(self, items: Sequence[tuple[InstanceKey, str]]) -> list[InstanceKey]:
@@ -399,7 +416,10 @@ class SQLStore(Store):
 
     def extend_lease(self, key: InstanceKey, lease: str, until: datetime) -> None:
         stmt, params = self._single.extend, {**_leased(key, lease), "until": until}
-        if self._run(lambda conn: conn.execute(stmt, params).rowcount, write=True) == 0:
+        if (
+            self._run(lambda conn: conn.execute(stmt, params).rowcount, write=True, single=True)
+            == 0
+        ):
             raise LeaseLostError(f"lease {lease} of {key} is lost")
 
     # --- instances -------------------------------------------------------------------------------
@@ -439,11 +459,11 @@ class SQLStore(Store):
 
     def delete(self, key: InstanceKey) -> bool:
         stmt = delete(self._schema.instances).where(*self._where_key(key))
-        return self._run(lambda conn: conn.execute(stmt).rowcount, write=True) > 0
+        return self._run(lambda conn: conn.execute(stmt).rowcount, write=True, single=True) > 0
 
     def get(self, key: InstanceKey) -> InstanceRecord | None:
         stmt, params = self._single.get, _key(key)
-        row = self._run(lambda conn: conn.execute(stmt, params).first(), write=False)
+        row = self._run(lambda conn: conn.execute(stmt, params).first(), write=False, single=True)
         return None if row is None else self._record(row)
 
     def list_instances(
