@@ -17,6 +17,8 @@ from sqlalchemy import (
     Row,
     Table,
     Text,
+    TextClause,
+    bindparam,
     case,
     cast,
     column,
@@ -25,6 +27,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
@@ -65,6 +68,13 @@ class Dialect:
     ) -> ColumnElement[datetime]:
         """``max(left, when)`` for two non-null times (``when`` a value or an expression)."""
         return func.max(left, _time(when), type_=UTCDateTime())
+
+    def due_groups(
+        self, conn: Connection, table: Table, groups: Sequence[tuple[str, int]], now: datetime
+    ) -> set[tuple[str, int]] | None:
+        """The groups holding a row with ``ready_at <= now``, in one statement of this server's
+        own; ``None``: the store's portable probe answers instead."""
+        return None
 
     def claim(
         self,
@@ -152,9 +162,41 @@ class PostgresDialect(Dialect):
     name = "postgresql"
     claims_in_one_statement = True
 
+    def __init__(self) -> None:
+        self._probes: dict[str, TextClause] = {}
+
     def clock(self) -> ColumnElement[datetime] | None:
         # clock_timestamp(), not now(): now() is the start of the transaction.
         return func.clock_timestamp(type_=UTCDateTime())
+
+    def due_groups(
+        self, conn: Connection, table: Table, groups: Sequence[tuple[str, int]], now: datetime
+    ) -> set[tuple[str, int]] | None:
+        """One ``LATERAL`` probe per group, the groups passed as two arrays: each reads the first
+        entry of its range of the ``(task, partition, ready_at)`` index. One small statement
+        whatever the number of groups, so its plan is cached and reused: 32 scalar sub-selects
+        instead are planned again on every call once the table has statistics."""
+        name = conn.dialect.identifier_preparer.format_table(table)
+        probe = self._probes.get(name)
+        if probe is None:
+            probe = self._probes[name] = text(
+                "SELECT g.task, g.partition"
+                " FROM unnest(CAST(:tasks AS text[]), CAST(:partitions AS integer[]))"
+                " AS g(task, partition)"
+                f" CROSS JOIN LATERAL (SELECT i.ready_at FROM {name} AS i"
+                " WHERE i.task = g.task AND i.partition = g.partition"
+                " ORDER BY i.ready_at LIMIT 1) AS first"
+                " WHERE first.ready_at <= :now"
+            ).bindparams(bindparam("now", type_=table.c.ready_at.type))
+        rows = conn.execute(
+            probe,
+            {
+                "tasks": [task for task, _ in groups],
+                "partitions": [partition for _, partition in groups],
+                "now": now,
+            },
+        ).all()
+        return {(row.task, row.partition) for row in rows}
 
     def greatest(
         self, left: ColumnElement[Any], when: datetime | ColumnElement[Any]

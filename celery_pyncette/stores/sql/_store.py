@@ -244,18 +244,26 @@ class SQLStore(Store):
     ) -> set[tuple[str, int]]:
         """Exactly the groups holding an instance with ``ready_at <= now``.
 
-        One ``SELECT (SELECT MIN(ready_at) ... WHERE task = ? AND partition = ?) <= :now AS g0,
-        ...`` per 500 groups. Each ``MIN`` is a single lookup at the start of the group's range of
-        the ``(task, partition, ready_at)`` index, whatever the data and the planner's estimates,
-        so a poll costs the same with ten instances or ten million, due or not.
+        One statement per 500 groups: on PostgreSQL a ``LATERAL`` probe per group (see
+        ``PostgresDialect.due_groups``), elsewhere ``SELECT (SELECT ready_at ... WHERE task = ?
+        AND partition = ? ORDER BY ready_at LIMIT 1) <= :now AS g0, ...``. Each probe is a single
+        lookup at the start of the group's range of the ``(task, partition, ready_at)`` index,
+        whatever the data and the planner's estimates, so a poll costs the same with ten
+        instances or ten million, due or not.
         """
         wanted = list(dict.fromkeys(groups))
         if not wanted:
             return set()
 
+        table = self._schema.instances
+
         def work(conn: Connection) -> set[tuple[str, int]]:
             found: set[tuple[str, int]] = set()
             for chunk in chunks(wanted, CHUNK):
+                own = self._dialect.due_groups(conn, table, chunk, now)
+                if own is not None:
+                    found.update(own)
+                    continue
                 values: dict[str, Any] = {"now": now}
                 for n, (task, partition) in enumerate(chunk):
                     values[f"t{n}"], values[f"p{n}"] = task, partition
@@ -275,9 +283,7 @@ class SQLStore(Store):
             self._probes[size] = select(
                 *(
                     (
-                        # The first row of the (task, partition, ready_at) index, not MIN():
-                        # PostgreSQL may plan MIN() as a scan of the partition while the table's
-                        # statistics are stale.
+                        # The first entry of the group's range of the ready index.
                         select(c.ready_at)
                         .where(
                             c.task == bindparam(f"t{n}", type_=c.task.type),
