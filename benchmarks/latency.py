@@ -2,13 +2,15 @@
 
 ``scatter`` spreads once-off instances evenly, 1,000 per second for a few seconds; ``celery beat
 -S pyncette`` (poll interval 1 s) sends them and a small fleet of ``celery worker`` nodes runs
-them (three ``-P solo`` nodes by default: on 2 cores, one prefork node's parent process, which
+them. By default four ``-P solo`` nodes: on 2 cores, one prefork node's parent process, which
 receives and acknowledges every message for its children, cannot take 1,000 Redis-broker
-messages a second). The task records its start time, and the latency is start time minus
-``scheduled_at``. Beat's own share (``sent``: the moment Celery's ``before_task_publish`` fired
-in beat, minus ``scheduled_at``) is reported beside it, so a worker fleet that cannot keep up is
-told apart from a slow beat. ``BENCH_NODES``, ``BENCH_POOL`` and ``BENCH_WORKERS`` change the
-fleet.
+messages a second. And kombu's Redis ack emulation is off, which saves the consumer two Redis
+round trips per message (the lease re-sends what a crashed worker held; see docs/worker.md).
+The task records its start time, and the latency is start time minus ``scheduled_at``. Beat's
+own share (``sent``: the moment Celery's ``before_task_publish`` fired in beat, minus
+``scheduled_at``) is reported beside it, so a worker fleet that cannot keep up is told apart
+from a slow beat. ``BENCH_NODES``, ``BENCH_POOL``, ``BENCH_WORKERS`` and
+``BENCH_ACK_EMULATION`` change the fleet.
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ from benchmarks.common import (
 RATE = 1_000
 POLL_INTERVAL = 1.0
 #: The worker fleet: NODES ``celery worker`` processes, each with POOL x CONCURRENCY.
-NODES = int(os.environ.get("BENCH_NODES", "3"))
+NODES = int(os.environ.get("BENCH_NODES", "4"))
 POOL = os.environ.get("BENCH_POOL", "solo")
 CONCURRENCY = int(os.environ.get("BENCH_WORKERS", "1"))
+#: "0": kombu's Redis transport without ack emulation (see docs/worker.md); "1": with it.
+ACK_EMULATION = os.environ.get("BENCH_ACK_EMULATION", "0")
 
 
 def _start(
@@ -83,10 +87,11 @@ def _wait_for(path: Path, timeout: float, processes: list[subprocess.Popen[bytes
         time.sleep(0.05)
 
 
-def fleet() -> str:
+def fleet(broker: str) -> str:
     """The worker fleet, as the report names it."""
     pool = f"-P {POOL}" + (f" -c {CONCURRENCY}" if POOL != "solo" else "")
-    return f"{NODES} x `celery worker {pool}`"
+    acks = ", Redis ack emulation off" if broker == "redis" and ACK_EMULATION == "0" else ""
+    return f"{NODES} x `celery worker {pool}`{acks}"
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -112,6 +117,7 @@ def measure(store: str, broker: str, seconds: float, directory: Path) -> dict[st
         "BENCH_EVENTS": str(events),
         "BENCH_READY": str(ready),
         "BENCH_POLL_INTERVAL": str(POLL_INTERVAL),
+        "BENCH_ACK_EMULATION": ACK_EMULATION,
     }
     client = make_app(store, url, broker, namespace, namespace)
     from celery_pyncette import Pyncette
@@ -153,7 +159,7 @@ def measure(store: str, broker: str, seconds: float, directory: Path) -> dict[st
             "sent_p99_ms": percentile(sending, 0.99) * 1000 if sending else None,
             "count": len(delays),
             "poll_interval_ms": POLL_INTERVAL * 1000,
-            "fleet": fleet(),
+            "fleet": fleet(broker),
         }
     finally:
         for process in processes:

@@ -25,6 +25,9 @@ app.conf.update(
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
     worker_prefetch_multiplier=16,
+    broker_transport_options=(
+        {"ack_emulation": False} if os.environ.get("BENCH_ACK_EMULATION") == "0" else {}
+    ),
     pyncette_url=os.environ.get("BENCH_STORE", "memory://"),
     pyncette_namespace=os.environ.get("BENCH_NAMESPACE", "pyncette"),
     pyncette_poll_interval=float(os.environ.get("BENCH_POLL_INTERVAL", "1.0")),
