@@ -7,12 +7,12 @@ the store is safe across threads of one process.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from celery_pyncette.errors import LeaseLostError, TaskLockedError
+from celery_pyncette.ids import lease_tokens
 from celery_pyncette.stores.base import (
     InstanceKey,
     InstanceRecord,
@@ -52,7 +52,7 @@ class MemoryStore(Store):
             )[:limit]
             claimed = [
                 r.with_changes(
-                    locked_until=now + lease_duration, lease=uuid.uuid4().hex, locked_by=owner
+                    locked_until=now + lease_duration, lease=lease_tokens(1)[0], locked_by=owner
                 )
                 for r in due
             ]

@@ -8,7 +8,6 @@ import logging
 import os
 import secrets
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias, TypeVar
@@ -21,6 +20,7 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.retry import Retry
 
 from celery_pyncette.errors import ConfigurationError, LeaseLostError, StoreError, TaskLockedError
+from celery_pyncette.ids import lease_tokens
 from celery_pyncette.stores.base import (
     Commit,
     InstanceKey,
@@ -261,7 +261,7 @@ class RedisStore(Store):
     ) -> list[tuple[str, dict[str, Any]]]:
         encoded = [c.encode("utf-8") if isinstance(c, str) else c for c in candidates]
         keys = [ready, names, *(prefix + b":i:" + c for c in encoded)]
-        tokens = [uuid.uuid4().hex for _ in range(wanted)]
+        tokens = lease_tokens(wanted)
         reply = SCRIPTS["claim"](client, keys, [now_us, expiry, owner, wanted, *encoded, *tokens])
         if not reply:
             return []

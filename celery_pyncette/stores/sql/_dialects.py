@@ -6,7 +6,6 @@ Each function runs inside a transaction the store opened (on SQLite a ``BEGIN IM
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -33,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from celery_pyncette.ids import lease_tokens
 from celery_pyncette.stores.sql._schema import UTCDateTime
 
 #: Columns that identify an instance.
@@ -103,7 +103,7 @@ class Dialect:
         rows = conn.execute(due).all()
         if not rows:
             return []
-        leases = {row.instance: uuid.uuid4().hex for row in rows}
+        leases = dict(zip([row.instance for row in rows], lease_tokens(len(rows)), strict=True))
         for chunk in chunks(list(leases), CHUNK):
             conn.execute(
                 update(table)
