@@ -166,8 +166,23 @@ def drop_redis_prefix(url: str, prefix: str) -> None:
 
 
 def delete_queue(broker_url: str, queue: str) -> None:
+    """Remove a queue and its messages (and on Redis kombu's binding keys for it)."""
     from kombu import Connection
 
+    if broker_url.startswith("redis"):
+        import redis
+
+        # kombu's virtual queue_delete only drops bindings this very channel declared: delete
+        # the list (and its priority lists) and the binding sets directly.
+        client = redis.Redis.from_url(broker_url, socket_timeout=60)
+        try:
+            sep = "\x06\x16"
+            lists = [queue, *(f"{queue}{sep}{step}" for step in range(1, 10))]
+            bindings = [f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
+            client.delete(*lists, *bindings)
+        finally:
+            client.close()
+        return
     with contextlib.suppress(Exception), Connection(broker_url, connect_timeout=5) as connection:
         channel = connection.channel()
         channel.queue_delete(queue)
