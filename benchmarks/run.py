@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                     options.dispatch_sizes[0],
                     directory,
                     pyncette_sizes=options.dispatch_sizes[:1],
+                    repeats=options.repeats,
                 ),
             )
     results["meta"]["minutes"] = round((time.monotonic() - started) / 60, 1)

@@ -1,12 +1,19 @@
 """Publishing occurrences as ordinary Celery task messages, a batch at a time.
 
 The dispatcher hands over a batch; the publisher reports which messages the broker did not take,
-so their claims can be released. Each message is built by Celery's own factory
+so their claims can be released. Messages are built by Celery's own factory
 (``app.amqp.create_task_message``, routed by ``app.amqp.router``, with the task's execution
-options merged in exactly as ``app.send_task`` does) and sent through Celery's own
-``send_task_message``, so any Celery worker consumes it and the ``before_task_publish`` /
-``after_task_publish`` signals fire as usual. What differs from calling ``send_task`` per message:
+options merged in exactly as ``app.send_task`` does) and published as Celery's
+``send_task_message`` publishes them, so any Celery worker consumes them and the
+``before_task_publish`` / ``after_task_publish`` signals fire as usual. What differs from calling
+``send_task`` per message:
 
+* the factory builds one prototype per task and batch, and each message is a copy of it with its
+  own id and keyword arguments (the only parts that differ, with protocol 2 and no task-sent
+  events; otherwise the factory builds every message);
+* the route (exchange, routing key, delivery mode, serializer) is worked out once per batch, and
+  the messages go straight to the producer (to ``send_task_message`` when the route needs it:
+  ``task_routes``, a non-direct exchange, stamped headers, ``task_sent`` receivers);
 * one connection and one producer per batch; each queue is declared once, not per message;
 * on Redis (and any transport with kombu's batch publishing) the batch is one pipeline;
 * on RabbitMQ the channel is in publisher-confirm mode: a window of messages is written, then
@@ -52,6 +59,8 @@ CONFIRM_TIMEOUT = 10.0
 #: Seconds a socket write to the broker may block.
 PUBLISH_TIMEOUT = 10.0
 
+#: Celery's deprecated ``task_sent`` signal, which ``send_task_message`` sends (if it exists).
+_LEGACY_SENT = getattr(signals, "task_sent", None)
 #: Execution options of a task that Celery hands to ``create_task_message`` as arguments.
 _LIMIT_OPTIONS = ("time_limit", "soft_time_limit", "expires")
 
@@ -485,7 +494,7 @@ class Publisher:
         work per message working out the same route for every message of a batch).
         """
         route = item.route
-        if route is None or signals.task_sent.receivers:
+        if route is None or (_LEGACY_SENT is not None and _LEGACY_SENT.receivers):
             self.app.amqp.send_task_message(
                 producer,
                 item.name,
