@@ -33,6 +33,7 @@ from benchmarks.common import (
     scratch,
     store_url,
 )
+from benchmarks.report import ACKS_OFF
 
 RATE = 1_000
 POLL_INTERVAL = 1.0
@@ -90,7 +91,7 @@ def _wait_for(path: Path, timeout: float, processes: list[subprocess.Popen[bytes
 def fleet(broker: str) -> str:
     """The worker fleet, as the report names it."""
     pool = f"-P {POOL}" + (f" -c {CONCURRENCY}" if POOL != "solo" else "")
-    acks = ", Redis ack emulation off" if broker == "redis" and ACK_EMULATION == "0" else ""
+    acks = f", {ACKS_OFF}" if broker == "redis" and ACK_EMULATION == "0" else ""
     return f"{NODES} x `celery worker {pool}`{acks}"
 
 

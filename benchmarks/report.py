@@ -285,17 +285,23 @@ def _idle(results: dict[str, Any], targets: Targets) -> list[str]:
     return [*out, ""]
 
 
+#: How ``benchmarks.latency.fleet`` marks a fleet on a Redis broker without ack emulation.
+ACKS_OFF = "Redis ack emulation off"
+
+
 def _latency(results: dict[str, Any], targets: Targets) -> list[str]:
     latency = results.get("latency", {})
     if not latency:
         return []
-    fleets = sorted({entry.get("fleet", "?") for entry in latency.values() if "error" not in entry})
+    fleets = [entry.get("fleet", "?") for entry in latency.values() if "error" not in entry]
+    nodes = ", ".join(sorted({fleet.split(", ")[0] for fleet in fleets}))
+    if any(fleet.endswith(ACKS_OFF) for fleet in fleets):
+        nodes += "; with the Redis broker, kombu's ack emulation off"
     out = [
         "### Due → worker start, 1,000 occurrences due per second",
         "",
-        f"A real `celery beat -S pyncette` (poll interval 1 s) and real workers "
-        f"({', '.join(fleets)}) on the same 2 cores as the servers. *sent* is beat's share: "
-        "when the message left beat.",
+        f"A real `celery beat -S pyncette` (poll interval 1 s) and real workers ({nodes}) on the "
+        "same 2 cores as the servers. *sent* is beat's share: when the message left beat.",
         "",
         "| store → broker | p50 ms | p99 ms | sent p50 ms | sent p99 ms | poll interval + 100 ms |",
         "|---|---:|---:|---:|---:|---:|",
