@@ -88,7 +88,8 @@ def fail_unlock(context: Context) -> None:
     enabled="fail_none" in ENABLED,
 )
 def fail_none(context: Context) -> None:
-    record(context)
+    assert context.locked_until is not None
+    record(context, locked_until=context.locked_until.timestamp())
     raise RuntimeError("fails on purpose")
 
 

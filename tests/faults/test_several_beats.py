@@ -53,7 +53,7 @@ def names() -> list[str]:
 
 def scatter(client: Client, mode: str, over: float) -> None:
     """Write the 10,000 once-offs, due over ``over`` seconds from now. The beats are started
-    afterwards, so that they face the whole backlog at once."""
+    afterwards, so that they face the backlog due by then at once."""
     client.pyncette.scatter(client.tasks[mode], names(), over=timedelta(seconds=over))
 
 
@@ -161,8 +161,9 @@ def test_a_beat_killed_while_dispatching_10000_occurrences_is_taken_over_within_
         deployed = deploy(redis_broker, target.url, target.namespace, [], E2E_LEASE=str(lease))
         start_workers(deployed)
 
-        # Given three beats dispatching 10,000 due occurrences
-        scatter(client, mode, over=1)
+        # Given three beats dispatching 10,000 occurrences falling due over 6 s (all at once,
+        # the beats would have sent nearly all of them before beat1 hangs)
+        scatter(client, mode, over=6)
         beat1_env = {"E2E_BROKER": with_port(redis_broker, beat1_broker.port)}
         owners = start_beats(deployed, {"beat1": beat1_env})
         wait_until(
