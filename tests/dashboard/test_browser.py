@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -110,7 +111,9 @@ def test_rescheduling_an_instance_changes_its_next_run(
     form.find_element(By.NAME, "cron").send_keys("30 4 29 2 *")  # 04:30 UTC on 29 February
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
-    WebDriverWait(browser, WAIT).until(
+    # The form posts and the page reloads: an element found on the old page may go stale
+    # before it is read, so a stale read is one more poll.
+    WebDriverWait(browser, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda b: b.find_element(By.ID, "next-run").get_attribute("data-at") != before
     )
     after = datetime.fromisoformat(browser.find_element(By.ID, "next-run").get_attribute("data-at"))
