@@ -236,14 +236,19 @@ def _stock(n: int, directory: Path, due: bool, counter: _Counter | None) -> tupl
     return app, scheduler, queue
 
 
+def _timed_sends(scheduler: Any, counter: _Counter, n: int, budget: float) -> dict[str, Any]:
+    """Tick a one-entry-per-call scheduler for ``budget`` seconds; its send rate."""
+    counter.began = time.perf_counter()
+    counter.deadline = counter.began + budget
+    ended = _drive(scheduler, counter, n, counter.deadline)
+    return _result(n, counter, ended, preload=False)
+
+
 def stock_dispatch(n: int, budget: float, directory: Path) -> dict[str, Any]:
     counter = _Counter(budget)
     app, scheduler, queue = _stock(n, directory, True, counter)
     try:
-        counter.began = time.perf_counter()
-        counter.deadline = counter.began + budget
-        ended = _drive(scheduler, counter, n, counter.deadline)
-        return _result(n, counter, ended, preload=False)
+        return _timed_sends(scheduler, counter, n, budget)
     finally:
         scheduler.close()
         app.close()
@@ -321,10 +326,7 @@ def sqla_dispatch(store: str, n: int, budget: float, directory: Path) -> dict[st
     counter = _Counter(budget)
     app, scheduler, queue, cleanup = _sqla(store, n, directory, True, counter)
     try:
-        counter.began = time.perf_counter()
-        counter.deadline = counter.began + budget
-        ended = _drive(scheduler, counter, n, counter.deadline)
-        return _result(n, counter, ended, preload=False)
+        return _timed_sends(scheduler, counter, n, budget)
     finally:
         scheduler.sync()
         scheduler._finalize.cancel()

@@ -5,7 +5,7 @@ no script. This fills two scratch namespaces on one server (pipelined writes in 
 layout), measures ``claim_due`` with nothing due alternately on both (so machine noise hits both
 alike), prints the medians and their ratio, and deletes everything it wrote.
 
-    .venv/bin/python benchmarks/redis_idle_claim.py [--url redis://127.0.0.1:6379/9]
+    .venv/bin/python -m benchmarks.redis_idle_claim [--url redis://127.0.0.1:6379/9]
 
 Needs about 450 MB of Redis memory while it runs. Not a test: run it by hand.
 """
@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 
+from benchmarks.common import drop_redis_prefix
 from celery_pyncette.stores.redis import RedisStore, instance_key, partition_prefix, to_micros
 
 T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
@@ -50,17 +51,6 @@ def fill(client: redis.Redis, namespace: str, count: int) -> None:
         pipe.zadd(prefix + b":ready", ready)
         pipe.zadd(prefix + b":names", names)
         pipe.execute()
-
-
-def clean(client: redis.Redis, namespace: str) -> None:
-    batch: list[bytes] = []
-    for key in client.scan_iter(match=f"{namespace}:*", count=10_000):
-        batch.append(key)
-        if len(batch) >= 10_000:
-            client.unlink(*batch)
-            batch = []
-    if batch:
-        client.unlink(*batch)
 
 
 def idle_claims(store: RedisStore, calls: int) -> list[float]:
@@ -115,7 +105,7 @@ def main() -> int:
         for store in stores.values():
             store.close()
         for namespace in namespaces.values():
-            clean(client, namespace)
+            drop_redis_prefix(options.url, f"{namespace}:")
         client.close()
 
 

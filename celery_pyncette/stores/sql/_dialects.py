@@ -69,12 +69,48 @@ class Dialect:
         """``max(left, when)`` for two non-null times (``when`` a value or an expression)."""
         return func.max(left, _time(when), type_=UTCDateTime())
 
+    def __init__(self) -> None:
+        self._probes: dict[tuple[str, int], Any] = {}
+
     def due_groups(
         self, conn: Connection, table: Table, groups: Sequence[tuple[str, int]], now: datetime
-    ) -> set[tuple[str, int]] | None:
-        """The groups holding a row with ``ready_at <= now``, in one statement of this server's
-        own; ``None``: the store's portable probe answers instead."""
-        return None
+    ) -> set[tuple[str, int]]:
+        """The groups holding a row with ``ready_at <= now``, in one statement.
+
+        ``SELECT (SELECT ready_at ... WHERE task = :t0 AND partition = :p0 ORDER BY ready_at
+        LIMIT 1) <= :now AS g0, ...``: each sub-select reads the first entry of its group's range
+        of the ``(task, partition, ready_at)`` index. NULL (a group with no row) is not due.
+        """
+        values: dict[str, Any] = {"now": now}
+        for n, (task, partition) in enumerate(groups):
+            values[f"t{n}"], values[f"p{n}"] = task, partition
+        flags = conn.execute(self._probe(table, len(groups)), values).one()
+        return {group for group, flag in zip(groups, flags, strict=True) if flag}
+
+    def _probe(self, table: Table, size: int) -> Any:
+        """The poll statement for ``size`` groups, built once per size (building it is the slow
+        part)."""
+        key = (table.name, size)
+        if key not in self._probes:
+            c = table.c
+            now = bindparam("now", type_=c.ready_at.type)
+            self._probes[key] = select(
+                *(
+                    (
+                        select(c.ready_at)
+                        .where(
+                            c.task == bindparam(f"t{n}", type_=c.task.type),
+                            c.partition == bindparam(f"p{n}", type_=c.partition.type),
+                        )
+                        .order_by(c.ready_at)
+                        .limit(1)
+                        .scalar_subquery()
+                        <= now
+                    ).label(f"g{n}")
+                    for n in range(size)
+                )
+            )
+        return self._probes[key]
 
     def claim(
         self,
@@ -163,7 +199,8 @@ class PostgresDialect(Dialect):
     claims_in_one_statement = True
 
     def __init__(self) -> None:
-        self._probes: dict[str, TextClause] = {}
+        super().__init__()
+        self._lateral_probes: dict[str, TextClause] = {}
 
     def clock(self) -> ColumnElement[datetime] | None:
         # clock_timestamp(), not now(): now() is the start of the transaction.
@@ -171,15 +208,15 @@ class PostgresDialect(Dialect):
 
     def due_groups(
         self, conn: Connection, table: Table, groups: Sequence[tuple[str, int]], now: datetime
-    ) -> set[tuple[str, int]] | None:
+    ) -> set[tuple[str, int]]:
         """One ``LATERAL`` probe per group, the groups passed as two arrays: each reads the first
         entry of its range of the ``(task, partition, ready_at)`` index. One small statement
         whatever the number of groups, so its plan is cached and reused: 32 scalar sub-selects
         instead are planned again on every call once the table has statistics."""
         name = conn.dialect.identifier_preparer.format_table(table)
-        probe = self._probes.get(name)
+        probe = self._lateral_probes.get(name)
         if probe is None:
-            probe = self._probes[name] = text(
+            probe = self._lateral_probes[name] = text(
                 "SELECT g.task, g.partition"
                 " FROM unnest(CAST(:tasks AS text[]), CAST(:partitions AS integer[]))"
                 " AS g(task, partition)"

@@ -79,7 +79,6 @@ class SQLStore(Store):
         self._engine = ProcessEngine(self._url, f"celery-pyncette:{namespace}")
         self._label = self._url.render_as_string(hide_password=True)
         #: due_partitions statements by number of groups
-        self._probes: dict[int, Executable] = {}
         # psycopg switches autocommit without a round trip; PyMySQL sends a query each way, and
         # SQLite is in-process (and takes its write lock at BEGIN).
         self._autocommit_single = self._dialect.name == "postgresql"
@@ -260,44 +259,10 @@ class SQLStore(Store):
         def work(conn: Connection) -> set[tuple[str, int]]:
             found: set[tuple[str, int]] = set()
             for chunk in chunks(wanted, CHUNK):
-                own = self._dialect.due_groups(conn, table, chunk, now)
-                if own is not None:
-                    found.update(own)
-                    continue
-                values: dict[str, Any] = {"now": now}
-                for n, (task, partition) in enumerate(chunk):
-                    values[f"t{n}"], values[f"p{n}"] = task, partition
-                flags = conn.execute(self._probe(len(chunk)), values).one()
-                # NULL (no instance at all) is not due.
-                found.update(group for group, flag in zip(chunk, flags, strict=True) if flag)
+                found |= self._dialect.due_groups(conn, table, chunk, now)
             return found
 
         return self._run(work, write=False, single=True)
-
-    def _probe(self, size: int) -> Executable:
-        """The poll statement for ``size`` groups (built once per size: building is the slow part),
-        with parameters ``t0, p0, ... t<size-1>, p<size-1>`` and ``now``."""
-        if size not in self._probes:
-            c = self._schema.instances.c
-            now = bindparam("now", type_=c.ready_at.type)
-            self._probes[size] = select(
-                *(
-                    (
-                        # The first entry of the group's range of the ready index.
-                        select(c.ready_at)
-                        .where(
-                            c.task == bindparam(f"t{n}", type_=c.task.type),
-                            c.partition == bindparam(f"p{n}", type_=c.partition.type),
-                        )
-                        .order_by(c.ready_at)
-                        .limit(1)
-                        .scalar_subquery()
-                        <= now
-                    ).label(f"g{n}")
-                    for n in range(size)
-                )
-            )
-        return self._probes[size]
 
     def server_time(self) -> datetime | None:
         """PostgreSQL's ``clock_timestamp()``, MySQL/MariaDB's ``UTC_TIMESTAMP(6)``; ``None`` on
