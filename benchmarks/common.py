@@ -124,7 +124,9 @@ def store_url(store: str, directory: Path) -> str:
         return REDIS_URL
     if store == "postgresql":
         return POSTGRES_URL
-    return f"sqlite:///{directory}/bench.sqlite3"
+    if store == "sqlite":
+        return f"sqlite:///{directory}/bench.sqlite3"
+    raise ValueError(f"unknown store {store!r}; choose from {STORES}")
 
 
 def drop_namespace(store: str, url: str, namespace: str) -> None:

@@ -13,11 +13,13 @@ from datetime import timedelta
 from types import ModuleType
 from typing import Any
 
+import pytest
 from sqlalchemy import event, text
 
 from celery_pyncette.errors import StoreError
 from celery_pyncette.stores.base import Commit, Strike
 from celery_pyncette.stores.sql import SQLStore
+from celery_pyncette.stores.sql import _engine as sql_engine
 from tests.backends import postgres
 from tests.stores.test_sql_store import (
     SERVER_BACKENDS,
@@ -124,6 +126,53 @@ def test_after_its_sessions_are_killed_at_most_one_call_fails_then_the_store_wor
 
         assert store.count_instances("t", 0) == 21
         assert len(store.claim_due("t", 0, LATER, 100, LEASE, "b2")) == 21
+
+
+@on(SERVER_BACKENDS)
+def test_a_connection_idle_past_the_threshold_is_pinged_so_a_killed_session_costs_no_call(
+    backend: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every pooled connection counts as idle for long enough to be pinged at checkout
+    monkeypatch.setattr(sql_engine, "PING_AFTER_IDLE", 0.0)
+    with killable_store(backend) as (store, killer):
+        names = seed(store, 4)
+        calls: dict[str, Callable[[], object]] = {
+            "get": lambda: store.get(key(names[0])),
+            "upsert": lambda: store.upsert(record("extra"), T0),
+            "strike": lambda: store.add_strike(Strike("t")),
+            "claim": lambda: store.claim_due("t", 0, T0, 1, LEASE, "b1"),
+        }
+        for name, call in calls.items():
+            call()
+            assert killer.kill() >= 1, name
+
+            call()  # the ping finds the dead session and the pool opens a new one: no error
+
+        assert store.count_instances("t", 0) == 5
+
+
+@on(SQL_BACKENDS)
+def test_a_connection_in_steady_use_is_not_pinged_one_idle_past_the_threshold_is(
+    backend: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with sql_store(backend) as store:
+        store.upsert(record("a"), T0)
+        dialect = engine_of(store).dialect
+        pings: list[object] = []
+        ping = dialect.do_ping
+
+        def counted(dbapi_connection: Any) -> bool:
+            pings.append(dbapi_connection)
+            return ping(dbapi_connection)
+
+        monkeypatch.setattr(dialect, "do_ping", counted)
+        for _ in range(20):
+            assert store.get(key("a")) is not None
+        assert pings == []
+
+        monkeypatch.setattr(sql_engine, "PING_AFTER_IDLE", 0.0)
+        assert store.get(key("a")) is not None
+        assert len(pings) == 1
 
 
 @on(SERVER_BACKENDS)

@@ -209,6 +209,26 @@ def test_setup_creates_the_tables_keys_and_claim_index_and_can_run_again(
         }
 
 
+def test_setup_rebuilds_a_postgres_ready_index_made_without_its_predicate() -> None:
+    with sql_store(postgres) as store:
+        store.upsert(record("a"), T0)
+        ready = f"{store.namespace}_instances_ready"
+        # Given the ready index as tables made before it was partial have it
+        with engine_of(store).begin() as conn:
+            conn.exec_driver_sql(f"DROP INDEX {ready}")
+            conn.exec_driver_sql(
+                f"CREATE INDEX {ready} ON {store.namespace}_instances (task, partition, ready_at)"
+            )
+
+        store.setup()
+
+        (index,) = inspect(engine_of(store)).get_indexes(f"{store.namespace}_instances")
+        assert index["name"] == ready
+        assert index["column_names"] == ["task", "partition", "ready_at"]
+        assert index["dialect_options"]["postgresql_where"] == "(ready_at IS NOT NULL)"
+        assert store.get(key("a")) is not None
+
+
 @on(SQL_BACKENDS)
 def test_skip_table_create_without_the_tables_raises_store_error_naming_them(
     backend: ModuleType,

@@ -26,6 +26,7 @@ from sqlalchemy import event, insert
 
 import tests.backends
 from celery_pyncette import clock
+from celery_pyncette.errors import LeaseLostError
 from celery_pyncette.stores.base import Commit, InstanceKey, InstanceRecord, Store
 from celery_pyncette.stores.dynamodb import DynamoDBStore
 from celery_pyncette.stores.redis import RedisStore
@@ -190,6 +191,50 @@ def test_a_postgres_claim_reads_only_the_rows_it_takes_even_before_analyze() -> 
     for read in reads:
         assert read["Node Type"] != "Seq Scan", read
         assert read["Actual Rows"] * read["Actual Loops"] <= 100, read
+
+
+def test_postgres_key_lookups_read_one_row_by_the_primary_key_even_before_analyze() -> None:
+    # Given a freshly filled partition of 20,000 rows the planner has no statistics for (with
+    # none, it rates the ready index and the primary key alike for a lookup by key)
+    with fresh(postgres) as store:
+        assert isinstance(store, SQLStore)
+        seed_rows(store, 0, 20_000, T0 - HOUR, "row")
+        key = InstanceKey("t", 0, "row-12345")
+        engine = engine_of(store)
+        sent: list[tuple[str, Any]] = []
+
+        def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+            if store.namespace in statement:
+                sent.append((statement, parameters))
+
+        # When the worker's calls run: the lease check, a commit, an unlock, an extension
+        event.listen(engine, "before_cursor_execute", capture)
+        try:
+            assert store.get(key) is not None
+            for call in (
+                lambda: store.commit(key, "not-the-lease", T0 + HOUR, T0),
+                lambda: store.commit(key, "not-the-lease", None, T0),
+                lambda: store.extend_lease(key, "not-the-lease", T0 + HOUR),
+                lambda: store.unlock(key, "not-the-lease"),
+            ):
+                with pytest.raises(LeaseLostError):
+                    call()
+        finally:
+            event.remove(engine, "before_cursor_execute", capture)
+        assert len(sent) == 5
+
+        plans = []
+        for statement, parameters in sent:
+            with engine.connect() as conn, conn.begin() as transaction:
+                measured = "EXPLAIN (ANALYZE, FORMAT JSON) " + statement
+                plans.append(conn.exec_driver_sql(measured, parameters).scalar_one())
+                transaction.rollback()
+
+    # Then each reads one entry of the primary key and one row
+    for (statement, _), plan in zip(sent, plans, strict=True):
+        (read,) = [node for node in scans(plan) if node["Node Type"] != "ModifyTable"]
+        assert read["Index Name"] == f"{store.namespace}_instances_pkey", statement
+        assert read["Actual Rows"] + read.get("Rows Removed by Filter", 0) <= 1, statement
 
 
 @on([postgres, mariadb])

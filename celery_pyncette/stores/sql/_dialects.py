@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnClause,
     ColumnElement,
+    Index,
     Row,
     Table,
     Text,
@@ -31,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import ReflectedIndex
 
 from celery_pyncette.ids import lease_tokens
 from celery_pyncette.stores.sql._schema import UTCDateTime
@@ -57,6 +59,11 @@ class Dialect:
     def _insert(self, table: Table) -> Any:
         """An INSERT that has ``on_conflict_do_update`` / ``on_conflict_do_nothing``."""
         return sqlite.insert(table)
+
+    def index_is_current(self, index: Index, found: ReflectedIndex) -> bool:
+        """Whether ``found``, the server's index of the same name, is what ``index`` defines
+        now; :meth:`SQLStore.setup` builds it again when not."""
+        return True
 
     def clock(self) -> ColumnElement[datetime] | None:
         """The server's current time (UTC, microseconds), or ``None``: SQLite runs in-process, so
@@ -202,6 +209,11 @@ class PostgresDialect(Dialect):
         super().__init__()
         self._lateral_probes: dict[str, TextClause] = {}
 
+    def index_is_current(self, index: Index, found: ReflectedIndex) -> bool:
+        # Tables made before the ready index was partial have it without the predicate.
+        wanted = index.dialect_options["postgresql"]["where"] is not None
+        return wanted == ("postgresql_where" in found.get("dialect_options", {}))
+
     def clock(self) -> ColumnElement[datetime] | None:
         # clock_timestamp(), not now(): now() is the start of the transaction.
         return func.clock_timestamp(type_=UTCDateTime())
@@ -220,10 +232,9 @@ class PostgresDialect(Dialect):
                 "SELECT g.task, g.partition"
                 " FROM unnest(CAST(:tasks AS text[]), CAST(:partitions AS integer[]))"
                 " AS g(task, partition)"
-                f" CROSS JOIN LATERAL (SELECT i.ready_at FROM {name} AS i"
-                " WHERE i.task = g.task AND i.partition = g.partition"
+                f" CROSS JOIN LATERAL (SELECT 1 FROM {name} AS i"
+                " WHERE i.task = g.task AND i.partition = g.partition AND i.ready_at <= :now"
                 " ORDER BY i.ready_at LIMIT 1) AS first"
-                " WHERE first.ready_at <= :now"
             ).bindparams(bindparam("now", type_=table.c.ready_at.type))
         rows = conn.execute(
             probe,

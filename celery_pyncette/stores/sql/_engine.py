@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from celery_pyncette.errors import ConfigurationError
@@ -36,6 +37,8 @@ MYSQL_IO_TIMEOUT = 60
 
 #: Execution option read by the SQLite ``begin`` hook: take the write lock at BEGIN.
 WRITE_OPTION = "pyncette_write"
+#: Seconds a pooled connection may sit unused before it is pinged on checkout.
+PING_AFTER_IDLE = 1.0
 
 
 def parse_url(url: str) -> URL:
@@ -61,9 +64,7 @@ def parse_url(url: str) -> URL:
 
 def _sqlite_engine(url: URL) -> Engine:
     engine = create_engine(
-        url,
-        pool_pre_ping=True,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False},
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False}
     )
 
     @event.listens_for(engine, "connect")
@@ -96,7 +97,7 @@ def _postgres_engine(url: URL, application_name: str) -> Engine:
         connect_args["application_name"] = application_name[:63]
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = CONNECT_TIMEOUT
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(url, connect_args=connect_args)
 
 
 def _mysql_engine(url: URL, application_name: str) -> Engine:
@@ -112,7 +113,6 @@ def _mysql_engine(url: URL, application_name: str) -> Engine:
             connect_args[name] = value
     return create_engine(
         url,
-        pool_pre_ping=True,
         pool_recycle=3600,
         # No gap locks: a claim locks the rows it takes, not the ranges it scans.
         isolation_level="READ COMMITTED",
@@ -120,14 +120,45 @@ def _mysql_engine(url: URL, application_name: str) -> Engine:
     )
 
 
+def _ping_after_idle(engine: Engine) -> None:
+    """Ping a pooled connection on checkout only when it sat unused for
+    :data:`PING_AFTER_IDLE` seconds; a dead one is replaced before the caller sees it.
+
+    This is ``pool_pre_ping`` for the connections that can have gone stale unnoticed (a server
+    restart or an idle timeout during a quiet spell) without its round trip before every
+    statement of a busy worker. A connection that dies while in use costs that one call, as it
+    would with ``pool_pre_ping``; the pool then drops every connection opened before.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if dialect.is_disconnect(exc, dbapi_connection, None):
+                raise DisconnectionError(str(exc)) from exc
+            raise
+
+
 def build_engine(url: URL, application_name: str) -> Engine:
     """A new engine for ``url`` (no connection is opened yet)."""
     backend = url.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(url)
-    if backend == "postgresql":
-        return _postgres_engine(url, application_name)
-    return _mysql_engine(url, application_name)
+        engine = _sqlite_engine(url)
+    elif backend == "postgresql":
+        engine = _postgres_engine(url, application_name)
+    else:
+        engine = _mysql_engine(url, application_name)
+    _ping_after_idle(engine)
+    return engine
 
 
 class ProcessEngine:

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.types import TypeEngine
@@ -177,7 +178,17 @@ def build_schema(namespace: str) -> Schema:
         Column("locked_by", Text, nullable=True),
         Column("last_run_at", UTCDateTime, nullable=True),
         Column("last_status", Text, nullable=True),
-        Index(f"{ns}_instances_ready", "task", "partition", "ready_at"),
+        # Partial on PostgreSQL (the predicate always holds): only statements bounding ready_at
+        # (claims, polls) can use it. Before its first ANALYZE, PostgreSQL's planner rates this
+        # index and the primary key alike for a key lookup, and it could pick this one and read
+        # a whole partition to find one instance.
+        Index(
+            f"{ns}_instances_ready",
+            "task",
+            "partition",
+            "ready_at",
+            postgresql_where=text("ready_at IS NOT NULL"),
+        ),
         **_MYSQL_TABLE_OPTIONS,
     )
     strikes = Table(

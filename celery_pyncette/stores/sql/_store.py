@@ -171,8 +171,9 @@ class SQLStore(Store):
     # --- schema ----------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        """Create the tables and indexes that are missing (idempotent), or with
-        ``skip_table_create`` check that they exist; raises :class:`StoreError` otherwise."""
+        """Create the tables and indexes that are missing and rebuild an index defined differently
+        by an earlier version (idempotent), or with ``skip_table_create`` check that the tables
+        exist; raises :class:`StoreError` otherwise."""
         if self.skip_table_create:
             self._run(self._check_schema, write=False)
             return
@@ -193,10 +194,14 @@ class SQLStore(Store):
             if not inspector.has_table(table.name):
                 table.create(conn)
                 continue
-            existing = {index["name"] for index in inspector.get_indexes(table.name)}
+            existing = {index["name"]: index for index in inspector.get_indexes(table.name)}
             for index in table.indexes:
-                if index.name not in existing:
-                    index.create(conn)
+                found = existing.get(str(index.name))
+                if found is not None and self._dialect.index_is_current(index, found):
+                    continue
+                if found is not None:
+                    index.drop(conn)
+                index.create(conn)
         self._dialect.insert_missing(conn, self._schema.meta, {"name": STRIKES_COUNTER, "value": 0})
 
     def _check_schema(self, conn: Connection) -> None:
