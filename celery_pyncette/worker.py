@@ -140,8 +140,7 @@ class Execution:
         """Raise :class:`LeaseLostError` unless the store still holds this occurrence's lease."""
         occurrence = self.occurrence
         assert occurrence is not None
-        record = self.pyncette.store.get(occurrence.key)
-        if record is None or record.lease != occurrence.lease:
+        if self.pyncette.store.lease_of(occurrence.key) != occurrence.lease:
             raise LeaseLostError(f"the lease of {occurrence.key} is no longer held")
 
     def release_slot(self) -> None:

@@ -246,6 +246,13 @@ class Store(abc.ABC):
     def get(self, key: InstanceKey) -> InstanceRecord | None:
         """Return the stored instance, or ``None``."""
 
+    def lease_of(self, key: InstanceKey) -> str | None:
+        """The lease token the instance is held under: ``None`` when it is not leased or does
+        not exist. A worker reads it before each run. Stores override this to read that one
+        field (this default reads the whole record)."""
+        record = self.get(key)
+        return None if record is None else record.lease
+
     @abc.abstractmethod
     def list_instances(
         self, task: str, partition: int, limit: int, after: str | None = None

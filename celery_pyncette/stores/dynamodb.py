@@ -693,6 +693,18 @@ class DynamoDBStore(Store):
         item = response.get("Item")
         return None if item is None else _record(key, item)
 
+    def lease_of(self, key: InstanceKey) -> str | None:
+        projection = "#lease"
+        response = self._call(
+            "get_item",
+            Key=self._key(key),
+            ConsistentRead=True,
+            ProjectionExpression=projection,
+            **_expression(projection),
+        )
+        item = response.get("Item")
+        return None if item is None else _optional_str(item, "lease")
+
     def _query_partition(
         self, pid: str, limit: int | None, after: str | None, **extra: Any
     ) -> list[dict[str, Any]]:

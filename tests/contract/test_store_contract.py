@@ -370,6 +370,27 @@ def test_get_of_a_missing_instance_is_none(store: Store) -> None:
     assert store.get(key("nothing")) is None
 
 
+def test_lease_of_is_the_lease_a_claim_took_until_a_commit_or_unlock_clears_it(
+    store: Store,
+) -> None:
+    store.upsert(record("a", T0), T0)
+    store.upsert(record("b", T0), T0)
+    assert store.lease_of(key("a")) is None
+    assert store.lease_of(key("missing")) is None
+
+    first, second = claim(store, T0)
+    assert store.lease_of(first.key) == first.lease
+    assert store.lease_of(second.key) == second.lease
+    assert first.lease != second.lease
+
+    store.commit(first.key, first.lease or "", T0 + timedelta(hours=1), T0)
+    store.unlock(second.key, second.lease or "")
+    assert store.lease_of(first.key) is None
+    assert store.lease_of(second.key) is None
+    (again,) = claim(store, T0)
+    assert store.lease_of(again.key) == again.lease != second.lease
+
+
 @pytest.mark.parametrize(
     "name",
     ["with space", "{braces}", "colon:sep", "star*", "ünïcödé ✓", "x" * 1024, "UPPER", "upper"],

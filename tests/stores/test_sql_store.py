@@ -384,7 +384,7 @@ def test_setups_racing_on_a_new_namespace_all_succeed(backend: ModuleType) -> No
                 backend.drop_tables(ns)
 
 
-def test_sqlite_writes_take_the_write_lock_at_begin_and_reads_do_not() -> None:
+def test_sqlite_writes_take_the_write_lock_at_begin_and_single_reads_need_no_begin() -> None:
     with sql_store(sqlite) as store:
         store.upsert(record("a"), T0)
         sent: list[str] = []
@@ -396,8 +396,13 @@ def test_sqlite_writes_take_the_write_lock_at_begin_and_reads_do_not() -> None:
         store.claim_due("t", 0, T0, 10, LEASE, "b1")
         claim_sent, sent[:] = sent[:], []
         store.get(key("a"))
+        store.lease_of(key("a"))
+        single_reads, sent[:] = sent[:], []
+        store.list_instances("t", 0, 10)
 
         assert claim_sent == ["BEGIN IMMEDIATE", "SELECT", "UPDATE"]
+        # one statement is a read transaction of its own
+        assert single_reads == ["SELECT", "SELECT"]
         assert sent == ["BEGIN", "SELECT"]
 
 

@@ -48,8 +48,10 @@ def strikes_keys(namespace: str) -> tuple[bytes, bytes]:
     return f"{prefix}:set".encode(), f"{prefix}:marker".encode()
 
 
+#: The hash field holding an instance's lease token.
+LEASE_FIELD = "l"
 #: The hash fields the claim script returns, in its order (see ``redis_claim.lua``).
-RECORD_FIELDS = ("n", "s", "a", "u", "l", "o", "r", "t")
+RECORD_FIELDS = ("n", "s", "a", "u", LEASE_FIELD, "o", "r", "t")
 
 
 def record_from_values(values: Sequence[Any]) -> dict[str, Any]:
@@ -80,7 +82,7 @@ def record_fields(raw: Mapping[Any, Any] | Sequence[Any]) -> dict[str, Any]:
         "spec": json.loads(values.get("s", "{}")),
         "args": json.loads(values.get("a", "{}")),
         "locked_until": from_micros(values["u"]) if "u" in values else None,
-        "lease": values.get("l"),
+        "lease": values.get(LEASE_FIELD),
         "locked_by": values.get("o"),
         "last_run_at": from_micros(values["r"]) if "r" in values else None,
         "last_status": values.get("t"),

@@ -31,6 +31,7 @@ from celery_pyncette.stores.base import (
     strike_id,
 )
 from celery_pyncette.stores.redis._layout import (
+    LEASE_FIELD,
     from_micros,
     instance_key,
     partition_prefix,
@@ -461,6 +462,13 @@ class RedisStore(Store):
         with self._errors("read an instance"):
             fields = client.hgetall(instance_key(prefix, key.instance))
         return InstanceRecord(key=key, **record_fields(fields)) if fields else None
+
+    def lease_of(self, key: InstanceKey) -> str | None:
+        client = self._redis()
+        prefix = self._prefix(key.task, key.partition)
+        with self._errors("read a lease"):
+            lease = client.hget(instance_key(prefix, key.instance), LEASE_FIELD)
+        return text(lease) if lease else None
 
     def list_instances(
         self, task: str, partition: int, limit: int, after: str | None = None

@@ -35,8 +35,10 @@ SQLITE_BUSY_TIMEOUT = 15.0
 #: Seconds a MySQL socket read or write may block before the call fails (a daemon must not hang).
 MYSQL_IO_TIMEOUT = 60
 
-#: Execution option read by the SQLite ``begin`` hook: take the write lock at BEGIN.
+#: Execution options read by the SQLite ``begin`` hook: take the write lock at BEGIN; or emit no
+#: BEGIN at all (one read statement is a transaction of its own).
 WRITE_OPTION = "pyncette_write"
+NO_BEGIN_OPTION = "pyncette_no_begin"
 #: Seconds a pooled connection may sit unused before it is pinged on checkout.
 PING_AFTER_IDLE = 1.0
 
@@ -85,8 +87,10 @@ def _sqlite_engine(url: URL) -> Engine:
     def _on_begin(conn: Connection) -> None:
         # A write transaction takes the write lock at BEGIN (waiting up to busy_timeout), so
         # it can never fail half-way because another process wrote in between.
-        write = conn.get_execution_options().get(WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get(NO_BEGIN_OPTION, False):
+            return
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION, False) else "BEGIN")
 
     return engine
 

@@ -43,6 +43,7 @@ from celery_pyncette.stores.base import (
 )
 from celery_pyncette.stores.sql._dialects import CHUNK, Dialect, chunks, dialect_for
 from celery_pyncette.stores.sql._engine import (
+    NO_BEGIN_OPTION,
     WRITE_OPTION,
     ProcessEngine,
     is_missing_table,
@@ -96,6 +97,7 @@ class SQLStore(Store):
 
         ``single``: each statement of ``work`` stands alone (one statement, or independent
         reads), so on PostgreSQL it runs without ``BEGIN`` / ``COMMIT``: two round trips fewer.
+        So does a single read on SQLite (a write there still takes the write lock at ``BEGIN``).
         A transaction the server rolled back for a deadlock is run again; a read whose connection
         died under it is run once more. A write on a dead connection is not: it may have committed.
         """
@@ -106,6 +108,9 @@ class SQLStore(Store):
                 with self._connect() as conn:
                     if single and self._autocommit_single:
                         conn.execution_options(isolation_level="AUTOCOMMIT")
+                        return work(conn)
+                    if single and not write and self._dialect.name == "sqlite":
+                        conn.execution_options(**{NO_BEGIN_OPTION: True})
                         return work(conn)
                     if write:
                         conn.execution_options(**{WRITE_OPTION: True})
@@ -442,6 +447,13 @@ class SQLStore(Store):
         row = self._run(lambda conn: conn.execute(stmt, params).first(), write=False, single=True)
         return None if row is None else self._record(row)
 
+    def lease_of(self, key: InstanceKey) -> str | None:
+        stmt, params = self._single.lease, _key(key)
+        lease: str | None = self._run(
+            lambda conn: conn.execute(stmt, params).scalar(), write=False, single=True
+        )
+        return lease
+
     def list_instances(
         self, task: str, partition: int, limit: int, after: str | None = None
     ) -> list[InstanceRecord]:
@@ -546,6 +558,7 @@ class _SingleRow:
     (and ``k_lease`` for those that need the current lease)."""
 
     get: Executable
+    lease: Executable
     extend: Executable  # + until
     commit: Executable  # + next_run, now, status
     commit_delete: Executable
@@ -565,6 +578,7 @@ def _single_row_statements(table: Table, dialect: Dialect) -> _SingleRow:
     released = {"locked_until": None, "lease": None, "locked_by": None}
     return _SingleRow(
         get=select(table).where(*key),
+        lease=select(c.lease).where(*key),
         extend=update(table)
         .where(*leased)
         .values(locked_until=until, ready_at=dialect.greatest(c.next_run, until)),
