@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -271,31 +271,37 @@ def run_limit(d: Deployment, expected: int) -> float:
     return sent / elapsed
 
 
-def dispatch(store: str, broker: str, n: int, repeats: int, directory: Path) -> dict[str, Any]:
-    """Medians over ``repeats`` of our dispatch rate, the limit's, and the bulk fill rate."""
-    ours: list[float] = []
-    limit: list[float] = []
+def dispatch(
+    store: str,
+    broker: str,
+    n: int,
+    repeats: int,
+    directory: Path,
+    peers: Mapping[str, Callable[[], float]] | None = None,
+) -> dict[str, Any]:
+    """``repeats`` runs each of our dispatch, the limit's and each of ``peers`` (a name and a
+    call returning its rate), back to back in every repeat; and the bulk fill rates."""
+    rates: dict[str, list[float]] = {"ours": [], "limit": []}
+    rates.update({name: [] for name in peers or {}})
     bulk: list[float] = []
     # an untimed round first: connections, scripts and code paths warm for both alike
     for run in (run_scheduler, run_limit):
         with deployed(store, broker, directory) as d:
             fill_due(d, WARM_UP)
             run(d, WARM_UP)
+    sides = list(rates)
     for repeat in range(repeats):
-        # alternate which goes first, so drift on a shared machine hits both alike
-        order = ("ours", "limit") if repeat % 2 == 0 else ("limit", "ours")
-        for which in order:
-            with deployed(store, broker, directory) as d:
-                bulk.append(n / fill_due(d, n))
-                if which == "ours":
-                    ours.append(run_scheduler(d, n))
-                else:
-                    limit.append(run_limit(d, n))
-            log(
-                f"  dispatch {store}->{broker} n={n:,} {which}: "
-                f"{(ours if which == 'ours' else limit)[-1]:,.0f}/s (fill {bulk[-1]:,.0f}/s)"
-            )
-    return {"ours": ours, "limit": limit, "bulk_fill": bulk}
+        # rotate which goes first, so drift on a shared machine hits every side alike
+        for which in sides[repeat % len(sides) :] + sides[: repeat % len(sides)]:
+            if which == "ours" or which == "limit":
+                with deployed(store, broker, directory) as d:
+                    bulk.append(n / fill_due(d, n))
+                    run = run_scheduler if which == "ours" else run_limit
+                    rates[which].append(run(d, n))
+            else:
+                rates[which].append((peers or {})[which]())
+            log(f"  dispatch {store}->{broker} n={n:,} {which}: {rates[which][-1]:,.0f}/s")
+    return {**rates, "bulk_fill": bulk}
 
 
 # --- scheduling rates -------------------------------------------------------------------------

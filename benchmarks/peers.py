@@ -440,6 +440,11 @@ def pyncette_dispatch(store: str, n: int, budget: float, directory: Path) -> dic
         _pyncette_cleanup(store, name)
 
 
+def pyncette_rate(store: str, n: int, budget: float, directory: Path) -> Callable[[], float]:
+    """A call measuring Pyncette's dispatch rate once (for runs back to back with ours)."""
+    return lambda: float(pyncette_dispatch(store, n, budget, directory)["rate"])
+
+
 def pyncette_idle(store: str, n: int, partitions: int, ticks: int, directory: Path) -> float:
     name = _letters("bench_pyncette_")
     app, task = _pyncette_app(store, directory, name, partitions)
@@ -471,14 +476,14 @@ def run(
     budget: float,
     idle_n: int,
     directory: Path,
-    pyncette_sizes: tuple[int, ...] = (),
     repeats: int = 1,
 ) -> dict[str, Any]:
-    """Every peer's dispatch at ``sizes`` (Pyncette's at ``pyncette_sizes``: filling it through
-    its API is slow) and idle tick at ``idle_n`` stored; a failing peer is noted, not fatal.
+    """Every Celery peer's dispatch at ``sizes`` and idle tick at ``idle_n`` stored, and
+    Pyncette's idle tick; a failing peer is noted, not fatal. (Pyncette's dispatch is measured
+    back to back with celery-pyncette's: see :func:`pyncette_rate`.)
 
-    The dispatch figures the targets compare with (RedBeat and Pyncette at the smallest size) are
-    the median of ``repeats`` runs, as celery-pyncette's own are.
+    The dispatch figure a target compares with (RedBeat at the smallest size) is the median of
+    ``repeats`` runs, as celery-pyncette's own is.
     """
     results: dict[str, Any] = {"dispatch": {}, "idle": {}}
 
@@ -516,14 +521,6 @@ def run(
                 ("sqlalchemy", store, str(n)),
                 dispatch,
                 lambda n=n, store=store: sqla_dispatch(store, n, budget, directory),
-            )
-        for store in ("redis", "postgresql", "sqlite") if n in pyncette_sizes else ():
-            attempt(
-                ("pyncette", store, str(n)),
-                dispatch,
-                median_of(
-                    lambda n=n, store=store: pyncette_dispatch(store, n, budget, directory), times
-                ),
             )
     ticks = 50
     attempt(("redbeat", "redis", str(idle_n)), idle, lambda: redbeat_idle(idle_n, ticks))

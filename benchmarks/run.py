@@ -82,11 +82,18 @@ def main(argv: list[str] | None = None) -> int:
             section = results.setdefault("dispatch", {})
             for store, broker in PAIRS:
                 for n in options.dispatch_sizes:
-                    repeats = options.repeats if n == options.dispatch_sizes[0] else 1
+                    first = n == options.dispatch_sizes[0]
+                    repeats = options.repeats if first else 1
+                    # Pyncette on the same store, back to back with ours (it has no broker)
+                    rivals = (
+                        {"pyncette": peers.pyncette_rate(store, n, options.peer_budget, directory)}
+                        if first and broker == "redis"
+                        else None
+                    )
                     section[f"{store}:{broker}:{n}"] = attempt(
                         f"dispatch {store} -> {broker}, {n:,} due, x{repeats}",
-                        lambda s=store, b=broker, n=n, r=repeats: ours.dispatch(
-                            s, b, n, r, directory
+                        lambda s=store, b=broker, n=n, r=repeats, p=rivals: ours.dispatch(
+                            s, b, n, r, directory, p
                         ),
                     )
         if options.wants("schedule"):
@@ -128,7 +135,6 @@ def main(argv: list[str] | None = None) -> int:
                     options.peer_budget,
                     options.dispatch_sizes[0],
                     directory,
-                    pyncette_sizes=options.dispatch_sizes[:1],
                     repeats=options.repeats,
                 ),
             )
