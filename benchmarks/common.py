@@ -65,6 +65,7 @@ class Options:
     latency_seconds: float
     single_budget: float
     bulk_size: int
+    drain_size: int
     only: set[str] = field(default_factory=set)
 
     @classmethod
@@ -80,6 +81,7 @@ class Options:
                 latency_seconds=3.0,
                 single_budget=1.0,
                 bulk_size=5_000,
+                drain_size=1_000,
                 only=only,
             )
         return cls(
@@ -92,6 +94,7 @@ class Options:
             latency_seconds=10.0,
             single_budget=3.0,
             bulk_size=20_000,
+            drain_size=5_000,
             only=only,
         )
 

@@ -45,11 +45,17 @@ CONCURRENCY = int(os.environ.get("BENCH_WORKERS", "1"))
 ACK_EMULATION = os.environ.get("BENCH_ACK_EMULATION", "0")
 
 
-def _start(
-    role: str, env: dict[str, str], directory: Path, node: int = 0
+def launch(
+    role: str,
+    env: dict[str, str],
+    directory: Path,
+    node: int = 0,
+    pool: str = POOL,
+    concurrency: int = CONCURRENCY,
 ) -> subprocess.Popen[bytes]:
+    """A ``celery beat`` or ``celery worker`` process of ``benchmarks.proj``."""
     args = {
-        "worker": ["worker", "-P", POOL, "-c", str(CONCURRENCY), "-Q", env["BENCH_QUEUE"],
+        "worker": ["worker", "-P", pool, "-c", str(concurrency), "-Q", env["BENCH_QUEUE"],
                    "-n", f"bench-{node}-{env['BENCH_QUEUE']}@%h", "--without-gossip",
                    "--without-mingle", "--without-heartbeat", "-l", "WARNING"],
         "beat": ["beat", "-S", "pyncette", "-l", "WARNING", "--pidfile=",
@@ -69,7 +75,7 @@ def _start(
         log_file.close()
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(20)
@@ -80,7 +86,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(10)
 
 
-def _wait_for(path: Path, timeout: float, processes: list[subprocess.Popen[bytes]]) -> None:
+def wait_for(path: Path, timeout: float, processes: list[subprocess.Popen[bytes]]) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
         if any(p.poll() is not None for p in processes) or time.monotonic() > deadline:
@@ -132,11 +138,11 @@ def measure(store: str, broker: str, seconds: float, directory: Path) -> dict[st
     processes: list[subprocess.Popen[bytes]] = []
     try:
         for node in range(NODES):
-            processes.append(_start("worker", env, directory, node))
-        processes.append(_start("beat", env, directory))
+            processes.append(launch("worker", env, directory, node))
+        processes.append(launch("beat", env, directory))
         for node in range(NODES):
-            _wait_for(Path(f"{ready}.worker-{node}"), 60, processes)
-        _wait_for(Path(f"{ready}.beat"), 60, processes)
+            wait_for(Path(f"{ready}.worker-{node}"), 60, processes)
+        wait_for(Path(f"{ready}.beat"), 60, processes)
         start = datetime.now(timezone.utc) + timedelta(seconds=2)
         names = [f"at-{n:07d}" for n in range(count)]
         pyncette.scatter(latency, names, over=timedelta(seconds=seconds), start=start)
@@ -164,7 +170,7 @@ def measure(store: str, broker: str, seconds: float, directory: Path) -> dict[st
         }
     finally:
         for process in processes:
-            _stop(process)
+            stop(process)
         pyncette.close()
         client.app.close()
         drop_namespace(store, url, namespace)

@@ -1,9 +1,9 @@
 """The Celery project of the latency benchmark: a real ``celery beat`` and ``celery worker``.
 
-Configured from the environment by ``benchmarks/latency.py``: ``BENCH_BROKER``, ``BENCH_STORE``,
-``BENCH_NAMESPACE``, ``BENCH_QUEUE``, ``BENCH_EVENTS`` (a file each execution appends
-``<start time> <scheduled_at> <sent at>`` to) and ``BENCH_READY`` (a file each process touches
-once it is up).
+Configured from the environment by ``benchmarks/latency.py`` and ``benchmarks/worker.py``:
+``BENCH_BROKER``, ``BENCH_STORE``, ``BENCH_NAMESPACE``, ``BENCH_QUEUE``, ``BENCH_EVENTS`` (a file
+each execution appends a line to: ``<start time> <scheduled_at> <sent at>`` for the latency task)
+and ``BENCH_READY`` (a file each process touches once it is up).
 """
 
 from __future__ import annotations
@@ -37,13 +37,29 @@ _lock = threading.Lock()
 _events = Path(os.environ.get("BENCH_EVENTS", os.devnull))
 
 
+def _append(line: str) -> None:
+    with _lock, _events.open("a") as events:
+        events.write(line)
+
+
 @pyncette.dynamic_task(name="bench.latency")
 def latency(context: Context) -> None:
     started = time.time()
     assert context.scheduled_at is not None
     sent = getattr(current_task.request, "bench_sent_at", None) or 0.0
-    with _lock, _events.open("a") as events:
-        events.write(f"{started} {context.scheduled_at.timestamp()} {sent}\n")
+    _append(f"{started} {context.scheduled_at.timestamp()} {sent}\n")
+
+
+@pyncette.dynamic_task(name="bench.job")
+def job(context: Context) -> None:
+    """The task ``benchmarks.ours`` schedules: one line per run."""
+    _append("x\n")
+
+
+@app.task(name="bench.plain")
+def plain(**_: Any) -> None:
+    """A plain Celery task, the baseline of a worker's cost per execution."""
+    _append("x\n")
 
 
 @before_task_publish.connect(weak=False)

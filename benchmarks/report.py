@@ -78,6 +78,7 @@ def render(results: dict[str, Any]) -> str:
     out += _schedule(results, targets)
     out += _idle(results, targets)
     out += _latency(results, targets)
+    out += _worker(results)
     out += ["### Targets", "", "| target | measured | met |", "|---|---|---|"]
     for what, measured, ok in targets.rows:
         out.append(
@@ -359,3 +360,39 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _worker(results: dict[str, Any]) -> list[str]:
+    runs = results.get("worker")
+    if not runs:
+        return []
+    if "error" in runs:
+        return ["### Worker: what one execution costs", "", f"failed: {runs['error']}", ""]
+    plain = [run["cpu_us"] for run in runs.get("plain", [])]
+    out = [
+        "### Worker: what one execution costs",
+        "",
+        "One `celery worker -P solo` (Redis broker, ack emulation off) drains a queue of "
+        "messages: of a plain Celery task, or of celery-pyncette's task sent by beat from each "
+        "store. CPU is the worker process's own (the store's server is not counted); *÷ plain* "
+        "is the median of the ratios of drains made back to back. celery-pyncette adds a lease "
+        "check before each run and a commit after it.",
+        "",
+        "| task | executions/s | worker CPU µs per execution | ÷ plain |",
+        "|---|---:|---:|---:|",
+    ]
+    labels = {
+        "plain": "plain Celery task, no store",
+        **{s: f"celery-pyncette, {STORE_LABEL[s]} store" for s in STORES},
+    }
+    for side, label in labels.items():
+        measured = runs.get(side)
+        if not measured:
+            continue
+        cpu = [run["cpu_us"] for run in measured]
+        ratio = _paired(cpu, plain) if side != "plain" else 1.0
+        out.append(
+            f"| {label} | {_rate(_med([run['rate'] for run in measured]))} "
+            f"| {_med(cpu) or 0:,.0f} | {_ratio(ratio, 1.0)} |"
+        )
+    return [*out, ""]

@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks import latency, ours, peers, report
+from benchmarks import latency, ours, peers, report, worker
 from benchmarks.common import (
     PAIRS,
     RESULTS,
@@ -31,7 +31,7 @@ from benchmarks.common import (
     temporary_directory,
 )
 
-SUITES = ("dispatch", "schedule", "idle", "latency", "peers")
+SUITES = ("dispatch", "schedule", "idle", "latency", "worker", "peers")
 #: Longest one celery-pyncette or limit dispatch run may take before its rate is taken as is.
 DISPATCH_BUDGET = 60.0
 
@@ -127,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
                         s, b, options.latency_seconds, directory
                     ),
                 )
+        if options.wants("worker"):
+            results["worker"] = attempt(
+                "worker cost per execution",
+                lambda: worker.costs(options.drain_size, options.repeats, directory),
+            )
         if options.wants("peers"):
             results["peers"] = attempt(
                 "peers",
