@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, choices=(1, 32), default=1)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ticks", type=int, default=200)
+    parser.add_argument("--pause", type=float, default=0.5, help="seconds between rounds")
     options = parser.parse_args()
 
     from celery_pyncette.beat import Scheduler
@@ -43,7 +44,10 @@ def main() -> None:
         for _ in range(5):  # first tick syncs and records this beat; then warm caches
             scheduler.tick()
         rounds = []
-        for _ in range(options.rounds):
+        for round_number in range(options.rounds):
+            if round_number:
+                # spread the rounds out: a slow spell of a shared machine lasts seconds
+                time.sleep(options.pause)
             times = []
             for _ in range(options.ticks):
                 began = time.perf_counter()

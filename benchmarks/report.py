@@ -225,9 +225,9 @@ def _idle(results: dict[str, Any], targets: Targets) -> list[str]:
         "### Idle tick and beat memory by instances stored (nothing due)",
         "",
         "A fresh beat process per figure: median `tick()` time in ms (of the quietest of several "
-        "rounds of 200), then its resident memory in MB; *worst ÷* is the largest of the bigger "
-        "sizes over the smallest. The broker plays no part in an idle tick, so Redis → RabbitMQ "
-        "shares the Redis row.",
+        "rounds of 200, half a second apart), then its resident memory in MB; *worst ÷* is the "
+        "largest of the bigger sizes over the smallest. The broker plays no part in an idle "
+        "tick, so Redis → RabbitMQ shares the Redis row.",
         "",
         f"| store | partitions | tick ms: {head} | worst ÷ | RSS MB: {head} | worst ÷ |",
         "|---|---:|" + "---:|" * (2 * len(sizes) + 2),
