@@ -694,16 +694,20 @@ class DynamoDBStore(Store):
         return None if item is None else _record(key, item)
 
     def lease_of(self, key: InstanceKey) -> str | None:
-        projection = "#lease"
+        item = self._projected_item(self._key(key), "#lease")
+        return None if item is None else _optional_str(item, "lease")
+
+    def _projected_item(self, key: dict[str, Any], projection: str) -> dict[str, Any] | None:
+        """The attributes ``projection`` names of one item (a consistent read), or ``None``."""
         response = self._call(
             "get_item",
-            Key=self._key(key),
+            Key=key,
             ConsistentRead=True,
             ProjectionExpression=projection,
             **_expression(projection),
         )
-        item = response.get("Item")
-        return None if item is None else _optional_str(item, "lease")
+        item: dict[str, Any] | None = response.get("Item")
+        return item
 
     def _query_partition(
         self, pid: str, limit: int | None, after: str | None, **extra: Any
@@ -793,12 +797,5 @@ class DynamoDBStore(Store):
         ]
 
     def strikes_marker(self) -> str:
-        projection = "#v"
-        response = self._call(
-            "get_item",
-            Key=self._strike_key(_MARKER),
-            ConsistentRead=True,
-            ProjectionExpression=projection,
-            **_expression(projection),
-        )
-        return str(response.get("Item", {}).get("version", {}).get("N", "0"))
+        item = self._projected_item(self._strike_key(_MARKER), "#v") or {}
+        return str(item.get("version", {}).get("N", "0"))

@@ -145,6 +145,23 @@ def seed_rows(store: SQLStore, partition: int, count: int, ready_at: datetime, n
         conn.execute(insert(store._schema.instances), rows)
 
 
+@contextmanager
+def sent_by(store: SQLStore) -> Iterator[list[tuple[str, Any]]]:
+    """The statements on the store's tables, with their parameters, sent while inside."""
+    sent: list[tuple[str, Any]] = []
+    engine = engine_of(store)
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if store.namespace in statement:
+            sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+
+
 def scans(plan: Any) -> list[dict[str, Any]]:
     """Every node of a JSON plan that reads a table (PostgreSQL and MariaDB formats)."""
     found: list[dict[str, Any]] = []
@@ -165,18 +182,9 @@ def test_a_postgres_claim_reads_only_the_rows_it_takes_even_before_analyze() -> 
         assert isinstance(store, SQLStore)
         seed_rows(store, 0, 20_000, T0 - HOUR, "due")
         engine = engine_of(store)
-        sent: list[tuple[str, Any]] = []
-
-        def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-            if store.namespace in statement and statement.lstrip().startswith("WITH"):
-                sent.append((statement, parameters))
-
-        event.listen(engine, "before_cursor_execute", capture)
-        try:
+        with sent_by(store) as sent:
             claimed = store.claim_due("t", 0, T0, 100, LEASE, "b1")
-        finally:
-            event.remove(engine, "before_cursor_execute", capture)
-        ((statement, parameters),) = sent
+        ((statement, parameters),) = [(s, p) for s, p in sent if s.lstrip().startswith("WITH")]
 
         # When the server runs that claim again with its plan measured (and rolls it back)
         with engine.connect() as conn, conn.begin() as transaction:
@@ -201,16 +209,12 @@ def test_postgres_key_lookups_read_one_row_by_the_primary_key_even_before_analyz
         seed_rows(store, 0, 20_000, T0 - HOUR, "row")
         key = InstanceKey("t", 0, "row-12345")
         engine = engine_of(store)
-        sent: list[tuple[str, Any]] = []
 
-        def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-            if store.namespace in statement:
-                sent.append((statement, parameters))
-
-        # When the worker's calls run: the lease check, a commit, an unlock, an extension
-        event.listen(engine, "before_cursor_execute", capture)
-        try:
+        # When the calls by key run: a read, the worker's lease check, commits, an extension,
+        # an unlock
+        with sent_by(store) as sent:
             assert store.get(key) is not None
+            assert store.lease_of(key) is None
             for call in (
                 lambda: store.commit(key, "not-the-lease", T0 + HOUR, T0),
                 lambda: store.commit(key, "not-the-lease", None, T0),
@@ -219,9 +223,7 @@ def test_postgres_key_lookups_read_one_row_by_the_primary_key_even_before_analyz
             ):
                 with pytest.raises(LeaseLostError):
                     call()
-        finally:
-            event.remove(engine, "before_cursor_execute", capture)
-        assert len(sent) == 5
+        assert len(sent) == 6
 
         plans = []
         for statement, parameters in sent:
@@ -252,17 +254,8 @@ def test_each_sql_probe_is_one_index_lookup_whatever_the_data(backend: ModuleTyp
                 conn.exec_driver_sql(f"ANALYZE {store.namespace}_instances")
             else:
                 conn.exec_driver_sql(f"ANALYZE TABLE {store.namespace}_instances").all()
-        sent: list[tuple[str, Any]] = []
-
-        def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-            if store.namespace in statement:
-                sent.append((statement, parameters))
-
-        event.listen(engine, "before_cursor_execute", capture)
-        try:
+        with sent_by(store) as sent:
             found = store.due_partitions([("t", 0), ("t", 1), ("t", 2), ("t", 3)], T0)
-        finally:
-            event.remove(engine, "before_cursor_execute", capture)
         ((statement, parameters),) = sent
 
         # When the server runs that statement with its plan measured
