@@ -440,9 +440,13 @@ def pyncette_dispatch(store: str, n: int, budget: float, directory: Path) -> dic
         _pyncette_cleanup(store, name)
 
 
-def pyncette_rate(store: str, n: int, budget: float, directory: Path) -> Callable[[], float]:
-    """A call measuring Pyncette's dispatch rate once (for runs back to back with ours)."""
-    return lambda: float(pyncette_dispatch(store, n, budget, directory)["rate"])
+def rivals(store: str, n: int, budget: float, directory: Path) -> dict[str, Callable[[], float]]:
+    """Calls measuring once the dispatch rate of each peer a target compares with on ``store``
+    (Pyncette; and RedBeat on Redis), for runs back to back with celery-pyncette's."""
+    calls = {"pyncette": lambda: float(pyncette_dispatch(store, n, budget, directory)["rate"])}
+    if store == "redis":
+        calls["redbeat"] = lambda: float(redbeat_dispatch(n, budget)["rate"])
+    return calls
 
 
 def pyncette_idle(store: str, n: int, partitions: int, ticks: int, directory: Path) -> float:
@@ -476,23 +480,13 @@ def run(
     budget: float,
     idle_n: int,
     directory: Path,
-    repeats: int = 1,
 ) -> dict[str, Any]:
     """Every Celery peer's dispatch at ``sizes`` and idle tick at ``idle_n`` stored, and
-    Pyncette's idle tick; a failing peer is noted, not fatal. (Pyncette's dispatch is measured
-    back to back with celery-pyncette's: see :func:`pyncette_rate`.)
-
-    The dispatch figure a target compares with (RedBeat at the smallest size) is the median of
-    ``repeats`` runs, as celery-pyncette's own is.
+    Pyncette's idle tick; a failing peer is noted, not fatal. RedBeat's dispatch at the smallest
+    size and Pyncette's are measured back to back with celery-pyncette's instead (see
+    :func:`rivals`).
     """
     results: dict[str, Any] = {"dispatch": {}, "idle": {}}
-
-    def median_of(call: Callable[[], dict[str, Any]], times: int) -> Callable[[], dict[str, Any]]:
-        def runs() -> dict[str, Any]:
-            measured = sorted((call() for _ in range(times)), key=lambda run: float(run["rate"]))
-            return {**measured[len(measured) // 2], "rates": [run["rate"] for run in measured]}
-
-        return runs
 
     def attempt(key: tuple[str, ...], where: dict[str, Any], call: Callable[[], Any]) -> None:
         label = "/".join(key)
@@ -507,12 +501,8 @@ def run(
 
     dispatch, idle = results["dispatch"], results["idle"]
     for n in sizes:
-        times = repeats if n == sizes[0] else 1
-        attempt(
-            ("redbeat", "redis", str(n)),
-            dispatch,
-            median_of(lambda n=n: redbeat_dispatch(n, budget), times),
-        )
+        if n != sizes[0]:
+            attempt(("redbeat", "redis", str(n)), dispatch, lambda n=n: redbeat_dispatch(n, budget))
         attempt(
             ("stock", "shelve", str(n)), dispatch, lambda n=n: stock_dispatch(n, budget, directory)
         )

@@ -84,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
                 for n in options.dispatch_sizes:
                     first = n == options.dispatch_sizes[0]
                     repeats = options.repeats if first else 1
-                    # Pyncette on the same store, back to back with ours (it has no broker)
+                    # the peers a target compares with, back to back with ours: Pyncette on the
+                    # same store (it has no broker), RedBeat on Redis
                     rivals = (
-                        {"pyncette": peers.pyncette_rate(store, n, options.peer_budget, directory)}
+                        peers.rivals(store, n, options.peer_budget, directory)
                         if first and broker == "redis"
                         else None
                     )
@@ -140,7 +141,6 @@ def main(argv: list[str] | None = None) -> int:
                     options.peer_budget,
                     options.dispatch_sizes[0],
                     directory,
-                    repeats=options.repeats,
                 ),
             )
     results["meta"]["minutes"] = round((time.monotonic() - started) / 60, 1)
