@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import latency, ours
-from benchmarks.common import BROKERS, STORES, log
+from benchmarks.common import BROKERS, ROOT, STORES, log
 
 #: The baseline: a plain Celery task, no store.
 PLAIN = "plain"
@@ -52,7 +52,7 @@ def drain(side: str, n: int, directory: Path) -> dict[str, Any]:
         ready = directory / f"{d.namespace}.ready"
         env = {
             **os.environ,
-            "PYTHONPATH": str(latency.ROOT),
+            "PYTHONPATH": str(ROOT),
             "BENCH_BROKER": BROKERS["redis"],
             "BENCH_STORE": d.url,
             "BENCH_NAMESPACE": d.namespace,

@@ -79,10 +79,10 @@ class SQLStore(Store):
         self._dialect = dialect_for(self._url.get_backend_name())
         self._engine = ProcessEngine(self._url, f"celery-pyncette:{namespace}")
         self._label = self._url.render_as_string(hide_password=True)
-        #: due_partitions statements by number of groups
         # psycopg switches autocommit without a round trip; PyMySQL sends a query each way, and
-        # SQLite is in-process (and takes its write lock at BEGIN).
+        # SQLite is in-process (and takes its write lock at BEGIN, so only its reads skip it).
         self._autocommit_single = self._dialect.name == "postgresql"
+        self._single_reads_without_begin = self._dialect.name == "sqlite"
         # Single-row statements, built once: building and cache-keying a statement costs more
         # than running it on a local server.
         self._single = _single_row_statements(self._schema.instances, self._dialect)
@@ -109,7 +109,7 @@ class SQLStore(Store):
                     if single and self._autocommit_single:
                         conn.execution_options(isolation_level="AUTOCOMMIT")
                         return work(conn)
-                    if single and not write and self._dialect.name == "sqlite":
+                    if single and not write and self._single_reads_without_begin:
                         conn.execution_options(**{NO_BEGIN_OPTION: True})
                         return work(conn)
                     if write:
