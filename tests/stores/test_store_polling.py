@@ -285,14 +285,17 @@ def test_each_sql_probe_is_one_index_lookup_whatever_the_data(backend: ModuleTyp
 
 
 class Sends:
-    """Counts the writes redis-py makes to its sockets: one per command, one per pipeline."""
+    """Counts the writes redis-py makes to its sockets from this thread: one per command, one per
+    pipeline (a thread another test left behind in this worker process is not counted)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
         original = AbstractConnection.send_packed_command
+        thread = threading.get_ident()
 
         def counted(connection: AbstractConnection, *args: Any, **kwargs: Any) -> Any:
-            self.count += 1
+            if threading.get_ident() == thread:
+                self.count += 1
             return original(connection, *args, **kwargs)
 
         monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
