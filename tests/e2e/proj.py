@@ -117,7 +117,8 @@ def fail_at_most_once(context: Context) -> None:
 
 @pyncette.task(name="e2e.slow", schedule="* * * * * *", enabled="slow" in ENABLED)
 def slow(context: Context) -> None:
-    record(context, phase="start")
+    assert context.locked_until is not None
+    record(context, phase="start", locked_until=context.locked_until.timestamp())
     time.sleep(float(os.environ.get("E2E_SLEEP", "10")))
     record(context, phase="end")
 
