@@ -38,7 +38,7 @@ from celery_pyncette.errors import BulkWriteError, ConfigurationError, StoreErro
 from celery_pyncette.partitions import check_partition_count
 from celery_pyncette.schedules import OnceSchedule, Schedule, from_celery
 from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
-from celery_pyncette.stores import store_from_url
+from celery_pyncette.stores import store_class, store_from_url
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, InstanceRecord, Store, Strike
 from celery_pyncette.strikes import StrikeView
 
@@ -54,6 +54,12 @@ BULK_CHUNK = 500
 
 #: Operators a strike may use.
 STRIKE_OPERATORS = ("==", "!=", "<", "<=", ">", ">=")
+
+
+def existing_extension(app: Celery) -> Pyncette | None:
+    """The :class:`Pyncette` of ``app`` if one was created, else ``None`` (never creates one)."""
+    with _EXTENSIONS_LOCK:
+        return _EXTENSIONS.get(app)
 
 
 def extension_for(app: Celery) -> Pyncette:
@@ -116,6 +122,21 @@ class Pyncette:
                     store.setup()
                     self._store, self._store_pid = store, pid
         return self._store
+
+    def import_store(self) -> None:
+        """Import the store's module (for SQL, SQLAlchemy) without connecting.
+
+        Raises :class:`ConfigurationError` for invalid settings or a missing optional dependency.
+        """
+        store_class(self.settings.url)
+
+    def open_store(self) -> None:
+        """Open this process's store now and read its clock, instead of on first use.
+
+        Raises what the store raises (:class:`StoreError` when it cannot be reached).
+        """
+        self.store  # noqa: B018 - sets it up: connects, creates the tables unless skipped
+        self.now()
 
     @property
     def strike_view(self) -> StrikeView:

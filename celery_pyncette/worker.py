@@ -25,6 +25,8 @@ import contextlib
 import contextvars
 import inspect
 import logging
+import threading
+import weakref
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -370,3 +372,66 @@ def _plain_task_finished(
 
 signals.task_prerun.connect(_plain_task_started, weak=False)
 signals.task_postrun.connect(_plain_task_finished, weak=False)
+
+
+# --- opening the store when a worker starts -----------------------------------------------------
+
+#: Apps with a worker in this process, recorded at ``worker_init``; pool processes forked from it
+#: inherit the set.
+_WORKER_APPS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _worker_starting(sender: Any = None, **_: Any) -> None:
+    """Import the store's module before the pool starts (``worker_init``, the main process).
+
+    Pool processes forked later inherit the import, so no first task pays for it: importing
+    SQLAlchemy alone takes most of a second of CPU. Nothing connects here: a connection made
+    before the fork would be shared by the children.
+    """
+    from celery_pyncette.extension import existing_extension
+
+    app = getattr(sender, "app", None)
+    pyncette = existing_extension(app) if app is not None else None
+    if pyncette is None:
+        return
+    _WORKER_APPS.add(app)
+    try:
+        pyncette.import_store()
+    except Exception:
+        logger.exception("celery-pyncette cannot load its store; its tasks will fail")
+
+
+def _pool_process_starting(**_: Any) -> threading.Thread | None:
+    """Open the store of a pool process in the background (``worker_process_init``).
+
+    Sent in each prefork child and by the solo pool. The first task then finds the connection
+    open and the store's clock read; if it comes first, it waits for the opening under the
+    store's lock. A failure is logged, and the first task tries again. In the background
+    because a prefork child that takes more than ``worker_proc_alive_timeout`` (4 s) to start
+    is killed, and a store that does not answer would take longer.
+    """
+    from celery_pyncette.extension import existing_extension
+
+    extensions = [p for p in map(existing_extension, list(_WORKER_APPS)) if p is not None]
+    if not extensions:
+        return None
+
+    def open_stores() -> None:
+        for pyncette in extensions:
+            try:
+                pyncette.open_store()
+            except Exception as exc:
+                logger.warning(
+                    "could not open the celery-pyncette store at worker start (%s: %s); "
+                    "the first task tries again",
+                    type(exc).__name__,
+                    exc,
+                )
+
+    thread = threading.Thread(target=open_stores, name="celery-pyncette-open-store", daemon=True)
+    thread.start()
+    return thread
+
+
+signals.worker_init.connect(_worker_starting, weak=False)
+signals.worker_process_init.connect(_pool_process_starting, weak=False)
