@@ -277,12 +277,14 @@ def dispatch(
     n: int,
     repeats: int,
     directory: Path,
-    peers: Mapping[str, Callable[[], float]] | None = None,
+    peers: Mapping[str, Callable[[], Mapping[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """``repeats`` runs each of our dispatch, the limit's and each of ``peers`` (a name and a
-    call returning its rate), back to back in every repeat; and the bulk fill rates."""
+    call returning its result: ``rate``, ``extrapolated``), back to back in every repeat; and the
+    bulk fill rates. ``extrapolated`` names the peers with a rate extrapolated from a budget."""
     rates: dict[str, list[float]] = {"ours": [], "limit": []}
     rates.update({name: [] for name in peers or {}})
+    extrapolated: set[str] = set()
     bulk: list[float] = []
     # an untimed round first: connections, scripts and code paths warm for both alike
     for run in (run_scheduler, run_limit):
@@ -299,9 +301,12 @@ def dispatch(
                     run = run_scheduler if which == "ours" else run_limit
                     rates[which].append(run(d, n))
             else:
-                rates[which].append((peers or {})[which]())
+                result = (peers or {})[which]()
+                rates[which].append(float(result["rate"]))
+                if result.get("extrapolated"):
+                    extrapolated.add(which)
             log(f"  dispatch {store}->{broker} n={n:,} {which}: {rates[which][-1]:,.0f}/s")
-    return {**rates, "bulk_fill": bulk}
+    return {**rates, "bulk_fill": bulk, "extrapolated": sorted(extrapolated)}
 
 
 # --- scheduling rates -------------------------------------------------------------------------

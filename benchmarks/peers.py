@@ -440,12 +440,17 @@ def pyncette_dispatch(store: str, n: int, budget: float, directory: Path) -> dic
         _pyncette_cleanup(store, name)
 
 
-def rivals(store: str, n: int, budget: float, directory: Path) -> dict[str, Callable[[], float]]:
-    """Calls measuring once the dispatch rate of each peer a target compares with on ``store``
-    (Pyncette; and RedBeat on Redis), for runs back to back with celery-pyncette's."""
-    calls = {"pyncette": lambda: float(pyncette_dispatch(store, n, budget, directory)["rate"])}
+def rivals(
+    store: str, n: int, budget: float, directory: Path, with_pyncette: bool = True
+) -> dict[str, Callable[[], dict[str, Any]]]:
+    """Calls measuring once the dispatch of each peer a target compares with on ``store``
+    (Pyncette unless ``with_pyncette`` is false; and RedBeat on Redis), for runs back to back with
+    celery-pyncette's. Each returns the peer's result (``rate``, ``extrapolated``)."""
+    calls: dict[str, Callable[[], dict[str, Any]]] = {}
+    if with_pyncette:
+        calls["pyncette"] = lambda: pyncette_dispatch(store, n, budget, directory)
     if store == "redis":
-        calls["redbeat"] = lambda: float(redbeat_dispatch(n, budget)["rate"])
+        calls["redbeat"] = lambda: redbeat_dispatch(n, budget)
     return calls
 
 
@@ -482,9 +487,8 @@ def run(
     directory: Path,
 ) -> dict[str, Any]:
     """Every Celery peer's dispatch at ``sizes`` and idle tick at ``idle_n`` stored, and
-    Pyncette's idle tick; a failing peer is noted, not fatal. RedBeat's dispatch at the smallest
-    size and Pyncette's are measured back to back with celery-pyncette's instead (see
-    :func:`rivals`).
+    Pyncette's idle tick; a failing peer is noted, not fatal. RedBeat's dispatch and Pyncette's
+    are measured back to back with celery-pyncette's instead (see :func:`rivals`).
     """
     results: dict[str, Any] = {"dispatch": {}, "idle": {}}
 
@@ -501,8 +505,6 @@ def run(
 
     dispatch, idle = results["dispatch"], results["idle"]
     for n in sizes:
-        if n != sizes[0]:
-            attempt(("redbeat", "redis", str(n)), dispatch, lambda n=n: redbeat_dispatch(n, budget))
         attempt(
             ("stock", "shelve", str(n)), dispatch, lambda n=n: stock_dispatch(n, budget, directory)
         )

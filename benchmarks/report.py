@@ -115,8 +115,9 @@ def _dispatch(results: dict[str, Any], targets: Targets) -> list[str]:
         "celery-pyncette is the real beat `Scheduler.tick()` loop; the limit claims the same "
         "occurrences from the same store and publishes hand-built messages with kombu's batch "
         "producer (no scheduler logic). Pyncette runs the task in-process instead of sending it "
-        "(executions/s). *÷ limit*, *÷ Pyncette* and (at the smaller N) *÷ RedBeat* are medians "
-        "of the ratios of runs made back to back. "
+        "(executions/s). RedBeat and Pyncette run back to back with celery-pyncette and the "
+        "limit; *÷ limit*, *÷ Pyncette* and *÷ RedBeat* are medians of the ratios of those runs "
+        "(one run at the larger N). "
         "`*` extrapolated from a time budget (see benchmarks/README.md).",
         "",
         "| store → broker | N due | celery-pyncette | limit | ÷ limit | RedBeat | ÷ RedBeat "
@@ -133,6 +134,7 @@ def _dispatch(results: dict[str, Any], targets: Targets) -> list[str]:
             ours, limit = _med(entry["ours"]), _med(entry["limit"])
             redbeat, rb_mark = (None, "")
             pyncette = _med(entry.get("pyncette"))
+            py_mark = "*" if "pyncette" in entry.get("extrapolated", ()) else ""
             stock, st_mark = (None, "")
             sqla, sq_mark = (None, "")
             by_redbeat = None
@@ -141,6 +143,7 @@ def _dispatch(results: dict[str, Any], targets: Targets) -> list[str]:
                     if entry.get("redbeat"):  # measured back to back with ours
                         redbeat = _med(entry["redbeat"])
                         by_redbeat = _paired(entry["ours"], entry["redbeat"])
+                        rb_mark = "*" if "redbeat" in entry.get("extrapolated", ()) else ""
                     else:
                         redbeat, rb_mark = _peer(results, "redbeat", "redis", n)
                         by_redbeat = ours / redbeat if ours and redbeat else None
@@ -154,7 +157,7 @@ def _dispatch(results: dict[str, Any], targets: Targets) -> list[str]:
             out.append(
                 f"| {pair_label(store, broker)} | {n:,} | {_rate(ours)} | {_rate(limit)} "
                 f"| {_ratio(paired, 1.0)} | {_rate(redbeat)}{rb_mark} | {_ratio(by_redbeat, 1.0)} "
-                f"| {_rate(pyncette)} | {_ratio(by_pyncette, 1.0)} "
+                f"| {_rate(pyncette)}{py_mark} | {_ratio(by_pyncette, 1.0)} "
                 f"| {_rate(stock)}{st_mark} | {_rate(sqla)}{sq_mark} |"
             )
             if paired:

@@ -85,10 +85,11 @@ def main(argv: list[str] | None = None) -> int:
                     first = n == options.dispatch_sizes[0]
                     repeats = options.repeats if first else 1
                     # the peers a target compares with, back to back with ours: Pyncette on the
-                    # same store (it has no broker), RedBeat on Redis
+                    # same store (it has no broker; filling it for the larger N takes longer than
+                    # measuring), RedBeat on Redis
                     rivals = (
-                        peers.rivals(store, n, options.peer_budget, directory)
-                        if first and broker == "redis"
+                        peers.rivals(store, n, options.peer_budget, directory, first)
+                        if broker == "redis"
                         else None
                     )
                     section[f"{store}:{broker}:{n}"] = attempt(
