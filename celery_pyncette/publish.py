@@ -15,7 +15,8 @@ options merged in exactly as ``app.send_task`` does) and published as Celery's
   the messages go straight to the producer (to ``send_task_message`` when the route needs it:
   ``task_routes``, a non-direct exchange, stamped headers, ``task_sent`` receivers);
 * one connection and one producer per batch; each queue is declared once, not per message;
-* on Redis (and any transport with kombu's batch publishing) the batch is one pipeline;
+* on Redis (and any transport with kombu's batch publishing, kombu 5.7 and later) the batch is
+  one pipeline; with an older kombu each message is written as it is published;
 * on RabbitMQ the channel is in publisher-confirm mode: a window of messages is written, then
   their acknowledgements are awaited together. A message the broker nacks (a full queue with
   ``x-overflow: reject-publish``), returns as unroutable, or leaves unconfirmed when the connection
@@ -437,7 +438,7 @@ class Publisher:
                 return self._send_confirmed(connection, built)
             producer = Producer(connection.default_channel, auto_declare=False)  # type: ignore[no-untyped-call]
             self._declare(producer, built)
-            if producer.supports_batch_publish:
+            if getattr(producer, "supports_batch_publish", False):  # kombu >= 5.7
                 # one pipeline: every message is written at the batch's end, or none is
                 with producer.batch(max_size=16 * len(built) + 1):  # type: ignore[no-untyped-call]
                     for item in built:

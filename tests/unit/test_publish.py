@@ -217,6 +217,18 @@ def test_a_batch_is_sent_in_order_and_nothing_is_reported_unsent(
     assert sent == [*range(250), 0, 1, 2]
 
 
+def test_a_kombu_without_batch_publishing_sends_one_message_at_a_time(
+    app: Celery, publisher: Publisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # kombu < 5.7 has no Producer.batch(): its producers lack supports_batch_publish.
+    monkeypatch.delattr(Producer, "supports_batch_publish")
+    messages = [OutgoingMessage("unit.job", {"n": n}, {"pyncette": {"n": n}}) for n in range(5)]
+
+    assert publisher.publish(messages) == []
+
+    assert [m["body"][1]["n"] for m in received(app)] == list(range(5))
+
+
 def test_a_message_that_cannot_be_built_is_unsent_and_the_others_go(
     app: Celery, publisher: Publisher, caplog: pytest.LogCaptureFixture
 ) -> None:
