@@ -16,7 +16,8 @@ options merged in exactly as ``app.send_task`` does) and published as Celery's
   ``task_routes``, a non-direct exchange, stamped headers, ``task_sent`` receivers);
 * one connection and one producer per batch; each queue is declared once, not per message;
 * on Redis (and any transport with kombu's batch publishing, kombu 5.7 and later) the batch is
-  one pipeline; with an older kombu each message is written as it is published;
+  one pipeline, in which the messages bound for one queue go as a single ``LPUSH``; with an
+  older kombu each message is written as it is published;
 * on RabbitMQ the channel is in publisher-confirm mode: a window of messages is written, then
   their acknowledgements are awaited together. A message the broker nacks (a full queue with
   ``x-overflow: reject-publish``), returns as unroutable, or leaves unconfirmed when the connection
@@ -436,9 +437,11 @@ class Publisher:
             connection = self._connect()
             if _supports_confirms(connection):
                 return self._send_confirmed(connection, built)
-            producer = Producer(connection.default_channel, auto_declare=False)  # type: ignore[no-untyped-call]
+            channel = connection.default_channel
+            producer = Producer(channel, auto_declare=False)  # type: ignore[no-untyped-call]
             self._declare(producer, built)
             if getattr(producer, "supports_batch_publish", False):  # kombu >= 5.7
+                _merge_pushes(channel)
                 # one pipeline: every message is written at the batch's end, or none is
                 with producer.batch(max_size=16 * len(built) + 1):  # type: ignore[no-untyped-call]
                     for item in built:
@@ -607,6 +610,72 @@ class Publisher:
             connection.release()
         except Exception:
             logger.debug("closing the broker connection failed", exc_info=True)
+
+
+class _MergedPushes:
+    """Stands in for the pipeline of kombu's Redis publish batch, turning consecutive ``LPUSH``
+    commands to one list into one ``LPUSH`` of all their values.
+
+    ``LPUSH key a`` then ``LPUSH key b`` and ``LPUSH key a b`` leave the same list (the values go
+    in one after another), so the messages arrive exactly as before; Redis then parses, and the
+    client packs and reads, one command per queue and batch instead of one per message. Any other
+    command (``PEXPIRE`` of an expiring queue, ``PUBLISH`` of a fanout) is queued after the pushes
+    before it, in order.
+    """
+
+    def __init__(self, pipeline: Any) -> None:
+        self._pipeline = pipeline
+        self._key: Any = None
+        self._values: list[Any] = []
+
+    def lpush(self, key: Any, *values: Any) -> None:
+        if key != self._key:
+            self._queue_pushes()
+            self._key = key
+        self._values.extend(values)
+
+    def execute(self) -> Any:
+        self._queue_pushes()
+        return self._pipeline.execute()
+
+    def reset(self) -> None:
+        self._key, self._values = None, []
+        self._pipeline.reset()
+
+    def _queue_pushes(self) -> None:
+        if self._values:
+            self._pipeline.lpush(self._key, *self._values)
+        self._key, self._values = None, []
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._pipeline, name)
+        if not callable(attribute):
+            return attribute
+
+        def command(*args: Any, **kwargs: Any) -> Any:
+            self._queue_pushes()
+            return attribute(*args, **kwargs)
+
+        return command
+
+
+def _merge_pushes(channel: Any) -> None:
+    """Make the publish batches of a kombu Redis ``channel`` merge their pushes (see
+    :class:`_MergedPushes`); other channels, and a batch without a Redis pipeline, are left as
+    they are."""
+    create_batch = getattr(channel, "create_publish_batch", None)
+    if create_batch is None or getattr(create_batch, "merges_pushes", False):
+        return
+
+    def create_publish_batch(max_size: int) -> Any:
+        batch = create_batch(max_size)
+        pipeline = getattr(batch, "pipeline", None)
+        if callable(getattr(pipeline, "lpush", None)):
+            batch.pipeline = _MergedPushes(pipeline)
+        return batch
+
+    create_publish_batch.merges_pushes = True  # type: ignore[attr-defined]
+    channel.create_publish_batch = create_publish_batch
 
 
 def _supports_confirms(connection: Any) -> bool:
