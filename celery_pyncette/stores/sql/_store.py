@@ -300,11 +300,7 @@ class SQLStore(Store):
         else:
             stmt = self._single.commit
             params.update(next_run=next_run, now=now, status=status)
-        if (
-            self._run(lambda conn: conn.execute(stmt, params).rowcount, write=True, single=True)
-            == 0
-        ):
-            raise LeaseLostError(f"lease {lease} of {key} is lost")
+        self._leased_write(stmt, params)
 
     def commit_many(self, commits: Sequence[Commit], now: datetime) -> list[InstanceKey]:
         """One transaction: lock the rows, check every lease, then one statement per distinct
@@ -336,12 +332,7 @@ class SQLStore(Store):
         return [item.key for item, ok in zip(commits, held, strict=True) if not ok]
 
     def unlock(self, key: InstanceKey, lease: str) -> None:
-        stmt, params = self._single.unlock, _leased(key, lease)
-        if (
-            self._run(lambda conn: conn.execute(stmt, params).rowcount, write=True, single=True)
-            == 0
-        ):
-            raise LeaseLostError(f"lease {lease} of {key} is lost")
+        self._leased_write(self._single.unlock, _leased(key, lease))
 
     def unlock_many(self, items: Sequence[tuple[InstanceKey, str]]) -> list[InstanceKey]:
         if not items:
@@ -396,12 +387,15 @@ class SQLStore(Store):
         return held
 
     def extend_lease(self, key: InstanceKey, lease: str, until: datetime) -> None:
-        stmt, params = self._single.extend, {**_leased(key, lease), "until": until}
-        if (
-            self._run(lambda conn: conn.execute(stmt, params).rowcount, write=True, single=True)
-            == 0
-        ):
-            raise LeaseLostError(f"lease {lease} of {key} is lost")
+        self._leased_write(self._single.extend, {**_leased(key, lease), "until": until})
+
+    def _leased_write(self, stmt: Executable, params: dict[str, Any]) -> None:
+        """Run a single-row statement guarded by the lease in ``params``; raise
+        :class:`LeaseLostError` when it changed no row (the lease is no longer held)."""
+        if self._run(lambda conn: conn.execute(stmt, params).rowcount, write=True, single=True):
+            return
+        key = InstanceKey(params["k_task"], params["k_partition"], params["k_instance"])
+        raise LeaseLostError(f"lease {params['k_lease']} of {key} is lost")
 
     # --- instances -------------------------------------------------------------------------------
 
