@@ -13,6 +13,7 @@ from celery import Celery
 from kombu import Queue
 
 from celery_pyncette.publish import OutgoingMessage, Publisher
+from tests.messages import take_waiting
 from tests.redis_cluster import RedisServer, private_server
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
@@ -32,18 +33,7 @@ def app_on(server: RedisServer, queues: list[Queue]) -> Celery:
 
 def consumed(app: Celery, queue: str) -> list[int]:
     """The ``n`` argument of every message waiting on ``queue``, in the order a worker gets them."""
-    found: list[int] = []
-    with app.connection_for_read() as connection:
-        simple = connection.SimpleQueue(app.amqp.queues[queue])
-        while True:
-            try:
-                message = simple.get(block=False)
-            except simple.Empty:
-                break
-            found.append(message.decode()[1]["n"])
-            message.ack()
-        simple.close()
-    return found
+    return [message.decode()[1]["n"] for message in take_waiting(app, queue)]
 
 
 def pushes(server: RedisServer) -> int:

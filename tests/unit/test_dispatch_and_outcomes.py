@@ -16,25 +16,14 @@ from celery_pyncette import Context, ExecutionMode, FailureMode, Pyncette, curre
 from celery_pyncette.dispatch import Dispatcher, sync_static
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
 from tests.conftest import FakeClock
+from tests.messages import take_waiting
 
 Message = tuple[str, dict[str, Any], dict[str, Any]]
 
 
 def drain(app: Celery) -> list[Message]:
     """Every message waiting on the unit queue: (task name, kwargs, headers)."""
-    messages: list[Message] = []
-    with app.connection_for_read() as connection:
-        queue = connection.SimpleQueue(app.amqp.queues[app.conf.task_default_queue])
-        while True:
-            try:
-                message = queue.get(block=False)
-            except queue.Empty:
-                break
-            _args, kwargs, _embed = message.decode()
-            messages.append((message.headers["task"], kwargs, message.headers))
-            message.ack()
-        queue.close()
-    return messages
+    return [(m.headers["task"], m.decode()[1], m.headers) for m in take_waiting(app)]
 
 
 def tick(pyncette: Pyncette) -> list[Message]:

@@ -21,6 +21,7 @@ from kombu import Exchange, Producer, Queue
 
 from celery_pyncette import publish
 from celery_pyncette.publish import OutgoingMessage, Publisher, plain_repr
+from tests.messages import take_waiting
 
 Received = dict[str, Any]
 
@@ -29,30 +30,16 @@ EXPIRES = datetime(2031, 1, 1, tzinfo=timezone.utc)
 
 def received(app: Celery, queue: str | None = None) -> list[Received]:
     """Every message waiting on ``queue`` (default: the app's default queue), in order."""
-    found: list[Received] = []
-    with app.connection_for_read() as connection:
-        simple = connection.SimpleQueue(app.amqp.queues[queue or app.conf.task_default_queue])
-        while True:
-            try:
-                message = simple.get(block=False)
-            except simple.Empty:
-                break
-            found.append(
-                {
-                    "headers": dict(message.headers),
-                    "properties": {
-                        k: v for k, v in message.properties.items() if k != "delivery_tag"
-                    },
-                    "body": message.decode(),
-                    "routing": {
-                        k: message.delivery_info.get(k) for k in ("exchange", "routing_key")
-                    },
-                    "content_type": message.content_type,
-                }
-            )
-            message.ack()
-        simple.close()
-    return found
+    return [
+        {
+            "headers": dict(message.headers),
+            "properties": {k: v for k, v in message.properties.items() if k != "delivery_tag"},
+            "body": message.decode(),
+            "routing": {k: message.delivery_info.get(k) for k in ("exchange", "routing_key")},
+            "content_type": message.content_type,
+        }
+        for message in take_waiting(app, queue)
+    ]
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from celery_pyncette.dispatch import Dispatcher, sync_static
 from celery_pyncette.fixtures import teardown_all
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
 from tests.conftest import FakeClock
+from tests.messages import take_waiting
 
 os.environ["RECIPES_STORE"] = "memory://"
 os.environ["RECIPES_BROKER"] = "memory://"
@@ -38,19 +39,7 @@ def send_due(
     app = pyncette.app
     sync_static(pyncette, pyncette.definitions(), pyncette_now())
     Dispatcher(pyncette, "beat").dispatch(pyncette.definitions())
-    messages = []
-    with app.connection_for_read() as connection:
-        consumer = connection.SimpleQueue(app.amqp.queues[queue])
-        while True:
-            try:
-                message = consumer.get(block=False)
-            except consumer.Empty:
-                break
-            _args, kwargs, _embed = message.decode()
-            messages.append((message.headers["task"], kwargs, message.headers))
-            message.ack()
-        consumer.close()
-    return messages
+    return [(m.headers["task"], m.decode()[1], m.headers) for m in take_waiting(app, queue)]
 
 
 def pyncette_now() -> Any:
