@@ -173,9 +173,12 @@ def _dispatch(results: dict[str, Any], targets: Targets) -> list[str]:
                     by_redbeat >= 10,
                 )
             if by_pyncette:
+                # what the physical limit itself reaches against Pyncette, in the same repeats
+                limit_by_pyncette = _paired(entry["limit"], entry.get("pyncette"))
+                bound = f" (the limit: {limit_by_pyncette:.1f}x)" if limit_by_pyncette else ""
                 targets.add(
                     f"dispatch ≥ 5 x Pyncette, {STORE_LABEL[store]}, N={n:,}",
-                    f"{by_pyncette:.1f}x",
+                    f"{by_pyncette:.1f}x{bound}",
                     by_pyncette >= 5,
                 )
     return [*out, ""]
@@ -358,23 +361,6 @@ def splice(markdown: str, command: str) -> None:
         path.write_text(before + block + after)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input", type=Path, default=RESULTS / "latest.json")
-    parser.add_argument("--splice", action="store_true")
-    options = parser.parse_args()
-    results = json.loads(options.input.read_text())
-    markdown = render(results)
-    options.input.with_suffix(".md").write_text(markdown)
-    if options.splice:
-        splice(markdown, results["meta"]["command"])
-    print(markdown)
-
-
-if __name__ == "__main__":
-    main()
-
-
 def _worker(results: dict[str, Any]) -> list[str]:
     runs = results.get("worker")
     if not runs:
@@ -409,3 +395,20 @@ def _worker(results: dict[str, Any]) -> list[str]:
             f"| {_med(cpu) or 0:,.0f} | {_ratio(ratio, 1.0)} |"
         )
     return [*out, ""]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--splice", action="store_true")
+    options = parser.parse_args()
+    results = json.loads(options.input.read_text())
+    markdown = render(results)
+    options.input.with_suffix(".md").write_text(markdown)
+    if options.splice:
+        splice(markdown, results["meta"]["command"])
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
