@@ -116,8 +116,8 @@ def _dispatch(results: dict[str, Any], targets: Targets) -> list[str]:
         "occurrences from the same store and publishes hand-built messages with kombu's batch "
         "producer (no scheduler logic). Pyncette runs the task in-process instead of sending it "
         "(executions/s). RedBeat and Pyncette run back to back with celery-pyncette and the "
-        "limit; *÷ limit*, *÷ Pyncette* and *÷ RedBeat* are medians of the ratios of those runs "
-        "(one run at the larger N). "
+        "limit; *÷ limit*, *÷ Pyncette* and *÷ RedBeat* are medians of the ratios of those runs, "
+        "at both N. "
         "`*` extrapolated from a time budget (see benchmarks/README.md).",
         "",
         "| store → broker | N due | celery-pyncette | limit | ÷ limit | RedBeat | ÷ RedBeat "

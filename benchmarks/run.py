@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             for store, broker in PAIRS:
                 for n in options.dispatch_sizes:
                     first = n == options.dispatch_sizes[0]
-                    repeats = options.repeats if first else 1
+                    repeats = options.repeats
                     # the peers a target compares with, back to back with ours: Pyncette on the
                     # same store (it has no broker; filling it for the larger N takes longer than
                     # measuring), RedBeat on Redis
