@@ -308,15 +308,12 @@ def dispatch(
     for repeat in range(repeats):
         # rotate which goes first, so drift on a shared machine hits every side alike
         for which in sides[repeat % len(sides) :] + sides[: repeat % len(sides)]:
-            if which == "ours":
+            if which == "ours" or which == "limit":
                 with deployed(store, broker, directory) as d:
-                    scheduler = started_scheduler(d)
+                    scheduler = started_scheduler(d) if which == "ours" else None
                     bulk.append(n / fill_due(d, n))
-                    rates[which].append(run_scheduler(d, n, scheduler))
-            elif which == "limit":
-                with deployed(store, broker, directory) as d:
-                    bulk.append(n / fill_due(d, n))
-                    rates[which].append(run_limit(d, n))
+                    rate = run_limit(d, n) if which == "limit" else run_scheduler(d, n, scheduler)
+                    rates[which].append(rate)
             else:
                 result = (peers or {})[which]()
                 rates[which].append(float(result["rate"]))

@@ -83,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
             for store, broker in PAIRS:
                 for n in options.dispatch_sizes:
                     first = n == options.dispatch_sizes[0]
-                    repeats = options.repeats
                     # the peers a target compares with, back to back with ours: Pyncette on the
                     # same store (it has no broker; filling it for the larger N takes longer than
                     # measuring), RedBeat on Redis
@@ -93,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
                         else None
                     )
                     section[f"{store}:{broker}:{n}"] = attempt(
-                        f"dispatch {store} -> {broker}, {n:,} due, x{repeats}",
-                        lambda s=store, b=broker, n=n, r=repeats, p=rivals: ours.dispatch(
-                            s, b, n, r, directory, p
+                        f"dispatch {store} -> {broker}, {n:,} due, x{options.repeats}",
+                        lambda s=store, b=broker, n=n, p=rivals: ours.dispatch(
+                            s, b, n, options.repeats, directory, p
                         ),
                     )
         if options.wants("schedule"):
