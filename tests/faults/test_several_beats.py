@@ -161,9 +161,9 @@ def test_a_beat_killed_while_dispatching_10000_occurrences_is_taken_over_within_
         deployed = deploy(redis_broker, target.url, target.namespace, [], E2E_LEASE=str(lease))
         start_workers(deployed)
 
-        # Given three beats dispatching 10,000 occurrences falling due over 6 s (all at once,
+        # Given three beats dispatching 10,000 occurrences falling due over 12 s (all at once,
         # the beats would have sent nearly all of them before beat1 hangs)
-        scatter(client, mode, over=6)
+        scatter(client, mode, over=12)
         beat1_env = {"E2E_BROKER": with_port(redis_broker, beat1_broker.port)}
         owners = start_beats(deployed, {"beat1": beat1_env})
         wait_until(
