@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -122,21 +123,34 @@ class Dispatcher:
         return backlog
 
     def _drain(self, definition: TaskDefinition, partition: int) -> bool:
+        """Claim and send batches of one task partition; True when it may hold more due now.
+
+        The store may claim the next batch while this one is sent; stopping early (shutdown, or a
+        failure) closes the stream, which unlocks a batch claimed ahead.
+        """
         settings = self.pyncette.settings
         lease = definition.lease_duration or settings.lease_duration
-        for _ in range(MAX_BATCHES_PER_PARTITION):
-            if self.stopping():
-                return False
-            now = self.pyncette.now()
-            claimed = self.pyncette.store.claim_due(
-                definition.name, partition, now, settings.batch_size, lease, self.owner
-            )
-            if claimed:
-                metrics.record_claimed(definition.name, len(claimed))
-                self._send_batch(definition, claimed, now)
-            if len(claimed) < settings.batch_size:
-                return False
-        return True
+        if self.stopping():
+            return False
+        batches = self.pyncette.store.claim_batches(
+            definition.name,
+            partition,
+            self.pyncette.now,
+            settings.batch_size,
+            lease,
+            self.owner,
+            MAX_BATCHES_PER_PARTITION,
+        )
+        full = 0
+        with closing(batches):
+            for batch in batches:
+                if batch.records:
+                    metrics.record_claimed(definition.name, len(batch.records))
+                    self._send_batch(definition, batch.records, batch.now)
+                if len(batch.records) < settings.batch_size or self.stopping():
+                    return False
+                full += 1
+        return full == MAX_BATCHES_PER_PARTITION
 
     def _send_batch(
         self, definition: TaskDefinition, claimed: list[InstanceRecord], now: datetime

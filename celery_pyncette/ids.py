@@ -1,29 +1,30 @@
 """Random identifiers: lease tokens and Celery task ids, both random (version 4) UUIDs.
 
-Beat makes one of each for every occurrence it sends, so they are made without a ``uuid.UUID``
-object per identifier: the same 122 random bits and the same text, in half the time.
+Beat makes one of each for every occurrence it sends, so they are made a batch at a time, without
+a ``uuid.UUID`` object per identifier: one ``os.urandom`` call and one hex conversion give the
+random digits of the whole batch, then each identifier gets the version digit (``4``) and the
+variant digit (``8``-``b``) a ``uuid.uuid4()`` has. Same 122 random bits, same text, a third of
+the time.
 """
 
 from __future__ import annotations
 
 import os
 
-#: The version (4) and variant (RFC 4122) bits of a random UUID, as a 128-bit integer.
-_CLEAR = ~((0xF << 76) | (0x3 << 62))
-_SET = (0x4 << 76) | (0x2 << 62)
-
-
-def _uuid4_hex(random: bytes) -> str:
-    return "%032x" % (int.from_bytes(random, "big") & _CLEAR | _SET)
+#: A random hex digit's two low bits, as the UUID variant digit (RFC 4122: binary ``10xx``).
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def lease_tokens(count: int) -> list[str]:
     """``count`` fresh lease tokens: random UUIDs as 32 hex digits (``uuid.uuid4().hex``)."""
-    random = os.urandom(16 * count)
-    return [_uuid4_hex(random[i : i + 16]) for i in range(0, 16 * count, 16)]
+    digits = os.urandom(16 * count).hex()
+    return [
+        f"{digits[i : i + 12]}4{digits[i + 13 : i + 16]}"
+        f"{_VARIANT[digits[i + 16]]}{digits[i + 17 : i + 32]}"
+        for i in range(0, 32 * count, 32)
+    ]
 
 
-def task_id() -> str:
-    """A fresh Celery task id: a random UUID in its canonical text (``str(uuid.uuid4())``)."""
-    text = _uuid4_hex(os.urandom(16))
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+def task_ids(count: int) -> list[str]:
+    """``count`` fresh Celery task ids: random UUIDs in canonical text (``str(uuid.uuid4())``)."""
+    return [f"{u[:8]}-{u[8:12]}-{u[12:16]}-{u[16:20]}-{u[20:]}" for u in lease_tokens(count)]

@@ -67,9 +67,9 @@ _LEGACY_SENT = getattr(signals, "task_sent", None)
 _LIMIT_OPTIONS = ("time_limit", "soft_time_limit", "expires")
 
 
-def new_task_id() -> str:
-    """A fresh Celery task id (a random UUID's text, as Celery makes them)."""
-    return ids.task_id()
+def new_task_ids(count: int) -> list[str]:
+    """Fresh Celery task ids (random UUIDs' text, as Celery makes them)."""
+    return ids.task_ids(count)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,8 +245,9 @@ class _Template:
         if self.routed is not None and self.templated and "stamped_headers" not in self.routed:
             self.route = _Route.of(app, self.routed)
 
-    def build(self, index: int, message: OutgoingMessage) -> _Built:
-        """One message, as ``app.send_task(name, args, kwargs, headers=..., **options)``."""
+    def build(self, index: int, message: OutgoingMessage, task_id: str) -> _Built:
+        """One message, as ``app.send_task(name, args, kwargs, headers=..., task_id=...,
+        **options)``."""
         amqp = self.amqp
         if message.args is not self._args:  # usually one tuple for a whole batch
             self._args = message.args
@@ -260,7 +261,6 @@ class _Template:
             options = self.routed  # read-only from here on: shared by the batch's messages
         else:
             options = amqp.router.route(dict(self.options), self.name, args, kwargs, self.task_type)
-        task_id = new_task_id()
         kwargs_repr = plain_repr(kwargs, amqp.kwargsrepr_maxsize, self.max_levels)
         if kwargs_repr is None:
             kwargs_repr = saferepr(kwargs, amqp.kwargsrepr_maxsize, maxlevels=self.max_levels)
@@ -408,13 +408,15 @@ class Publisher:
         failed: list[int] = []
         first_error: Exception | None = None
         templates: dict[tuple[str, int], _Template] = {}
-        for index, message in enumerate(messages):
+        for index, (message, task_id) in enumerate(
+            zip(messages, new_task_ids(len(messages)), strict=True)
+        ):
             try:
                 key = (message.task, id(message.options) if message.options else 0)
                 template = templates.get(key)
                 if template is None:
                     template = templates[key] = _Template(self.app, message.task, message.options)
-                built.append(template.build(index, message))
+                built.append(template.build(index, message, task_id))
             except Exception as exc:
                 failed.append(index)
                 first_error = first_error or exc

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -70,6 +70,14 @@ class InstanceRecord:
     def with_changes(self, **changes: Any) -> InstanceRecord:
         """A copy with the given fields replaced."""
         return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedBatch:
+    """One batch of :meth:`Store.claim_batches`: the records and the time they were claimed at."""
+
+    now: datetime
+    records: list[InstanceRecord]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +143,33 @@ class Store(abc.ABC):
         lease_duration`` and ``locked_by = owner``. No instance is returned to two callers while its
         lease is valid, whatever the number of concurrent claimers.
         """
+
+    def claim_batches(
+        self,
+        task: str,
+        partition: int,
+        clock: Callable[[], datetime],
+        limit: int,
+        lease_duration: timedelta,
+        owner: str,
+        max_batches: int,
+    ) -> Generator[ClaimedBatch, None, None]:
+        """Claim one task partition batch after batch, as calls of :meth:`claim_due` would.
+
+        Each batch is claimed at the time ``clock()`` reads just before its claim, and yielded with
+        that time. The batches stop after ``max_batches``, or after one shorter than ``limit``
+        (nothing more was claimable at its time). A store may claim the next batch while the caller
+        works on the one it holds (the Redis store sends that claim before it yields); when the
+        caller stops early (closes the generator, or drops it), a batch claimed ahead and not yet
+        yielded is unlocked, so it is due again at once. Callers close the generator promptly
+        (``contextlib.closing``): a claim ahead holds a connection of its own until then.
+        """
+        for _ in range(max_batches):
+            now = clock()
+            claimed = self.claim_due(task, partition, now, limit, lease_duration, owner)
+            yield ClaimedBatch(now, claimed)
+            if len(claimed) < limit:
+                return
 
     def due_partitions(
         self, groups: Sequence[tuple[str, int]], now: datetime

@@ -19,6 +19,7 @@ from celery_pyncette.stores.base import (
     Store,
     Strike,
 )
+from tests.claimers import claim_concurrently
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=30)
@@ -118,24 +119,15 @@ def test_times_keep_sub_second_precision(store: Store) -> None:
 def test_concurrent_claimers_never_get_the_same_instance(store: Store) -> None:
     for i in range(300):
         store.upsert(record(f"i{i:03d}", T0), T0)
-    results: list[list[InstanceRecord]] = [[] for _ in range(4)]
-    errors: list[BaseException] = []
 
-    def claimer(slot: int) -> None:
-        try:
-            while batch := store.claim_due("t", 0, T0, 7, LEASE, f"b{slot}"):
-                results[slot].extend(batch)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+    def claim_all(slot: int) -> list[InstanceRecord]:
+        taken: list[InstanceRecord] = []
+        while batch := store.claim_due("t", 0, T0, 7, LEASE, f"b{slot}"):
+            taken.extend(batch)
+        return taken
 
-    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    counts = claim_concurrently(claim_all)
 
-    assert errors == []
-    counts = Counter(r.key.instance for batch in results for r in batch)
     assert len(counts) == 300
     assert max(counts.values()) == 1
 
@@ -531,6 +523,85 @@ def test_upsert_many_with_force_replaces_locked_records(store: Store) -> None:
     assert state is not None
     assert state.next_run == T0 + timedelta(hours=1)
     assert state.lease is None
+
+
+# --- claims batch after batch --------------------------------------------------------------------
+
+
+class Ticking:
+    """A clock that moves one second on every reading (each batch is claimed at its own time)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.readings: list[datetime] = []
+        self._next = start
+
+    def __call__(self) -> datetime:
+        self.readings.append(self._next)
+        self._next += timedelta(seconds=1)
+        return self.readings[-1]
+
+
+def fill(store: Store, count: int) -> None:
+    store.upsert_many([record(f"i{n:04d}", T0 - timedelta(seconds=1)) for n in range(count)], T0)
+
+
+def test_claim_batches_claims_each_batch_at_its_own_time_until_one_is_short(store: Store) -> None:
+    fill(store, 250)
+    clock = Ticking(T0)
+
+    batches = list(store.claim_batches("t", 0, clock, 100, LEASE, "b1", max_batches=10))
+
+    assert [len(b.records) for b in batches] == [100, 100, 50]
+    assert [b.now for b in batches] == clock.readings[:3]
+    for batch in batches:
+        assert {r.locked_until for r in batch.records} == {batch.now + LEASE}
+        assert all(r.lease and r.locked_by == "b1" for r in batch.records)
+    names = [r.key.instance for b in batches for r in b.records]
+    assert sorted(names) == [f"i{n:04d}" for n in range(250)]
+    assert claim(store, clock.readings[-1], limit=1000) == []
+
+
+def test_claim_batches_stops_after_max_batches_and_leaves_the_rest_claimable(
+    store: Store,
+) -> None:
+    fill(store, 500)
+
+    batches = list(store.claim_batches("t", 0, Ticking(T0), 100, LEASE, "b1", max_batches=2))
+
+    assert [len(b.records) for b in batches] == [100, 100]
+    assert len(claim(store, T0 + timedelta(seconds=5), limit=1000, owner="b2")) == 300
+
+
+def test_claim_batches_closed_early_leaves_only_what_was_handed_over_leased(store: Store) -> None:
+    fill(store, 300)
+    batches = store.claim_batches("t", 0, Ticking(T0), 100, LEASE, "b1", max_batches=10)
+
+    first = next(batches)
+    batches.close()
+
+    rest = claim(store, T0 + timedelta(seconds=5), limit=1000, owner="b2")
+    assert len(first.records) == 100
+    assert len(rest) == 200
+    assert not {r.key for r in first.records} & {r.key for r in rest}
+
+
+def test_claim_batches_from_concurrent_claimers_never_share_an_instance(store: Store) -> None:
+    fill(store, 400)
+
+    def claim_all(slot: int) -> list[InstanceRecord]:
+        taken: list[InstanceRecord] = []
+        while True:
+            batches = list(
+                store.claim_batches("t", 0, lambda: T0, 9, LEASE, f"b{slot}", max_batches=5)
+            )
+            taken.extend(r for b in batches for r in b.records)
+            if len(batches[-1].records) < 9:
+                return taken
+
+    counts = claim_concurrently(claim_all)
+
+    assert len(counts) == 400
+    assert max(counts.values()) == 1
 
 
 # --- batched polling and the server clock --------------------------------------------------------

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -23,6 +22,7 @@ from botocore.exceptions import ClientError
 from celery_pyncette.errors import StoreError
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Strike
 from celery_pyncette.stores.dynamodb import DynamoDBStore
+from tests.claimers import claim_concurrently
 from tests.dynamodb_server import admin_client, aws_environment, moto_endpoint, store_url
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
@@ -299,24 +299,15 @@ def test_claimers_in_separate_clients_never_share_an_instance(
 ) -> None:
     store.upsert_many([record(f"i{i:03d}") for i in range(200)], T0)
     claimers = [DynamoDBStore(store.url, namespace=store.namespace) for _ in range(4)]
-    results: list[list[InstanceRecord]] = [[] for _ in claimers]
-    errors: list[BaseException] = []
 
-    def claim_all(slot: int) -> None:
-        try:
-            while batch := claimers[slot].claim_due("t", 0, T0, 10, LEASE, f"b{slot}"):
-                results[slot].extend(batch)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+    def claim_all(slot: int) -> list[InstanceRecord]:
+        taken: list[InstanceRecord] = []
+        while batch := claimers[slot].claim_due("t", 0, T0, 10, LEASE, f"b{slot}"):
+            taken.extend(batch)
+        return taken
 
-    threads = [threading.Thread(target=claim_all, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(50)
+    counts = claim_concurrently(claim_all, timeout=50)
 
-    assert errors == []
-    counts = Counter(r.key.instance for batch in results for r in batch)
     assert len(counts) == 200
     assert max(counts.values()) == 1
     for claimer in claimers:

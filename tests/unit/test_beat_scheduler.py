@@ -12,6 +12,7 @@ from celery import Celery
 from celery_pyncette import ConfigurationError, Context, Pyncette, StoreError
 from celery_pyncette.beat import Scheduler, redact
 from tests.conftest import FakeClock
+from tests.dispatching import dispatch_stopping_after
 
 
 def test_a_lazy_scheduler_does_no_io_and_shows_its_store(app: Celery) -> None:
@@ -144,8 +145,6 @@ def test_a_shutdown_signal_during_a_tick_is_held_until_the_batch_is_sent() -> No
 def test_the_dispatcher_stops_claiming_once_a_shutdown_is_requested(
     fake_clock: FakeClock, app: Celery
 ) -> None:
-    from celery_pyncette.dispatch import Dispatcher
-
     pyncette = Pyncette(app, url="memory://", batch_size=10)
 
     @pyncette.dynamic_task(name="hello")
@@ -155,19 +154,7 @@ def test_the_dispatcher_stops_claiming_once_a_shutdown_is_requested(
         hello, {f"i{n:03d}": {} for n in range(50)}, interval=timedelta(seconds=1)
     )
     fake_clock.advance(seconds=1)
-    dispatcher = Dispatcher(pyncette, "beat")
-    batches = {"n": 0}
-    real_send = dispatcher._send_batch
 
-    def counting(*args: Any) -> None:
-        batches["n"] += 1
-        real_send(*args)
-
-    dispatcher._send_batch = counting  # type: ignore[method-assign]
-    dispatcher.stopping = lambda: batches["n"] >= 2
-
-    dispatcher.dispatch(pyncette.definitions())
-
-    assert batches["n"] == 2
+    assert dispatch_stopping_after(pyncette, 2) == 2
     leased = [r for r in pyncette.store.list_instances("hello", 0, 100) if r.lease]
     assert len(leased) == 20, "only the two sent batches hold leases"

@@ -8,7 +8,7 @@ from celery_pyncette import ids
 
 
 def test_task_ids_are_random_version_4_uuids_in_their_canonical_text() -> None:
-    made = [ids.task_id() for _ in range(2000)]
+    made = ids.task_ids(2000) + ids.task_ids(1)
 
     assert len(set(made)) == len(made)
     for task_id in made:
@@ -28,3 +28,4 @@ def test_lease_tokens_are_random_version_4_uuids_as_32_hex_digits() -> None:
         assert parsed.version == 4
         assert parsed.variant == uuid.RFC_4122
     assert ids.lease_tokens(0) == []
+    assert ids.task_ids(0) == []

@@ -47,7 +47,7 @@ def fixed_ids(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Task ids the publisher hands out, in order (so a message can be compared by id)."""
     ids = [str(uuid.uuid4()) for _ in range(10)]
     queue = list(ids)
-    monkeypatch.setattr(publish, "new_task_id", lambda: queue.pop(0))
+    monkeypatch.setattr(publish, "new_task_ids", lambda count: [queue.pop(0) for _ in range(count)])
     return ids
 
 

@@ -8,7 +8,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -20,8 +20,8 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.retry import Retry
 
 from celery_pyncette.errors import ConfigurationError, LeaseLostError, StoreError, TaskLockedError
-from celery_pyncette.ids import lease_tokens
 from celery_pyncette.stores.base import (
+    ClaimedBatch,
     Commit,
     InstanceKey,
     InstanceRecord,
@@ -30,13 +30,15 @@ from celery_pyncette.stores.base import (
     strike_from_id,
     strike_id,
 )
+from celery_pyncette.stores.redis._ahead import SPARE, PartitionClaims
 from celery_pyncette.stores.redis._layout import (
     LEASE_FIELD,
+    claim_script_call,
+    claimed_records,
     from_micros,
     instance_key,
     partition_prefix,
     record_fields,
-    record_from_values,
     strikes_keys,
     text,
     to_micros,
@@ -222,7 +224,7 @@ class RedisStore(Store):
             return []
         client = self._redis()
         prefix = self._prefix(task, partition)
-        ready, names = prefix + b":ready", prefix + b":names"
+        ready = prefix + b":ready"
         now_us = to_micros(now)
         expiry = str(to_micros(now + lease_duration))
         claimed: list[InstanceRecord] = []
@@ -231,14 +233,14 @@ class RedisStore(Store):
             while len(claimed) < limit and fruitless < _CLAIM_ROUNDS:
                 wanted = min(limit - len(claimed), _CLAIM_CHUNK)
                 # Read a few more candidates than wanted: concurrent claimers may take some.
-                fetch = wanted + min(wanted, 16)
+                fetch = wanted + min(wanted, SPARE)
                 candidates: list[Any] = client.zrangebyscore(
                     ready, "-inf", now_us, start=0, num=fetch
                 )
                 if not candidates:
                     break
                 got = self._claim_candidates(
-                    client, prefix, ready, names, candidates, wanted, now_us, expiry, owner
+                    client, prefix, candidates, wanted, now_us, expiry, owner
                 )
                 claimed.extend(
                     InstanceRecord(key=InstanceKey(task, partition, n), **f) for n, f in got
@@ -248,12 +250,44 @@ class RedisStore(Store):
                 fruitless = 0 if got else fruitless + 1
         return claimed
 
+    def claim_batches(
+        self,
+        task: str,
+        partition: int,
+        clock: Callable[[], datetime],
+        limit: int,
+        lease_duration: timedelta,
+        owner: str,
+        max_batches: int,
+    ) -> Generator[ClaimedBatch, None, None]:
+        """On plain Redis, each batch's claim script is sent before the previous batch is
+        yielded (see ``_ahead.py``). On a cluster, where a partition's slot may move between
+        shards during the stream, batches are claimed one at a time, as ``claim_due`` does."""
+        client = self._redis()
+        if isinstance(client, RedisCluster) or not 0 < limit <= _CLAIM_CHUNK:
+            return super().claim_batches(
+                task, partition, clock, limit, lease_duration, owner, max_batches
+            )
+        claims = PartitionClaims(
+            client,
+            self._prefix(task, partition),
+            lambda instance: InstanceKey(task, partition, instance),
+            clock,
+            limit,
+            lease_duration,
+            owner,
+            errors=lambda action: self._errors(f"{action} {task!r} partition {partition}"),
+            claim_due=lambda now, wanted: self.claim_due(
+                task, partition, now, wanted, lease_duration, owner
+            ),
+            unlock=self.unlock_many,
+        )
+        return claims.batches(max_batches)
+
     @staticmethod
     def _claim_candidates(
         client: Client,
         prefix: bytes,
-        ready: bytes,
-        names: bytes,
         candidates: list[Any],
         wanted: int,
         now_us: int,
@@ -261,15 +295,9 @@ class RedisStore(Store):
         owner: str,
     ) -> list[tuple[str, dict[str, Any]]]:
         encoded = [c.encode("utf-8") if isinstance(c, str) else c for c in candidates]
-        keys = [ready, names, *(prefix + b":i:" + c for c in encoded)]
-        tokens = lease_tokens(wanted)
-        reply = SCRIPTS["claim"](client, keys, [now_us, expiry, owner, wanted, *encoded, *tokens])
-        if not reply:
-            return []
-        return [
-            (encoded[index - 1].decode("utf-8"), record_from_values(values))
-            for index, values in json.loads(reply)
-        ]
+        keys, args = claim_script_call(prefix, encoded, now_us, expiry, owner, wanted)
+        reply = SCRIPTS["claim"](client, keys, args)
+        return [(name, fields) for _, name, fields in claimed_records(reply, encoded)]
 
     def due_partitions(
         self, groups: Sequence[tuple[str, int]], now: datetime
