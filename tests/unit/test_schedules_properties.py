@@ -202,6 +202,18 @@ def test_cron_next_after_equals_the_brute_force_reference(
     assert s.next_after(after) == reference_next_after(s.expression, zone, after)
 
 
+@given(data=st.data(), expression=cron_expressions(seconds=False), zone=st.sampled_from(ZONES))
+def test_cron_next_after_does_not_depend_on_the_instants_asked_before(
+    data: st.DataObject, expression: str, zone: str
+) -> None:
+    # One croniter per expression and thread is moved from instant to instant (schedules.py):
+    # later, earlier and repeated instants in any order each get the reference answer.
+    s = cron_or_reject(expression, zone)
+    asked = data.draw(st.lists(instants(zone), min_size=2, max_size=6))
+    for after in asked + asked[::-1]:
+        assert s.next_after(after) == reference_next_after(s.expression, zone, after)
+
+
 DST_ZONES = [z for z in ZONES if transitions(z, 2030)]
 
 
