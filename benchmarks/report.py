@@ -113,8 +113,10 @@ def _dispatch(results: dict[str, Any], targets: Targets) -> list[str]:
         "### Dispatch: due occurrences sent per second",
         "",
         "celery-pyncette is the real beat `Scheduler.tick()` loop; the limit claims the same "
-        "occurrences from the same store and publishes hand-built messages with kombu's batch "
-        "producer (no scheduler logic). Pyncette runs the task in-process instead of sending it "
+        "occurrences from the same store, a batch at a time, and publishes each batch as "
+        "hand-built messages with kombu's batch producer (no scheduler logic). On a Redis store "
+        "celery-pyncette claims the next batch while it publishes one, which the limit does not. "
+        "Pyncette runs the task in-process instead of sending it "
         "(executions/s). RedBeat and Pyncette run back to back with celery-pyncette and the "
         "limit; *÷ limit*, *÷ Pyncette* and *÷ RedBeat* are medians of the ratios of those runs, "
         "at both N. "
