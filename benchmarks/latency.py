@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -176,3 +178,34 @@ def measure(store: str, broker: str, seconds: float, directory: Path) -> dict[st
         drop_namespace(store, url, namespace)
         delete_queue(BROKERS[broker], namespace)
         log(f"  latency {store}->{broker}: done")
+
+
+def repeated(
+    pairs: Sequence[tuple[str, str]], seconds: float, repeats: int, directory: Path
+) -> dict[str, dict[str, Any]]:
+    """:func:`measure` ``repeats`` times for each ``(store, broker)``, in rounds over the pairs
+    (a disturbance of the shared machine hits one run of several pairs, not every run of one);
+    per pair, the median of each figure and every run's p99 (``p99_runs``). A pair whose runs
+    all failed holds the last ``error``."""
+    runs: dict[str, list[dict[str, Any]]] = {f"{s}:{b}": [] for s, b in pairs}
+    errors: dict[str, str] = {}
+    for round_ in range(repeats):
+        for store, broker in pairs:
+            log(f"latency {store} -> {broker}, run {round_ + 1} of {repeats}")
+            try:
+                runs[f"{store}:{broker}"].append(measure(store, broker, seconds, directory))
+            except Exception as exc:
+                log(f"  FAILED: {type(exc).__name__}: {exc}")
+                errors[f"{store}:{broker}"] = f"{type(exc).__name__}: {exc}"
+    out: dict[str, dict[str, Any]] = {}
+    for pair, made in runs.items():
+        if not made:
+            out[pair] = {"error": errors.get(pair, "no run")}
+            continue
+        entry = dict(made[0])
+        for figure in ("p50_ms", "p99_ms", "max_ms", "sent_p50_ms", "sent_p99_ms"):
+            values = [run[figure] for run in made if run.get(figure) is not None]
+            entry[figure] = statistics.median(values) if values else None
+        entry["p99_runs"] = [run["p99_ms"] for run in made]
+        out[pair] = entry
+    return out

@@ -120,14 +120,12 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                 )
         if options.wants("latency"):
-            section = results.setdefault("latency", {})
-            for store, broker in PAIRS:
-                section[f"{store}:{broker}"] = attempt(
-                    f"latency {store} -> {broker}",
-                    lambda s=store, b=broker: latency.measure(
-                        s, b, options.latency_seconds, directory
-                    ),
-                )
+            results["latency"] = attempt(
+                f"latency, x{options.repeats}",
+                lambda: latency.repeated(
+                    PAIRS, options.latency_seconds, options.repeats, directory
+                ),
+            )
         if options.wants("worker"):
             results["worker"] = attempt(
                 "worker cost per execution",
