@@ -125,19 +125,7 @@ class PartitionClaims:
     def _receive(self) -> ClaimedBatch:
         sent, self._sent = self._sent, None
         assert sent is not None
-        if not sent.candidates:
-            return ClaimedBatch(sent.now, [])
-        try:
-            reply = self._connection.read_response()
-        except NoScriptError:
-            # After SCRIPT FLUSH, a restart or a failover: load it and claim again.
-            self._clean = True
-            self._client.script_load(SCRIPTS["claim"].text)
-            self._clean = False
-            self._connection.send_command("EVALSHA", SCRIPTS["claim"].sha, *sent.arguments)
-            reply = self._connection.read_response()
-        self._clean = True
-        taken = claimed_records(reply, sent.candidates)
+        taken = self._read(sent)
         records = [InstanceRecord(key=self._key(name), **fields) for _, name, fields in taken]
         if len(taken) == self._limit:
             # the script stops at its last take: the candidates after it are still to be tried
@@ -150,6 +138,22 @@ class PartitionClaims:
             self._candidates = []
         return ClaimedBatch(sent.now, records)
 
+    def _read(self, sent: _Sent) -> list[tuple[int, str, dict[str, Any]]]:
+        """The reply of a claim sent ahead: what it leased."""
+        if not sent.candidates:
+            return []
+        try:
+            reply = self._connection.read_response()
+        except NoScriptError:
+            # After SCRIPT FLUSH, a restart or a failover: load it and claim again.
+            self._clean = True
+            self._client.script_load(SCRIPTS["claim"].text)
+            self._clean = False
+            self._connection.send_command("EVALSHA", SCRIPTS["claim"].sha, *sent.arguments)
+            reply = self._connection.read_response()
+        self._clean = True
+        return claimed_records(reply, sent.candidates)
+
     def _finish(self) -> None:
         """Unlock a batch claimed ahead; give the connection back, closed when a reply may be
         left unread on it."""
@@ -158,9 +162,10 @@ class PartitionClaims:
             return
         try:
             if self._sent is not None:
+                # read only: completing a batch nobody wants would claim more just to unlock it
                 with self._errors("read a claim made ahead"):
-                    unwanted = self._receive().records
-                self._unlock([(r.key, r.lease or "") for r in unwanted])
+                    unwanted = self._read(self._sent)
+                self._unlock([(self._key(name), fields["lease"]) for _, name, fields in unwanted])
         except StoreError as exc:
             log.warning("claims made ahead were not unlocked; they wait for their lease: %s", exc)
         finally:
