@@ -30,6 +30,8 @@ app.conf.update(
     pyncette_url=f"sqlite:///{DEMO_DIR / 'schedules.sqlite3'}",
     pyncette_poll_interval=0.5,
     worker_hijack_root_logger=False,
+    # Executions print plain lines: stdout is not turned into WARNING log records.
+    worker_redirect_stdouts=False,
 )
 pyncette = Pyncette(app)
 
