@@ -35,6 +35,7 @@ from celery_pyncette.definitions import (
     validate_task_name,
 )
 from celery_pyncette.errors import BulkWriteError, ConfigurationError, StoreError
+from celery_pyncette.lookup import find_definition
 from celery_pyncette.partitions import check_partition_count
 from celery_pyncette.schedules import OnceSchedule, Schedule, from_celery
 from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
@@ -252,14 +253,18 @@ class Pyncette:
     # --- the registry -------------------------------------------------------------------------
 
     def definition(self, task: Any) -> TaskDefinition:
-        """The definition of a task given as the decorated task object or its name."""
+        """The definition of a task given as the decorated task object or its name.
+
+        A name is the full name or, when unambiguous, the function's own name (see
+        :mod:`celery_pyncette.lookup`); ``ValueError`` lists the candidates otherwise.
+        """
         name = task if isinstance(task, str) else getattr(task, "name", None)
         found = self._definitions.get(name) if isinstance(name, str) else None
-        if found is None:
-            found = self.beat_schedule_definitions().get(name) if isinstance(name, str) else None
-        if found is None:
+        if found is not None:
+            return found
+        if not isinstance(name, str):
             raise ValueError(f"{task!r} is not a task declared with this Pyncette instance")
-        return found
+        return find_definition(name, {**self.beat_schedule_definitions(), **self._definitions})
 
     def definitions(self) -> list[TaskDefinition]:
         """Every definition: declared tasks and ``beat_schedule`` entries.
