@@ -39,14 +39,14 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from celery import Celery, signals
 from celery.app.amqp import task_message
 from celery.utils.nodenames import anon_nodename
 from celery.utils.saferepr import saferepr
-from celery.utils.time import subtract_datetimes
+from celery.utils.time import maybe_make_aware
 from kombu.entity import Queue
 from kombu.messaging import Producer
 
@@ -700,7 +700,11 @@ def _seconds_until(app: Celery, expires: Any) -> float:
     if isinstance(expires, str):
         expires = datetime.fromisoformat(expires)
     if isinstance(expires, datetime):
-        return float(subtract_datetimes(expires, app.now()).total_seconds())
+        # A naive time is UTC (Celery 5.6+ does the same; 5.5 has no helper for it).
+        elapsed = maybe_make_aware(expires).astimezone(timezone.utc) - app.now().astimezone(
+            timezone.utc
+        )
+        return float(elapsed.total_seconds())
     return float(expires)
 
 
