@@ -7,6 +7,7 @@ Every error of the library derives from one root::
     ├── StoreError           the schedule store failed or is not set up (table missing, server down)
     │   └── BulkWriteError   a bulk write failed part-way; ``.written`` names what was written
     ├── LeaseLostError       a commit, unlock or heartbeat came after the lease was lost or taken
+    ├── CorruptRecordError   a stored record cannot be decoded (``.key``, ``.reason``)
     └── TaskLockedError      replacing an instance that is running, without ``force=True``
 
 Invalid user input (a cron expression, a timezone, an argument) is a plain ``ValueError``.
@@ -29,6 +30,19 @@ class StoreError(PyncetteError):
 
 class LeaseLostError(PyncetteError):
     """The lease named in a commit, unlock or heartbeat is no longer the instance's lease."""
+
+
+class CorruptRecordError(PyncetteError):
+    """A stored record cannot be decoded: not JSON, a next run that is not a time, ...
+
+    ``key`` is the record's :class:`~celery_pyncette.stores.base.InstanceKey`, ``reason`` what
+    failed. Not a :class:`StoreError`: retrying the read cannot help, repairing the record can.
+    """
+
+    def __init__(self, key: object, reason: str) -> None:
+        super().__init__(f"stored record {key} cannot be decoded: {reason}")
+        self.key = key
+        self.reason = reason
 
 
 class TaskLockedError(PyncetteError):

@@ -73,11 +73,29 @@ class InstanceRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A record taken out of the due index because it cannot be decoded or computed.
+
+    It stays out until :meth:`Store.upsert` replaces it (a repair) or :meth:`Store.delete`
+    removes it; ``reason`` says what failed, ``since`` when it was quarantined.
+    """
+
+    key: InstanceKey
+    reason: str
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedBatch:
-    """One batch of :meth:`Store.claim_batches`: the records and the time they were claimed at."""
+    """One batch of :meth:`Store.claim_batches`: the records and the time they were claimed at.
+
+    ``quarantined`` names the records the claim found undecodable and quarantined instead of
+    leasing (see :meth:`Store.quarantine`); they are not in ``records``.
+    """
 
     now: datetime
     records: list[InstanceRecord]
+    quarantined: list[Quarantined] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +159,26 @@ class Store(abc.ABC):
 
         Each returned record carries a fresh ``lease`` token, ``locked_until = now +
         lease_duration`` and ``locked_by = owner``. No instance is returned to two callers while its
-        lease is valid, whatever the number of concurrent claimers.
+        lease is valid, whatever the number of concurrent claimers. A record that cannot be decoded
+        never makes the claim raise: it is quarantined and left out (:meth:`claim` reports it).
         """
+
+    def claim(
+        self,
+        task: str,
+        partition: int,
+        now: datetime,
+        limit: int,
+        lease_duration: timedelta,
+        owner: str,
+    ) -> ClaimedBatch:
+        """:meth:`claim_due`, reporting the records it quarantined on the way.
+
+        Quarantined records count against ``limit`` (a batch shorter than ``limit`` still means
+        nothing more was claimable). Stores that can meet undecodable records override this and
+        make :meth:`claim_due` return its ``records``.
+        """
+        return ClaimedBatch(now, self.claim_due(task, partition, now, limit, lease_duration, owner))
 
     def claim_batches(
         self,
@@ -165,10 +201,9 @@ class Store(abc.ABC):
         (``contextlib.closing``): a claim ahead holds a connection of its own until then.
         """
         for _ in range(max_batches):
-            now = clock()
-            claimed = self.claim_due(task, partition, now, limit, lease_duration, owner)
-            yield ClaimedBatch(now, claimed)
-            if len(claimed) < limit:
+            batch = self.claim(task, partition, clock(), limit, lease_duration, owner)
+            yield batch
+            if len(batch.records) + len(batch.quarantined) < limit:
                 return
 
     def due_partitions(
@@ -238,14 +273,34 @@ class Store(abc.ABC):
         return lost
 
     @abc.abstractmethod
-    def extend_lease(self, key: InstanceKey, lease: str, until: datetime) -> None:
-        """Move the lease's expiry to ``until`` (a heartbeat).
+    def extend_lease(
+        self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
+    ) -> None:
+        """Move the lease's expiry to ``until`` (a heartbeat), earlier or later than it was.
 
-        Raises :class:`LeaseLostError` when the lease does not match or the instance is gone. A
-        lease that expired but was not claimed again still matches and may be extended: no one else
-        holds the instance, and a concurrent claim either changes the token first or sees the new
-        expiry.
+        With ``new_lease``, the token is replaced by it in the same atomic write (a worker takes
+        the execution lease so): afterwards only ``new_lease`` matches, and a second delivery of the
+        message, which carries ``lease``, finds it lost. Raises :class:`LeaseLostError` when the
+        lease does not match or the instance is gone. A lease that expired but was not claimed
+        again still matches and may be extended: no one else holds the instance, and a concurrent
+        claim either changes the token first or sees the new expiry.
         """
+
+    def extend_leases(
+        self, items: Sequence[tuple[InstanceKey, str]], until: datetime
+    ) -> list[InstanceKey]:
+        """Extend a batch of leases to ``until``; return the keys whose lease was lost.
+
+        Each item has the outcome of :meth:`extend_lease` without ``new_lease``. Stores override
+        this to save round trips.
+        """
+        lost: list[InstanceKey] = []
+        for key, lease in items:
+            try:
+                self.extend_lease(key, lease, until)
+            except LeaseLostError:
+                lost.append(key)
+        return lost
 
     @abc.abstractmethod
     def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
@@ -275,11 +330,32 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def delete(self, key: InstanceKey) -> bool:
-        """Remove an instance whatever its lock; return whether it existed."""
+        """Remove an instance whatever its lock or quarantine; return whether it existed."""
 
     @abc.abstractmethod
     def get(self, key: InstanceKey) -> InstanceRecord | None:
-        """Return the stored instance, or ``None``."""
+        """Return the stored instance, or ``None``.
+
+        Raises :class:`~celery_pyncette.errors.CorruptRecordError` when the stored record cannot
+        be decoded (it is not quarantined by this read).
+        """
+
+    @abc.abstractmethod
+    def quarantine(
+        self, key: InstanceKey, lease: str | None, reason: str, now: datetime
+    ) -> bool:
+        """Take a record out of the due index until it is repaired; return whether it was.
+
+        With ``lease``, only while that lease still holds it (the caller claimed it and found it
+        cannot be computed); without, whatever its lock (the store itself could not decode it).
+        ``False`` when the lease was lost or the record is gone. The record stays stored and is
+        listed by :meth:`list_quarantined`; :meth:`upsert` replaces it with a healthy, unlocked
+        record, :meth:`delete` removes it. Claims and :meth:`due_partitions` no longer see it.
+        """
+
+    @abc.abstractmethod
+    def list_quarantined(self, task: str | None = None, limit: int = 100) -> list[Quarantined]:
+        """Up to ``limit`` quarantined records (of ``task``, or of every task), by key."""
 
     def lease_of(self, key: InstanceKey) -> str | None:
         """The lease token the instance is held under: ``None`` when it is not leased or does
@@ -295,7 +371,8 @@ class Store(abc.ABC):
         """Up to ``limit`` instances of one task partition with names ``> after``, by name.
 
         Paging by name (not by offset) returns every instance exactly once across pages, even while
-        instances are claimed and committed between pages.
+        instances are claimed and committed between pages. Records that cannot be decoded are
+        left out (:meth:`list_quarantined` shows them once quarantined).
         """
 
     def count_instances(self, task: str, partition: int) -> int:

@@ -16,6 +16,7 @@ from celery_pyncette.ids import lease_tokens
 from celery_pyncette.stores.base import (
     InstanceKey,
     InstanceRecord,
+    Quarantined,
     Store,
     Strike,
     strike_id,
@@ -29,6 +30,7 @@ class MemoryStore(Store):
         super().__init__(url, **options)
         self._lock = threading.Lock()
         self._records: dict[InstanceKey, InstanceRecord] = {}
+        self._quarantined: dict[InstanceKey, Quarantined] = {}
         self._strikes: dict[str, Strike] = {}
         self._strikes_version = 0
 
@@ -46,7 +48,10 @@ class MemoryStore(Store):
                 (
                     r
                     for r in self._records.values()
-                    if r.key.task == task and r.key.partition == partition and r.ready_at <= now
+                    if r.key.task == task
+                    and r.key.partition == partition
+                    and r.ready_at <= now
+                    and r.key not in self._quarantined
                 ),
                 key=lambda r: (r.ready_at, r.key.instance),
             )[:limit]
@@ -69,7 +74,9 @@ class MemoryStore(Store):
             return {
                 (r.key.task, r.key.partition)
                 for r in self._records.values()
-                if r.ready_at <= now and (r.key.task, r.key.partition) in wanted
+                if r.ready_at <= now
+                and (r.key.task, r.key.partition) in wanted
+                and r.key not in self._quarantined
             }
 
     def _leased(self, key: InstanceKey, lease: str) -> InstanceRecord:
@@ -105,16 +112,21 @@ class MemoryStore(Store):
             record = self._leased(key, lease)
             self._records[key] = record.with_changes(locked_until=None, lease=None, locked_by=None)
 
-    def extend_lease(self, key: InstanceKey, lease: str, until: datetime) -> None:
+    def extend_lease(
+        self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
+    ) -> None:
         with self._lock:
             record = self._leased(key, lease)
-            self._records[key] = record.with_changes(locked_until=until)
+            self._records[key] = record.with_changes(
+                locked_until=until, lease=new_lease or lease
+            )
 
     def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
         with self._lock:
             existing = self._records.get(record.key)
             if existing is not None and existing.is_locked(now) and not force:
                 raise TaskLockedError(f"{record.key} is locked until {existing.locked_until}")
+            self._quarantined.pop(record.key, None)
             self._records[record.key] = record.with_changes(
                 locked_until=None,
                 lease=None,
@@ -125,7 +137,26 @@ class MemoryStore(Store):
 
     def delete(self, key: InstanceKey) -> bool:
         with self._lock:
+            self._quarantined.pop(key, None)
             return self._records.pop(key, None) is not None
+
+    def quarantine(
+        self, key: InstanceKey, lease: str | None, reason: str, now: datetime
+    ) -> bool:
+        with self._lock:
+            record = self._records.get(key)
+            if record is None or (lease is not None and record.lease != lease):
+                return False
+            self._quarantined[key] = Quarantined(key, reason, now)
+            return True
+
+    def list_quarantined(self, task: str | None = None, limit: int = 100) -> list[Quarantined]:
+        with self._lock:
+            found = sorted(
+                (q for q in self._quarantined.values() if task is None or q.key.task == task),
+                key=lambda q: (q.key.task, q.key.partition, q.key.instance),
+            )
+            return found[: max(limit, 0)]
 
     def get(self, key: InstanceKey) -> InstanceRecord | None:
         with self._lock:
