@@ -58,7 +58,7 @@ def decode_item(key: InstanceKey, item: Mapping[str, Any]) -> InstanceRecord:
             locked_until=_time(item, "locked_until"),
             lease=_string(item, "lease"),
             locked_by=_string(item, "locked_by"),
-            last_run_at=_time(item, "last_run_at"),
+            last_run_at=_last_run(item),
             last_status=_string(item, "last_status"),
         )
     except _UndecodableError as exc:
@@ -83,6 +83,14 @@ def _time(item: Mapping[str, Any], name: str) -> datetime | None:
         return _EPOCH + timedelta(microseconds=int(Decimal(number).scaleb(6)))
     except (ArithmeticError, InvalidOperation, OverflowError, ValueError):
         raise _UndecodableError(f"{name} is not a time: {number[:40]!r}") from None
+
+
+def _last_run(item: Mapping[str, Any]) -> datetime | None:
+    """The last run is informational: one that cannot be read reads as none (never run)."""
+    try:
+        return _time(item, "last_run_at")
+    except _UndecodableError:
+        return None
 
 
 def _required_time(item: Mapping[str, Any], name: str) -> datetime:

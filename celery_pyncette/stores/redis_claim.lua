@@ -67,7 +67,11 @@ for i = 1, #KEYS - 3 do
     if problem then
       taken = taken + 1
       redis.call('ZREM', ready, name)
-      redis.call('HDEL', record, 'u', 'l', 'o')
+      if locked_until then
+        redis.call('HDEL', record, 'u', 'l', 'o')
+      else
+        redis.call('HDEL', record, 'l', 'o') -- a garbage u stays for get to report
+      end
       redis.call('HSET', quarantine, name, cjson.encode({ARGV[1], problem}))
       out[#out + 1] = {i, problem}
     else

@@ -102,6 +102,16 @@ def _micros(value: Any, name: str) -> datetime:
         raise FieldError(f"{name} is not a time in epoch microseconds: {value!r:.40}") from None
 
 
+def _last_run(value: Any) -> datetime | None:
+    """The last run is informational: one that cannot be read reads as none (never run)."""
+    if not value:
+        return None
+    try:
+        return from_micros(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
 def claim_script_call(
     prefix: bytes, candidates: Sequence[bytes], now_us: int, expiry: str, owner: str, wanted: int
 ) -> tuple[list[bytes], list[Any]]:
@@ -161,7 +171,7 @@ def claimed_records(reply: bytes | str, candidates: Sequence[bytes]) -> ClaimRep
                 "locked_until": moment(u, "locked_until (u)") if u else None,
                 "lease": lease or None,
                 "locked_by": owner or None,
-                "last_run_at": _micros(r, "last_run_at (r)") if r else None,
+                "last_run_at": _last_run(r),
                 "last_status": status or None,
             }
         except FieldError as exc:
@@ -193,7 +203,7 @@ def record_fields(raw: Mapping[Any, Any] | Sequence[Any]) -> dict[str, Any]:
         "locked_until": _micros(values["u"], "locked_until (u)") if "u" in values else None,
         "lease": values.get(LEASE_FIELD),
         "locked_by": values.get("o"),
-        "last_run_at": _micros(values["r"], "last_run_at (r)") if "r" in values else None,
+        "last_run_at": _last_run(values.get("r")),
         "last_status": values.get("t"),
     }
 

@@ -12,6 +12,9 @@ listing page). What can be undecodable differs per server:
 * PostgreSQL types every column, but ``timestamptz`` holds ``infinity``, which psycopg cannot
   return: those times are read as ``NULL`` (a next run then is undecodable; an infinite lock
   expiry or last run reads as none).
+
+The last run is informational (shown, never used to schedule): one that cannot be read reads as
+none on every server, and does not make the row undecodable.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ def decode(row: Any, **changes: Any) -> InstanceRecord:
             else _time(row.locked_until, "locked_until"),
             "lease": row.lease,
             "locked_by": row.locked_by,
-            "last_run_at": _time(row.last_run_at, "last_run_at"),
+            "last_run_at": _last_run(row.last_run_at),
             "last_status": row.last_status,
         }
     except _UndecodableError as exc:
@@ -96,6 +99,14 @@ def _object(value: Any, name: str) -> Any:
     if not isinstance(parsed, dict):
         raise _UndecodableError(f"{name} is not a JSON object (a {type(parsed).__name__})")
     return parsed
+
+
+def _last_run(value: Any) -> datetime | None:
+    """The last run is informational: one that cannot be read reads as none (never run)."""
+    try:
+        return _time(value, "last_run_at")
+    except _UndecodableError:
+        return None
 
 
 def _time(value: Any, name: str, *, required: bool = False) -> datetime | None:
