@@ -19,6 +19,7 @@ none on every server, and does not make the row undecodable.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -48,9 +49,10 @@ RECORD_COLUMNS = (
 )
 
 
-def readable_columns(table: Table, dialect_name: str) -> list[ColumnElement[Any]]:
+@functools.lru_cache(maxsize=256)
+def readable_columns(table: Table, dialect_name: str) -> tuple[ColumnElement[Any], ...]:
     """The record columns of ``table``, labelled by name, with spec, args and times read as the
-    driver returns them (see the module docstring)."""
+    driver returns them (see the module docstring). Built once per table."""
     out: list[ColumnElement[Any]] = []
     for name in RECORD_COLUMNS:
         column: ColumnElement[Any] = table.c[name]
@@ -61,7 +63,7 @@ def readable_columns(table: Table, dialect_name: str) -> list[ColumnElement[Any]
         elif name in JSON_COLUMNS:
             column = type_coerce(column, NullType())
         out.append(column.label(name))
-    return out
+    return tuple(out)
 
 
 class _UndecodableError(Exception):
