@@ -10,7 +10,7 @@ each quarantine also writes an entry to a registry partition, ``[namespace, "#qu
 key: the SHA-256 of the instance key), which :func:`list_quarantined` reads. The registry entry is
 written before the item and removed after it, without a transaction (not every DynamoDB
 implementation has them): a crash in between leaves an entry for an item that is no longer
-quarantined, and listing reads every entry's item again (consistent ``BatchGetItem``), drops such
+quarantined, and listing reads every entry's item again (consistent ``GetItem``), drops such
 entries and reports each item's own reason and time.
 """
 
@@ -24,9 +24,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from celery_pyncette.errors import CorruptRecordError, StoreError
+from celery_pyncette.errors import CorruptRecordError
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Quarantined
 
 if TYPE_CHECKING:
@@ -38,8 +36,7 @@ REASON_CHARS = 1000
 REASON, SINCE = "quarantine_reason", "quarantined_at"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
-_BATCH_GET = 100  # keys per BatchGetItem (DynamoDB's limit)
-_BATCH_ATTEMPTS = 5  # rounds for the unprocessed keys of one BatchGetItem
+_READ_CHUNK = 100  # items read (in parallel) before the listing checks its limit
 
 
 class _UndecodableError(Exception):
@@ -190,8 +187,8 @@ def list_quarantined(store: DynamoDBStore, task: str | None, limit: int) -> list
                 keys.append(InstanceKey(entry_task, partition, instance))
     keys.sort(key=lambda k: (k.task, k.partition, k.instance))
     found: list[Quarantined] = []
-    for start in range(0, len(keys), _BATCH_GET):
-        chunk = keys[start : start + _BATCH_GET]
+    for start in range(0, len(keys), _READ_CHUNK):
+        chunk = keys[start : start + _READ_CHUNK]
         items = _read_items(store, chunk)
         for key in chunk:
             item = items.get(key)
@@ -206,33 +203,11 @@ def list_quarantined(store: DynamoDBStore, task: str | None, limit: int) -> list
 
 
 def _read_items(store: DynamoDBStore, keys: list[InstanceKey]) -> dict[InstanceKey, Any]:
-    """The quarantine attributes of ``keys``' items (consistent ``BatchGetItem``)."""
-    by_key = {json.dumps(store._key(k), sort_keys=True): k for k in keys}
-    request: dict[str, Any] = {
-        store.table: {
-            "Keys": [store._key(k) for k in keys],
-            "ConsistentRead": True,
-            "ProjectionExpression": "#pk, #sk, #qreason, #qsince",
-            "ExpressionAttributeNames": {
-                "#pk": "partition_id",
-                "#sk": "task_id",
-                "#qreason": REASON,
-                "#qsince": SINCE,
-            },
-        }
-    }
-    items: dict[InstanceKey, Any] = {}
-    for _ in range(_BATCH_ATTEMPTS):
-        try:
-            response = store._connect().batch_get_item(RequestItems=request)
-        except (BotoCoreError, ClientError) as exc:
-            raise StoreError(
-                f"DynamoDB BatchGetItem on table {store.table!r} failed: {exc}"
-            ) from exc
-        for item in response.get("Responses", {}).get(store.table, []):
-            ident = {"partition_id": item["partition_id"], "task_id": item["task_id"]}
-            items[by_key[json.dumps(ident, sort_keys=True)]] = item
-        request = response.get("UnprocessedKeys") or {}
-        if not request:
-            return items
-    raise StoreError(f"DynamoDB BatchGetItem on table {store.table!r}: keys left unprocessed")
+    """The quarantine attributes of ``keys``' items: strongly consistent ``GetItem`` calls,
+    ``poll_concurrency`` at a time (``GetItem`` needs no permission the store lacked before)."""
+
+    def read(key: InstanceKey) -> Any:
+        return store._projected_item(store._key(key), "#qreason, #qsince")
+
+    items = list(store._poller().map(read, keys))
+    return {key: item for key, item in zip(keys, items, strict=True) if item is not None}

@@ -9,6 +9,8 @@ Table layout (see ``docs/stores/dynamodb.md``)::
     task_id      (S, range key)  the instance name (1..1024 UTF-8 bytes)
     ready_at     (N)             max(next_run, locked_until), epoch seconds with 6 decimals
     LSI "ready_at"               (partition_id, ready_at), KEYS_ONLY: the claim query
+    quarantined_at / _reason     set while quarantined (then ready_at is absent): see
+                                 ``_dynamodb_quarantine.py``
 
 A claim queries the index for ``ready_at <= now`` oldest first and takes each candidate with an
 ``UpdateItem`` conditioned on ``ready_at <= now``; a claim lost to another beat fails that condition
