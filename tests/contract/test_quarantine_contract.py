@@ -315,9 +315,7 @@ def test_a_last_run_that_cannot_be_read_reads_as_none(store: Store, backend: Mod
         assert batch.records[0].last_run_at is None, field
 
 
-def test_commits_of_the_lease_a_quarantine_took_are_lost(store: Store, backend: ModuleType) -> None:
-    if backend.NAME == "memory":
-        pytest.skip("the memory store keeps the lease of a quarantined record")
+def test_commits_of_the_lease_a_quarantine_took_are_lost(store: Store) -> None:
     store.upsert(record("a"), T0)
     (claimed,) = store.claim_due("t", 0, T0, 10, LEASE, "b1")
     store.quarantine(key("a"), claimed.lease, "bad", T0)
