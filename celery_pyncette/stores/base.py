@@ -351,6 +351,7 @@ class Store(abc.ABC):
         ``False`` when the lease was lost or the record is gone. The record stays stored and is
         listed by :meth:`list_quarantined`; :meth:`upsert` replaces it with a healthy, unlocked
         record, :meth:`delete` removes it. Claims and :meth:`due_partitions` no longer see it.
+        The lease is dropped: a commit, unlock or heartbeat of it afterwards finds it lost.
         """
 
     @abc.abstractmethod

@@ -9,6 +9,8 @@ Table layout (see ``docs/stores/dynamodb.md``)::
     task_id      (S, range key)  the instance name (1..1024 UTF-8 bytes)
     ready_at     (N)             max(next_run, locked_until), epoch seconds with 6 decimals
     LSI "ready_at"               (partition_id, ready_at), KEYS_ONLY: the claim query
+    quarantined_at / _reason     set while quarantined (then ready_at is absent): see
+                                 ``_dynamodb_quarantine.py``
 
 A claim queries the index for ``ready_at <= now`` oldest first and takes each candidate with an
 ``UpdateItem`` conditioned on ``ready_at <= now``; a claim lost to another beat fails that condition
@@ -34,20 +36,23 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from celery_pyncette.errors import ConfigurationError, LeaseLostError, StoreError, TaskLockedError
+from celery_pyncette.errors import CorruptRecordError, LeaseLostError, StoreError, TaskLockedError
+from celery_pyncette.stores import _dynamodb_quarantine as quarantines
+from celery_pyncette.stores._dynamodb_quarantine import decode_item
+from celery_pyncette.stores._dynamodb_url import DynamoDBSettings, parse_url
 from celery_pyncette.stores.base import (
+    ClaimedBatch,
     InstanceKey,
     InstanceRecord,
+    Quarantined,
     Store,
     Strike,
     strike_from_id,
@@ -58,11 +63,6 @@ __all__ = ["DynamoDBSettings", "DynamoDBStore", "parse_url"]
 
 _PK, _SK, _INDEX = "partition_id", "task_id", "ready_at"
 _MARKER = "marker"  # sort key of the strikes marker item; strike items use 64 hex digits
-_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
-_REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")  # us-east-1, us-gov-west-1, local (DynamoDB Local)
-_FLAGS = {"1": True, "true": True, "yes": True, "on": True}
-_FLAGS.update({"0": False, "false": False, "no": False, "off": False})
-_KNOWN_PARAMS = ("endpoint_url", "skip_table_create")
 _MAX_SORT_KEY_BYTES, _MAX_HASH_KEY_BYTES = 1024, 2048
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -82,63 +82,9 @@ _NAMES = {
     "#args": "args",
     "#v": "version",
     "#release": "release_id",
+    "#qreason": "quarantine_reason",
+    "#qsince": "quarantined_at",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class DynamoDBSettings:
-    """What a ``dynamodb://`` URL says."""
-
-    region: str | None
-    table: str
-    endpoint_url: str | None = None
-    skip_table_create: bool = False
-
-
-def parse_url(url: str) -> DynamoDBSettings:
-    """Parse ``dynamodb://REGION/TABLE?endpoint_url=...&skip_table_create=1``.
-
-    Raises :class:`ConfigurationError` naming what is wrong (unknown parameters included).
-    """
-    try:
-        parts = urlsplit(url)
-        params = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-    except ValueError as exc:
-        raise ConfigurationError(f"pyncette_url: malformed DynamoDB URL {url!r}: {exc}") from None
-    example = "dynamodb://us-east-1/my-table"
-    if parts.scheme.lower() != "dynamodb" or parts.fragment or "@" in parts.netloc:
-        raise ConfigurationError(f"pyncette_url: {url!r} is not a DynamoDB URL like {example}")
-    region = parts.netloc or None
-    if region is not None and not _REGION.fullmatch(region):
-        raise ConfigurationError(f"pyncette_url: {region!r} is not an AWS region (in {url!r})")
-    table = parts.path[1:]
-    if not _TABLE_NAME.fullmatch(table):
-        raise ConfigurationError(
-            f"pyncette_url: {table!r} is not a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -) "
-            f"in {url!r}; expected e.g. {example}"
-        )
-    names = [name for name, _ in params]
-    unknown = sorted({n for n in names if n not in _KNOWN_PARAMS})
-    if unknown:
-        raise ConfigurationError(
-            f"pyncette_url: unknown DynamoDB URL parameter(s) {', '.join(unknown)} "
-            f"(known: {', '.join(_KNOWN_PARAMS)})"
-        )
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ConfigurationError(f"pyncette_url: DynamoDB URL parameter(s) repeated: {repeated}")
-    values = dict(params)
-    endpoint = values.get("endpoint_url")
-    if endpoint is not None:
-        target = urlsplit(endpoint)
-        if target.scheme not in {"http", "https"} or not target.hostname:
-            raise ConfigurationError(
-                f"pyncette_url: endpoint_url {endpoint!r} is not an http(s) URL"
-            )
-    flag = values.get("skip_table_create", "0").lower()
-    if flag not in _FLAGS:
-        raise ConfigurationError(f"pyncette_url: skip_table_create={flag!r} is not 1/0/true/false")
-    return DynamoDBSettings(region, table, endpoint, _FLAGS[flag])
 
 
 def _number(moment: datetime) -> dict[str, str]:
@@ -147,30 +93,8 @@ def _number(moment: datetime) -> dict[str, str]:
     return {"N": format(Decimal(micros).scaleb(-6), "f")}
 
 
-def _time(value: Mapping[str, str]) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(Decimal(value["N"]).scaleb(6)))
-
-
-def _optional_time(item: Mapping[str, Any], name: str) -> datetime | None:
-    return _time(item[name]) if name in item else None
-
-
 def _optional_str(item: Mapping[str, Any], name: str) -> str | None:
     return str(item[name]["S"]) if name in item else None
-
-
-def _record(key: InstanceKey, item: Mapping[str, Any]) -> InstanceRecord:
-    return InstanceRecord(
-        key=key,
-        next_run=_time(item["next_run"]),
-        spec=json.loads(item["spec"]["S"]),
-        args=json.loads(item["args"]["S"]),
-        locked_until=_optional_time(item, "locked_until"),
-        lease=_optional_str(item, "lease"),
-        locked_by=_optional_str(item, "locked_by"),
-        last_run_at=_optional_time(item, "last_run_at"),
-        last_status=_optional_str(item, "last_status"),
-    )
 
 
 def _holds(item: Mapping[str, Any] | None, name: str, lease: str) -> bool:
@@ -501,6 +425,19 @@ class DynamoDBStore(Store):
         lease_duration: timedelta,
         owner: str,
     ) -> list[InstanceRecord]:
+        return self.claim(task, partition, now, limit, lease_duration, owner).records
+
+    def claim(
+        self,
+        task: str,
+        partition: int,
+        now: datetime,
+        limit: int,
+        lease_duration: timedelta,
+        owner: str,
+    ) -> ClaimedBatch:
+        """Claim items one conditional update each; an item whose attributes cannot be decoded
+        is quarantined under the lease just taken (see ``_dynamodb_quarantine.py``)."""
         if lease_duration <= timedelta(0):
             raise ValueError(f"lease_duration must be positive, got {lease_duration}")
         pid = self._partition_id(task, partition)
@@ -508,9 +445,10 @@ class DynamoDBStore(Store):
         update = "SET #until = :until, #ready = :until, #lease = :lease, #by = :owner"
         condition = "attribute_exists(#pk) AND #ready <= :now"
         claimed: list[InstanceRecord] = []
+        bad: list[Quarantined] = []
         start: dict[str, Any] | None = None
         contended, rereads = False, 0
-        while len(claimed) < limit:
+        while len(claimed) + len(bad) < limit:
             page = self._due_page(pid, now, min(max(self.page_factor * limit, 16), 1000), start)
             names = [item[_SK]["S"] for item in page.get("Items", [])]
             stale = False
@@ -548,15 +486,19 @@ class DynamoDBStore(Store):
                             stale = True
                             break
                         continue
-                claimed.append(_record(key, item))
-                if len(claimed) == limit:
+                try:
+                    claimed.append(decode_item(key, item))
+                except CorruptRecordError as exc:
+                    if self.quarantine(key, lease, exc.reason, now):
+                        bad.append(Quarantined(key, exc.reason, now))
+                if len(claimed) + len(bad) == limit:
                     break
             if stale:
                 continue
             start = page.get("LastEvaluatedKey")
             if start is None:
                 break
-        return claimed
+        return ClaimedBatch(now, claimed, bad)
 
     def commit(
         self,
@@ -643,26 +585,27 @@ class DynamoDBStore(Store):
             ":args": {"S": json.dumps(dict(record.args))},
             ":next": _number(record.next_run),
         }
-        condition, extra = None, {}
+        condition, extra = None, {"ReturnValues": "UPDATED_OLD"}
         if not force:  # a new instance, an unlocked one, or one whose lease has expired
             condition = (
                 "attribute_not_exists(#pk) OR attribute_not_exists(#until) OR #until <= :now"
             )
             values[":now"] = _number(now)
-            extra = {"ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+            extra["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
-            self._update(
+            old = self._update(
                 record.key,
                 "SET #spec = :spec, #args = :args, #next = :next, #ready = :next "
-                "REMOVE #until, #lease, #by",
+                "REMOVE #until, #lease, #by, #qreason, #qsince",
                 condition,
                 values,
                 **extra,
-            )
+            ).get("Attributes", {})
         except _RefusedError as refused:
-            item = refused.item or {}
-            until = _optional_time(item, "locked_until")
+            until = (refused.item or {}).get("locked_until")
             raise TaskLockedError(f"{record.key} is locked until {until}") from None
+        if quarantines.SINCE in old:
+            quarantines.forget(self, record.key)  # repaired
 
     def upsert_many(
         self, records: Sequence[InstanceRecord], now: datetime, force: bool = False
@@ -686,12 +629,20 @@ class DynamoDBStore(Store):
 
     def delete(self, key: InstanceKey) -> bool:
         response = self._call("delete_item", Key=self._key(key), ReturnValues="ALL_OLD")
+        if quarantines.SINCE in response.get("Attributes", {}):
+            quarantines.forget(self, key)
         return "Attributes" in response
 
     def get(self, key: InstanceKey) -> InstanceRecord | None:
         response = self._call("get_item", Key=self._key(key), ConsistentRead=True)
         item = response.get("Item")
-        return None if item is None else _record(key, item)
+        return None if item is None else decode_item(key, item)
+
+    def quarantine(self, key: InstanceKey, lease: str | None, reason: str, now: datetime) -> bool:
+        return quarantines.quarantine(self, key, lease, reason, now)
+
+    def list_quarantined(self, task: str | None = None, limit: int = 100) -> list[Quarantined]:
+        return quarantines.list_quarantined(self, task, limit)
 
     def lease_of(self, key: InstanceKey) -> str | None:
         item = self._projected_item(self._key(key), "#lease")
@@ -746,11 +697,11 @@ class DynamoDBStore(Store):
         if limit <= 0:
             return []
         pages = self._query_partition(self._partition_id(task, partition), limit, after)
-        return [
-            _record(InstanceKey(task, partition, item[_SK]["S"]), item)
-            for page in pages
-            for item in page.get("Items", [])
-        ]
+        records = []
+        for item in (item for page in pages for item in page.get("Items", [])):
+            with contextlib.suppress(CorruptRecordError):  # left out: see list_quarantined
+                records.append(decode_item(InstanceKey(task, partition, item[_SK]["S"]), item))
+        return records
 
     def count_instances(self, task: str, partition: int) -> int:
         pid = self._partition_id(task, partition)

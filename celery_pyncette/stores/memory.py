@@ -148,6 +148,7 @@ class MemoryStore(Store):
             if record is None or (lease is not None and record.lease != lease):
                 return False
             self._quarantined[key] = Quarantined(key, reason, now)
+            self._records[key] = record.with_changes(locked_until=None, lease=None, locked_by=None)
             return True
 
     def list_quarantined(self, task: str | None = None, limit: int = 100) -> list[Quarantined]:

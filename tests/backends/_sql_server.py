@@ -8,15 +8,45 @@ from contextlib import contextmanager
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from celery_pyncette.stores.base import Store
+from celery_pyncette.stores.base import InstanceKey, Store
 from celery_pyncette.stores.sql import SQLStore
 from tests.servers import require_server
+
+
+def write_raw(store: Store, key: InstanceKey, column: str, value: str, quote: str = '"') -> None:
+    """Write ``value`` (SQL text, as a literal) into one column of an instance row, bypassing the
+    store's types: how a hand-made UPDATE or another program corrupts a row."""
+    assert isinstance(store, SQLStore)
+    url = store._url  # the store's own driver URL
+    engine = create_engine(url)
+    q = quote
+    try:
+        with engine.begin() as conn:
+            if url.get_backend_name() in {"mysql", "mariadb"}:
+                conn.execute(text("SET SESSION sql_mode = ''"))  # let the zero date in
+            changed = conn.execute(
+                text(
+                    f"UPDATE {q}{store.namespace}_instances{q} SET {q}{column}{q} = :value"
+                    f" WHERE task = :task AND {q}partition{q} = :partition"
+                    " AND instance = :instance"
+                ),
+                {
+                    "value": value,
+                    "task": key.task,
+                    "partition": key.partition,
+                    "instance": key.instance,
+                },
+            ).rowcount
+        assert changed == 1, f"{key} not found"
+    finally:
+        engine.dispose()
 
 
 class SQLServer:
     """One SQL server the tests reach by URL (the URL's driver-less form, as users write it)."""
 
     def __init__(self, label: str, url: str, default_port: int, driver: str, quote: str) -> None:
+        """``quote``: the server's identifier quote."""
         self.label = label
         self.url = url
         self.default_port = default_port
@@ -39,6 +69,10 @@ class SQLServer:
                     conn.execute(text(f"DROP TABLE IF EXISTS {q}{namespace}_{suffix}{q}"))
         finally:
             engine.dispose()
+
+    def corrupt(self, store: Store, key: InstanceKey, column: str, value: str) -> None:
+        """See :func:`write_raw`."""
+        write_raw(store, key, column, value, self.quote)
 
     @contextmanager
     def make_store(self, namespace: str) -> Iterator[Store]:

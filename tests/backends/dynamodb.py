@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from celery_pyncette.stores.base import Store
+import boto3
+
+from celery_pyncette.stores.base import InstanceKey, Store
 from celery_pyncette.stores.dynamodb import DynamoDBStore
 from tests.dynamodb_server import admin_client, aws_environment, moto_endpoint, store_url
 
@@ -38,3 +40,41 @@ def make_second_client(store: Store) -> Iterator[Store]:
         yield other
     finally:
         other.close()
+
+
+#: Attribute -> garbage the claim quarantines (a type other than the store writes, or text that
+#: is not JSON).
+CORRUPTIONS: dict[str, dict[str, str]] = {
+    "spec": {"N": "1"},
+    "args": {"S": "not json {"},
+    "next_run": {"S": "soon"},
+}
+#: Attribute -> garbage that get/list_instances refuse and a claim overwrites.
+HEALED_BY_CLAIM = {"locked_until": {"S": "never"}}
+
+#: Field -> garbage that reads as none (the last run is informational).
+TOLERATED = {"last_run_at": {"S": "yesterday"}}
+
+
+def corrupt(store: Store, key: InstanceKey, field: str) -> None:
+    """Write the garbage of ``field`` into the item with a plain boto3 UpdateItem."""
+    assert isinstance(store, DynamoDBStore)
+    garbage = {**CORRUPTIONS, **HEALED_BY_CLAIM, **TOLERATED}[field]
+    client = boto3.session.Session().client(
+        "dynamodb",
+        region_name=store.settings.region or "us-east-1",
+        endpoint_url=store.settings.endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    try:
+        client.update_item(
+            TableName=store.table,
+            Key=store._key(key),
+            UpdateExpression="SET #f = :v",
+            ConditionExpression="attribute_exists(partition_id)",
+            ExpressionAttributeNames={"#f": field},
+            ExpressionAttributeValues={":v": garbage},
+        )
+    finally:
+        client.close()

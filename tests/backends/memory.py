@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from celery_pyncette.stores.base import Store
+from celery_pyncette.stores.base import InstanceKey, Store
 from celery_pyncette.stores.memory import MemoryStore
 
 NAME = "memory"
@@ -20,3 +20,17 @@ def make_store(namespace: str) -> Iterator[Store]:
         yield store
     finally:
         store.close()
+
+
+#: The memory store keeps records as Python objects: nothing in it can be undecodable (a spec
+#: that is not a schedule is the dispatcher's to quarantine, with quarantine()).
+CORRUPTIONS: dict[str, str] = {}
+HEALED_BY_CLAIM: dict[str, str] = {}
+
+#: Field -> garbage that reads as none (the last run is informational).
+TOLERATED: dict[str, str] = {}
+
+
+def corrupt(store: Store, key: InstanceKey, field: str) -> None:
+    """Nothing to corrupt (see CORRUPTIONS)."""
+    raise NotImplementedError(f"the memory store cannot hold an undecodable {field}")

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from celery_pyncette.stores.base import Store
+from celery_pyncette.stores.base import InstanceKey, Store
 from celery_pyncette.stores.sql import SQLStore
+from tests.backends._sql_server import write_raw
 
 NAME = "sqlite"
 
@@ -34,3 +35,21 @@ def make_second_client(store: Store) -> Iterator[Store]:
         yield other
     finally:
         other.close()
+
+
+#: Field -> garbage the claim quarantines (SQLite keeps any text in any column).
+CORRUPTIONS = {
+    "spec": "not json {",
+    "args": "[1, 2]",
+    "next_run": "soon",
+}
+#: Field -> garbage that get/list_instances refuse and a claim overwrites.
+HEALED_BY_CLAIM = {"locked_until": "never"}
+
+#: Field -> garbage that reads as none (the last run is informational).
+TOLERATED = {"last_run_at": "yesterday"}
+
+
+def corrupt(store: Store, key: InstanceKey, field: str) -> None:
+    """Write the garbage of ``field`` into the row (a raw UPDATE)."""
+    write_raw(store, key, field, {**CORRUPTIONS, **HEALED_BY_CLAIM, **TOLERATED}[field])

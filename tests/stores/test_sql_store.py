@@ -193,6 +193,7 @@ def test_setup_creates_the_tables_keys_and_claim_index_and_can_run_again(
         ]
         indexes = {ix["name"]: ix["column_names"] for ix in schema.get_indexes(instances)}
         assert indexes[f"{ns}_instances_ready"] == ["task", "partition", "ready_at"]
+        assert indexes[f"{ns}_instances_quarantined"] == ["quarantined_at"]
         assert {c["name"] for c in schema.get_columns(instances)} == {
             "task",
             "partition",
@@ -206,6 +207,8 @@ def test_setup_creates_the_tables_keys_and_claim_index_and_can_run_again(
             "locked_by",
             "last_run_at",
             "last_status",
+            "quarantined_at",
+            "quarantine_reason",
         }
 
 
@@ -222,8 +225,8 @@ def test_setup_rebuilds_a_postgres_ready_index_made_without_its_predicate() -> N
 
         store.setup()
 
-        (index,) = inspect(engine_of(store)).get_indexes(f"{store.namespace}_instances")
-        assert index["name"] == ready
+        indexes = inspect(engine_of(store)).get_indexes(f"{store.namespace}_instances")
+        (index,) = [index for index in indexes if index["name"] == ready]
         assert index["column_names"] == ["task", "partition", "ready_at"]
         assert index["dialect_options"]["postgresql_where"] == "(ready_at IS NOT NULL)"
         assert store.get(key("a")) is not None

@@ -6,6 +6,8 @@ Key layout (``ns``: the namespace; ``T``: the task name's UTF-8 in hex; ``P``: t
     ns:{T.P}:names         sorted set  instance name -> 0 (listing by name with ZRANGEBYLEX)
     ns:{T.P}:i:<instance>  hash        n next run, u locked until, l lease, o owner,
                                        s spec JSON, a args JSON, r last run, t last status
+    ns:{T.P}:quarantine    hash        instance name -> JSON [since, reason] (see _quarantine.py)
+    ns:{quarantine.N}:partitions  set  JSON [task, partition] with quarantined instances
     ns:{strikes.N}:set     set         strike ids   (N: the namespace's UTF-8 bytes in hex)
     ns:{strikes.N}:marker  string      integer moved by every strike change
 

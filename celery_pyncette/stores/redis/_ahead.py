@@ -22,8 +22,13 @@ import redis
 from redis.exceptions import NoScriptError
 
 from celery_pyncette.errors import StoreError
-from celery_pyncette.stores.base import ClaimedBatch, InstanceKey, InstanceRecord
-from celery_pyncette.stores.redis._layout import claim_script_call, claimed_records, to_micros
+from celery_pyncette.stores.base import ClaimedBatch, InstanceKey, InstanceRecord, Quarantined
+from celery_pyncette.stores.redis._layout import (
+    ClaimReply,
+    claim_script_call,
+    claimed_records,
+    to_micros,
+)
 from celery_pyncette.stores.redis._scripts import SCRIPTS
 
 log = logging.getLogger("celery_pyncette.stores.redis")
@@ -47,9 +52,11 @@ class _Sent:
 class PartitionClaims:
     """Claims the due instances of one task partition batch after batch (see the module doc).
 
-    ``errors`` raises Redis failures as :class:`StoreError`; ``claim_due`` completes a batch left
-    short because other claimers took candidates; ``unlock`` releases a batch claimed ahead that
-    the caller no longer wants.
+    ``errors`` raises Redis failures as :class:`StoreError`; ``claim`` completes a batch left
+    short because other claimers took candidates; ``settle`` turns a claim script's reply into
+    records and quarantined instances (quarantining the leased ones Python cannot decode);
+    ``unlock`` releases a batch claimed ahead that the caller no longer wants. Quarantined
+    instances count against a batch's limit, as in ``claim``.
     """
 
     def __init__(
@@ -62,7 +69,8 @@ class PartitionClaims:
         lease_duration: timedelta,
         owner: str,
         errors: Callable[[str], AbstractContextManager[None]],
-        claim_due: Callable[[datetime, int], list[InstanceRecord]],
+        claim: Callable[[datetime, int], ClaimedBatch],
+        settle: Callable[[datetime, ClaimReply], tuple[list[InstanceRecord], list[Quarantined]]],
         unlock: Callable[[Sequence[tuple[InstanceKey, str]]], object],
     ) -> None:
         self._client = client
@@ -74,7 +82,8 @@ class PartitionClaims:
         self._lease_duration = lease_duration
         self._owner = owner
         self._errors = errors
-        self._claim_due = claim_due
+        self._claim = claim
+        self._settle = settle
         self._unlock = unlock
         self._candidates: list[bytes] = []
         self._connection: Any = None
@@ -93,7 +102,8 @@ class PartitionClaims:
             for count in range(1, max_batches + 1):
                 with self._errors("claim"):
                     batch = self._receive()
-                    if len(batch.records) == self._limit and count < max_batches:
+                    full = len(batch.records) + len(batch.quarantined) == self._limit
+                    if full and count < max_batches:
                         self._send()
                 yield batch
                 if self._sent is None:
@@ -125,23 +135,25 @@ class PartitionClaims:
     def _receive(self) -> ClaimedBatch:
         sent, self._sent = self._sent, None
         assert sent is not None
-        taken = self._read(sent)
-        records = [InstanceRecord(key=self._key(name), **fields) for _, name, fields in taken]
-        if len(taken) == self._limit:
+        reply = self._read(sent)
+        records, quarantined = self._settle(sent.now, reply)
+        if reply.taken == self._limit:
             # the script stops at its last take: the candidates after it are still to be tried
-            self._candidates = self._candidates[taken[-1][0] :]
-            return ClaimedBatch(sent.now, records)
+            self._candidates = self._candidates[reply.last :]
+            return ClaimedBatch(sent.now, records, quarantined)
         self._candidates = self._candidates[len(sent.candidates) :]
-        if len(taken) < len(sent.candidates):
-            # Other claimers took some candidates: complete the batch as claim_due would.
-            records += self._claim_due(sent.now, self._limit - len(records))
+        if reply.taken < len(sent.candidates):
+            # Other claimers took some candidates: complete the batch as claim would.
+            more = self._claim(sent.now, self._limit - reply.taken)
+            records += more.records
+            quarantined += more.quarantined
             self._candidates = []
-        return ClaimedBatch(sent.now, records)
+        return ClaimedBatch(sent.now, records, quarantined)
 
-    def _read(self, sent: _Sent) -> list[tuple[int, str, dict[str, Any]]]:
-        """The reply of a claim sent ahead: what it leased."""
+    def _read(self, sent: _Sent) -> ClaimReply:
+        """The reply of a claim sent ahead: what it took."""
         if not sent.candidates:
-            return []
+            return ClaimReply()
         try:
             reply = self._connection.read_response()
         except NoScriptError:
@@ -164,8 +176,11 @@ class PartitionClaims:
             if self._sent is not None:
                 # read only: completing a batch nobody wants would claim more just to unlock it
                 with self._errors("read a claim made ahead"):
-                    unwanted = self._read(self._sent)
-                self._unlock([(self._key(name), fields["lease"]) for _, name, fields in unwanted])
+                    sent = self._sent
+                    records, quarantined = self._settle(sent.now, self._read(sent))
+                self._unlock([(record.key, record.lease or "") for record in records])
+                for entry in quarantined:
+                    log.warning("quarantined %s: %s", entry.key, entry.reason)
         except StoreError as exc:
             log.warning("claims made ahead were not unlocked; they wait for their lease: %s", exc)
         finally:

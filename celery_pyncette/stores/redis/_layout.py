@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from celery_pyncette.ids import lease_tokens
+from celery_pyncette.stores.base import InstanceKey, InstanceRecord
+
+_Item = TypeVar("_Item")
+#: The most items one commit/unlock/upsert script handles (keeps each script call short).
+BATCH_CHUNK = 500
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -57,69 +63,170 @@ RECORD_FIELDS = ("n", "s", "a", "u", LEASE_FIELD, "o", "r", "t")
 _read_json = json.JSONDecoder().raw_decode
 
 
-def _json(value: Any) -> Any:
-    """A stored JSON field (``{}`` when absent). ``raw_decode`` reads one value at half the cost
+def quarantine_key(prefix: bytes) -> bytes:
+    """The quarantine hash of a partition: instance name -> JSON ``[since, reason]``."""
+    return prefix + b":quarantine"
+
+
+def quarantine_index_key(namespace: str) -> bytes:
+    """The set of ``[task, partition]`` JSON texts naming the partitions that have had a
+    quarantined instance (one slot, tagged by the namespace)."""
+    return f"{namespace}:{{quarantine.{namespace.encode('utf-8').hex()}}}:partitions".encode()
+
+
+class FieldError(ValueError):
+    """A stored field cannot be decoded; the message names it."""
+
+
+def _json(value: Any, name: str) -> Any:
+    """A stored JSON object (``{}`` when absent). ``raw_decode`` reads one value at half the cost
     of ``json.loads``; text after it (never written by the store) gets ``json.loads``'s error."""
     if not value:
         return {}
-    document = value.decode("utf-8") if isinstance(value, bytes) else value
-    parsed, end = _read_json(document)
-    return parsed if end == len(document) else json.loads(document)
+    try:
+        document = value.decode("utf-8") if isinstance(value, bytes) else value
+        parsed, end = _read_json(document)
+        if end != len(document):
+            parsed = json.loads(document)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
+        raise FieldError(f"{name} is not JSON ({exc})") from None
+    if not isinstance(parsed, dict):
+        raise FieldError(f"{name} is not a JSON object (a {type(parsed).__name__})")
+    return parsed
+
+
+def _micros(value: Any, name: str) -> datetime:
+    try:
+        return from_micros(value)
+    except (ValueError, TypeError, OverflowError):
+        raise FieldError(f"{name} is not a time in epoch microseconds: {value!r:.40}") from None
+
+
+def _last_run(value: Any) -> datetime | None:
+    """The last run is informational: one that cannot be read reads as none (never run)."""
+    if not value:
+        return None
+    try:
+        return from_micros(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
 
 
 def claim_script_call(
     prefix: bytes, candidates: Sequence[bytes], now_us: int, expiry: str, owner: str, wanted: int
 ) -> tuple[list[bytes], list[Any]]:
     """The keys and arguments of ``redis_claim.lua`` for candidate names (UTF-8)."""
-    keys = [prefix + b":ready", prefix + b":names", *(prefix + b":i:" + c for c in candidates)]
+    keys = [
+        prefix + b":ready",
+        prefix + b":names",
+        quarantine_key(prefix),
+        *(prefix + b":i:" + c for c in candidates),
+    ]
     return keys, [now_us, expiry, owner, wanted, *lease_tokens(wanted)]
 
 
-def claimed_records(
-    reply: bytes | str, candidates: Sequence[bytes]
-) -> list[tuple[int, str, dict[str, Any]]]:
-    """``(i, instance name, InstanceRecord keyword arguments)`` for each candidate the claim
-    script leased (``i``: its 1-based place among ``candidates``)."""
+@dataclass(frozen=True, slots=True)
+class ClaimReply:
+    """What one claim script call took, read from its reply (see ``redis_claim.lua``).
+
+    ``leased``: (name, InstanceRecord keyword arguments) of each leased, decodable candidate;
+    ``undecodable``: (name, lease, reason) of each leased candidate whose fields Python cannot
+    decode (to be quarantined under that lease); ``quarantined``: (name, reason) of each
+    candidate the script quarantined. ``taken`` counts all three, ``last`` is the 1-based place
+    among the candidates of the last one taken (0 when none was).
+    """
+
+    leased: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    undecodable: list[tuple[str, str, str]] = field(default_factory=list)
+    quarantined: list[tuple[str, str]] = field(default_factory=list)
+    taken: int = 0
+    last: int = 0
+
+
+def claimed_records(reply: bytes | str, candidates: Sequence[bytes]) -> ClaimReply:
+    """The candidates the claim script took, sorted into leased, undecodable and quarantined."""
+    out = ClaimReply()
     if not reply:
-        return []
+        return out
     moments: dict[Any, datetime] = {}  # a batch shares its lease expiry, often its due time
 
-    def moment(micros: Any) -> datetime:
+    def moment(micros: Any, name: str) -> datetime:
         found = moments.get(micros)
         if found is None:
-            found = moments[micros] = from_micros(micros)
+            found = moments[micros] = _micros(micros, name)
         return found
 
-    out = []
-    for index, (n, s, a, u, lease, owner, r, status) in json.loads(reply):
-        fields = {
-            "next_run": moment(n),
-            "spec": _json(s),
-            "args": _json(a),
-            "locked_until": moment(u) if u else None,
-            "lease": lease or None,
-            "locked_by": owner or None,
-            "last_run_at": from_micros(r) if r else None,
-            "last_status": status or None,
-        }
-        out.append((index, candidates[index - 1].decode("utf-8"), fields))
-    return out
+    entries = json.loads(reply)
+    for index, taken in entries:
+        name = candidates[index - 1].decode("utf-8")
+        if isinstance(taken, str):
+            out.quarantined.append((name, taken))
+            continue
+        n, s, a, u, lease, owner, r, status = taken
+        try:
+            fields = {
+                "next_run": moment(n, "next_run (n)"),
+                "spec": _json(s, "spec (s)"),
+                "args": _json(a, "args (a)"),
+                "locked_until": moment(u, "locked_until (u)") if u else None,
+                "lease": lease or None,
+                "locked_by": owner or None,
+                "last_run_at": _last_run(r),
+                "last_status": status or None,
+            }
+        except FieldError as exc:
+            out.undecodable.append((name, lease, str(exc)))
+            continue
+        out.leased.append((name, fields))
+    return ClaimReply(out.leased, out.undecodable, out.quarantined, len(entries), entries[-1][0])
 
 
 def record_fields(raw: Mapping[Any, Any] | Sequence[Any]) -> dict[str, Any]:
-    """InstanceRecord keyword arguments from a stored hash (a dict, or HGETALL's flat array)."""
+    """InstanceRecord keyword arguments from a stored hash (a dict, or HGETALL's flat array).
+
+    Raises :class:`FieldError` naming the first field that cannot be decoded.
+    """
     if isinstance(raw, Mapping):
         items = {text(k): v for k, v in raw.items()}
     else:
         items = {text(raw[i]): raw[i + 1] for i in range(0, len(raw), 2)}
-    values = {k: text(v) for k, v in items.items()}
+    try:
+        values = {k: text(v) for k, v in items.items()}
+    except UnicodeDecodeError as exc:
+        raise FieldError(f"a field is not UTF-8 ({exc})") from None
+    if "n" not in values:
+        raise FieldError("next_run (n) is missing")
     return {
-        "next_run": from_micros(values["n"]),
-        "spec": json.loads(values.get("s", "{}")),
-        "args": json.loads(values.get("a", "{}")),
-        "locked_until": from_micros(values["u"]) if "u" in values else None,
+        "next_run": _micros(values["n"], "next_run (n)"),
+        "spec": _json(values.get("s", "{}"), "spec (s)"),
+        "args": _json(values.get("a", "{}"), "args (a)"),
+        "locked_until": _micros(values["u"], "locked_until (u)") if "u" in values else None,
         "lease": values.get(LEASE_FIELD),
         "locked_by": values.get("o"),
-        "last_run_at": from_micros(values["r"]) if "r" in values else None,
+        "last_run_at": _last_run(values.get("r")),
         "last_status": values.get("t"),
     }
+
+
+def by_partition(
+    items: Sequence[_Item], key_of: Callable[[_Item], InstanceKey]
+) -> Iterator[tuple[tuple[str, int], list[tuple[int, _Item]]]]:
+    """Group items by task partition (keeping input order), in chunks of at most 500."""
+    groups: dict[tuple[str, int], list[tuple[int, _Item]]] = {}
+    for index, item in enumerate(items):
+        key = key_of(item)
+        groups.setdefault((key.task, key.partition), []).append((index, item))
+    for part, members in groups.items():
+        for start in range(0, len(members), BATCH_CHUNK):
+            yield part, members[start : start + BATCH_CHUNK]
+
+
+def encode_record(record: InstanceRecord) -> list[Any]:
+    """The upsert script's four arguments for ``record``; ``ValueError`` when not JSON."""
+    key = record.key
+    try:
+        spec = json.dumps(dict(record.spec), separators=(",", ":"), allow_nan=False)
+        args = json.dumps(dict(record.args), separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{key}: spec and args must be JSON-serialisable: {exc}") from exc
+    return [key.instance.encode("utf-8"), to_micros(record.next_run), spec, args]

@@ -37,5 +37,15 @@ class Lua:
 #: Every script by name; the files are package data in ``celery_pyncette/stores/``.
 SCRIPTS = {
     name: Lua(name)
-    for name in ("claim", "commit", "unlock", "extend", "upsert", "delete", "strike", "due")
+    for name in (
+        "claim",
+        "commit",
+        "unlock",
+        "extend",
+        "upsert",
+        "delete",
+        "strike",
+        "due",
+        "quarantine",
+    )
 }

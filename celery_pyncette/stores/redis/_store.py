@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -19,45 +18,56 @@ from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.retry import Retry
 
-from celery_pyncette.errors import ConfigurationError, LeaseLostError, StoreError, TaskLockedError
+from celery_pyncette.errors import (
+    ConfigurationError,
+    CorruptRecordError,
+    LeaseLostError,
+    StoreError,
+    TaskLockedError,
+)
 from celery_pyncette.stores.base import (
     ClaimedBatch,
     Commit,
     InstanceKey,
     InstanceRecord,
+    Quarantined,
     Store,
     Strike,
     strike_from_id,
     strike_id,
 )
+from celery_pyncette.stores.redis import _quarantine
 from celery_pyncette.stores.redis._ahead import SPARE, PartitionClaims
 from celery_pyncette.stores.redis._layout import (
+    BATCH_CHUNK,
     LEASE_FIELD,
+    ClaimReply,
+    FieldError,
+    by_partition,
     claim_script_call,
     claimed_records,
+    encode_record,
     from_micros,
     instance_key,
     partition_prefix,
+    quarantine_key,
     record_fields,
     strikes_keys,
     text,
     to_micros,
 )
 from celery_pyncette.stores.redis._scripts import SCRIPTS
+from celery_pyncette.stores.redis._settings import check_server_settings
 
 log = logging.getLogger("celery_pyncette.stores.redis")
 
 Client: TypeAlias = "redis.Redis | RedisCluster"
-_Item = TypeVar("_Item")
 
 #: Connection defaults; a query parameter of the URL (``?socket_timeout=1``) wins.
 _CLIENT_DEFAULTS: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_timeout": 10.0}
 #: The most candidates one claim script looks at, and how many failed rounds a claim tolerates.
 _CLAIM_CHUNK = 1000
 _CLAIM_ROUNDS = 16
-#: The most items one commit/unlock script handles (keeps each script call short).
-_BATCH_CHUNK = 500
-_EVICTING = ("allkeys-",)
 
 
 class RedisStore(Store):
@@ -156,38 +166,7 @@ class RedisStore(Store):
             client.ping()
             for script in SCRIPTS.values():
                 client.script_load(script.text)
-        self._check_server_settings(client)
-
-    def _check_server_settings(self, client: Client) -> None:
-        """Log a warning for an evicting maxmemory-policy or a server without persistence."""
-        nodes: list[redis.Redis]
-        if isinstance(client, RedisCluster):
-            primaries: list[Any] = client.get_primaries()  # type: ignore[no-untyped-call]
-            nodes = [client.get_redis_connection(node) for node in primaries]
-        else:
-            nodes = [client]
-        for node in nodes:
-            settings: dict[str, str] = {}
-            try:
-                for name in ("maxmemory-policy", "appendonly", "save"):
-                    reply: Mapping[Any, Any] = node.config_get(name)
-                    settings.update({text(k): text(v) for k, v in reply.items()})
-            except (RedisError, RedisClusterException) as exc:
-                # CONFIG may be renamed or disabled (managed Redis): not an error.
-                log.debug("RedisStore: cannot read the server configuration (%s)", exc)
-                return
-            policy = settings.get("maxmemory-policy", "")
-            if policy.startswith(_EVICTING):
-                log.warning(
-                    "Redis maxmemory-policy is %r: Redis may evict schedules under memory "
-                    "pressure; set maxmemory-policy noeviction for the pyncette store",
-                    policy,
-                )
-            if settings.get("appendonly") == "no" and not settings.get("save", "").strip():
-                log.warning(
-                    "Redis has neither AOF (appendonly) nor RDB snapshots (save) enabled: every "
-                    "schedule is lost when the server restarts; set appendonly yes"
-                )
+        check_server_settings(client)
 
     def close(self) -> None:
         """Close the client this store created (a client passed in is left open). Idempotent."""
@@ -220,18 +199,32 @@ class RedisStore(Store):
         lease_duration: timedelta,
         owner: str,
     ) -> list[InstanceRecord]:
+        return self.claim(task, partition, now, limit, lease_duration, owner).records
+
+    def claim(
+        self,
+        task: str,
+        partition: int,
+        now: datetime,
+        limit: int,
+        lease_duration: timedelta,
+        owner: str,
+    ) -> ClaimedBatch:
+        """Claim scripts over candidates from the ready index; see ``_quarantine.py`` for the
+        records they quarantine."""
         if limit <= 0:
-            return []
+            return ClaimedBatch(now, [])
         client = self._redis()
         prefix = self._prefix(task, partition)
         ready = prefix + b":ready"
         now_us = to_micros(now)
         expiry = str(to_micros(now + lease_duration))
         claimed: list[InstanceRecord] = []
+        quarantined: list[Quarantined] = []
         fruitless = 0
         with self._errors(f"claim {task!r} partition {partition}"):
-            while len(claimed) < limit and fruitless < _CLAIM_ROUNDS:
-                wanted = min(limit - len(claimed), _CLAIM_CHUNK)
+            while len(claimed) + len(quarantined) < limit and fruitless < _CLAIM_ROUNDS:
+                wanted = min(limit - len(claimed) - len(quarantined), _CLAIM_CHUNK)
                 # Read a few more candidates than wanted: concurrent claimers may take some.
                 fetch = wanted + min(wanted, SPARE)
                 candidates: list[Any] = client.zrangebyscore(
@@ -242,13 +235,26 @@ class RedisStore(Store):
                 got = self._claim_candidates(
                     client, prefix, candidates, wanted, now_us, expiry, owner
                 )
-                claimed.extend(
-                    InstanceRecord(key=InstanceKey(task, partition, n), **f) for n, f in got
-                )
-                if len(candidates) < fetch and len(got) == len(candidates):
-                    break  # every due instance was read, and all of them are ours now
-                fruitless = 0 if got else fruitless + 1
-        return claimed
+                records, bad = self._settle(task, partition, now, got)
+                claimed += records
+                quarantined += bad
+                if len(candidates) < fetch and got.taken == len(candidates):
+                    break  # every due instance was read, and all of them are taken now
+                fruitless = 0 if got.taken else fruitless + 1
+        return ClaimedBatch(now, claimed, quarantined)
+
+    def _settle(
+        self, task: str, partition: int, now: datetime, reply: ClaimReply
+    ) -> tuple[list[InstanceRecord], list[Quarantined]]:
+        client = self._redis()
+        with self._errors(f"quarantine in {task!r} partition {partition}"):
+            return _quarantine.settle(
+                client,
+                self.namespace,
+                lambda instance: InstanceKey(task, partition, instance),
+                now,
+                reply,
+            )
 
     def claim_batches(
         self,
@@ -277,9 +283,10 @@ class RedisStore(Store):
             lease_duration,
             owner,
             errors=lambda action: self._errors(f"{action} {task!r} partition {partition}"),
-            claim_due=lambda now, wanted: self.claim_due(
+            claim=lambda now, wanted: self.claim(
                 task, partition, now, wanted, lease_duration, owner
             ),
+            settle=lambda now, reply: self._settle(task, partition, now, reply),
             unlock=self.unlock_many,
         )
         return claims.batches(max_batches)
@@ -293,11 +300,10 @@ class RedisStore(Store):
         now_us: int,
         expiry: str,
         owner: str,
-    ) -> list[tuple[str, dict[str, Any]]]:
+    ) -> ClaimReply:
         encoded = [c.encode("utf-8") if isinstance(c, str) else c for c in candidates]
         keys, args = claim_script_call(prefix, encoded, now_us, expiry, owner, wanted)
-        reply = SCRIPTS["claim"](client, keys, args)
-        return [(name, fields) for _, name, fields in claimed_records(reply, encoded)]
+        return claimed_records(SCRIPTS["claim"](client, keys, args), encoded)
 
     def due_partitions(
         self, groups: Sequence[tuple[str, int]], now: datetime
@@ -323,8 +329,8 @@ class RedisStore(Store):
                 flags = pipe.execute()
         else:
             calls: list[tuple[list[int], list[bytes], list[Any]]] = [
-                ([], ready[start : start + _BATCH_CHUNK], [now_us])
-                for start in range(0, len(ready), _BATCH_CHUNK)
+                ([], ready[start : start + BATCH_CHUNK], [now_us])
+                for start in range(0, len(ready), BATCH_CHUNK)
             ]
             replies = self._run_scripts("due", calls, "poll the due partitions")
             flags = [flag for reply in replies for flag in reply]
@@ -356,7 +362,7 @@ class RedisStore(Store):
             return []
         now_us = str(to_micros(now))
         calls = []
-        for part, items in _by_partition(commits, lambda c: c.key):
+        for part, items in by_partition(commits, lambda c: c.key):
             prefix = self._prefix(*part)
             keys = [prefix + b":ready", prefix + b":names"]
             args: list[Any] = [now_us]
@@ -376,7 +382,7 @@ class RedisStore(Store):
         if not items:
             return []
         calls = []
-        for part, group in _by_partition(items, lambda item: item[0]):
+        for part, group in by_partition(items, lambda item: item[0]):
             prefix = self._prefix(*part)
             keys = [prefix + b":ready"]
             args: list[Any] = []
@@ -460,12 +466,12 @@ class RedisStore(Store):
         """Write ``records``; return the (key, lock expiry) of each one refused as locked."""
         if not records:
             return []
-        encoded = [_encode(record) for record in records]  # every ValueError before any write
+        encoded = [encode_record(record) for record in records]  # every ValueError before any write
         head = [to_micros(now), "1" if force else "0"]
         calls = []
-        for part, items in _by_partition(records, lambda r: r.key):
+        for part, items in by_partition(records, lambda r: r.key):
             prefix = self._prefix(*part)
-            keys = [prefix + b":ready", prefix + b":names"]
+            keys = [prefix + b":ready", prefix + b":names", quarantine_key(prefix)]
             args: list[Any] = list(head)
             for index, record in items:
                 keys.append(instance_key(prefix, record.key.instance))
@@ -482,6 +488,7 @@ class RedisStore(Store):
     def delete(self, key: InstanceKey) -> bool:
         prefix = self._prefix(key.task, key.partition)
         keys = [prefix + b":ready", prefix + b":names", instance_key(prefix, key.instance)]
+        keys.append(quarantine_key(prefix))
         return bool(self._script("delete", keys, [key.instance.encode("utf-8")], "delete"))
 
     def get(self, key: InstanceKey) -> InstanceRecord | None:
@@ -489,7 +496,22 @@ class RedisStore(Store):
         prefix = self._prefix(key.task, key.partition)
         with self._errors("read an instance"):
             fields = client.hgetall(instance_key(prefix, key.instance))
-        return InstanceRecord(key=key, **record_fields(fields)) if fields else None
+        if not fields:
+            return None
+        try:
+            return InstanceRecord(key=key, **record_fields(fields))
+        except FieldError as exc:
+            raise CorruptRecordError(key, str(exc)) from None
+
+    def quarantine(self, key: InstanceKey, lease: str | None, reason: str, now: datetime) -> bool:
+        client = self._redis()
+        with self._errors("quarantine an instance"):
+            return _quarantine.quarantine(client, self.namespace, key, lease, reason, now)
+
+    def list_quarantined(self, task: str | None = None, limit: int = 100) -> list[Quarantined]:
+        client = self._redis()
+        with self._errors("list quarantined instances"):
+            return _quarantine.list_quarantined(client, self.namespace, task, limit)
 
     def lease_of(self, key: InstanceKey) -> str | None:
         client = self._redis()
@@ -516,11 +538,13 @@ class RedisStore(Store):
             for name in names:
                 pipe.hgetall(instance_key(prefix, text(name)))
             rows = pipe.execute()
-        return [
-            InstanceRecord(key=InstanceKey(task, partition, text(name)), **record_fields(row))
-            for name, row in zip(names, rows, strict=True)
-            if row  # deleted between the two reads
-        ]
+        records = []
+        for name, row in zip(names, rows, strict=True):
+            if row:  # else deleted between the two reads
+                with contextlib.suppress(FieldError):  # left out: see list_quarantined
+                    key = InstanceKey(task, partition, text(name))
+                    records.append(InstanceRecord(key=key, **record_fields(row)))
+        return records
 
     def count_instances(self, task: str, partition: int) -> int:
         client = self._redis()
@@ -552,27 +576,3 @@ class RedisStore(Store):
         with self._errors("read the strikes marker"):
             value = client.get(self._marker_key)
         return "0" if value is None else text(value)
-
-
-def _by_partition(
-    items: Sequence[_Item], key_of: Callable[[_Item], InstanceKey]
-) -> Iterator[tuple[tuple[str, int], list[tuple[int, _Item]]]]:
-    """Group items by task partition (keeping input order), in chunks of at most 500."""
-    groups: dict[tuple[str, int], list[tuple[int, _Item]]] = {}
-    for index, item in enumerate(items):
-        key = key_of(item)
-        groups.setdefault((key.task, key.partition), []).append((index, item))
-    for part, members in groups.items():
-        for start in range(0, len(members), _BATCH_CHUNK):
-            yield part, members[start : start + _BATCH_CHUNK]
-
-
-def _encode(record: InstanceRecord) -> list[Any]:
-    """The upsert script's four arguments for ``record``; ``ValueError`` when not JSON."""
-    key = record.key
-    try:
-        spec = json.dumps(dict(record.spec), separators=(",", ":"), allow_nan=False)
-        args = json.dumps(dict(record.args), separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{key}: spec and args must be JSON-serialisable: {exc}") from exc
-    return [key.instance.encode("utf-8"), to_micros(record.next_run), spec, args]

@@ -35,13 +35,25 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import ReflectedIndex
 
 from celery_pyncette.ids import lease_tokens
+from celery_pyncette.stores.sql._rows import readable_columns
 from celery_pyncette.stores.sql._schema import UTCDateTime
 
 #: Columns that identify an instance.
 KEY_COLUMNS = ("task", "partition", "instance")
 #: Columns an upsert replaces (the lease is cleared; last_run_at / last_status are kept), with
-#: locked_until last (MySQL's ON DUPLICATE KEY UPDATE depends on it).
-REPLACED_COLUMNS = ("spec", "args", "next_run", "ready_at", "lease", "locked_by", "locked_until")
+#: locked_until last (MySQL's ON DUPLICATE KEY UPDATE depends on it). The quarantine marker is
+#: written back to NULL: an upsert repairs a quarantined instance.
+REPLACED_COLUMNS = (
+    "spec",
+    "args",
+    "next_run",
+    "ready_at",
+    "lease",
+    "locked_by",
+    "quarantined_at",
+    "quarantine_reason",
+    "locked_until",
+)
 #: Most keys or rows in one statement (``IN (...)`` lists, ``CASE`` arms, multi-row inserts).
 CHUNK = 500
 
@@ -132,12 +144,14 @@ class Dialect:
     ) -> list[tuple[Row[Any], str]]:
         """Lease up to ``limit`` due rows; return each (row before the claim, its new lease).
 
-        The rows come back oldest first. Default: select the due rows under a lock, then update
-        exactly those keys in one statement, each with its own lease token.
+        The rows come back oldest first, holding the record columns undecoded (see
+        :func:`~celery_pyncette.stores.sql._rows.readable_columns`). Default: select the due rows
+        under a lock, then update exactly those keys in one statement, each with its own lease
+        token.
         """
         t = table.c
         due = (
-            select(table)
+            select(*readable_columns(table, self.name))
             .where(t.task == task, t.partition == partition, t.ready_at <= now)
             .order_by(t.ready_at)
             .limit(limit)
@@ -292,7 +306,7 @@ class PostgresDialect(Dialect):
                 locked_by=owner,
                 lease=func.replace(cast(func.gen_random_uuid(), Text), "-", ""),
             )
-            .returning(*table.c, due.c.was_ready_at)
+            .returning(*readable_columns(table, self.name), due.c.was_ready_at)
         ).all()
         # RETURNING follows no ORDER BY: put the batch back in due order.
         ordered = sorted(claimed, key=lambda row: (row.was_ready_at, row.instance))

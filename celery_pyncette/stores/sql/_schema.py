@@ -178,6 +178,9 @@ def build_schema(namespace: str) -> Schema:
         Column("locked_by", Text, nullable=True),
         Column("last_run_at", UTCDateTime, nullable=True),
         Column("last_status", Text, nullable=True),
+        # Set while the row is quarantined (see _quarantine.py); added to older tables by setup().
+        Column("quarantined_at", UTCDateTime, nullable=True),
+        Column("quarantine_reason", Text, nullable=True),
         # Partial on PostgreSQL (the predicate always holds): only statements bounding ready_at
         # (claims, polls) can use it. Before its first ANALYZE, PostgreSQL's planner rates this
         # index and the primary key alike for a key lookup, and it could pick this one and read
@@ -188,6 +191,13 @@ def build_schema(namespace: str) -> Schema:
             "partition",
             "ready_at",
             postgresql_where=text("ready_at IS NOT NULL"),
+        ),
+        # Partial where the server has them: only quarantined rows, a handful, are indexed.
+        Index(
+            f"{ns}_instances_quarantined",
+            "quarantined_at",
+            postgresql_where=text("quarantined_at IS NOT NULL"),
+            sqlite_where=text("quarantined_at IS NOT NULL"),
         ),
         **_MYSQL_TABLE_OPTIONS,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import time
@@ -14,12 +15,10 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     ColumnElement,
     Executable,
-    Row,
     Table,
     bindparam,
     delete,
     func,
-    inspect,
     select,
     update,
 )
@@ -28,14 +27,17 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
 
 from celery_pyncette.errors import (
     ConfigurationError,
+    CorruptRecordError,
     LeaseLostError,
     StoreError,
     TaskLockedError,
 )
 from celery_pyncette.stores.base import (
+    ClaimedBatch,
     Commit,
     InstanceKey,
     InstanceRecord,
+    Quarantined,
     Store,
     Strike,
     strike_from_id,
@@ -50,7 +52,15 @@ from celery_pyncette.stores.sql._engine import (
     is_retryable,
     parse_url,
 )
-from celery_pyncette.stores.sql._schema import INSTANCE_BYTES, TASK_BYTES, build_schema
+from celery_pyncette.stores.sql._migrate import check_schema, create_schema
+from celery_pyncette.stores.sql._quarantine import (
+    list_statement,
+    listed,
+    quarantine_params,
+    quarantine_statement,
+)
+from celery_pyncette.stores.sql._rows import decode, readable_columns, written_row
+from celery_pyncette.stores.sql._schema import build_schema
 
 T = TypeVar("T")
 
@@ -86,6 +96,9 @@ class SQLStore(Store):
         # Single-row statements, built once: building and cache-keying a statement costs more
         # than running it on a local server.
         self._single = _single_row_statements(self._schema.instances, self._dialect)
+        self._quarantine = {
+            leased: quarantine_statement(self._schema.instances, leased) for leased in (False, True)
+        }
 
     def __repr__(self) -> str:
         return f"SQLStore({self._label!r}, namespace={self.namespace!r})"
@@ -158,21 +171,6 @@ class SQLStore(Store):
         c = self._schema.instances.c
         return (c.task == key.task, c.partition == key.partition, c.instance == key.instance)
 
-    @staticmethod
-    def _record(row: Row[Any], **changes: Any) -> InstanceRecord:
-        fields = {
-            "next_run": row.next_run,
-            "spec": row.spec,
-            "args": row.args,
-            "locked_until": row.locked_until,
-            "lease": row.lease,
-            "locked_by": row.locked_by,
-            "last_run_at": row.last_run_at,
-            "last_status": row.last_status,
-        }
-        fields.update(changes)
-        return InstanceRecord(key=InstanceKey(row.task, row.partition, row.instance), **fields)
-
     # --- schema ----------------------------------------------------------------------------------
 
     def setup(self) -> None:
@@ -180,7 +178,7 @@ class SQLStore(Store):
         by an earlier version (idempotent), or with ``skip_table_create`` check that the tables
         exist; raises :class:`StoreError` otherwise."""
         if self.skip_table_create:
-            self._run(self._check_schema, write=False)
+            self._run(lambda conn: check_schema(conn, self._schema, self._label), write=False)
             return
         # Another process creating the same tables makes a CREATE fail ("already exists"); each
         # such failure means that process made progress, so a few more looks always finish.
@@ -194,29 +192,8 @@ class SQLStore(Store):
                     raise
 
     def _create_schema(self, conn: Connection) -> None:
-        inspector = inspect(conn)
-        for table in self._schema.tables:
-            if not inspector.has_table(table.name):
-                table.create(conn)
-                continue
-            existing = {index["name"]: index for index in inspector.get_indexes(table.name)}
-            for index in table.indexes:
-                found = existing.get(str(index.name))
-                if found is not None and self._dialect.index_is_current(index, found):
-                    continue
-                if found is not None:
-                    index.drop(conn)
-                index.create(conn)
+        create_schema(conn, self._schema, self._dialect)
         self._dialect.insert_missing(conn, self._schema.meta, {"name": STRIKES_COUNTER, "value": 0})
-
-    def _check_schema(self, conn: Connection) -> None:
-        inspector = inspect(conn)
-        missing = [t.name for t in self._schema.tables if not inspector.has_table(t.name)]
-        if missing:
-            raise StoreError(
-                f"{self._label}: table(s) {', '.join(missing)} do not exist and "
-                "skip_table_create is set; create them with `celery pyncette migrate`"
-            )
 
     def close(self) -> None:
         self._engine.dispose()
@@ -232,8 +209,21 @@ class SQLStore(Store):
         lease_duration: timedelta,
         owner: str,
     ) -> list[InstanceRecord]:
+        return self.claim(task, partition, now, limit, lease_duration, owner).records
+
+    def claim(
+        self,
+        task: str,
+        partition: int,
+        now: datetime,
+        limit: int,
+        lease_duration: timedelta,
+        owner: str,
+    ) -> ClaimedBatch:
+        """Lease the due rows in one statement, decode them one by one, and quarantine (under
+        the lease just taken) those that cannot be decoded."""
         if limit <= 0:
-            return []
+            return ClaimedBatch(now, [])
         until = now + lease_duration
         table = self._schema.instances
         claimed = self._run(
@@ -243,10 +233,19 @@ class SQLStore(Store):
             write=True,
             single=self._dialect.claims_in_one_statement,
         )
-        return [
-            self._record(row, locked_until=until, lease=lease, locked_by=owner)
-            for row, lease in claimed
+        records: list[InstanceRecord] = []
+        corrupt: list[tuple[InstanceKey, str, str]] = []
+        for row, lease in claimed:
+            try:
+                records.append(decode(row, locked_until=until, lease=lease, locked_by=owner))
+            except CorruptRecordError as exc:
+                corrupt.append((exc.key, lease, exc.reason))  # type: ignore[arg-type]
+        quarantined = [
+            Quarantined(key, reason, now)
+            for key, lease, reason in corrupt
+            if self.quarantine(key, lease, reason, now)
         ]
+        return ClaimedBatch(now, records, quarantined)
 
     def due_partitions(
         self, groups: Sequence[tuple[str, int]], now: datetime
@@ -400,7 +399,7 @@ class SQLStore(Store):
     # --- instances -------------------------------------------------------------------------------
 
     def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
-        row = _row(record)
+        row = written_row(record)
         table = self._schema.instances
 
         def work(conn: Connection) -> None:
@@ -419,7 +418,7 @@ class SQLStore(Store):
         A key given twice is written once, with its last record, as one upsert after the other
         would leave it.
         """
-        latest = {record.key: _row(record) for record in records}
+        latest = {record.key: written_row(record) for record in records}
         table = self._schema.instances
         refused: set[InstanceKey] = set()
         for chunk in chunks(list(latest.values()), CHUNK):
@@ -439,7 +438,20 @@ class SQLStore(Store):
     def get(self, key: InstanceKey) -> InstanceRecord | None:
         stmt, params = self._single.get, _key(key)
         row = self._run(lambda conn: conn.execute(stmt, params).first(), write=False, single=True)
-        return None if row is None else self._record(row)
+        return None if row is None else decode(row)
+
+    def quarantine(self, key: InstanceKey, lease: str | None, reason: str, now: datetime) -> bool:
+        stmt = self._quarantine[lease is not None]
+        params = quarantine_params(key, lease, reason, now)
+        return (
+            self._run(lambda conn: conn.execute(stmt, params).rowcount, write=True, single=True) > 0
+        )
+
+    def list_quarantined(self, task: str | None = None, limit: int = 100) -> list[Quarantined]:
+        if limit <= 0:
+            return []
+        stmt = list_statement(self._schema.instances, task, limit)
+        return listed(self._run(lambda conn: conn.execute(stmt).all(), write=False))
 
     def lease_of(self, key: InstanceKey) -> str | None:
         stmt, params = self._single.lease, _key(key)
@@ -453,13 +465,19 @@ class SQLStore(Store):
     ) -> list[InstanceRecord]:
         if limit <= 0:
             return []
-        c = self._schema.instances.c
-        stmt = select(self._schema.instances).where(c.task == task, c.partition == partition)
+        table = self._schema.instances
+        c = table.c
+        stmt = select(*readable_columns(table, self._dialect.name))
+        stmt = stmt.where(c.task == task, c.partition == partition)
         if after is not None:
             stmt = stmt.where(c.instance > after)
         stmt = stmt.order_by(c.instance).limit(limit)
         rows = self._run(lambda conn: conn.execute(stmt).all(), write=False)
-        return [self._record(row) for row in rows]
+        records = []
+        for row in rows:
+            with contextlib.suppress(CorruptRecordError):  # left out: see list_quarantined
+                records.append(decode(row))
+        return records
 
     def count_instances(self, task: str, partition: int) -> int:
         c = self._schema.instances.c
@@ -518,30 +536,6 @@ def _unlocked(table: Any) -> dict[str, Any]:
     return {"locked_until": None, "lease": None, "locked_by": None, "ready_at": table.c.next_run}
 
 
-def _row(record: InstanceRecord) -> dict[str, Any]:
-    """The columns an upsert writes: the record's schedule, unlocked."""
-    key = record.key
-    _check_length("task", key.task, TASK_BYTES)
-    _check_length("instance", key.instance, INSTANCE_BYTES)
-    return {
-        "task": key.task,
-        "partition": key.partition,
-        "instance": key.instance,
-        "spec": dict(record.spec),
-        "args": dict(record.args),
-        "next_run": record.next_run,
-        "ready_at": record.next_run,
-        "lease": None,
-        "locked_by": None,
-        "locked_until": None,
-    }
-
-
-def _check_length(what: str, name: str, limit: int) -> None:
-    if len(name.encode("utf-8")) > limit:
-        raise ValueError(f"{what} name is longer than {limit} UTF-8 bytes: {name[:40]!r}...")
-
-
 def _digest(ident: str) -> str:
     return hashlib.sha256(ident.encode("utf-8")).hexdigest()
 
@@ -571,7 +565,7 @@ def _single_row_statements(table: Table, dialect: Dialect) -> _SingleRow:
     next_run = bindparam("next_run", type_=c.next_run.type)
     released = {"locked_until": None, "lease": None, "locked_by": None}
     return _SingleRow(
-        get=select(table).where(*key),
+        get=select(*readable_columns(table, dialect.name)).where(*key),
         lease=select(c.lease).where(*key),
         extend=update(table)
         .where(*leased)

@@ -1,0 +1,154 @@
+"""Instance rows: read field by field (one undecodable row fails only itself), and written.
+
+The store selects ``spec``, ``args`` and the times without SQLAlchemy's type processing
+(:func:`readable_columns`) and decodes each row in Python (:func:`decode`): a row whose spec is not
+JSON, or whose next run is not a time, raises :class:`~celery_pyncette.errors.CorruptRecordError`
+for that row alone, where a processed column would fail the whole result (a claimed batch, a
+listing page). What can be undecodable differs per server:
+
+* SQLite stores any text in any column: spec, args and every time can be garbage;
+* MySQL/MariaDB accept the zero date ``0000-00-00`` (unless ``NO_ZERO_DATE`` is set), which
+  PyMySQL returns as text;
+* PostgreSQL types every column, but ``timestamptz`` holds ``infinity``, which psycopg cannot
+  return: those times are read as ``NULL`` (a next run then is undecodable; an infinite lock
+  expiry or last run reads as none).
+
+The last run is informational (shown, never used to schedule): one that cannot be read reads as
+none on every server, and does not make the row undecodable.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, case, func, type_coerce
+from sqlalchemy.types import NullType
+
+from celery_pyncette.errors import CorruptRecordError
+from celery_pyncette.stores.base import InstanceKey, InstanceRecord
+from celery_pyncette.stores.sql._quarantine import cleared_values
+from celery_pyncette.stores.sql._schema import INSTANCE_BYTES, TASK_BYTES
+
+#: Columns kept as JSON text, decoded to objects by :func:`decode`.
+JSON_COLUMNS = ("spec", "args")
+#: Columns holding times, decoded by :func:`decode`.
+TIME_COLUMNS = ("next_run", "locked_until", "last_run_at")
+#: The columns a record is made of (``ready_at`` and the quarantine marker are not part of it).
+RECORD_COLUMNS = (
+    "task",
+    "partition",
+    "instance",
+    *JSON_COLUMNS,
+    *TIME_COLUMNS,
+    "lease",
+    "locked_by",
+    "last_status",
+)
+
+
+@functools.lru_cache(maxsize=256)
+def readable_columns(table: Table, dialect_name: str) -> tuple[ColumnElement[Any], ...]:
+    """The record columns of ``table``, labelled by name, with spec, args and times read as the
+    driver returns them (see the module docstring). Built once per table."""
+    out: list[ColumnElement[Any]] = []
+    for name in RECORD_COLUMNS:
+        column: ColumnElement[Any] = table.c[name]
+        if name in TIME_COLUMNS:
+            if dialect_name == "postgresql":
+                column = case((func.isfinite(column), column))
+            column = type_coerce(column, NullType())
+        elif name in JSON_COLUMNS:
+            column = type_coerce(column, NullType())
+        out.append(column.label(name))
+    return tuple(out)
+
+
+class _UndecodableError(Exception):
+    """One field cannot be decoded; the message names it."""
+
+
+def decode(row: Any, **changes: Any) -> InstanceRecord:
+    """The record of a row read with :func:`readable_columns`; ``changes`` replace fields (those
+    are not decoded). Raises :class:`CorruptRecordError` naming the first undecodable field."""
+    key = InstanceKey(row.task, row.partition, row.instance)
+    try:
+        fields = {
+            "next_run": _time(row.next_run, "next_run", required=True),
+            "spec": _object(row.spec, "spec"),
+            "args": _object(row.args, "args"),
+            "locked_until": changes["locked_until"]
+            if "locked_until" in changes
+            else _time(row.locked_until, "locked_until"),
+            "lease": row.lease,
+            "locked_by": row.locked_by,
+            "last_run_at": _last_run(row.last_run_at),
+            "last_status": row.last_status,
+        }
+    except _UndecodableError as exc:
+        raise CorruptRecordError(key, str(exc)) from None
+    fields.update(changes)
+    return InstanceRecord(key=key, **fields)
+
+
+def _object(value: Any, name: str) -> Any:
+    try:
+        parsed = json.loads(value)
+    except (TypeError, ValueError) as exc:
+        raise _UndecodableError(f"{name} is not JSON ({exc})") from None
+    if not isinstance(parsed, dict):
+        raise _UndecodableError(f"{name} is not a JSON object (a {type(parsed).__name__})")
+    return parsed
+
+
+def _last_run(value: Any) -> datetime | None:
+    """The last run is informational: one that cannot be read reads as none (never run)."""
+    try:
+        return _time(value, "last_run_at")
+    except _UndecodableError:
+        return None
+
+
+def _time(value: Any, name: str, *, required: bool = False) -> datetime | None:
+    if value is None:
+        if required:
+            raise _UndecodableError(f"{name} is not a finite time (NULL or infinite)")
+        return None
+    if isinstance(value, (str, bytes)):
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise _UndecodableError(f"{name} is not a time: {text[:40]!r}") from None
+    if not isinstance(value, datetime):
+        raise _UndecodableError(f"{name} is not a time: {str(value)[:40]!r}")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def written_row(record: InstanceRecord) -> dict[str, Any]:
+    """The columns an upsert writes: the record's schedule, unlocked."""
+    key = record.key
+    _check_length("task", key.task, TASK_BYTES)
+    _check_length("instance", key.instance, INSTANCE_BYTES)
+    return {
+        "task": key.task,
+        "partition": key.partition,
+        "instance": key.instance,
+        "spec": dict(record.spec),
+        "args": dict(record.args),
+        "next_run": record.next_run,
+        "ready_at": record.next_run,
+        "lease": None,
+        "locked_by": None,
+        "locked_until": None,
+        **cleared_values(),
+    }
+
+
+def _check_length(what: str, name: str, limit: int) -> None:
+    if len(name.encode("utf-8")) > limit:
+        raise ValueError(f"{what} name is longer than {limit} UTF-8 bytes: {name[:40]!r}...")
