@@ -12,12 +12,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from celery_pyncette import registry
+from celery_pyncette import quarantine, registry
 from celery_pyncette.definitions import TaskDefinition
 from celery_pyncette.extension import Pyncette
 from celery_pyncette.registry import BeatInfo
 from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
-from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
+from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, Quarantined
 
 #: Instances read per store call while scanning (backlog, search).
 SCAN_PAGE = 500
@@ -65,6 +65,10 @@ class Health:
     backlog: list[Backlog] | None
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Quarantined records, by key, at most :data:`quarantine.COUNT_LIMIT` of them ...
+    quarantined: list[Quarantined] = field(default_factory=list)
+    #: ... and whether there are more.
+    quarantined_more: bool = False
 
     @property
     def healthy(self) -> bool:
@@ -210,7 +214,8 @@ def backlog(
 
 
 def health(pyncette: Pyncette, now: datetime, *, with_backlog: bool = True) -> Health:
-    """Which beats are alive, whether any is stale, what is unpolled, and the due backlog."""
+    """Which beats are alive, whether any is stale, what is unpolled, what is quarantined (a
+    warning, not a problem: beat runs the rest), and the due backlog."""
     beats = sorted(registry.list_beats(pyncette.store), key=lambda b: b.owner)
     problems: list[str] = []
     warnings: list[str] = []
@@ -230,8 +235,13 @@ def health(pyncette: Pyncette, now: datetime, *, with_backlog: bool = True) -> H
             if missing:
                 where = "" if definition.partition_count == 1 else f" partitions {missing}"
                 warnings.append(f"task {definition.name}{where} is polled by no live beat")
+    quarantined = pyncette.store.list_quarantined(None, quarantine.COUNT_LIMIT + 1)
+    more = len(quarantined) > quarantine.COUNT_LIMIT
+    quarantined = quarantined[: quarantine.COUNT_LIMIT]
+    if quarantined:
+        warnings.append(quarantine.summary(quarantined, more))
     found = backlog(pyncette, now) if with_backlog else None
-    return Health(now, beats, found, problems, warnings)
+    return Health(now, beats, found, problems, warnings, quarantined, more)
 
 
 def forget_stale_beats(pyncette: Pyncette, now: datetime) -> list[str]:

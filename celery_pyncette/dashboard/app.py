@@ -3,11 +3,13 @@
 Pages: ``/`` (tasks), ``/tasks/{task}`` (a static task's state, or a dynamic task's instances,
 paginated and searchable by name prefix), ``/tasks/{task}/instances/{instance}`` (one instance,
 with reschedule / unschedule forms when writable), ``/strikes`` (with add / restore forms),
-``/beats`` (beats, the partitions each polls, health, and the due backlog on request).
+``/beats`` (beats, the partitions each polls, health, and the due backlog on request),
+``/quarantined`` (records beat no longer claims; :mod:`celery_pyncette.dashboard.quarantined`).
 
 API (JSON): ``GET /api/tasks``, ``GET /api/tasks/{task}``, ``GET /api/tasks/{task}/instances``
 (``limit``, ``cursor``, ``prefix``), ``GET|PUT|DELETE /api/tasks/{task}/instances/{instance}``,
-``GET|POST /api/strikes``, ``POST /api/strikes/restore``, ``GET /api/beats`` (``backlog=1``).
+``GET|POST /api/strikes``, ``POST /api/strikes/restore``, ``GET /api/beats`` (``backlog=1``),
+``GET /api/quarantined`` (``task``, ``limit``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from celery_pyncette import clock, overview, registry
-from celery_pyncette.dashboard import formats
+from celery_pyncette.dashboard import formats, quarantined
 from celery_pyncette.dashboard.security import (
     AUTH_COOKIE,
     SESSION_COOKIE,
@@ -135,6 +137,7 @@ class _Dashboard:
             Route("/api/strikes", write(self.api_add_strike), methods=["POST"]),
             Route("/api/strikes/restore", write(self.api_restore_strike), methods=["POST"]),
             Route("/api/beats", api(self.api_beats)),
+            *quarantined.routes(self),
         ]
         return Starlette(routes=routes)
 

@@ -1,0 +1,61 @@
+"""The dashboard's view of quarantined records: ``/quarantined`` and ``GET /api/quarantined``.
+
+Both take ``task`` (only that task's records) and ``limit`` (default 100, at most
+:data:`MAX_LISTED`). The API answers ``{"quarantined": [{task, partition, instance, reason,
+since}], "more": bool}``; ``instance`` is ``null`` for a static task's record. Read-only: a record
+is repaired by scheduling its instance again, or removed by unscheduling it (the instance page).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from celery_pyncette import quarantine
+from celery_pyncette.dashboard import formats
+from celery_pyncette.stores.base import Quarantined
+
+if TYPE_CHECKING:
+    from celery_pyncette.dashboard.app import _Dashboard
+
+DEFAULT_LISTED = 100
+MAX_LISTED = 1000
+
+
+def routes(dashboard: _Dashboard) -> list[Route]:
+    """The page and the API endpoint, wrapped by the dashboard's access checks."""
+
+    async def listing(request: Request) -> tuple[list[Quarantined], bool, str | None, int]:
+        task = request.query_params.get("task") or None
+        limit = formats.bounded_int(request.query_params.get("limit"), DEFAULT_LISTED, MAX_LISTED)
+        found = await run_in_threadpool(dashboard.pyncette.store.list_quarantined, task, limit + 1)
+        return found[:limit], len(found) > limit, task, limit
+
+    async def page(request: Request) -> Response:
+        records, more, task, limit = await listing(request)
+        return dashboard.render(
+            request,
+            "quarantined.html",
+            {
+                "section": "quarantined",
+                "records": [quarantine.as_row(q) for q in records],
+                "more": more,
+                "task": task or "",
+                "limit": limit,
+            },
+        )
+
+    async def api(request: Request) -> Response:
+        records, more, _, _ = await listing(request)
+        return formats.json_response(
+            {"quarantined": [quarantine.as_row(q) for q in records], "more": more}
+        )
+
+    return [
+        Route("/quarantined", dashboard._page(page), name="quarantined"),
+        Route("/api/quarantined", dashboard._api(api)),
+    ]
