@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from celery_pyncette import quarantine, registry
 from celery_pyncette.definitions import TaskDefinition
+from celery_pyncette.errors import CorruptRecordError
 from celery_pyncette.extension import Pyncette
 from celery_pyncette.registry import BeatInfo
 from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
@@ -96,7 +97,10 @@ def summarize(pyncette: Pyncette, names: Collection[str] | None = None) -> list[
         )
         next_run = None
         if not definition.dynamic:
-            record = store.get(InstanceKey(definition.name, 0, STATIC_INSTANCE))
+            try:
+                record = store.get(InstanceKey(definition.name, 0, STATIC_INSTANCE))
+            except CorruptRecordError:  # quarantined; listed by `quarantined`, not here
+                record = None
             next_run = record.next_run if record is not None else None
         summaries.append(
             TaskSummary(
@@ -187,9 +191,12 @@ def backlog(
     """Due and running instances per enabled task, read page by page over every partition.
 
     This reads every stored instance once: cheap for thousands, a few seconds for millions.
+    Quarantined records are neither due nor running (up to :data:`quarantine.COUNT_LIMIT` of
+    them are left out).
     """
     store = pyncette.store
     result: list[Backlog] = []
+    quarantined = {q.key for q in store.list_quarantined(None, quarantine.COUNT_LIMIT)}
     chosen = pyncette.definitions() if definitions is None else definitions
     for definition in sorted(chosen, key=lambda d: d.name):
         if not definition.enabled:
@@ -201,6 +208,8 @@ def backlog(
             while page := store.list_instances(definition.name, partition, SCAN_PAGE, after):
                 after = page[-1].key.instance
                 for record in page:
+                    if record.key in quarantined:
+                        continue
                     if record.is_locked(now):
                         running += 1
                     elif record.next_run <= now:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from celery import Celery
 
 from celery_pyncette import Context, Pyncette
+from celery_pyncette.errors import CorruptRecordError
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
 from tests.conftest import FakeClock
 from tests.unit.test_cli import beat_seen, invoke
@@ -95,3 +97,29 @@ def test_status_says_nothing_of_quarantine_when_none_is(
     assert code == 0
     assert json.loads(output)["quarantined"] == {"count": 0, "more": False, "first": []}
     assert "quarantined" not in invoke(app, "status", "--no-backlog")[1]
+
+
+def test_list_and_the_backlog_leave_quarantined_records_out(
+    app: Celery, poisoned: Pyncette, monkeypatch: pytest.MonkeyPatch, fake_clock: FakeClock
+) -> None:
+    store = poisoned.store
+    real_get = store.get
+
+    def get(key: InstanceKey) -> Any:
+        if key.task == "nightly":  # as a SQL or Redis store reads a record it cannot decode
+            raise CorruptRecordError(key, "spec is not JSON")
+        return real_get(key)
+
+    monkeypatch.setattr(store, "get", get)
+    fake_clock.advance(seconds=30)
+    beat_seen(poisoned, "beat-1", fake_clock.now, {"hello": [0], "nightly": [0]})
+
+    code, output = invoke(app, "list", "--json")
+    assert code == 0, output
+    rows = {row["task"]: row for row in json.loads(output)}
+    assert rows["nightly"]["next_run"] is None
+
+    code, output = invoke(app, "status", "--json")
+    assert code == 0, output
+    backlog = {b["task"]: b for b in json.loads(output)["backlog"]}
+    assert backlog["hello"]["due"] == 1, "only the healthy instance is due"
