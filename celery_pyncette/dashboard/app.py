@@ -28,7 +28,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from celery_pyncette import clock, overview, registry
-from celery_pyncette.dashboard import formats, quarantined
+from celery_pyncette.dashboard import formats
+from celery_pyncette.dashboard.quarantined import routes as quarantine_routes
 from celery_pyncette.dashboard.security import (
     AUTH_COOKIE,
     SESSION_COOKIE,
@@ -137,7 +138,7 @@ class _Dashboard:
             Route("/api/strikes", write(self.api_add_strike), methods=["POST"]),
             Route("/api/strikes/restore", write(self.api_restore_strike), methods=["POST"]),
             Route("/api/beats", api(self.api_beats)),
-            *quarantined.routes(self),
+            *quarantine_routes(self),
         ]
         return Starlette(routes=routes)
 
