@@ -210,9 +210,10 @@ class Dispatcher:
         ]
         if not struck:
             return ready
-        self._commit(definition, struck, now, "struck")
+        failed = set(self._commit(definition, struck, now, "struck"))
         for due in struck:
-            logger.info("skipped %s: struck", self._describe(definition, due))
+            if due.record.key not in failed:
+                logger.info("skipped %s: struck", self._describe(definition, due))
         skipped = {d.record.key for d in struck}
         return [d for d in ready if d.record.key not in skipped]
 
