@@ -6,6 +6,7 @@ the other tasks are still sent in the same tick. On the memory store and SQLite,
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -374,3 +375,37 @@ def test_a_worker_quarantines_a_record_whose_message_spec_does_not_decode(
     assert "from-a-newer-version" in quarantined.reason
     (warning,) = quarantine_warnings(caplog, "u1")
     assert "worker" in warning
+
+
+def test_on_sqlite_a_row_that_is_not_json_stops_neither_its_task_nor_the_others(
+    fake_clock: FakeClock, app: Celery, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = tmp_path / "raw.sqlite3"
+    pyncette = Pyncette(app, url=f"sqlite:///{database}", batch_size=5, poll_interval=1.0)
+
+    @pyncette.task(name="every_second", schedule="* * * * * *")
+    def every_second(context: Context) -> None: ...
+
+    hello = hello_task(pyncette)
+    for name in ("a", "b", "c"):
+        pyncette.schedule_task(hello, name, interval=timedelta(seconds=1))
+    with sqlite3.connect(database) as raw:  # garbage straight into the row, as the issue found it
+        raw.execute("UPDATE pyncette_instances SET spec = '{not json' WHERE instance = 'b'")
+    raw.close()
+    scheduler = Scheduler(app)
+    try:
+        with caplog.at_level(logging.WARNING, "celery_pyncette"):
+            scheduler.tick()  # writes the static record
+            fake_clock.advance(seconds=1)
+            scheduler.tick()
+            first = sent(app)
+            for _ in range(5):
+                assert scheduler.tick() > 0
+        (quarantined,) = pyncette.store.list_quarantined()
+    finally:
+        scheduler.close()
+        pyncette.close()
+
+    assert first == ["a", "c", "every_second"]
+    assert quarantined.key == InstanceKey("hello", 0, "b")
+    assert len(quarantine_warnings(caplog, "b")) == 1
