@@ -3,13 +3,12 @@
 Pages: ``/`` (tasks), ``/tasks/{task}`` (a static task's state, or a dynamic task's instances,
 paginated and searchable by name prefix), ``/tasks/{task}/instances/{instance}`` (one instance,
 with reschedule / unschedule forms when writable), ``/strikes`` (with add / restore forms),
-``/beats`` (beats, the partitions each polls, health, and the due backlog on request),
-``/quarantined`` (records beat no longer claims; :mod:`celery_pyncette.dashboard.quarantined`).
+``/beats`` (beats, the partitions each polls, health, and the due backlog on request).
 
 API (JSON): ``GET /api/tasks``, ``GET /api/tasks/{task}``, ``GET /api/tasks/{task}/instances``
 (``limit``, ``cursor``, ``prefix``), ``GET|PUT|DELETE /api/tasks/{task}/instances/{instance}``,
-``GET|POST /api/strikes``, ``POST /api/strikes/restore``, ``GET /api/beats`` (``backlog=1``),
-``GET /api/quarantined`` (``task``, ``limit``).
+``GET|POST /api/strikes``, ``POST /api/strikes/restore``, ``GET /api/beats`` (``backlog=1``).
+Quarantined records: ``/quarantined`` and its API (:mod:`celery_pyncette.dashboard.quarantined`).
 """
 
 from __future__ import annotations
@@ -138,7 +137,7 @@ class _Dashboard:
             Route("/api/strikes", write(self.api_add_strike), methods=["POST"]),
             Route("/api/strikes/restore", write(self.api_restore_strike), methods=["POST"]),
             Route("/api/beats", api(self.api_beats)),
-            *quarantine_routes(self),
+            *quarantine_routes(self.pyncette, self.render, page, api),
         ]
         return Starlette(routes=routes)
 
