@@ -1,4 +1,5 @@
-"""The issue's poison batch on the server stores (PostgreSQL, MariaDB, Redis): batch_size 5, five
+"""The issue's poison batch on the server stores (PostgreSQL, MariaDB, Redis, Redis Cluster,
+DynamoDB): batch_size 5, five
 records of an unknown kind due before three healthy ones, ten beat ticks. The three go out in the
 first tick, each bad record is logged once, no tick reports a backlog. Times come from the
 extension's clock (the server's), moved by the driven local clock."""
@@ -17,7 +18,7 @@ from celery import Celery
 from celery_pyncette import Context, Pyncette
 from celery_pyncette.beat import Scheduler
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord
-from tests.backends import mariadb, postgres
+from tests.backends import dynamodb, mariadb, postgres, redis_cluster
 from tests.backends import redis as standalone
 from tests.conftest import FakeClock
 from tests.messages import take_waiting
@@ -25,13 +26,17 @@ from tests.messages import take_waiting
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
 
 
-@pytest.fixture(params=[postgres, mariadb, standalone], ids=lambda b: str(b.NAME))
+BACKENDS = [postgres, mariadb, standalone, redis_cluster, dynamodb]
+
+
+@pytest.fixture(params=BACKENDS, ids=[str(b.NAME) for b in BACKENDS])
 def extension(request: pytest.FixtureRequest, app: Celery) -> Iterator[Pyncette]:
     backend: ModuleType = request.param
     namespace = f"q{uuid.uuid4().hex[:10]}"
-    with backend.make_store(namespace):  # creates the tables or keys, removes them after
+    # creates the tables or keys (and removes them after); the extension opens its own client
+    with backend.make_store(namespace) as store:
         pyncette = Pyncette(
-            app, url=backend.URL, namespace=namespace, batch_size=5, poll_interval=1.0
+            app, url=store.url, namespace=namespace, batch_size=5, poll_interval=1.0
         )
         try:
             yield pyncette
