@@ -30,6 +30,7 @@ from celery_pyncette.definitions import TaskDefinition
 from celery_pyncette.dispatch import Dispatcher, sync_static
 from celery_pyncette.errors import ConfigurationError, PyncetteError
 from celery_pyncette.extension import Pyncette, extension_for
+from celery_pyncette.quarantine import GaugeRefresher
 
 logger = logging.getLogger("celery_pyncette.beat")
 
@@ -98,6 +99,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         self._started_at = clock.utcnow()
         self._reported_at: datetime | None = None
         self._pruned_at = self._started_at
+        self._quarantine_gauge = GaugeRefresher()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         super().__init__(app, *args, lazy=lazy, **kwargs)
         if not lazy:
@@ -163,6 +165,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
             backlog = self._dispatcher.dispatch(self._definitions)
         metrics.observe_tick(time.monotonic() - started)
         self._report()
+        self._quarantine_gauge.refresh(pyncette.store, pyncette.now())
         if self._failures:
             logger.info("beat recovered after %d failed tick(s)", self._failures)
             self._failures = 0

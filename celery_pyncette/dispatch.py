@@ -6,8 +6,9 @@ For each polled task partition, a batch is claimed under a lease, then:
   failure unlocks that claim and the rest of the batch, so the occurrences are due again at once;
 * at-most-once: the next runs are committed first, and only the committed ones are published.
 
-A broken record (a stored spec that no longer parses) is logged and unlocked; it never holds up
-the other occurrences of the batch.
+A broken record (a stored spec that no longer parses, a next run that cannot be computed) is
+quarantined (see :mod:`celery_pyncette.quarantine`); it never holds up the other occurrences of
+the batch, and is not claimed again until it is repaired.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from celery_pyncette import metrics
+from celery_pyncette import metrics, quarantine
 from celery_pyncette.concurrency import Slots
 from celery_pyncette.definitions import ExecutionMode, TaskDefinition
-from celery_pyncette.errors import StoreError
+from celery_pyncette.errors import CorruptRecordError, StoreError
 from celery_pyncette.occurrence import HEADER, header_value
 from celery_pyncette.publish import OutgoingMessage, Publisher
 from celery_pyncette.schedules import Schedule, schedule_from_spec
@@ -49,19 +50,33 @@ def sync_static(pyncette: Pyncette, definitions: Iterable[TaskDefinition], now: 
     """Make the store hold one record per static schedule, matching the code.
 
     A missing record is created at its first occurrence after ``now``; one whose schedule changed
-    in code is replaced at once (not after its next run); an unchanged one is left alone.
+    in code is replaced at once (not after its next run); an unchanged one is left alone. A broken
+    one (it cannot be decoded, or it is quarantined) is rewritten from code, with a warning.
+    A schedule whose first run cannot be computed is left unscheduled, with a warning.
     """
     store = pyncette.store
-    for definition in definitions:
+    static = [d for d in definitions if not d.dynamic and d.schedule is not None]
+    broken = quarantine.quarantined_static(store, {d.name for d in static})
+    for definition in static:
         schedule = definition.schedule
-        if definition.dynamic or schedule is None:
-            continue
+        assert schedule is not None
         key = InstanceKey(definition.name, 0, STATIC_INSTANCE)
         spec = schedule.to_spec()
-        existing = store.get(key)
-        if existing is not None and dict(existing.spec) == spec:
+        try:
+            existing = store.get(key)
+        except CorruptRecordError as exc:
+            existing, broken[key] = None, exc.reason
+        if key not in broken and existing is not None and dict(existing.spec) == spec:
             continue
-        first = schedule.first_run(now)
+        try:
+            first = schedule.first_run(now)
+        except Exception as exc:
+            logger.warning(
+                "static task %s: its first run cannot be computed (%s); not scheduled",
+                definition.name,
+                quarantine.reason_of(exc),
+            )
+            continue
         if first is None:
             logger.warning(
                 "static task %s has no future occurrence; not scheduled", definition.name
@@ -69,6 +84,14 @@ def sync_static(pyncette: Pyncette, definitions: Iterable[TaskDefinition], now: 
             continue
         record = InstanceRecord(key=key, next_run=first, spec=spec, args={})
         store.upsert(record, now, force=True)
+        if key in broken:
+            logger.warning(
+                "rewrote the broken record of static task %s from code (%s), next run %s",
+                definition.name,
+                broken[key],
+                first.isoformat(),
+            )
+            continue
         logger.info(
             "scheduled %s (%s), next run %s",
             definition.name,
@@ -141,34 +164,39 @@ class Dispatcher:
             self.owner,
             MAX_BATCHES_PER_PARTITION,
         )
-        full = 0
+        healthy = 0
         with closing(batches):
             for batch in batches:
+                quarantine.report(batch.quarantined)
+                healthy = 0
                 if batch.records:
                     metrics.record_claimed(definition.name, len(batch.records))
-                    self._send_batch(definition, batch.records, batch.now)
-                if len(batch.records) < settings.batch_size or self.stopping():
+                    healthy = self._send_batch(definition, batch.records, batch.now)
+                # Quarantined records count against the claim's limit: a batch they filled is
+                # followed by another, so the healthy records behind them go out in this tick.
+                taken = len(batch.records) + len(batch.quarantined)
+                if taken < settings.batch_size or self.stopping():
                     return False
-                full += 1
-        return full == MAX_BATCHES_PER_PARTITION
+        # Every batch was full. Only healthy records make a backlog: a last batch of quarantined
+        # records alone does not (its like are quarantined on the next tick, at the usual pace).
+        return healthy > 0
 
     def _send_batch(
         self, definition: TaskDefinition, claimed: list[InstanceRecord], now: datetime
-    ) -> None:
-        store = self.pyncette.store
-        ready: list[Due] = []
-        for record in claimed:
-            try:
-                ready.append(Due(record, schedule_of(definition, record)))
-            except ValueError:
-                logger.exception("stored schedule of %s is invalid; unlocked", record.key)
-                store.unlock_many([(record.key, record.lease or "")])
+    ) -> int:
+        """Send one claimed batch; return how many of its records were healthy (not quarantined)."""
+        decoded = quarantine.decodable(
+            claimed, lambda r: schedule_of(definition, r), self.pyncette.store, now
+        )
+        ready = [Due(record, schedule) for record, schedule in decoded]
+        healthy = len(ready)
         ready = self._skip_struck(definition, ready, now)
         if definition.concurrency_limit is not None:
             ready = self._take_slots(definition, ready, now)
         if definition.execution_mode is ExecutionMode.AT_MOST_ONCE:
             ready = self._commit_before_send(definition, ready, now)
         self._publish(definition, ready)
+        return healthy
 
     def _skip_struck(
         self, definition: TaskDefinition, ready: list[Due], now: datetime
@@ -182,9 +210,10 @@ class Dispatcher:
         ]
         if not struck:
             return ready
-        self._commit(definition, struck, now, "struck")
+        failed = set(self._commit(definition, struck, now, "struck"))
         for due in struck:
-            logger.info("skipped %s: struck", self._describe(definition, due))
+            if due.record.key not in failed:
+                logger.info("skipped %s: struck", self._describe(definition, due))
         skipped = {d.record.key for d in struck}
         return [d for d in ready if d.record.key not in skipped]
 
@@ -221,17 +250,18 @@ class Dispatcher:
     def _commit(
         self, definition: TaskDefinition, items: list[Due], now: datetime, status: str
     ) -> list[InstanceKey]:
-        """Advance claimed occurrences past ``now``; return the keys whose lease was lost."""
-        commits = [
-            Commit(
-                d.record.key,
-                d.record.lease or "",
-                d.schedule.next_run(d.scheduled_at, now, definition.catch_up, started_at=now),
-                status,
-            )
-            for d in items
-        ]
-        return self.pyncette.store.commit_many(commits, now)
+        """Advance claimed occurrences past ``now``; return the keys not committed: their lease
+        was lost, or their next run cannot be computed (then they are quarantined)."""
+        store = self.pyncette.store
+        done, failed = quarantine.computed(
+            items,
+            lambda d: d.schedule.next_run(d.scheduled_at, now, definition.catch_up, started_at=now),
+            lambda d: d.record,
+            store,
+            now,
+        )
+        commits = [Commit(d.record.key, d.record.lease or "", run, status) for d, run in done]
+        return failed + store.commit_many(commits, now)
 
     def _publish(self, definition: TaskDefinition, ready: list[Due]) -> None:
         if not ready:

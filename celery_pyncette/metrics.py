@@ -15,12 +15,15 @@ metric                           type       labels: meaning
 ``pyncette_lease_lost_total``    counter    ``task``: commits or heartbeats whose lease was lost
 ``pyncette_tick_seconds``        histogram  one beat tick, claim to publish
 ``pyncette_due_backlog``         gauge      ``task``: instances due and not yet claimed
+``pyncette_quarantined_total``   counter    ``task``: records quarantined (undecodable schedules)
+``pyncette_quarantined_records`` gauge      ``task``: records quarantined now (refreshed by beat)
 ===============================  =========  =====================================================
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 try:  # pragma: no cover - exercised by whichever of the two is installed
@@ -36,8 +39,10 @@ __all__ = [
     "record_commit",
     "record_failure",
     "record_lease_lost",
+    "record_quarantined",
     "record_sent",
     "set_due_backlog",
+    "set_quarantined",
 ]
 
 #: Tick durations are short; buckets from a millisecond to a minute.
@@ -45,6 +50,8 @@ TICK_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 
 
 _lock = threading.Lock()
 _metrics: dict[str, Any] | None = None
+#: Tasks the last :func:`set_quarantined` counted (set to 0 once they are no longer counted).
+_quarantined_tasks: set[str] = set()
 
 
 def enabled() -> bool:
@@ -101,6 +108,18 @@ def _create(registry: Any) -> dict[str, Any]:
         ),
         "backlog": gauge(
             "pyncette_due_backlog", "Instances due and not yet claimed", ["task"], registry=registry
+        ),
+        "quarantined": counter(
+            "pyncette_quarantined",
+            "Records quarantined because they cannot be decoded or computed",
+            ["task"],
+            registry=registry,
+        ),
+        "quarantined_now": gauge(
+            "pyncette_quarantined_records",
+            "Records in quarantine, as beat last counted them",
+            ["task"],
+            registry=registry,
         ),
     }
 
@@ -159,3 +178,24 @@ def set_due_backlog(task: str, n: int) -> None:
     metric = _get("backlog")
     if metric is not None:
         metric.labels(task=task).set(n)
+
+
+def record_quarantined(task: str) -> None:
+    """A record of ``task`` was quarantined."""
+    metric = _get("quarantined")
+    if metric is not None:
+        metric.labels(task=task).inc()
+
+
+def set_quarantined(counts: Mapping[str, int]) -> None:
+    """Records in quarantine now, by task; a task absent from ``counts`` (but set before) has 0."""
+    metric = _get("quarantined_now")
+    if metric is None:
+        return
+    with _lock:
+        for task in _quarantined_tasks - counts.keys():
+            metric.labels(task=task).set(0)
+        for task, n in counts.items():
+            metric.labels(task=task).set(n)
+        _quarantined_tasks.clear()
+        _quarantined_tasks.update(counts)

@@ -12,12 +12,13 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from celery_pyncette import registry
+from celery_pyncette import quarantine, registry
 from celery_pyncette.definitions import TaskDefinition
+from celery_pyncette.errors import CorruptRecordError
 from celery_pyncette.extension import Pyncette
 from celery_pyncette.registry import BeatInfo
 from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
-from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
+from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, Quarantined
 
 #: Instances read per store call while scanning (backlog, search).
 SCAN_PAGE = 500
@@ -65,6 +66,10 @@ class Health:
     backlog: list[Backlog] | None
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Quarantined records, by key, at most :data:`quarantine.COUNT_LIMIT` of them ...
+    quarantined: list[Quarantined] = field(default_factory=list)
+    #: ... and whether there are more.
+    quarantined_more: bool = False
 
     @property
     def healthy(self) -> bool:
@@ -92,7 +97,10 @@ def summarize(pyncette: Pyncette, names: Collection[str] | None = None) -> list[
         )
         next_run = None
         if not definition.dynamic:
-            record = store.get(InstanceKey(definition.name, 0, STATIC_INSTANCE))
+            try:
+                record = store.get(InstanceKey(definition.name, 0, STATIC_INSTANCE))
+            except CorruptRecordError:  # quarantined; listed by `quarantined`, not here
+                record = None
             next_run = record.next_run if record is not None else None
         summaries.append(
             TaskSummary(
@@ -183,9 +191,12 @@ def backlog(
     """Due and running instances per enabled task, read page by page over every partition.
 
     This reads every stored instance once: cheap for thousands, a few seconds for millions.
+    Quarantined records are neither due nor running (up to :data:`quarantine.COUNT_LIMIT` of
+    them are left out).
     """
     store = pyncette.store
     result: list[Backlog] = []
+    quarantined = {q.key for q in store.list_quarantined(None, quarantine.COUNT_LIMIT)}
     chosen = pyncette.definitions() if definitions is None else definitions
     for definition in sorted(chosen, key=lambda d: d.name):
         if not definition.enabled:
@@ -197,6 +208,8 @@ def backlog(
             while page := store.list_instances(definition.name, partition, SCAN_PAGE, after):
                 after = page[-1].key.instance
                 for record in page:
+                    if record.key in quarantined:
+                        continue
                     if record.is_locked(now):
                         running += 1
                     elif record.next_run <= now:
@@ -210,7 +223,8 @@ def backlog(
 
 
 def health(pyncette: Pyncette, now: datetime, *, with_backlog: bool = True) -> Health:
-    """Which beats are alive, whether any is stale, what is unpolled, and the due backlog."""
+    """Which beats are alive, whether any is stale, what is unpolled, what is quarantined (a
+    warning, not a problem: beat runs the rest), and the due backlog."""
     beats = sorted(registry.list_beats(pyncette.store), key=lambda b: b.owner)
     problems: list[str] = []
     warnings: list[str] = []
@@ -230,8 +244,13 @@ def health(pyncette: Pyncette, now: datetime, *, with_backlog: bool = True) -> H
             if missing:
                 where = "" if definition.partition_count == 1 else f" partitions {missing}"
                 warnings.append(f"task {definition.name}{where} is polled by no live beat")
+    quarantined = pyncette.store.list_quarantined(None, quarantine.COUNT_LIMIT + 1)
+    more = len(quarantined) > quarantine.COUNT_LIMIT
+    quarantined = quarantined[: quarantine.COUNT_LIMIT]
+    if quarantined:
+        warnings.append(quarantine.summary(quarantined, more))
     found = backlog(pyncette, now) if with_backlog else None
-    return Health(now, beats, found, problems, warnings)
+    return Health(now, beats, found, problems, warnings, quarantined, more)
 
 
 def forget_stale_beats(pyncette: Pyncette, now: datetime) -> list[str]:

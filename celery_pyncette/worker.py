@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from celery import signals
 from celery.exceptions import Ignore, Reject, Retry
 
-from celery_pyncette import metrics
+from celery_pyncette import metrics, quarantine
 from celery_pyncette.asyncio_bridge import run_coroutine
 from celery_pyncette.concurrency import release
 from celery_pyncette.context import Context, reset_current, set_current
@@ -172,7 +172,11 @@ class Execution:
         return True
 
     def schedule(self) -> Schedule | None:
-        """The schedule that computes the next run of this occurrence's instance."""
+        """The schedule that computes the next run of this occurrence's instance.
+
+        Raises ``ValueError`` when the message's stored spec cannot be decoded (see
+        :meth:`_settle`, which quarantines the record then).
+        """
         occurrence = self.occurrence
         if (
             occurrence is not None
@@ -216,12 +220,18 @@ class Execution:
         if self._apply_instance_changes():
             return
         now = self.pyncette.now()
-        schedule = self.schedule()
-        next_run = None
-        if schedule is not None:
-            next_run = schedule.next_run(
+        next_run, problem = quarantine.next_run_of(
+            self.schedule,
+            lambda schedule: schedule.next_run(
                 occurrence.scheduled_at, now, self.definition.catch_up, started_at=self.started_at
+            ),
+        )
+        if problem is not None:  # never raised into Celery; the run itself stands
+            found_by = f"found by the worker after {self.described} ({status})"
+            quarantine.isolate(
+                self.pyncette.store, occurrence.key, occurrence.lease, problem, now, found_by
             )
+            return
         lease = occurrence.lease
         if self._guard(
             lambda: self.pyncette.store.commit(occurrence.key, lease, next_run, now, status)

@@ -15,9 +15,9 @@ def dispatch_stopping_after(pyncette: Pyncette, batches: int) -> int:
     sent = {"batches": 0}
     real_send = dispatcher._send_batch
 
-    def counting(*args: Any) -> None:
+    def counting(*args: Any) -> int:
         sent["batches"] += 1
-        real_send(*args)
+        return real_send(*args)
 
     dispatcher._send_batch = counting  # type: ignore[method-assign]
     dispatcher.stopping = lambda: sent["batches"] >= batches

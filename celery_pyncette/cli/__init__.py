@@ -11,7 +11,7 @@ when they parse (``42``, ``true``, ``"42"``, ``[1, 2]``) and as plain strings ot
 
 from __future__ import annotations
 
-from celery_pyncette.cli import instances, operations, strikes
+from celery_pyncette.cli import instances, operations, quarantined, strikes
 from celery_pyncette.cli._common import pyncette
 
-__all__ = ["instances", "operations", "pyncette", "strikes"]
+__all__ = ["instances", "operations", "pyncette", "quarantined", "strikes"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from celery_pyncette import clock, overview
+from celery_pyncette import clock, overview, quarantine
 from celery_pyncette.cli._common import (
     emit,
     extension_of,
@@ -48,6 +48,7 @@ def status(ctx: click.Context, no_backlog: bool, forget_stale: bool, as_json: bo
     """Beats alive, the partitions each polls, the due backlog; exit 1 when unhealthy.
 
     Unhealthy: no beat reported within the last 30 seconds, or a beat stopped reporting.
+    Quarantined records are a warning (count and first keys; `quarantined` lists them).
     """
     extension = extension_of(ctx)
     try:
@@ -88,6 +89,11 @@ def status(ctx: click.Context, no_backlog: bool, forget_stale: bool, as_json: bo
                 "backlog": None if found.backlog is None else backlog,
                 "problems": found.problems,
                 "warnings": found.warnings,
+                "quarantined": {
+                    "count": len(found.quarantined),
+                    "more": found.quarantined_more,
+                    "first": [quarantine.as_row(q) for q in found.quarantined[:10]],
+                },
                 "forgotten": forgotten,
             }
         )

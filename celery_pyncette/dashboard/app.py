@@ -8,6 +8,7 @@ with reschedule / unschedule forms when writable), ``/strikes`` (with add / rest
 API (JSON): ``GET /api/tasks``, ``GET /api/tasks/{task}``, ``GET /api/tasks/{task}/instances``
 (``limit``, ``cursor``, ``prefix``), ``GET|PUT|DELETE /api/tasks/{task}/instances/{instance}``,
 ``GET|POST /api/strikes``, ``POST /api/strikes/restore``, ``GET /api/beats`` (``backlog=1``).
+Quarantined records: ``/quarantined`` and its API (:mod:`celery_pyncette.dashboard.quarantined`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.routing import Route
 
 from celery_pyncette import clock, overview, registry
 from celery_pyncette.dashboard import formats
+from celery_pyncette.dashboard.quarantined import routes as quarantine_routes
 from celery_pyncette.dashboard.security import (
     AUTH_COOKIE,
     SESSION_COOKIE,
@@ -135,6 +137,7 @@ class _Dashboard:
             Route("/api/strikes", write(self.api_add_strike), methods=["POST"]),
             Route("/api/strikes/restore", write(self.api_restore_strike), methods=["POST"]),
             Route("/api/beats", api(self.api_beats)),
+            *quarantine_routes(self.pyncette, self.render, page, api),
         ]
         return Starlette(routes=routes)
 

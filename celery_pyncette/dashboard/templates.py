@@ -74,6 +74,7 @@ BASE = """<!doctype html>
     <a href="{{ url('/') }}" class="{{ 'active' if section == 'tasks' }}">Tasks</a>
     <a href="{{ url('/strikes') }}" class="{{ 'active' if section == 'strikes' }}">Strikes</a>
     <a href="{{ url('/beats') }}" class="{{ 'active' if section == 'beats' }}">Beats</a>
+    <a href="{{ url('/quarantined') }}" class="{{ 'active' if section == 'quarantined' }}">Quarantined</a>
   </nav>
   <span class="mode">{{ 'read-write' if writable else 'read-only' }} · {{ now_text }}</span>
 </header>
@@ -330,6 +331,38 @@ BEATS = """{% extends "base.html" %}{% from "macros.html" import when with conte
 {% endblock %}
 """
 
+QUARANTINED = """{% extends "base.html" %}{% from "macros.html" import when with context %}
+{% block title %}Quarantined{% endblock %}
+{% block content %}
+<h1>Quarantined</h1>
+<p class="sub">Records that cannot be decoded or computed: beat no longer claims them. Schedule the instance again to repair one (a static task's record is rewritten when beat starts), or unschedule it.</p>
+<form class="inline" method="get" action="{{ url('/quarantined') }}" style="margin-bottom:14px">
+  <label>Task<input name="task" value="{{ task }}"></label>
+  <label>Limit<input name="limit" value="{{ limit }}" size="5"></label>
+  <button type="submit" class="secondary">Filter</button>
+</form>
+<div class="card">
+<table id="quarantined">
+  <thead><tr><th>Task</th><th>Instance</th><th class="num">Partition</th><th>Since</th><th>Reason</th></tr></thead>
+  <tbody>
+  {% for r in records %}
+  <tr>
+    <td><a href="{{ url('/tasks/' ~ q(r.task)) }}">{{ r.task }}</a></td>
+    <td>{% if r.instance is none %}<span class="when">static</span>{% else %}<a class="mono" href="{{ url('/tasks/' ~ q(r.task) ~ '/instances/' ~ q(r.instance)) }}">{{ r.instance }}</a>{% endif %}</td>
+    <td class="num">{{ r.partition }}</td>
+    <td>{{ when(r.since) }}</td>
+    <td class="mono">{{ r.reason }}</td>
+  </tr>
+  {% else %}
+  <tr><td colspan="5" class="empty">No record is quarantined.</td></tr>
+  {% endfor %}
+  </tbody>
+</table>
+{% if more %}<div class="pager">More than {{ limit }} record(s); raise the limit to see them.</div>{% endif %}
+</div>
+{% endblock %}
+"""
+
 MESSAGE = """{% extends "base.html" %}
 {% block title %}{{ heading }}{% endblock %}
 {% block content %}
@@ -355,5 +388,6 @@ TEMPLATES = {
     "instance.html": INSTANCE,
     "strikes.html": STRIKES,
     "beats.html": BEATS,
+    "quarantined.html": QUARANTINED,
     "message.html": MESSAGE,
 }

@@ -44,6 +44,7 @@ def test_every_page_loads_and_is_screenshotted(
         ("/strikes", "#strikes", "strikes", "No strikes"),
         ("/beats", "#beats", "beats", "web-1:4242:ab12cd34"),
         ("/beats?backlog=1", "#backlog", "beats-backlog", "reminders.hello"),
+        ("/quarantined", "#quarantined", "quarantined", "No record is quarantined."),
     ]
     for path, marker, name, expected in pages:
         browser.get(base + path)

@@ -345,7 +345,9 @@ def test_an_instance_with_broken_stored_data_does_not_hold_up_the_others(
     messages = tick(pyncette)
 
     assert sorted(m[2]["pyncette"]["instance"] for m in messages) == ["a", "c"]
-    assert pyncette.store.get(InstanceKey("hello", 0, "b")).lease is None
+    (quarantined,) = pyncette.store.list_quarantined("hello")
+    assert quarantined.key == InstanceKey("hello", 0, "b")
+    assert "nonsense" in quarantined.reason
 
 
 def test_dynamic_instances_run_with_their_arguments_and_once_offs_are_removed(
