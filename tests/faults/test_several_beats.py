@@ -136,8 +136,8 @@ def test_three_beats_run_each_of_10000_occurrences_exactly_once(
     )
 
 
-#: Leases of the kill test. At-least-once needs a lease longer than the time the workers take to
-#: drain the 10,000 queued messages (~15 s on Redis, ~35 s on PostgreSQL here); see the docs.
+#: Leases of the kill test: how long the killed beat's unsent claims wait before the others take
+#: them over (the messages it sent are held over their queue wait by pyncette_delivery_timeout).
 KILL_LEASES = {
     ("redis", "alo"): 30,
     ("postgres", "alo"): 60,
