@@ -3,7 +3,9 @@
 For each polled task partition, a batch is claimed under a lease, then:
 
 * at-least-once: each message is published with the lease in its ``pyncette`` header; a publish
-  failure unlocks that claim and the rest of the batch, so the occurrences are due again at once;
+  failure unlocks that claim and the rest of the batch, so the occurrences are due again at once.
+  The published claims' leases (and their concurrency slots) are then extended over their wait in
+  the broker queue, ``pyncette_delivery_timeout``, in one store call for the batch;
 * at-most-once: the next runs are committed first, and only the committed ones are published.
 
 A broken record (a stored spec that no longer parses) is logged and unlocked; it never holds up

@@ -192,10 +192,10 @@ def test_a_beat_killed_while_dispatching_10000_occurrences_is_taken_over_within_
         # Then the others take over its claims once their lease expires ...
         wait_until(
             deployed,
-            lambda: not set(orphans.items()) & set(client.claims_of(mode, owners["beat1"]).items()),
+            lambda: not client.still_held(mode, orphans),
             lease + 30,
             "the killed beat's claims to be taken over",
-            interval=0.5,
+            interval=0.2,
         )
         taken_over = datetime.now(timezone.utc)
         takeover = time.monotonic() - killed_at
