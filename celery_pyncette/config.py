@@ -28,6 +28,9 @@ class Settings:
     batch_size: int = 100
     poll_interval: float = 1.0
     lease_duration: timedelta = timedelta(seconds=60)
+    #: How long a sent at-least-once occurrence may wait in the broker queue before beat sends it
+    #: again (a message the broker lost is re-sent after this). Never shorter than the lease.
+    delivery_timeout: timedelta = timedelta(seconds=3600)
     namespace: str = "pyncette"
     skip_table_create: bool = False
     #: Task name -> the partitions this process polls (overrides ``enabled_partitions=``).
@@ -131,7 +134,7 @@ def _parse(name: str, value: Any) -> Any:
         return _as_int(key, value)
     if name == "poll_interval":
         return _as_seconds(key, value)
-    if name == "lease_duration":
+    if name in ("lease_duration", "delivery_timeout"):
         return timedelta(seconds=_as_seconds(key, value))
     if name == "enabled_partitions":
         return _as_partitions(key, value)
@@ -168,7 +171,18 @@ def settings_from(conf: Mapping[str, Any], overrides: Mapping[str, Any]) -> Sett
         if name not in known:
             _unknown(name, known, prefix="")
         values[name] = _parse(name, value)
-    return Settings(**values)
+    settings = Settings(**values)
+    _check_delivery_timeout(settings)
+    return settings
+
+
+def _check_delivery_timeout(settings: Settings) -> None:
+    """The queue wait a sent occurrence's lease covers cannot be shorter than the lease itself."""
+    if settings.delivery_timeout < settings.lease_duration:
+        raise ConfigurationError(
+            f"{PREFIX}delivery_timeout ({settings.delivery_timeout.total_seconds():g} s) must be "
+            f"at least {PREFIX}lease_duration ({settings.lease_duration.total_seconds():g} s)"
+        )
 
 
 def _unknown(key: str, known: set[str], prefix: str = PREFIX) -> None:

@@ -72,6 +72,11 @@ class Context:
         """The lease this task runs under (its own, or the app's default)."""
         return self.task.lease_duration or self._pyncette.settings.lease_duration
 
+    def took_lease(self, occurrence: Occurrence) -> None:
+        """The execution took its own lease at start: heartbeats use ``occurrence``'s token."""
+        self.occurrence = occurrence
+        self.locked_until = occurrence.locked_until
+
     def heartbeat(self) -> None:
         """Extend the lease by ``lease_duration`` from now.
 

@@ -3,7 +3,9 @@
 For each polled task partition, a batch is claimed under a lease, then:
 
 * at-least-once: each message is published with the lease in its ``pyncette`` header; a publish
-  failure unlocks that claim and the rest of the batch, so the occurrences are due again at once;
+  failure unlocks that claim and the rest of the batch, so the occurrences are due again at once.
+  The published claims' leases (and their concurrency slots) are then extended over their wait in
+  the broker queue, ``pyncette_delivery_timeout``, in one store call for the batch;
 * at-most-once: the next runs are committed first, and only the committed ones are published.
 
 A broken record (a stored spec that no longer parses, a next run that cannot be computed) is
@@ -270,7 +272,12 @@ class Dispatcher:
         # A batch's claims share their lease expiry, and often their due time: format each once.
         iso: dict[datetime, str] = {}
         messages = [self._message(definition, d, iso) for d in ready]
-        unsent = [ready[i] for i in self.publisher.publish(messages)]
+        unsent_at = set(self.publisher.publish(messages))
+        unsent = [ready[i] for i in sorted(unsent_at)]
+        if len(unsent) < len(ready):
+            self._cover_queue_wait(
+                definition, [d for i, d in enumerate(ready) if i not in unsent_at]
+            )
         if not unsent:
             logger.info("sent %d occurrence(s) of %s", len(ready), definition.name)
             metrics.record_sent(definition.name, len(ready))
@@ -291,6 +298,42 @@ class Dispatcher:
                 )
             except StoreError:
                 logger.warning("could not unlock unsent claims; they are re-sent after their lease")
+
+    def _cover_queue_wait(self, definition: TaskDefinition, sent: list[Due]) -> None:
+        """Extend the leases of sent occurrences (and their slots) over their wait in the queue.
+
+        One ``extend_leases`` call for the batch, to ``now + pyncette_delivery_timeout`` (or the
+        task's lease, if longer): an occurrence waiting for a worker is not claimed and sent
+        again, and one whose message the broker lost is sent again after that bound. The worker
+        takes the lease for its run when it starts (:meth:`Execution.claim`). A lease found lost
+        here was taken by a worker that started already, or is past saving; both are left alone.
+        """
+        settings = self.pyncette.settings
+        leased = definition.execution_mode is ExecutionMode.AT_LEAST_ONCE
+        items = [(d.record.key, d.record.lease or "") for d in sent if leased]
+        items += [d.slot for d in sent if d.slot is not None]
+        if not items:
+            return
+        lease = definition.lease_duration or settings.lease_duration
+        until = self.pyncette.now() + max(settings.delivery_timeout, lease)
+        try:
+            lost = self.pyncette.store.extend_leases(items, until)
+        except StoreError:
+            logger.warning(
+                "could not extend the leases of %d sent occurrence(s) of %s over their wait in "
+                "the queue; those still waiting when their claim expires are sent again",
+                len(sent),
+                definition.name,
+                exc_info=True,
+            )
+            return
+        if lost:
+            logger.debug(
+                "%d lease(s) of sent occurrences of %s had changed before their queue wait was "
+                "covered (a worker started them already)",
+                len(lost),
+                definition.name,
+            )
 
     @staticmethod
     def _describe(definition: TaskDefinition, due: Due) -> str:

@@ -118,3 +118,22 @@ def occurrence_of(request: Any) -> Occurrence | None:
         headers = getattr(request, "headers", None) or {}
         value = headers.get(HEADER) if isinstance(headers, Mapping) else None
     return Occurrence.from_header(value)
+
+
+def update_header(request: Any, occurrence: Occurrence | None) -> None:
+    """Write ``occurrence``'s header back into a Celery task request, in place.
+
+    After the worker took the execution lease the request carries the new token, so a message
+    Celery builds from the request (``self.retry()`` copies ``request.headers``) runs under the
+    lease this execution holds rather than the one beat sent. Does nothing when the request
+    carries no ``pyncette`` header (a direct call).
+    """
+    if occurrence is None or occurrence.lease is None:
+        return
+    value = occurrence.to_header()
+    if isinstance(getattr(request, HEADER, None), Mapping):
+        setattr(request, HEADER, value)
+    headers = getattr(request, "headers", None)
+    if isinstance(headers, Mapping) and HEADER in headers:
+        # A new dict: the one the request holds may be the caller's (``apply(headers=...)``).
+        request.headers = {**headers, HEADER: value}

@@ -1,10 +1,12 @@
 """The worker side: the task base class, the middleware chain, fixtures, and outcomes.
 
 Beat sends each occurrence with a ``pyncette`` header (see :mod:`celery_pyncette.occurrence`).
-Before the function runs, an at-least-once occurrence's lease is extended: this both refreshes a
-lease that aged in the queue and proves it is still ours. A message whose lease was taken over
-(redelivered after a worker death, or re-sent after the lease expired) therefore does not run the
-function again. After the run, the outcome is applied per execution and failure mode:
+Before the function runs, an at-least-once execution takes its lease: one atomic write replaces
+the message's token with a fresh one, expiring a full ``lease_duration`` from the execution's
+start. That proves the lease is still ours, and a message whose lease was taken over
+(re-sent after the lease expired, or delivered a second time while the first delivery runs)
+does not run the function again. After the run, the outcome is applied per execution and
+failure mode:
 
 =================  ==========================  =========================================
 mode               success                     exception
@@ -13,10 +15,11 @@ AT_LEAST_ONCE      commit (next run, unlock)   NONE: keep lease; UNLOCK: unlock;
 AT_MOST_ONCE       nothing (beat committed)    nothing (logged by Celery)
 =================  ==========================  =========================================
 
-Celery's own ``retry()`` keeps the lease (the retried message carries the same header); ``Ignore``
-and ``Reject`` keep it too. Tasks declared with the decorators get :class:`PyncetteTaskMixin`;
-plain Celery tasks scheduled through ``beat_schedule`` are handled through signals, which can
-commit but cannot skip a run (Celery swallows exceptions raised by signal receivers).
+Celery's own ``retry()`` keeps the lease: the request's header is updated in place with the
+execution's token, so the retried message carries it; ``Ignore`` and ``Reject`` keep it too.
+Tasks declared with the decorators get :class:`PyncetteTaskMixin`; plain Celery tasks scheduled
+through ``beat_schedule`` are handled through signals, which can commit but cannot skip a run
+(Celery swallows exceptions raised by signal receivers).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from celery import signals
@@ -41,7 +44,8 @@ from celery_pyncette.context import Context, reset_current, set_current
 from celery_pyncette.definitions import ExecutionMode, FailureMode, TaskDefinition
 from celery_pyncette.errors import LeaseLostError, StoreError
 from celery_pyncette.fixtures import fixtures_for
-from celery_pyncette.occurrence import Occurrence, occurrence_of
+from celery_pyncette.ids import lease_tokens
+from celery_pyncette.occurrence import Occurrence, occurrence_of, update_header
 from celery_pyncette.schedules import Schedule, schedule_from_spec
 from celery_pyncette.stores.base import InstanceRecord
 
@@ -105,45 +109,47 @@ class Execution:
         occurrence = self.occurrence
         return occurrence is not None and occurrence.lease is not None
 
-    def claim(self) -> bool:
-        """Check the lease before running; False when it was taken over (then do not run).
+    def claim(self, can_skip: bool = True) -> bool:
+        """Take the execution lease before running; False when it was taken over (do not run).
 
-        A message that arrives with more than half its lease left only reads the lease (no
-        write: one store write per execution, the commit); one that waited longer in the queue
-        extends it, so the run starts with a full lease.
+        An at-least-once execution replaces its message's lease token with a fresh one, expiring
+        a full ``lease_duration`` from its own start, in one atomic store write. Heartbeats, the
+        commit and the unlock then use the new token, so a second delivery of the same message
+        (a broker redelivering it while this run goes on) carries a token that no longer holds and
+        is skipped. A message whose lease was taken over (re-sent after its lease expired, or
+        released and sent again) is skipped too. With ``can_skip`` false (plain Celery tasks,
+        which signals cannot skip) such a run goes on, logged. A store failure keeps the lease the
+        message brought and runs under it.
         """
         occurrence = self.occurrence
         if occurrence is None or occurrence.lease is None:
             return True
+        store = self.pyncette.store
+        (token,) = lease_tokens(1)
+        until = self.started_at + self.context.lease_duration
         try:
-            if self._lease_left() > self.context.lease_duration / 2:
-                self._check_lease()
-            else:
-                self.context.heartbeat()
+            store.extend_lease(occurrence.key, occurrence.lease, until, new_lease=token)
         except LeaseLostError:
+            metrics.record_lease_lost(self.definition.name)
             logger.warning(
-                "skipped %s: its lease was taken over (a redelivered or re-sent message)",
+                "%s %s: its lease was taken over (a redelivered or re-sent message)",
+                "skipped" if can_skip else "running (a plain task cannot be skipped)",
                 self.described,
             )
-            return False
+            return not can_skip
         except StoreError:
             logger.warning(
-                "could not refresh the lease of %s; running under the lease it has",
+                "could not take the lease of %s; running under the lease it has",
                 self.described,
                 exc_info=True,
             )
+            return True
+        self.occurrence = replace(occurrence, lease=token, locked_until=until)
+        self.context.took_lease(self.occurrence)
+        if occurrence.slot is not None:
+            with contextlib.suppress(LeaseLostError, StoreError):
+                store.extend_lease(occurrence.slot[0], occurrence.slot[1], until)
         return True
-
-    def _lease_left(self) -> timedelta:
-        locked_until = self.occurrence.locked_until if self.occurrence else None
-        return locked_until - self.started_at if locked_until else timedelta(0)
-
-    def _check_lease(self) -> None:
-        """Raise :class:`LeaseLostError` unless the store still holds this occurrence's lease."""
-        occurrence = self.occurrence
-        assert occurrence is not None
-        if self.pyncette.store.lease_of(occurrence.key) != occurrence.lease:
-            raise LeaseLostError(f"the lease of {occurrence.key} is no longer held")
 
     def release_slot(self) -> None:
         """Free the concurrency slot this occurrence holds, if any."""
@@ -321,6 +327,7 @@ class PyncetteTaskMixin:
         try:
             if not execution.claim() or execution.struck():
                 return None
+            update_header(self.request, execution.occurrence)
             token = set_current(execution.context)
             try:
                 execution.context.use_fixtures(fixtures_for(pyncette))
@@ -360,7 +367,8 @@ def _plain_task_started(sender: Any = None, task_id: str = "", task: Any = None,
         )
         return
     execution = Execution(pyncette, definition, occurrence, dict(task.request.kwargs or {}))
-    execution.claim()
+    execution.claim(can_skip=False)
+    update_header(task.request, execution.occurrence)
     _PLAIN_EXECUTIONS[task_id] = (execution, set_current(execution.context))
 
 

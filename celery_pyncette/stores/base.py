@@ -341,9 +341,7 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def quarantine(
-        self, key: InstanceKey, lease: str | None, reason: str, now: datetime
-    ) -> bool:
+    def quarantine(self, key: InstanceKey, lease: str | None, reason: str, now: datetime) -> bool:
         """Take a record out of the due index until it is repaired; return whether it was.
 
         With ``lease``, only while that lease still holds it (the caller claimed it and found it

@@ -44,8 +44,14 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from celery_pyncette.errors import CorruptRecordError, LeaseLostError, StoreError, TaskLockedError
+from celery_pyncette.errors import (
+    CorruptRecordError,
+    LeaseLostError,
+    StoreError,
+    TaskLockedError,
+)
 from celery_pyncette.stores import _dynamodb_quarantine as quarantines
+from celery_pyncette.stores._dynamodb_leases import extend_lease
 from celery_pyncette.stores._dynamodb_quarantine import decode_item
 from celery_pyncette.stores._dynamodb_url import DynamoDBSettings, parse_url
 from celery_pyncette.stores.base import (
@@ -552,30 +558,10 @@ class DynamoDBStore(Store):
             if not _holds(refused.item, "release_id", release):  # else our write, retried
                 raise LeaseLostError(f"lease {lease} of {key} is lost") from None
 
-    def extend_lease(self, key: InstanceKey, lease: str, until: datetime) -> None:
-        values = {":lease": {"S": lease}, ":until": _number(until)}
-        try:
-            # ready_at = max(next_run, until): next_run is in the past while a lease runs ...
-            self._update(
-                key,
-                "SET #until = :until, #ready = :until",
-                "#lease = :lease AND #next <= :until",
-                values,
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-            return
-        except _RefusedError as refused:
-            if not _holds(refused.item, "lease", lease):
-                raise LeaseLostError(f"lease {lease} of {key} is lost") from None
-        try:  # ... unless the caller gave an expiry before the next run
-            self._update(
-                key,
-                "SET #until = :until, #ready = #next",
-                "#lease = :lease AND #next > :until",
-                values,
-            )
-        except _RefusedError:
-            raise LeaseLostError(f"lease {lease} of {key} is lost") from None
+    def extend_lease(
+        self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
+    ) -> None:
+        extend_lease(self, key, lease, until, new_lease)
 
     # --- instances --------------------------------------------------------------------------
 

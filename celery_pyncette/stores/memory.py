@@ -117,9 +117,7 @@ class MemoryStore(Store):
     ) -> None:
         with self._lock:
             record = self._leased(key, lease)
-            self._records[key] = record.with_changes(
-                locked_until=until, lease=new_lease or lease
-            )
+            self._records[key] = record.with_changes(locked_until=until, lease=new_lease or lease)
 
     def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
         with self._lock:
@@ -140,9 +138,7 @@ class MemoryStore(Store):
             self._quarantined.pop(key, None)
             return self._records.pop(key, None) is not None
 
-    def quarantine(
-        self, key: InstanceKey, lease: str | None, reason: str, now: datetime
-    ) -> bool:
+    def quarantine(self, key: InstanceKey, lease: str | None, reason: str, now: datetime) -> bool:
         with self._lock:
             record = self._records.get(key)
             if record is None or (lease is not None and record.lease != lease):

@@ -1,19 +1,34 @@
--- Move a lease's expiry (a heartbeat).
+-- Move the expiry of a batch of leases of one task partition (heartbeats, or beat covering the
+-- queue wait of a published batch), optionally replacing each token (a worker's start).
 --
--- KEYS[1]  the partition's ready index;  KEYS[2] the instance's hash
--- ARGV[1]  instance name;  ARGV[2] lease;  ARGV[3] the new expiry, epoch microseconds
+-- KEYS[1]      the partition's ready index
+-- KEYS[1 + i]  the hash of item i
+-- ARGV[1]      the new expiry, epoch microseconds
+-- ARGV[2 + 3(i-1) .. 4 + 3(i-1)]  item i: instance name, lease, new lease ('' = keep the lease)
 --
--- Returns 1 when extended, 0 when the lease was lost or the instance is gone.
-local ready, record = KEYS[1], KEYS[2]
-local name, lease, expiry = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('HGET', record, 'l') ~= lease then
-  return 0
+-- Returns one flag per item: 1 extended, 0 the lease was lost or the instance is gone.
+local ready = KEYS[1]
+local expiry = ARGV[1]
+local out = {}
+for i = 1, #KEYS - 1 do
+  local record = KEYS[1 + i]
+  local base = 2 + 3 * (i - 1)
+  local name, lease, new_lease = ARGV[base], ARGV[base + 1], ARGV[base + 2]
+  if redis.call('HGET', record, 'l') == lease then
+    if new_lease ~= '' then
+      redis.call('HSET', record, 'u', expiry, 'l', new_lease)
+    else
+      redis.call('HSET', record, 'u', expiry)
+    end
+    local next_run = redis.call('HGET', record, 'n')
+    local score = expiry
+    if tonumber(next_run) > tonumber(expiry) then
+      score = next_run
+    end
+    redis.call('ZADD', ready, score, name)
+    out[i] = 1
+  else
+    out[i] = 0
+  end
 end
-redis.call('HSET', record, 'u', expiry)
-local next_run = redis.call('HGET', record, 'n')
-local score = expiry
-if tonumber(next_run) > tonumber(expiry) then
-  score = next_run
-end
-redis.call('ZADD', ready, score, name)
-return 1
+return out

@@ -6,7 +6,8 @@ Configured from the environment by the test that starts the processes:
   namespace, a queue name unique per test;
 * ``E2E_EVENTS``: a file each execution appends one JSON line to (the side channel);
 * ``E2E_TASKS``: comma-separated names of the static tasks to enable (all others are disabled);
-* ``E2E_LEASE``: lease seconds; ``E2E_SLEEP``: seconds the ``slow`` task runs.
+* ``E2E_LEASE``: lease seconds; ``E2E_SLEEP``: seconds the ``slow`` task runs;
+* ``E2E_DELIVERY_TIMEOUT``: ``pyncette_delivery_timeout`` seconds (the default when unset).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-from celery import Celery
+from celery import Celery, current_task, signals
 
 from celery_pyncette import (
     Context,
@@ -28,6 +29,7 @@ from celery_pyncette import (
     current_context,
     with_heartbeat,
 )
+from celery_pyncette.occurrence import occurrence_of
 
 app = Celery("e2e", broker=os.environ.get("E2E_BROKER", "memory://"))
 app.conf.update(
@@ -39,6 +41,7 @@ app.conf.update(
     pyncette_namespace=os.environ.get("E2E_NAMESPACE", "pyncette"),
     pyncette_poll_interval=0.2,
     pyncette_lease_duration=float(os.environ.get("E2E_LEASE", "3")),
+    pyncette_delivery_timeout=os.environ.get("E2E_DELIVERY_TIMEOUT"),
 )
 if os.environ.get("E2E_BEAT_SCHEDULE") == "1":
     app.conf.beat_schedule = {
@@ -241,14 +244,46 @@ def limited(context: Context) -> None:
 FAULT_PARTITIONS = int(os.environ.get("E2E_PARTITIONS", "8"))
 
 
+#: The lease token each message arrived with, by task id: the worker replaces it with the
+#: execution's own token before the function runs (``task_prerun`` comes before that).
+_SENT_LEASES: dict[str, str | None] = {}
+
+
+@signals.task_prerun.connect
+def _remember_sent_lease(task_id: str = "", task: Any = None, **_: Any) -> None:
+    occurrence = occurrence_of(task.request) if task is not None else None
+    if occurrence is not None:
+        _SENT_LEASES[task_id] = occurrence.lease
+
+
 def record_claim(context: Context) -> None:
-    """One execution, with the lease token of the claim it runs under (which beat's claim)."""
-    record(context, lease=context.occurrence.lease if context.occurrence else None)
+    """One execution, with the lease token of the claim it was sent under (which beat's claim)
+    and the token it runs under (the execution's own)."""
+    task_id = current_task.request.id if current_task else None
+    record(
+        context,
+        lease=_SENT_LEASES.pop(task_id, None) if task_id else None,
+        run_lease=context.occurrence.lease if context.occurrence else None,
+    )
+
+
+#: ``E2E_FAULT_SLEEP``: seconds each ``e2e.fault_alo`` run takes (a backlog that drains slowly).
+FAULT_SLEEP = float(os.environ.get("E2E_FAULT_SLEEP", "0"))
 
 
 @pyncette.partitioned_task(name="e2e.fault_alo", partition_count=FAULT_PARTITIONS)
 def fault_alo(context: Context) -> None:
+    if FAULT_SLEEP:
+        time.sleep(FAULT_SLEEP)
     record_claim(context)
+
+
+@pyncette.dynamic_task(name="e2e.fault_slow")
+def fault_slow(context: Context) -> None:
+    """A run that lasts ``E2E_SLEEP`` seconds in this process (each worker may get its own)."""
+    record_claim(context)
+    time.sleep(float(os.environ.get("E2E_SLEEP", "10")))
+    record(context, phase="end")
 
 
 @pyncette.partitioned_task(

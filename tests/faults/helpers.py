@@ -26,7 +26,7 @@ from celery import Celery
 from kombu import Connection
 
 from celery_pyncette import ExecutionMode, Pyncette
-from celery_pyncette.stores.base import Store
+from celery_pyncette.stores.base import InstanceKey, Store
 from tests.backends import postgres
 from tests.backends import redis as redis_backend
 from tests.e2e.harness import Deployment, Event, wait_until
@@ -77,6 +77,7 @@ class Claim:
 
     lease: str
     locked_until: datetime
+    partition: int = 0
 
 
 class Client:
@@ -115,7 +116,18 @@ class Client:
                 after = page[-1].key.instance
                 for r in page:
                     if r.locked_by == owner and r.lease and r.locked_until:
-                        held[r.key.instance] = Claim(r.lease, r.locked_until)
+                        held[r.key.instance] = Claim(r.lease, r.locked_until, partition)
+        return held
+
+    def still_held(self, mode: str, claims: dict[str, Claim]) -> set[str]:
+        """Which of ``claims`` the store still holds unchanged (one read per instance: cheap
+        while the store still holds thousands of other instances)."""
+        store = self.pyncette.store
+        held = set()
+        for name, claim in claims.items():
+            record = store.get(InstanceKey(TASKS[mode], claim.partition, name))
+            if record and (record.lease, record.locked_until) == (claim.lease, claim.locked_until):
+                held.add(name)
         return held
 
     def close(self) -> None:

@@ -191,11 +191,15 @@ def test_at_most_once_is_committed_before_sending_and_never_retried(
 def test_a_message_whose_lease_was_taken_over_does_not_run(
     fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]
 ) -> None:
+    # The first message waited past pyncette_delivery_timeout (as if the broker had lost it):
+    # beat sent the occurrence again under a new lease.
     make_task(pyncette, calls, schedule="* * * * * *", lease_duration=timedelta(seconds=5))
     tick(pyncette)
     fake_clock.advance(seconds=1)
     (stale,) = tick(pyncette)
     fake_clock.advance(seconds=6)
+    assert tick(pyncette) == [], "re-sent while its first message waits in the queue"
+    fake_clock.advance(seconds=pyncette.settings.delivery_timeout.total_seconds())
     (fresh,) = tick(pyncette)
 
     run(pyncette, stale)
@@ -219,42 +223,38 @@ def test_a_message_released_and_sent_again_runs_once(
     (second,) = tick(pyncette)
 
     run(pyncette, first)
+    assert calls == [], "the released message ran"
     run(pyncette, second)
 
     assert len(calls) == 1
-    assert calls[0].occurrence is not None
-    assert calls[0].occurrence.lease == second[2]["pyncette"]["lease"]
 
 
-def test_a_fresh_message_reads_its_lease_and_a_late_one_extends_it(
-    fake_clock: FakeClock,
-    pyncette: Pyncette,
-    calls: list[Context],
-    monkeypatch: pytest.MonkeyPatch,
+def test_every_execution_takes_a_fresh_lease_for_a_full_lease_duration_from_its_start(
+    fake_clock: FakeClock, pyncette: Pyncette, calls: list[Context]
 ) -> None:
     make_task(pyncette, calls, schedule="* * * * * */30", lease_duration=timedelta(seconds=10))
-    store = pyncette.store
-    extended: list[datetime] = []
-    real_extend = store.extend_lease
-
-    def counting_extend(key: InstanceKey, lease: str, until: datetime) -> None:
-        extended.append(until)
-        real_extend(key, lease, until)
-
-    monkeypatch.setattr(store, "extend_lease", counting_extend)
     tick(pyncette)
     fake_clock.advance(seconds=30)
-    (fresh,) = tick(pyncette)
-    fake_clock.advance(seconds=4)  # 6 s of the 10 s lease left
-    run(pyncette, fresh)
-    assert extended == []
+    (message,) = tick(pyncette)
+    sent_lease = message[2]["pyncette"]["lease"]
+    started = fake_clock.advance(seconds=25)  # waited in the queue longer than the lease
 
-    fake_clock.advance(seconds=26)
-    (late,) = tick(pyncette)
-    fake_clock.advance(seconds=6)  # 4 s left: the run starts by renewing it
-    run(pyncette, late)
-    assert extended == [fake_clock.now + timedelta(seconds=10)]
-    assert len(calls) == 2
+    seen: list[Any] = []
+
+    @pyncette.middleware
+    def look(context: Context, call_next: Callable[[], Any]) -> Any:
+        seen.append(static_state(pyncette, "job"))
+        return call_next()
+
+    run(pyncette, message)
+
+    (during,) = seen
+    assert during.lease not in (None, sent_lease)
+    assert during.locked_until == started + timedelta(seconds=10)
+    (context,) = calls
+    assert context.occurrence is not None
+    assert context.occurrence.lease == during.lease
+    assert context.locked_until == started + timedelta(seconds=10)
     assert static_state(pyncette, "job").last_status == "success"
 
 

@@ -318,15 +318,7 @@ def test_schedule_task_repairs_a_quarantined_record_and_unschedule_task_removes_
     beat: Any,
     url: str,
     delay: float,
-    request: pytest.FixtureRequest,
 ) -> None:
-    if delay == 0 and url == "memory://":
-        # The memory store's quarantine keeps the lease the record was claimed under (the SQL
-        # stores clear it), so upsert without force refuses it as "running" until that lease
-        # ends. Store contract: quarantine releases the lease. Drop this marker once it does.
-        request.applymarker(
-            pytest.mark.xfail(reason="memory quarantine keeps the claim's lease", strict=True)
-        )
     hello = hello_task(extension)
     write_garbage(extension, "fixed", fake_clock.now)
     write_garbage(extension, "dropped", fake_clock.now)

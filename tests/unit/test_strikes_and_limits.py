@@ -13,6 +13,7 @@ from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, Strike
 from celery_pyncette.strikes import StrikeView, matches
 from tests.conftest import FakeClock
 from tests.unit.test_dispatch_and_outcomes import run, tick
+from tests.unit.test_leases import start_and_die
 
 
 @pytest.mark.parametrize(
@@ -152,10 +153,15 @@ def test_a_slot_of_a_killed_worker_frees_at_its_lease_expiry(
     pyncette.schedule_task(sync, "a", interval=timedelta(seconds=1))
     pyncette.schedule_task(sync, "b", interval=timedelta(seconds=1))
     fake_clock.advance(seconds=1)
-    (lost,) = tick(pyncette)  # its worker dies: nothing releases the slot
+    (lost,) = tick(pyncette)
     assert tick(pyncette) == []
-
     fake_clock.advance(seconds=11)
+    assert tick(pyncette) == [], "the slot of a message waiting in the queue is held"
+
+    # Its worker starts it, then dies: nothing releases the slot, which expires with the run's
+    # lease, 10 s after that start.
+    start_and_die(pyncette, lost)
+    fake_clock.advance(seconds=10)
     names = sorted(m[2]["pyncette"]["instance"] for m in tick(pyncette))
 
     assert len(names) == 1

@@ -56,6 +56,7 @@ from celery_pyncette.stores.redis._layout import (
     text,
     to_micros,
 )
+from celery_pyncette.stores.redis._leases import extend_calls
 from celery_pyncette.stores.redis._scripts import SCRIPTS
 from celery_pyncette.stores.redis._settings import check_server_settings
 
@@ -438,12 +439,21 @@ class RedisStore(Store):
                 replies = [script(client, call_keys, args) for _, call_keys, args in calls]
         return replies
 
-    def extend_lease(self, key: InstanceKey, lease: str, until: datetime) -> None:
-        prefix = self._prefix(key.task, key.partition)
-        keys = [prefix + b":ready", instance_key(prefix, key.instance)]
-        args = [key.instance.encode("utf-8"), lease, str(to_micros(until))]
-        if not self._script("extend", keys, args, "extend a lease"):
+    def extend_lease(
+        self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
+    ) -> None:
+        calls = extend_calls(self._prefix, [(key, lease, new_lease or "")], until, BATCH_CHUNK)
+        if self._run_batches("extend", calls, [key], "extend a lease"):
             raise LeaseLostError(f"lease {lease} of {key} is lost")
+
+    def extend_leases(
+        self, items: Sequence[tuple[InstanceKey, str]], until: datetime
+    ) -> list[InstanceKey]:
+        """One script call per task partition (per 500 items); one round trip on plain Redis."""
+        calls = extend_calls(
+            self._prefix, [(k, lease, "") for k, lease in items], until, BATCH_CHUNK
+        )
+        return self._run_batches("extend", calls, [k for k, _ in items], "extend leases")
 
     # --- instances ------------------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ from celery_pyncette.stores.sql._engine import (
     is_retryable,
     parse_url,
 )
+from celery_pyncette.stores.sql._leases import extend_batch, lease_statements, swap_params
 from celery_pyncette.stores.sql._migrate import check_schema, create_schema
 from celery_pyncette.stores.sql._quarantine import (
     list_statement,
@@ -99,6 +100,7 @@ class SQLStore(Store):
         self._quarantine = {
             leased: quarantine_statement(self._schema.instances, leased) for leased in (False, True)
         }
+        self._leases = lease_statements(self._schema.instances, self._dialect)
 
     def __repr__(self) -> str:
         return f"SQLStore({self._label!r}, namespace={self.namespace!r})"
@@ -385,8 +387,16 @@ class SQLStore(Store):
             held.append(ok)
         return held
 
-    def extend_lease(self, key: InstanceKey, lease: str, until: datetime) -> None:
-        self._leased_write(self._single.extend, {**_leased(key, lease), "until": until})
+    def extend_lease(
+        self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
+    ) -> None:
+        self._leased_write(self._leases.swap, swap_params(key, lease, until, new_lease))
+
+    def extend_leases(
+        self, items: Sequence[tuple[InstanceKey, str]], until: datetime
+    ) -> list[InstanceKey]:
+        """One transaction, one ``UPDATE`` per task partition (see ``_leases``)."""
+        return extend_batch(lambda work: self._run(work, write=True), self._leases, items, until)
 
     def _leased_write(self, stmt: Executable, params: dict[str, Any]) -> None:
         """Run a single-row statement guarded by the lease in ``params``; raise
@@ -547,7 +557,6 @@ class _SingleRow:
 
     get: Executable
     lease: Executable
-    extend: Executable  # + until
     commit: Executable  # + next_run, now, status
     commit_delete: Executable
     unlock: Executable
@@ -561,15 +570,11 @@ def _single_row_statements(table: Table, dialect: Dialect) -> _SingleRow:
         c.instance == bindparam("k_instance", type_=c.instance.type),
     )
     leased = (*key, c.lease == bindparam("k_lease", type_=c.lease.type))
-    until = bindparam("until", type_=c.locked_until.type)
     next_run = bindparam("next_run", type_=c.next_run.type)
     released = {"locked_until": None, "lease": None, "locked_by": None}
     return _SingleRow(
         get=select(*readable_columns(table, dialect.name)).where(*key),
         lease=select(c.lease).where(*key),
-        extend=update(table)
-        .where(*leased)
-        .values(locked_until=until, ready_at=dialect.greatest(c.next_run, until)),
         commit=update(table)
         .where(*leased)
         .values(

@@ -1,0 +1,51 @@
+"""Lease extension on DynamoDB: a heartbeat, or the worker's token swap, as conditional updates.
+
+One ``UpdateItem`` conditioned on the lease: ``ready_at`` becomes ``max(next_run, until)``, which
+an update expression cannot compute, so the usual case (``next_run <= until``, the instance being
+due) is tried first and the other one only when that condition fails with the lease still held.
+With ``new_lease`` the token is replaced in the same write. botocore may send a write again when
+its reply was lost: a retried swap then finds ``new_lease`` in place (the first attempt's work)
+and counts as done.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from celery_pyncette.errors import LeaseLostError
+from celery_pyncette.stores.base import InstanceKey
+
+if TYPE_CHECKING:
+    from celery_pyncette.stores.dynamodb import DynamoDBStore
+
+
+def extend_lease(
+    store: DynamoDBStore,
+    key: InstanceKey,
+    lease: str,
+    until: datetime,
+    new_lease: str | None,
+) -> None:
+    """``Store.extend_lease`` on ``store``; :class:`LeaseLostError` when the lease is lost."""
+    from celery_pyncette.stores.dynamodb import _holds, _number, _RefusedError
+
+    token = new_lease or lease
+    values = {":lease": {"S": lease}, ":until": _number(until), ":token": {"S": token}}
+    swap = "#until = :until, #lease = :token"
+    attempts = (
+        (f"SET {swap}, #ready = :until", "#lease = :lease AND #next <= :until"),
+        (f"SET {swap}, #ready = #next", "#lease = :lease AND #next > :until"),
+    )
+    for update, condition in attempts:
+        try:
+            store._update(
+                key, update, condition, values, ReturnValuesOnConditionCheckFailure="ALL_OLD"
+            )
+            return
+        except _RefusedError as refused:
+            if new_lease and _holds(refused.item, "lease", new_lease):
+                return  # our own swap, sent again by botocore
+            if not _holds(refused.item, "lease", lease):
+                raise LeaseLostError(f"lease {lease} of {key} is lost") from None
+    raise LeaseLostError(f"lease {lease} of {key} is lost")
