@@ -35,6 +35,7 @@ from celery_pyncette.definitions import (
     validate_task_name,
 )
 from celery_pyncette.errors import BulkWriteError, ConfigurationError, StoreError
+from celery_pyncette.names import check_task_name, is_reserved_task_name
 from celery_pyncette.partitions import check_partition_count
 from celery_pyncette.schedules import OnceSchedule, Schedule, from_celery
 from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
@@ -254,6 +255,8 @@ class Pyncette:
     def definition(self, task: Any) -> TaskDefinition:
         """The definition of a task given as the decorated task object or its name."""
         name = task if isinstance(task, str) else getattr(task, "name", None)
+        if isinstance(name, str) and is_reserved_task_name(name):
+            check_task_name(name)  # raises, naming the rule
         found = self._definitions.get(name) if isinstance(name, str) else None
         if found is None:
             found = self.beat_schedule_definitions().get(name) if isinstance(name, str) else None

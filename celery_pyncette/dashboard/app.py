@@ -39,6 +39,7 @@ from celery_pyncette.dashboard.templates import TEMPLATES
 from celery_pyncette.definitions import TaskDefinition
 from celery_pyncette.errors import PyncetteError, StoreError, TaskLockedError
 from celery_pyncette.extension import STRIKE_OPERATORS, Pyncette
+from celery_pyncette.names import check_task_name, is_reserved_task_name
 from celery_pyncette.state import TaskState
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -313,6 +314,8 @@ class _Dashboard:
     # --- reading ------------------------------------------------------------------------------
 
     def _definition(self, name: str) -> TaskDefinition:
+        if is_reserved_task_name(name):
+            check_task_name(name)  # a ValueError naming the rule (400), not "no such task"
         try:
             return self.pyncette.definition(name)
         except ValueError:
