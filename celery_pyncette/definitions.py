@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery_pyncette import logs
+from celery_pyncette import bounds, logs
 from celery_pyncette.concurrency import ConcurrencyLimit
 from celery_pyncette.names import (  # noqa: F401 - re-exported limits
     MAX_INSTANCE_BYTES,
@@ -184,10 +184,10 @@ def validate_modes(
             f"failure_mode {failure_mode.name} needs AT_LEAST_ONCE: an at-most-once task is "
             "committed before it runs, so a failure has no lease to unlock or commit"
         )
-    if lease_duration is not None and (
-        not isinstance(lease_duration, timedelta) or lease_duration <= timedelta(0)
-    ):
-        raise ValueError(f"lease_duration must be a positive timedelta, got {lease_duration!r}")
+    if lease_duration is not None:
+        if not isinstance(lease_duration, timedelta):
+            raise ValueError(f"lease_duration must be a positive timedelta, got {lease_duration!r}")
+        bounds.check_duration(lease_duration, "lease_duration")
     return execution_mode, failure_mode, lease_duration
 
 

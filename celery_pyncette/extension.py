@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from celery import Celery
 
+from celery_pyncette.bounds import check_duration
 from celery_pyncette.clock import StoreClock
 from celery_pyncette.config import Settings, settings_from
 from celery_pyncette.definitions import (
@@ -430,6 +431,7 @@ class Pyncette:
         """
         if not isinstance(over, timedelta) or over <= timedelta(0):
             raise ValueError(f"over must be a positive timedelta, got {over!r}")
+        check_duration(over, "over")
         if jitter is not None and (not isinstance(jitter, timedelta) or jitter < timedelta(0)):
             raise ValueError(f"jitter must be a non-negative timedelta, got {jitter!r}")
         begin = self.now() if start is None else start

@@ -51,6 +51,8 @@ from celery import schedules as celery_schedules
 from croniter import CroniterBadDateError, croniter
 from dateutil import tz as dateutil_tz
 
+from celery_pyncette import bounds
+
 __all__ = [
     "CelerySchedule",
     "CronSchedule",
@@ -95,23 +97,24 @@ def parse_timezone(name: str) -> tzinfo:
     IANA names (``"Europe/Dublin"``, ``"UTC"``) come from :mod:`zoneinfo`; anything else that
     :func:`dateutil.tz.gettz` resolves (``"UTC+12"``, ``"EST5EDT,M3.2.0,M11.1.0"``) is accepted as
     well. Raises ``ValueError`` naming the zone when it is unknown, empty, or a file path (the local
-    zone is machine-dependent, so ``""`` is refused rather than resolved to it).
+    zone is machine-dependent, so ``""`` and ``"localtime"`` are refused rather than resolved to it;
+    see :func:`celery_pyncette.bounds.check_portable_zone`).
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"a time zone name must be a non-empty string, got {name!r}")
     if name != name.strip() or name.startswith((":", "/")) or ".." in name or "\\" in name:
         raise ValueError(f"unknown time zone {name!r}: give a zone name such as 'Europe/Dublin'")
+    zone: tzinfo | None
     try:
-        return zoneinfo.ZoneInfo(name)
+        zone = zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        pass
-    try:
-        zone = dateutil_tz.gettz(name)
-    except (ValueError, OSError):
-        zone = None
+        try:
+            zone = dateutil_tz.gettz(name)
+        except (ValueError, OSError):
+            zone = None
     if zone is None:
         raise ValueError(f"unknown time zone {name!r}")
-    return zone
+    return bounds.check_portable_zone(name, zone)
 
 
 def _aware_utc(value: datetime, what: str) -> datetime:
@@ -385,8 +388,7 @@ class IntervalSchedule(Schedule):
     def __post_init__(self) -> None:
         if not isinstance(self.interval, timedelta):
             raise ValueError(f"interval must be a timedelta, got {self.interval!r}")
-        if self.interval <= timedelta(0):
-            raise ValueError(f"interval must be positive, got {self.interval}")
+        bounds.check_duration(self.interval, "interval", minimum=bounds.MIN_INTERVAL)
 
     def first_run(self, now: datetime) -> datetime | None:
         """``now + interval``."""
@@ -614,9 +616,7 @@ def from_celery(obj: object, app: Any | None = None) -> Schedule:
     if isinstance(obj, bool):
         raise ValueError(f"cannot use a bool as a schedule: {obj!r}")
     if isinstance(obj, (int, float)):
-        if not math.isfinite(obj):
-            raise ValueError(f"a schedule in seconds must be finite, got {obj!r}")
-        return IntervalSchedule(timedelta(seconds=obj))
+        return IntervalSchedule(bounds.seconds(obj, "a schedule in seconds"))
     if isinstance(obj, timedelta):
         return IntervalSchedule(obj)
     if isinstance(obj, celery_schedules.crontab) and _keeps_arithmetic(

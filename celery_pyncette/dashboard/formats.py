@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from celery_pyncette import overview
+from celery_pyncette import bounds, overview
 from celery_pyncette.registry import BeatInfo
 from celery_pyncette.state import TaskState
 from celery_pyncette.stores.base import Strike
@@ -99,7 +99,7 @@ def timing_from(fields: Mapping[str, Any]) -> dict[str, Any]:
             seconds = float(interval)
         except (TypeError, ValueError):
             raise ValueError(f"interval must be a number of seconds, got {interval!r}") from None
-        timing["interval"] = timedelta(seconds=seconds)
+        timing["interval"] = bounds.seconds(seconds, "interval")
     else:
         assert at is not None
         try:
