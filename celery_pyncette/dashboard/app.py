@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from celery_pyncette import clock, overview, registry
+from celery_pyncette import clock, overview, registry, strike_values
 from celery_pyncette.dashboard import formats
 from celery_pyncette.dashboard.security import (
     AUTH_COOKIE,
@@ -92,6 +92,8 @@ class _Dashboard:
             timing=formats.timing,
             args_text=lambda args: json.dumps(dict(args), sort_keys=True),
             json=lambda value: json.dumps(value),
+            literal=strike_values.literal,
+            typed=strike_values.shown,
             ranges=formats.ranges,
             operators=STRIKE_OPERATORS,
         )

@@ -15,6 +15,7 @@ from celery_pyncette import bounds, overview
 from celery_pyncette.registry import BeatInfo
 from celery_pyncette.state import TaskState
 from celery_pyncette.stores.base import Strike
+from celery_pyncette.strike_values import parse_literal, type_name
 
 
 def same_site_referer(request: Request) -> str:
@@ -75,13 +76,6 @@ def json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def json_or_text(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def timing_from(fields: Mapping[str, Any]) -> dict[str, Any]:
     """``schedule_task`` keywords from ``cron`` / ``interval`` / ``at`` (+ ``timezone``)."""
     cron = str(fields.get("cron") or "").strip() or None
@@ -115,7 +109,7 @@ def strike_from_form(form: Mapping[str, str]) -> tuple[str | None, str | None, s
     parameter = form.get("parameter", "").strip() or None
     if parameter is None:
         return task, None, None, None
-    return task, parameter, form.get("operator") or None, json_or_text(form.get("value", ""))
+    return task, parameter, form.get("operator") or None, parse_literal(form.get("value", ""))
 
 
 def timing(state: TaskState) -> str:
@@ -200,6 +194,7 @@ def strike_json(strike: Strike) -> dict[str, Any]:
         "parameter": strike.parameter,
         "operator": strike.operator,
         "value": strike.value,
+        "type": type_name(strike.value) if strike.parameter is not None else None,
     }
 
 
