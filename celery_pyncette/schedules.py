@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import json
 import math
 import re
 import threading
@@ -51,7 +52,7 @@ from celery import schedules as celery_schedules
 from croniter import CroniterBadDateError, croniter
 from dateutil import tz as dateutil_tz
 
-from celery_pyncette import bounds
+from celery_pyncette import bounds, celery_spec
 
 __all__ = [
     "CelerySchedule",
@@ -87,7 +88,7 @@ _CRON_PROBE_START = datetime(2000, 1, 1)
 # A Celery schedule that is not due when it says it would be is re-checked when it asks; this many
 # checks without a due time end the search (None: no further occurrence).
 _MAX_CELERY_CHECKS = 1000
-_CELERY_LOCK = threading.Lock()
+_CELERY_LOCK = threading.RLock()
 _MISSING = object()
 
 
@@ -472,8 +473,11 @@ class CelerySchedule(Schedule):
     ``after + remaining_estimate(after)`` (at least one second later) and, while the object's
     ``is_due`` says "not yet", waits as long as it asks (at least one second), with the object's
     clock pinned to each instant considered; after 1000 checks without a due time it gives up with
-    ``None``. Two wrappers equal when their objects have the same ``repr``; the spec carries only
-    that ``repr``, so :func:`schedule_from_spec` cannot rebuild one.
+    ``None``. The spec is the object's stable description (:func:`celery_pyncette.celery_spec.
+    describe`: its class and defining values, never its ``repr``), so restarting beat keeps the
+    stored next run and changing the schedule in code replaces it; an object that cannot be
+    described stably is refused with ``ValueError``. Two wrappers are equal when their specs are;
+    :func:`schedule_from_spec` cannot rebuild one (it is declared in code).
     """
 
     schedule: Any
@@ -488,6 +492,7 @@ class CelerySchedule(Schedule):
             raise ValueError(
                 f"{type(self.schedule).__name__} is not a Celery schedule: no {', '.join(missing)}"
             )
+        self.to_spec()  # refuses, naming why, a schedule that cannot be described stably
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CelerySchedule):
@@ -495,7 +500,7 @@ class CelerySchedule(Schedule):
         return self.to_spec() == other.to_spec()
 
     def __hash__(self) -> int:
-        return hash(repr(self.schedule))
+        return hash(json.dumps(self.to_spec(), sort_keys=True))
 
     def first_run(self, now: datetime) -> datetime | None:
         """The first occurrence strictly after ``now``."""
@@ -507,7 +512,8 @@ class CelerySchedule(Schedule):
             return self._replay_beat(after)
 
     def to_spec(self) -> dict[str, Any]:
-        return {"kind": "celery", "repr": repr(self.schedule)}
+        with _CELERY_LOCK:  # not while _replay_beat has pinned the object's clock
+            return celery_spec.describe(self.schedule)
 
     @property
     def description(self) -> str:
@@ -587,8 +593,8 @@ def schedule_from_spec(spec: Mapping[str, Any]) -> Schedule:
         return OnceSchedule(execute_at)
     if kind == "celery":
         raise ValueError(
-            f"a Celery schedule object cannot be rebuilt from its spec ({spec.get('repr')!r}); "
-            "it is declared in code"
+            "a Celery schedule object cannot be rebuilt from its spec "
+            f"({spec.get('class', spec.get('repr'))!r}); it is declared in code"
         )
     raise ValueError(f"unknown schedule kind {kind!r} in spec {spec!r}")
 
