@@ -40,7 +40,10 @@ class UndescribableScheduleError(ValueError):
 
 
 def describe(obj: object) -> dict[str, Any]:
-    """The stable spec of a Celery schedule object; :class:`UndescribableScheduleError` when it has none."""
+    """The stable spec of a Celery schedule object.
+
+    Raises :class:`UndescribableScheduleError` (a ``ValueError``) when it has none.
+    """
     cls = type(obj)
     name = f"{cls.__module__}.{cls.__qualname__}"
     if "<locals>" in cls.__qualname__:
@@ -52,7 +55,9 @@ def describe(obj: object) -> dict[str, Any]:
     if _defines_reduce(cls):
         reduced = obj.__reduce__()
         if not isinstance(reduced, tuple) or len(reduced) < 2:
-            raise UndescribableScheduleError(f"cannot describe {name}: its __reduce__ returned {reduced!r}")
+            raise UndescribableScheduleError(
+                f"cannot describe {name}: its __reduce__ returned {reduced!r}"
+            )
         spec["args"] = _value(list(reduced[1]), f"{name} __reduce__ arguments", 0)
         if len(reduced) > 2 and reduced[2] is not None:
             spec["state"] = _attributes(reduced[2], f"{name} __reduce__ state")
@@ -88,7 +93,9 @@ def _value(value: Any, where: str, depth: int) -> Any:
     if isinstance(value, (float, Decimal)):
         number = float(value)
         if not math.isfinite(number):
-            raise UndescribableScheduleError(f"cannot describe {where} stably: {value!r} is not finite")
+            raise UndescribableScheduleError(
+                f"cannot describe {where} stably: {value!r} is not finite"
+            )
         return number
     if isinstance(value, enum.Enum):
         return {"enum": _qualified(type(value), where), "value": _value(value.value, where, depth)}
