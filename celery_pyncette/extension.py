@@ -37,7 +37,7 @@ from celery_pyncette.definitions import (
 )
 from celery_pyncette.errors import BulkWriteError, ConfigurationError, StoreError
 from celery_pyncette.names import check_task_name, is_reserved_task_name
-from celery_pyncette.partitions import check_partition_count
+from celery_pyncette.routing import PartitionRouter
 from celery_pyncette.schedules import OnceSchedule, Schedule, from_celery
 from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
 from celery_pyncette.stores import store_class, store_from_url
@@ -92,8 +92,8 @@ class Pyncette:
         self._store_pid = 0
         self._store_lock = threading.Lock()
         self._strike_view: tuple[int, StrikeView] | None = None
-        self._partitions_checked: set[str] = set()
         self._clock = StoreClock(lambda: self.store)
+        self.router = PartitionRouter(lambda: self.store, self.now)
         with _EXTENSIONS_LOCK:
             if app in _EXTENSIONS:
                 raise ConfigurationError(f"Pyncette(app) was already created for {app.main!r}")
@@ -329,22 +329,21 @@ class Pyncette:
         self.check_partitions(definition)
         return definition
 
-    @staticmethod
-    def _instance_key(definition: TaskDefinition, instance: str) -> InstanceKey:
+    def _instance_key(self, definition: TaskDefinition, instance: str) -> InstanceKey:
+        """The key of ``instance`` under the stored partition count (see :mod:`routing`)."""
         validate_instance_name(instance)
-        partition = 0
-        if definition.partition_count > 1 and definition.partition_selector is not None:
-            partition = definition.partition_selector(definition.partition_count, instance)
-            if not 0 <= partition < definition.partition_count:
-                raise ValueError(f"partition_selector returned {partition} for {instance!r}")
-        return InstanceKey(definition.name, partition, instance)
+        return self.router.key(definition, instance)
 
     def check_partitions(self, definition: TaskDefinition) -> None:
-        """Once per task and process: refuse a partition count that differs from the stored one."""
-        if definition.name in self._partitions_checked:
-            return
-        check_partition_count(self.store, definition, self.now())
-        self._partitions_checked.add(definition.name)
+        """Once per task and process: refuse a partition count that differs from the stored one
+        (while instances remain), then route by the stored layout."""
+        self.router.layout(definition)
+
+    def polled_definitions(self, definitions: Iterable[TaskDefinition]) -> list[TaskDefinition]:
+        """What a beat polls: each partitioned task over every partition that may hold instances
+        by the stored layout (refreshed every few seconds), so a repartition by another process
+        orphans nothing."""
+        return self.router.polled(definitions)
 
     @staticmethod
     def validate_schedule(
@@ -387,6 +386,7 @@ class Pyncette:
             key, built, validate_args({**definition.args, **args}), self.now()
         )
         self.store.upsert(record, self.now(), force=force)
+        self.router.settle_one(definition, record, force)  # a repartition meanwhile: move it
         return TaskState.from_record(record)
 
     def schedule_tasks(
@@ -478,6 +478,10 @@ class Pyncette:
                 ) from exc
             locked.extend(r.key.instance for r in chunk if r.key.instance in refused)
             written.extend(r.key.instance for r in chunk if r.key.instance not in refused)
+        kept = set(written)
+        locked.extend(
+            self.router.settle(definition, [r for r in records if r.key.instance in kept], force)
+        )
         return locked
 
     @staticmethod
@@ -491,17 +495,25 @@ class Pyncette:
 
     def unschedule_task(self, task: Any, instance: str) -> bool:
         """Remove a dynamic instance (even while it runs); return whether it existed."""
-        _, key = self._dynamic_key(task, instance)
-        return self.store.delete(key)
+        definition, key = self._dynamic_key(task, instance)
+        removed = self.store.delete(key)
+        for other in self.router.other_keys(definition, key):  # a repartition moved it
+            removed = self.store.delete(other) or removed
+        return removed
 
     def get_task_state(self, task: Any, instance: str | None = None) -> TaskState | None:
         """The stored state of a dynamic instance (or of a static task with ``instance=None``)."""
         if instance is None:
             definition = self.definition(task)
             key = InstanceKey(definition.name, 0, STATIC_INSTANCE)
+            record = self.store.get(key)
         else:
-            _, key = self._dynamic_key(task, instance)
-        record = self.store.get(key)
+            definition, key = self._dynamic_key(task, instance)
+            record = self.store.get(key)
+            for other in self.router.other_keys(definition, key) if record is None else ():
+                record = self.store.get(other)
+                if record is not None:
+                    break
         return TaskState.from_record(record) if record is not None else None
 
     def list_task_states(
@@ -515,7 +527,10 @@ class Pyncette:
             (0, None) if continuation_token is None else decode_token(continuation_token)
         )
         states: list[TaskState] = []
-        while partition < definition.partition_count:
+        spanned = definition.partition_count
+        if definition.dynamic and definition.partition_selector is not None:
+            spanned = max(spanned, self.router.stored(definition).spanned)
+        while partition < spanned:
             page = self.store.list_instances(definition.name, partition, limit - len(states), after)
             states.extend(
                 TaskState.from_record(r) for r in page if r.key.instance != STATIC_INSTANCE
