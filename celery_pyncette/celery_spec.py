@@ -66,6 +66,20 @@ def describe(obj: object) -> dict[str, Any]:
     return spec
 
 
+def label(obj: object) -> str:
+    """How listings show the schedule: its ``repr`` unless that is the default one with a memory
+    address, then its class name and defining values."""
+    text = repr(obj)
+    if " object at 0x" not in text:
+        return text
+    try:
+        spec = describe(obj)
+    except UndescribableScheduleError:
+        return f"<{type(obj).__qualname__}>"
+    values = spec.get("args", spec.get("state"))
+    return f"<{type(obj).__qualname__} {json.dumps(values, sort_keys=True)}>"
+
+
 def _defines_reduce(cls: type) -> bool:
     for klass in cls.__mro__:
         if klass is object:

@@ -517,7 +517,7 @@ class CelerySchedule(Schedule):
 
     @property
     def description(self) -> str:
-        return f"celery {self.schedule!r}"
+        return f"celery {celery_spec.label(self.schedule)}"
 
     def _replay_beat(self, last_run_at: datetime) -> datetime | None:
         obj = self.schedule

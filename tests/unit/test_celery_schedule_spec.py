@@ -107,13 +107,18 @@ def test_changing_the_schedule_in_code_replaces_its_record(
 def test_the_description_names_the_class_and_its_values_not_the_address() -> None:
     one, other = EveryNMinutes(30), EveryNMinutes(30)
     assert repr(one) != repr(other)  # "<...EveryNMinutes object at 0x...>"
-    assert describe(one) == describe(other) == {
-        "kind": "celery",
-        "class": f"{__name__}.EveryNMinutes",
-        "state": {"minutes": 30},
-    }
+    assert (
+        describe(one)
+        == describe(other)
+        == {
+            "kind": "celery",
+            "class": f"{__name__}.EveryNMinutes",
+            "state": {"minutes": 30},
+        }
+    )
     assert CelerySchedule(one) == CelerySchedule(other)
     assert hash(CelerySchedule(one)) == hash(CelerySchedule(other))
+    assert CelerySchedule(one).description == 'celery <EveryNMinutes {"minutes": 30}>'
 
 
 def test_solar_is_described_by_its_event_and_place() -> None:
