@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pytest
 from celery import Celery
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from celery_pyncette import Context, Pyncette
@@ -81,6 +81,12 @@ def test_every_instance_name_is_kept_exactly_or_refused_before_writing(
 
     @FEW
     @given(name=NAMES)
+    @example(name="a\x00b")  # PostgreSQL text cannot hold NUL
+    @example(name="x\udfffy")  # not UTF-8
+    @example(name="__static__")
+    @example(name="𝄞" * (MAX_INSTANCE_BYTES // 4))  # at the limit: kept
+    @example(name="x" * (MAX_INSTANCE_BYTES + 1))
+    @example(name="trailing ")
     def check(name: str) -> None:
         before = store.count_instances("names.t", 0)
         try:
@@ -107,6 +113,9 @@ def test_every_task_name_is_kept_exactly_or_refused_before_writing(
 
     @FEW
     @given(name=TASK_NAMES)
+    @example(name="t\x00")
+    @example(name="𝄞" * MAX_TASK_NAME)  # 800 bytes: the SQL column's limit, kept
+    @example(name="__pyncette_tasks__")
     def check(name: str) -> None:
         if name in declared:
             return
