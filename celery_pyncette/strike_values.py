@@ -2,9 +2,11 @@
 
 The rule, the same from every door:
 
-* A strike compares its value with the occurrence's argument as JSON values: a string never
-  equals a number (``"12345"`` is not ``12345``), a boolean is not a number (``true`` is not
-  ``1``); integers and floats compare as numbers (``1 == 1.0``). See :func:`same_kind`.
+* A strike compares its value with the occurrence's argument as JSON values of one kind: integers
+  and floats compare as numbers (``1 == 1.0``), a boolean is not a number (``true`` is not ``1``),
+  and a string is not a number, with one exception for identifiers: for ``==`` and ``!=`` an
+  integer equals the string of its decimal digits (``12345`` and ``"12345"`` are the same
+  customer; ``"012345"``, ``"12345.0"`` and ``12345.0`` are not). See :func:`equal`.
 * The Python API and the dashboard's JSON API take the value as given (``"12345"`` or ``12345``).
 * Text (``--where customer_id == 12345`` and the dashboard form) is a **string** unless it carries
   a type prefix: ``int:12345``, ``float:2.5``, ``bool:true``, ``json:<any JSON>`` (``json:null``,
@@ -92,6 +94,16 @@ def shown(value: Any) -> str:
     return f"{json.dumps(value, sort_keys=True)} ({type_name(value)})"
 
 
+def equal(argument: Any, value: Any) -> bool:
+    """Whether a strike ``==`` holds between ``argument`` and ``value`` (see the module rule)."""
+    if same_kind(argument, value):
+        return bool(argument == value)
+    for number, text in ((argument, value), (value, argument)):
+        if type_name(number) == "integer" and isinstance(text, str):
+            return text == str(number)
+    return False
+
+
 def same_kind(argument: Any, value: Any) -> bool:
     """True when a strike value and an argument are of one JSON kind (numbers are one kind)."""
     return _kind(argument) == _kind(value)
@@ -102,13 +114,19 @@ def _kind(value: Any) -> str:
     return "number" if name in {"integer", "float"} else name
 
 
-def looks_typed(text: str) -> str | None:
-    """For untyped text that reads as another JSON type (``12345``, ``true``), the literal that
-    would give that type (``int:12345``); else None. The CLI prints it as a hint."""
+def looks_typed(text: str, operator: str | None) -> str | None:
+    """For untyped text that reads as another JSON type, the literal of that type when the string
+    would compare differently: always for an ordering (``100`` as text sorts as text), and for
+    ``==``/``!=`` unless it is an integer (which matches its digits anyway). The CLI prints it as a
+    hint; None when there is nothing to say."""
     if text.startswith(PREFIXES):
         return None
     try:
         parsed = json.loads(text)
     except ValueError:
         return None
-    return None if isinstance(parsed, str) else literal(parsed)
+    if isinstance(parsed, str):
+        return None
+    if operator in ("==", "!=") and type_name(parsed) == "integer":
+        return None
+    return literal(parsed)

@@ -2,8 +2,9 @@
 
 ``--where PARAM OP VALUE`` reads VALUE as a string unless it has a type prefix (``int:12345``,
 ``float:2.5``, ``bool:true``, ``json:...``; see :mod:`celery_pyncette.strike_values`), so
-``--where customer_id == 12345`` strikes the string ``"12345"``, as ``strike(None, "customer_id",
-"==", "12345")`` does. Listings show each value as JSON with its type.
+``--where customer_id == 12345`` stores the string ``"12345"``, as ``strike(None, "customer_id",
+"==", "12345")`` does; it strikes the arguments ``"12345"`` and ``12345`` (an integer equals the
+string of its digits). Listings show each value as JSON with its type.
 """
 
 from __future__ import annotations
@@ -63,11 +64,11 @@ def _strike_from(
         value = parse_literal(text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--where") from None
-    hint = looks_typed(text)
+    hint = looks_typed(text, operator)
     if hint is not None:
         click.echo(
-            f"note: {text} is taken as the string {json.dumps(text)}; write {hint} to strike "
-            "the non-string value",
+            f"note: {text} is taken as the string {json.dumps(text)}; write {hint} to compare "
+            "with the non-string value",
             err=True,
         )
     return task, parameter, operator, value

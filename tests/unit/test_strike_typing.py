@@ -37,36 +37,73 @@ def sent_instances(pyncette: Pyncette) -> list[str]:
     return sorted(m[2]["pyncette"]["instance"] for m in tick(pyncette))
 
 
-def test_the_cli_strike_of_12345_skips_the_string_customer_id_as_api_md_writes_it(
-    app: Celery, pyncette: Pyncette, hello: object, fake_clock: FakeClock
-) -> None:
+def schedule_customers(pyncette: Pyncette, hello: object) -> None:
     every = timedelta(seconds=1)
     pyncette.schedule_task(hello, "string", interval=every, customer_id="12345")
     pyncette.schedule_task(hello, "integer", interval=every, customer_id=12345)
+    pyncette.schedule_task(hello, "padded", interval=every, customer_id="012345")
+    pyncette.schedule_task(hello, "float", interval=every, customer_id=12345.0)
     pyncette.schedule_task(hello, "other", interval=every, customer_id="99")
+
+
+def test_the_cli_strike_of_12345_skips_the_string_customer_id_as_api_md_writes_it(
+    app: Celery, pyncette: Pyncette, hello: object, fake_clock: FakeClock
+) -> None:
+    schedule_customers(pyncette, hello)
 
     result = invoke(app, "strike", "--all-tasks", "--where", "customer_id", "==", "12345")
     fake_clock.advance(seconds=1)
 
     assert result.exit_code == 0, result.output
     assert pyncette.strikes() == [Strike(None, "customer_id", "==", "12345")]
-    assert "write int:12345" in result.stderr  # the hint for the integer
-    assert sent_instances(pyncette) == ["integer", "other"]
+    assert "note" not in result.stderr  # an integer's digits match the integer too
+    # "12345" and 12345 are the same customer; "012345" and 12345.0 are other values
+    assert sent_instances(pyncette) == ["float", "other", "padded"]
 
 
-def test_a_typed_cli_value_strikes_the_integer_only(
-    app: Celery, pyncette: Pyncette, hello: object, fake_clock: FakeClock
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [
+        ('json:"12345"', ["float", "other", "padded"]),
+        ("int:12345", ["other", "padded"]),  # an integer is also the number 12345.0
+    ],
+)
+def test_typed_ways_of_writing_the_customer(
+    app: Celery,
+    pyncette: Pyncette,
+    hello: object,
+    fake_clock: FakeClock,
+    value: str,
+    sent: list[str],
 ) -> None:
-    every = timedelta(seconds=1)
-    pyncette.schedule_task(hello, "string", interval=every, customer_id="12345")
-    pyncette.schedule_task(hello, "integer", interval=every, customer_id=12345)
+    schedule_customers(pyncette, hello)
 
-    result = invoke(app, "strike", "--all-tasks", "--where", "customer_id", "==", "int:12345")
+    result = invoke(app, "strike", "--all-tasks", "--where", "customer_id", "==", value)
     fake_clock.advance(seconds=1)
 
     assert result.exit_code == 0, result.output
-    assert pyncette.strikes() == [Strike(None, "customer_id", "==", 12345)]
-    assert sent_instances(pyncette) == ["string"]
+    assert sent_instances(pyncette) == sent
+
+
+def test_the_api_strike_of_the_string_strikes_the_same_instances(
+    pyncette: Pyncette, hello: object, fake_clock: FakeClock
+) -> None:
+    schedule_customers(pyncette, hello)
+
+    pyncette.strike(None, "customer_id", "==", "12345")
+    fake_clock.advance(seconds=1)
+
+    assert sent_instances(pyncette) == ["float", "other", "padded"]
+
+
+def test_a_plain_number_for_an_ordering_prints_how_to_compare_numbers(
+    app: Celery, pyncette: Pyncette
+) -> None:
+    result = invoke(app, "strike", "--all-tasks", "--where", "n", ">", "100")
+
+    assert result.exit_code == 0
+    assert pyncette.strikes() == [Strike(None, "n", ">", "100")]
+    assert "write int:100 to compare with the non-string value" in result.stderr
 
 
 def test_the_api_and_the_cli_store_the_same_strike(app: Celery, pyncette: Pyncette) -> None:
@@ -140,9 +177,13 @@ def test_the_dashboard_form_reads_values_as_the_cli_does() -> None:
 @pytest.mark.parametrize(
     ("strike", "argument", "struck"),
     [
-        (Strike(None, "c", "==", "12345"), 12345, False),
-        (Strike(None, "c", "==", 12345), "12345", False),
-        (Strike(None, "c", "!=", 12345), "12345", True),
+        (Strike(None, "c", "==", "12345"), 12345, True),
+        (Strike(None, "c", "==", 12345), "12345", True),
+        (Strike(None, "c", "!=", 12345), "12345", False),
+        (Strike(None, "c", "!=", 12345), "012345", True),
+        (Strike(None, "c", "==", "-7"), -7, True),
+        (Strike(None, "c", "==", "12345"), 12345.0, False),
+        (Strike(None, "c", "==", "1"), True, False),
         (Strike(None, "c", "==", 1), True, False),
         (Strike(None, "c", "==", True), 1, False),
         (Strike(None, "c", "==", 1), 1.0, True),
