@@ -330,20 +330,11 @@ class Pyncette:
         return definition
 
     def _instance_key(self, definition: TaskDefinition, instance: str) -> InstanceKey:
-        """The key of ``instance`` under the stored partition count (see :mod:`routing`)."""
-        validate_instance_name(instance)
-        return self.router.key(definition, instance)
+        return self.router.key(definition, validate_instance_name(instance))
 
     def check_partitions(self, definition: TaskDefinition) -> None:
-        """Once per task and process: refuse a partition count that differs from the stored one
-        (while instances remain), then route by the stored layout."""
+        """Once per task and process: refuse a partition count that differs from the stored one."""
         self.router.layout(definition)
-
-    def polled_definitions(self, definitions: Iterable[TaskDefinition]) -> list[TaskDefinition]:
-        """What a beat polls: each partitioned task over every partition that may hold instances
-        by the stored layout (refreshed every few seconds), so a repartition by another process
-        orphans nothing."""
-        return self.router.polled(definitions)
 
     @staticmethod
     def validate_schedule(
@@ -478,11 +469,7 @@ class Pyncette:
                 ) from exc
             locked.extend(r.key.instance for r in chunk if r.key.instance in refused)
             written.extend(r.key.instance for r in chunk if r.key.instance not in refused)
-        kept = set(written)
-        locked.extend(
-            self.router.settle(definition, [r for r in records if r.key.instance in kept], force)
-        )
-        return locked
+        return locked + self.router.settle(definition, records, force, refused=locked)
 
     @staticmethod
     def _new_record(
@@ -495,25 +482,15 @@ class Pyncette:
 
     def unschedule_task(self, task: Any, instance: str) -> bool:
         """Remove a dynamic instance (even while it runs); return whether it existed."""
-        definition, key = self._dynamic_key(task, instance)
-        removed = self.store.delete(key)
-        for other in self.router.other_keys(definition, key):  # a repartition moved it
-            removed = self.store.delete(other) or removed
-        return removed
+        return self.router.delete(*self._dynamic_key(task, instance))
 
     def get_task_state(self, task: Any, instance: str | None = None) -> TaskState | None:
         """The stored state of a dynamic instance (or of a static task with ``instance=None``)."""
         if instance is None:
-            definition = self.definition(task)
-            key = InstanceKey(definition.name, 0, STATIC_INSTANCE)
+            key = InstanceKey(self.definition(task).name, 0, STATIC_INSTANCE)
             record = self.store.get(key)
         else:
-            definition, key = self._dynamic_key(task, instance)
-            record = self.store.get(key)
-            for other in self.router.other_keys(definition, key) if record is None else ():
-                record = self.store.get(other)
-                if record is not None:
-                    break
+            record = self.router.get(*self._dynamic_key(task, instance))
         return TaskState.from_record(record) if record is not None else None
 
     def list_task_states(
@@ -527,9 +504,7 @@ class Pyncette:
             (0, None) if continuation_token is None else decode_token(continuation_token)
         )
         states: list[TaskState] = []
-        spanned = definition.partition_count
-        if definition.dynamic and definition.partition_selector is not None:
-            spanned = max(spanned, self.router.stored(definition).spanned)
+        spanned = self.router.spanned(definition)
         while partition < spanned:
             page = self.store.list_instances(definition.name, partition, limit - len(states), after)
             states.extend(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 
 from celery_pyncette.definitions import TaskDefinition
@@ -102,13 +102,21 @@ class PartitionRouter:
     # --- after writes, reads and deletes ----------------------------------------------------
 
     def settle(
-        self, definition: TaskDefinition, written: Sequence[InstanceRecord], force: bool
+        self,
+        definition: TaskDefinition,
+        written: Sequence[InstanceRecord],
+        force: bool,
+        refused: Collection[str] = (),
     ) -> list[str]:
-        """After writing ``written``: re-read the layout and move what it no longer routes here.
+        """After writing ``written`` (but the ``refused`` instance names): re-read the layout and
+        move what it no longer routes here.
 
         Returns the instances that could not be moved because a running copy holds their new key
         (``force`` false); their stale copy is removed, so they count as refused, not written.
         """
+        if refused:
+            skip = set(refused)
+            written = [record for record in written if record.key.instance not in skip]
         if not routed(definition) or not written:
             return []
         layout, changed = self.reread(definition)
@@ -120,7 +128,7 @@ class PartitionRouter:
             for record in written
         ]
         moves = [(record, target) for record, target in moves if target != record.key]
-        refused = {
+        locked = {
             key.instance
             for key in store.upsert_many(
                 [record.with_changes(key=target) for record, target in moves], now, force
@@ -128,12 +136,36 @@ class PartitionRouter:
         }
         for record, _ in moves:
             store.delete(record.key)
-        return sorted(refused)
+        return sorted(locked)
 
     def settle_one(self, definition: TaskDefinition, record: InstanceRecord, force: bool) -> None:
         """:meth:`settle` for one instance; raises ``TaskLockedError`` when it was refused."""
         if self.settle(definition, [record], force):
             raise TaskLockedError(f"instance {record.key.instance!r} is running (locked)")
+
+    def get(self, definition: TaskDefinition, key: InstanceKey) -> InstanceRecord | None:
+        """The instance at ``key``, or where a repartition moved it (or has yet to move it)."""
+        store = self._store()
+        record = store.get(key)
+        for other in self.other_keys(definition, key) if record is None else ():
+            record = store.get(other)
+            if record is not None:
+                break
+        return record
+
+    def delete(self, definition: TaskDefinition, key: InstanceKey) -> bool:
+        """Remove the instance at ``key`` and any copy a repartition moved; whether one existed."""
+        store = self._store()
+        removed = store.delete(key)
+        for other in self.other_keys(definition, key):
+            removed = store.delete(other) or removed
+        return removed
+
+    def spanned(self, definition: TaskDefinition) -> int:
+        """How many partitions a listing of the task must walk (read now)."""
+        if not definition.dynamic or not routed(definition):
+            return definition.partition_count
+        return max(definition.partition_count, self.stored(definition).spanned)
 
     def other_keys(self, definition: TaskDefinition, key: InstanceKey) -> list[InstanceKey]:
         """After ``key`` missed: the keys the instance may have under a changed layout (the new

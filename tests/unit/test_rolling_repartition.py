@@ -115,7 +115,7 @@ def test_an_old_process_routes_a_new_instance_by_the_repartitioned_count(
     # a process on the new code finds it, and its beat sends it
     newer, spread_newer = processes.start(2)
     assert newer.get_task_state(spread_newer, "user1") is not None
-    Dispatcher(newer, "beat-new").dispatch(newer.polled_definitions(newer.definitions()))
+    Dispatcher(newer, "beat-new").dispatch(newer.router.polled(newer.definitions()))
     sent = [m.headers["pyncette"]["instance"] for m in take_waiting(newer.app)]
     assert sent == ["user1"]
 
@@ -180,11 +180,11 @@ def test_a_beat_of_the_old_code_polls_the_partitions_a_growth_created(
     monkeypatch.setattr(routing, "REFRESH_EVERY", 0.0)
     old, spread_old = processes.start(2)
     old.schedule_task(spread_old, "x", interval=timedelta(minutes=5))
-    (before,) = [d for d in old.polled_definitions(old.definitions()) if d.name == "spread"]
+    (before,) = [d for d in old.router.polled(old.definitions()) if d.name == "spread"]
     operator, _ = processes.start(2)
     assert repartition(operator.store, operator.definition("spread"), 4, operator.now()).complete
 
-    (after,) = [d for d in old.polled_definitions(old.definitions()) if d.name == "spread"]
+    (after,) = [d for d in old.router.polled(old.definitions()) if d.name == "spread"]
 
     assert before.polled_partitions == (0, 1)
     assert after.polled_partitions == (0, 1, 2, 3)
@@ -205,7 +205,7 @@ def test_a_running_instance_left_behind_is_still_found_and_polled(processes: Pro
     state = newer.get_task_state(spread_newer, "user1")
     assert state is not None
     assert state.partition == 3  # still where it runs, until the repartition is run again
-    (polled,) = [d for d in newer.polled_definitions(newer.definitions()) if d.name == "spread"]
+    (polled,) = [d for d in newer.router.polled(newer.definitions()) if d.name == "spread"]
     assert 3 in polled.polled_partitions
 
 
