@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import abc
 import functools
-import json
 import math
 import re
 import threading
@@ -98,21 +97,20 @@ def parse_timezone(name: str) -> tzinfo:
     IANA names (``"Europe/Dublin"``, ``"UTC"``) come from :mod:`zoneinfo`; anything else that
     :func:`dateutil.tz.gettz` resolves (``"UTC+12"``, ``"EST5EDT,M3.2.0,M11.1.0"``) is accepted as
     well. Raises ``ValueError`` naming the zone when it is unknown, empty, or a file path (the local
-    zone is machine-dependent, so ``""`` and ``"localtime"`` are refused rather than resolved to it;
-    see :func:`celery_pyncette.bounds.check_portable_zone`).
+    zone is machine-dependent, so ``""`` and ``"localtime"`` are refused: see :mod:`bounds`).
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"a time zone name must be a non-empty string, got {name!r}")
     if name != name.strip() or name.startswith((":", "/")) or ".." in name or "\\" in name:
         raise ValueError(f"unknown time zone {name!r}: give a zone name such as 'Europe/Dublin'")
-    zone: tzinfo | None
     try:
-        zone = zoneinfo.ZoneInfo(name)
+        return bounds.check_portable_zone(name, zoneinfo.ZoneInfo(name))
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        try:
-            zone = dateutil_tz.gettz(name)
-        except (ValueError, OSError):
-            zone = None
+        pass
+    try:
+        zone = dateutil_tz.gettz(name)
+    except (ValueError, OSError):
+        zone = None
     if zone is None:
         raise ValueError(f"unknown time zone {name!r}")
     return bounds.check_portable_zone(name, zone)
@@ -473,11 +471,8 @@ class CelerySchedule(Schedule):
     ``after + remaining_estimate(after)`` (at least one second later) and, while the object's
     ``is_due`` says "not yet", waits as long as it asks (at least one second), with the object's
     clock pinned to each instant considered; after 1000 checks without a due time it gives up with
-    ``None``. The spec is the object's stable description (:func:`celery_pyncette.celery_spec.
-    describe`: its class and defining values, never its ``repr``), so restarting beat keeps the
-    stored next run and changing the schedule in code replaces it; an object that cannot be
-    described stably is refused with ``ValueError``. Two wrappers are equal when their specs are;
-    :func:`schedule_from_spec` cannot rebuild one (it is declared in code).
+    ``None``. Its spec is a stable description, not its ``repr`` (:mod:`celery_spec`; ValueError
+    when it has none); equal specs, equal wrappers; :func:`schedule_from_spec` cannot rebuild one.
     """
 
     schedule: Any
@@ -500,7 +495,7 @@ class CelerySchedule(Schedule):
         return self.to_spec() == other.to_spec()
 
     def __hash__(self) -> int:
-        return hash(json.dumps(self.to_spec(), sort_keys=True))
+        return hash(repr(self.to_spec()))  # describe() builds it in a fixed order
 
     def first_run(self, now: datetime) -> datetime | None:
         """The first occurrence strictly after ``now``."""
@@ -592,10 +587,8 @@ def schedule_from_spec(spec: Mapping[str, Any]) -> Schedule:
             raise ValueError(f"once spec 'at' is not an ISO 8601 datetime: {at!r}") from None
         return OnceSchedule(execute_at)
     if kind == "celery":
-        raise ValueError(
-            "a Celery schedule object cannot be rebuilt from its spec "
-            f"({spec.get('class', spec.get('repr'))!r}); it is declared in code"
-        )
+        what = spec.get("class", spec.get("repr"))
+        raise ValueError(f"a Celery schedule ({what!r}) cannot be rebuilt: it is declared in code")
     raise ValueError(f"unknown schedule kind {kind!r} in spec {spec!r}")
 
 

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from celery_pyncette import clock, overview, registry, strike_values
+from celery_pyncette import clock, names, overview, registry
 from celery_pyncette.dashboard import formats
 from celery_pyncette.dashboard.security import (
     AUTH_COOKIE,
@@ -39,7 +39,6 @@ from celery_pyncette.dashboard.templates import TEMPLATES
 from celery_pyncette.definitions import TaskDefinition
 from celery_pyncette.errors import PyncetteError, StoreError, TaskLockedError
 from celery_pyncette.extension import STRIKE_OPERATORS, Pyncette
-from celery_pyncette.names import check_task_name, is_reserved_task_name
 from celery_pyncette.state import TaskState
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -89,13 +88,10 @@ class _Dashboard:
         )
         self.env.globals.update(
             q=lambda value: quote(str(value), safe=""),
-            timing=formats.timing,
             args_text=lambda args: json.dumps(dict(args), sort_keys=True),
             json=lambda value: json.dumps(value),
-            literal=strike_values.literal,
-            typed=strike_values.shown,
-            ranges=formats.ranges,
             operators=STRIKE_OPERATORS,
+            **formats.TEMPLATE_HELPERS,
         )
 
     def app(self) -> Starlette:
@@ -316,12 +312,11 @@ class _Dashboard:
     # --- reading ------------------------------------------------------------------------------
 
     def _definition(self, name: str) -> TaskDefinition:
-        if is_reserved_task_name(name):
-            check_task_name(name)  # a ValueError naming the rule (400), not "no such task"
         try:
             return self.pyncette.definition(name)
-        except ValueError:
-            raise NotFoundError(f"no task {name!r} in this app") from None
+        except ValueError as exc:
+            reserved = names.is_reserved_task_name(name)  # then a 400 naming the rule
+            raise (exc if reserved else NotFoundError(f"no task {name!r} in this app")) from None
 
     async def _summary(self, name: str) -> overview.TaskSummary:
         self._definition(name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,7 +15,7 @@ from celery_pyncette import bounds, overview
 from celery_pyncette.registry import BeatInfo
 from celery_pyncette.state import TaskState
 from celery_pyncette.stores.base import Strike
-from celery_pyncette.strike_values import parse_literal, type_name
+from celery_pyncette.strike_values import literal, parse_literal, shown, type_name
 
 
 def same_site_referer(request: Request) -> str:
@@ -208,3 +208,12 @@ def beat_json(beat: BeatInfo, now: datetime) -> dict[str, Any]:
         "state": "stale" if beat.is_stale(now) else "alive",
         "partitions": {task: list(parts) for task, parts in beat.partitions.items()},
     }
+
+
+#: Functions the templates call: timing and ranges of tasks, strike values typed and as text.
+TEMPLATE_HELPERS: dict[str, Callable[..., str]] = {
+    "timing": timing,
+    "ranges": ranges,
+    "literal": literal,
+    "typed": shown,
+}
