@@ -15,6 +15,7 @@ write and moves the instance itself: nothing lands in a partition no beat polls.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +23,8 @@ from typing import Any
 from celery_pyncette.definitions import TaskDefinition
 from celery_pyncette.errors import ConfigurationError, TaskLockedError
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Store
+
+logger = logging.getLogger("celery_pyncette.partitions")
 
 #: Reserved task name of the per-task metadata records.
 TASKS_TASK = "__pyncette_tasks__"
@@ -82,6 +85,16 @@ def check_partition_count(store: Store, definition: TaskDefinition, now: datetim
     declared = definition.partition_count
     layout = stored_layout(store, definition.name)
     if layout is not None and layout.count == declared:
+        if layout.moving_from:
+            logger.warning(
+                "the repartition of %s is not complete: instances that were running stay in the "
+                "partitions of %s partitions (still polled); run `celery -A <app> pyncette "
+                "repartition %s --to %d` again",
+                definition.name,
+                " and ".join(map(str, layout.moving_from)),
+                definition.name,
+                declared,
+            )
         return
     if layout is not None and _holds_instances(store, definition.name, range(layout.spanned)):
         raise ConfigurationError(

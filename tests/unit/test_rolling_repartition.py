@@ -9,6 +9,7 @@ silently.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -190,7 +191,9 @@ def test_a_beat_of_the_old_code_polls_the_partitions_a_growth_created(
     assert after.polled_partitions == (0, 1, 2, 3)
 
 
-def test_a_running_instance_left_behind_is_still_found_and_polled(processes: Processes) -> None:
+def test_a_running_instance_left_behind_is_still_found_and_polled(
+    processes: Processes, caplog: pytest.LogCaptureFixture
+) -> None:
     old, spread_old = processes.start(4)
     old.schedule_task(spread_old, "user1", execute_at=PAST)
     claimed = old.store.claim_due("spread", 3, old.now(), 10, timedelta(minutes=5), "beat")
@@ -201,7 +204,9 @@ def test_a_running_instance_left_behind_is_still_found_and_polled(processes: Pro
 
     assert result.locked == ["user1"]
     assert stored_layout(new.store, "spread") == PartitionLayout(2, moving_from=(4,))
-    newer, spread_newer = processes.start(2)
+    with caplog.at_level(logging.WARNING, "celery_pyncette.partitions"):
+        newer, spread_newer = processes.start(2)
+    assert "repartition of spread is not complete" in caplog.text
     state = newer.get_task_state(spread_newer, "user1")
     assert state is not None
     assert state.partition == 3  # still where it runs, until the repartition is run again
