@@ -66,20 +66,19 @@ class PartitionRouter:
         if cached is not None:
             return cached
         check_partition_count(self._store(), definition, self._now())
-        return self.reread(definition)[0]
+        return self.reread(definition)
 
     def stored(self, definition: TaskDefinition) -> PartitionLayout:
         """The stored layout (the declared count when none is stored), read now, not cached."""
         found = stored_layout(self._store(), definition.name)
         return found or PartitionLayout(definition.partition_count)
 
-    def reread(self, definition: TaskDefinition) -> tuple[PartitionLayout, bool]:
-        """Read the stored layout again; return it and whether it differs from the cached one."""
+    def reread(self, definition: TaskDefinition) -> PartitionLayout:
+        """Read the stored layout again and cache it."""
         fresh = self.stored(definition)
         with self._lock:
-            before = self._layouts.get(definition.name)
             self._layouts[definition.name] = fresh
-        return fresh, before is not None and before != fresh
+        return fresh
 
     # --- keys -------------------------------------------------------------------------------
 
@@ -119,24 +118,53 @@ class PartitionRouter:
             written = [record for record in written if record.key.instance not in skip]
         if not routed(definition) or not written:
             return []
-        layout, changed = self.reread(definition)
-        if not changed:
-            return []
-        store, now = self._store(), self._now()
+        # Compared record by record (not "did the cache change"): another thread of this process
+        # may have refreshed the cache after this write's key was computed.
+        layout = self.reread(definition)
         moves = [
             (record, self.key_under(definition, layout.count, record.key.instance))
             for record in written
         ]
         moves = [(record, target) for record, target in moves if target != record.key]
-        locked = {
-            key.instance
-            for key in store.upsert_many(
-                [record.with_changes(key=target) for record, target in moves], now, force
-            )
-        }
-        for record, _ in moves:
-            store.delete(record.key)
+        store, now = self._store(), self._now()
+        locked: set[str] = set()
+        if moves:
+            moved = [record.with_changes(key=target) for record, target in moves]
+            locked = {key.instance for key in store.upsert_many(moved, now, force)}
+            for record, _ in moves:
+                store.delete(record.key)
+        if layout.moving_from:  # an unfinished move: a copy may still be at its old key
+            placed = [
+                self.key_under(definition, layout.count, record.key.instance)
+                for record in written
+                if record.key.instance not in locked
+            ]
+            locked |= self._drop_left_behind(definition, layout, placed, force)
         return sorted(locked)
+
+    def _drop_left_behind(
+        self,
+        definition: TaskDefinition,
+        layout: PartitionLayout,
+        placed: list[InstanceKey],
+        force: bool,
+    ) -> set[str]:
+        """Remove the old copies of instances just written under the new count. An old copy that
+        is running (without ``force``) wins: the new write is undone and reported as locked."""
+        store, now = self._store(), self._now()
+        locked: set[str] = set()
+        for key in placed:
+            for count in layout.moving_from:
+                old_key = self.key_under(definition, count, key.instance)
+                old = None if old_key == key else store.get(old_key)
+                if old is None:
+                    continue
+                if old.is_locked(now) and not force:
+                    store.delete(key)
+                    locked.add(key.instance)
+                    break
+                store.delete(old_key)
+        return locked
 
     def settle_one(self, definition: TaskDefinition, record: InstanceRecord, force: bool) -> None:
         """:meth:`settle` for one instance; raises ``TaskLockedError`` when it was refused."""
@@ -172,12 +200,11 @@ class PartitionRouter:
         count's, and the previous count's while a move is not complete)."""
         if not routed(definition):
             return []
-        layout, changed = self.reread(definition)
-        candidates = []
-        if changed:
-            candidates.append(self.key_under(definition, layout.count, key.instance))
-        for previous in layout.moving_from:
-            candidates.append(self.key_under(definition, previous, key.instance))
+        layout = self.reread(definition)
+        candidates = [
+            self.key_under(definition, count, key.instance)
+            for count in (layout.count, *layout.moving_from)
+        ]
         unique: list[InstanceKey] = []
         for candidate in candidates:
             if candidate != key and candidate not in unique:
@@ -198,7 +225,7 @@ class PartitionRouter:
             if not definition.dynamic or not routed(definition):
                 result.append(definition)
                 continue
-            layout = self.reread(definition)[0] if refresh else self.layout(definition)
+            layout = self.reread(definition) if refresh else self.layout(definition)
             spanned = layout.spanned
             if definition.enabled_partitions is None and spanned != definition.partition_count:
                 definition = dataclasses.replace(definition, partition_count=spanned)

@@ -20,7 +20,7 @@ import pytest
 import redis
 from celery import Celery
 
-from celery_pyncette import ConfigurationError, Context, Pyncette, routing
+from celery_pyncette import ConfigurationError, Context, Pyncette, TaskLockedError, routing
 from celery_pyncette.dispatch import Dispatcher
 from celery_pyncette.extension import default_partition_selector
 from celery_pyncette.partitions import TASKS_TASK, PartitionLayout, repartition, stored_layout
@@ -223,3 +223,20 @@ def test_old_code_started_after_the_repartition_refuses_naming_both_counts(
 
     with pytest.raises(ConfigurationError, match=r"partition_count=4 .* stored in 2 partitions"):
         processes.start(4)
+
+
+def test_replacing_an_instance_left_behind_keeps_one_copy(processes: Processes) -> None:
+    old, spread_old = processes.start(4)
+    old.schedule_task(spread_old, "user1", execute_at=PAST)
+    old.schedule_task(spread_old, "idle", execute_at=PAST)
+    claimed = old.store.claim_due("spread", 3, old.now(), 10, timedelta(minutes=5), "beat")
+    assert "user1" in [r.key.instance for r in claimed]
+    assert not repartition(old.store, old.definition("spread"), 2, old.now()).complete
+    new, spread_new = processes.start(2)
+
+    with pytest.raises(TaskLockedError):
+        new.schedule_task(spread_new, "user1", interval=timedelta(minutes=5))
+    assert where(new, "user1") == [3], "the running copy stays, no second copy"
+
+    new.schedule_task(spread_new, "user1", interval=timedelta(minutes=5), force=True)
+    assert where(new, "user1") == [partition(2, "user1")], "replaced: one copy, where it belongs"
