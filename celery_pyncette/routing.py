@@ -11,7 +11,8 @@ writing into partitions of the old count, which the new count's beats never poll
   repartition stores the new count before it moves anything, so a write it did not see is always
   followed by a re-read that sees the new count);
 * a read or delete that misses looks again under the new layout, and while a move is not complete
-  under the previous count too;
+  under the previous counts too; a write during an unfinished move removes the copy a previous
+  count left behind (a running one wins without ``force``: ``TaskLockedError``);
 * beats poll every partition that may hold instances (``layout.spanned``), re-read every
   :data:`REFRESH_EVERY`.
 

@@ -2,7 +2,7 @@
 
 An "old" process (code declaring ``partition_count=4``, started before the repartition, so its
 partition count was checked and cached) and a "new" one (``partition_count=2``) share one store
-(a SQLite file, and Redis when it is reachable); the operator runs the repartition in between. The
+(a SQLite file, Redis and PostgreSQL); the operator runs the repartition in between. The
 old process must neither write an instance where the new count's beats do not poll it, nor fail
 silently.
 """
@@ -25,6 +25,7 @@ from celery_pyncette.dispatch import Dispatcher
 from celery_pyncette.extension import default_partition_selector
 from celery_pyncette.partitions import TASKS_TASK, PartitionLayout, repartition, stored_layout
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord
+from tests.backends import postgres as postgres_backend
 from tests.backends import redis as redis_backend
 from tests.messages import take_waiting
 from tests.redis_cluster import delete_namespace
@@ -41,11 +42,14 @@ def partition(count: int, name: str) -> int:
 assert partition(4, "user1") == 3
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "redis":
         require_server("Redis", "127.0.0.1", 6379)
         return redis_backend.URL
+    if request.param == "postgresql":
+        postgres_backend.require()
+        return postgres_backend.URL
     return f"sqlite:///{tmp_path}/store.sqlite3"
 
 
@@ -79,6 +83,8 @@ class Processes:
                 delete_namespace(cleaner, self.namespace)
             finally:
                 cleaner.close()
+        elif self.url.startswith("postgresql"):
+            postgres_backend.drop_tables(self.namespace)
 
 
 @pytest.fixture
