@@ -162,7 +162,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         started = time.monotonic()
         with deferred_shutdown() as stop_requested:
             self._dispatcher.stopping = stop_requested
-            backlog = self._dispatcher.dispatch(self._definitions)
+            backlog = self._dispatcher.dispatch(pyncette.router.polled(self._definitions))
         metrics.observe_tick(time.monotonic() - started)
         self._report()
         self._quarantine_gauge.refresh(pyncette.store, pyncette.now())

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any
 
+from celery_pyncette.bounds import MAX_DURATION
 from celery_pyncette.errors import ConfigurationError
 from celery_pyncette.stores import url_scheme
 
@@ -61,6 +62,10 @@ def _as_seconds(key: str, value: Any) -> float:
         raise ConfigurationError(f"{key}: expected seconds or a timedelta, got {value!r}")
     if not seconds > 0 or seconds == float("inf"):
         raise ConfigurationError(f"{key}: must be a positive number of seconds, got {value!r}")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ConfigurationError(
+            f"{key}: {value!r} is longer than the maximum of {MAX_DURATION.days} days"
+        )
     return seconds
 
 
@@ -139,7 +144,7 @@ def _parse(name: str, value: Any) -> Any:
     if name == "enabled_partitions":
         return _as_partitions(key, value)
     if name == "namespace":
-        if not isinstance(value, str) or not _NAMESPACE.match(value):
+        if not isinstance(value, str) or not _NAMESPACE.fullmatch(value):
             raise ConfigurationError(
                 f"{key}: {value!r} is not a valid namespace (letters, digits and _, at most 41)"
             )

@@ -16,8 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery_pyncette import logs
+from celery_pyncette import bounds, logs
 from celery_pyncette.concurrency import ConcurrencyLimit
+from celery_pyncette.names import (  # noqa: F401 - re-exported limits
+    MAX_INSTANCE_BYTES,
+    MAX_TASK_NAME,
+    check_instance_name,
+    check_task_name,
+)
 from celery_pyncette.schedules import (
     CronSchedule,
     IntervalSchedule,
@@ -29,10 +35,6 @@ from celery_pyncette.schedules import (
 #: Largest JSON encoding of one instance's arguments, equal for every store (DynamoDB's item limit
 #: is 400 KB; the rest of the record must fit beside the arguments).
 MAX_ARGS_BYTES = 256 * 1024
-#: Longest instance name, in UTF-8 bytes (DynamoDB's sort-key limit, kept for every store).
-MAX_INSTANCE_BYTES = 1024
-#: Longest task name (Celery task names are dotted paths).
-MAX_TASK_NAME = 200
 
 
 class ExecutionMode(enum.Enum):
@@ -114,19 +116,13 @@ def validate_args(args: Mapping[str, Any], what: str = "arguments") -> dict[str,
 
 
 def validate_instance_name(instance: Any) -> str:
-    """Check a dynamic instance name: a non-empty string of at most 1024 UTF-8 bytes."""
-    if not isinstance(instance, str) or not instance:
-        raise ValueError(f"instance name must be a non-empty string, got {instance!r}")
-    if len(instance.encode()) > MAX_INSTANCE_BYTES:
-        raise ValueError(f"instance name is longer than {MAX_INSTANCE_BYTES} bytes as UTF-8")
-    return instance
+    """Check a dynamic instance name (see :mod:`celery_pyncette.names` for the rules)."""
+    return check_instance_name(instance)
 
 
 def validate_task_name(name: Any) -> str:
-    """Check a task name: a non-empty string of at most 200 characters."""
-    if not isinstance(name, str) or not name or len(name) > MAX_TASK_NAME:
-        raise ValueError(f"task name must be a string of 1 to {MAX_TASK_NAME} characters: {name!r}")
-    return name
+    """Check a task name (see :mod:`celery_pyncette.names` for the rules)."""
+    return check_task_name(name)
 
 
 def build_schedule(
@@ -188,10 +184,10 @@ def validate_modes(
             f"failure_mode {failure_mode.name} needs AT_LEAST_ONCE: an at-most-once task is "
             "committed before it runs, so a failure has no lease to unlock or commit"
         )
-    if lease_duration is not None and (
-        not isinstance(lease_duration, timedelta) or lease_duration <= timedelta(0)
-    ):
-        raise ValueError(f"lease_duration must be a positive timedelta, got {lease_duration!r}")
+    if lease_duration is not None:
+        if not isinstance(lease_duration, timedelta):
+            raise ValueError(f"lease_duration must be a positive timedelta, got {lease_duration!r}")
+        bounds.check_duration(lease_duration, "lease_duration")
     return execution_mode, failure_mode, lease_duration
 
 

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from celery import Celery
 
+from celery_pyncette.bounds import check_duration
 from celery_pyncette.clock import StoreClock
 from celery_pyncette.config import Settings, settings_from
 from celery_pyncette.definitions import (
@@ -36,7 +37,8 @@ from celery_pyncette.definitions import (
 )
 from celery_pyncette.errors import BulkWriteError, ConfigurationError, StoreError
 from celery_pyncette.lookup import find_definition
-from celery_pyncette.partitions import check_partition_count
+from celery_pyncette.names import check_task_name, is_reserved_task_name
+from celery_pyncette.routing import PartitionRouter
 from celery_pyncette.schedules import OnceSchedule, Schedule, from_celery
 from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
 from celery_pyncette.stores import store_class, store_from_url
@@ -91,8 +93,8 @@ class Pyncette:
         self._store_pid = 0
         self._store_lock = threading.Lock()
         self._strike_view: tuple[int, StrikeView] | None = None
-        self._partitions_checked: set[str] = set()
         self._clock = StoreClock(lambda: self.store)
+        self.router = PartitionRouter(lambda: self.store, self.now)
         with _EXTENSIONS_LOCK:
             if app in _EXTENSIONS:
                 raise ConfigurationError(f"Pyncette(app) was already created for {app.main!r}")
@@ -259,6 +261,8 @@ class Pyncette:
         :mod:`celery_pyncette.lookup`); ``ValueError`` lists the candidates otherwise.
         """
         name = task if isinstance(task, str) else getattr(task, "name", None)
+        if isinstance(name, str) and is_reserved_task_name(name):
+            check_task_name(name)  # raises, naming the rule
         found = self._definitions.get(name) if isinstance(name, str) else None
         if found is not None:
             return found
@@ -330,22 +334,12 @@ class Pyncette:
         self.check_partitions(definition)
         return definition
 
-    @staticmethod
-    def _instance_key(definition: TaskDefinition, instance: str) -> InstanceKey:
-        validate_instance_name(instance)
-        partition = 0
-        if definition.partition_count > 1 and definition.partition_selector is not None:
-            partition = definition.partition_selector(definition.partition_count, instance)
-            if not 0 <= partition < definition.partition_count:
-                raise ValueError(f"partition_selector returned {partition} for {instance!r}")
-        return InstanceKey(definition.name, partition, instance)
+    def _instance_key(self, definition: TaskDefinition, instance: str) -> InstanceKey:
+        return self.router.key(definition, validate_instance_name(instance))
 
     def check_partitions(self, definition: TaskDefinition) -> None:
         """Once per task and process: refuse a partition count that differs from the stored one."""
-        if definition.name in self._partitions_checked:
-            return
-        check_partition_count(self.store, definition, self.now())
-        self._partitions_checked.add(definition.name)
+        self.router.layout(definition)
 
     @staticmethod
     def validate_schedule(
@@ -388,6 +382,7 @@ class Pyncette:
             key, built, validate_args({**definition.args, **args}), self.now()
         )
         self.store.upsert(record, self.now(), force=force)
+        self.router.settle_one(definition, record, force)  # a repartition meanwhile: move it
         return TaskState.from_record(record)
 
     def schedule_tasks(
@@ -432,6 +427,7 @@ class Pyncette:
         """
         if not isinstance(over, timedelta) or over <= timedelta(0):
             raise ValueError(f"over must be a positive timedelta, got {over!r}")
+        check_duration(over, "over")
         if jitter is not None and (not isinstance(jitter, timedelta) or jitter < timedelta(0)):
             raise ValueError(f"jitter must be a non-negative timedelta, got {jitter!r}")
         begin = self.now() if start is None else start
@@ -478,7 +474,7 @@ class Pyncette:
                 ) from exc
             locked.extend(r.key.instance for r in chunk if r.key.instance in refused)
             written.extend(r.key.instance for r in chunk if r.key.instance not in refused)
-        return locked
+        return locked + self.router.settle(definition, records, force, refused=locked)
 
     @staticmethod
     def _new_record(
@@ -491,17 +487,15 @@ class Pyncette:
 
     def unschedule_task(self, task: Any, instance: str) -> bool:
         """Remove a dynamic instance (even while it runs); return whether it existed."""
-        _, key = self._dynamic_key(task, instance)
-        return self.store.delete(key)
+        return self.router.delete(*self._dynamic_key(task, instance))
 
     def get_task_state(self, task: Any, instance: str | None = None) -> TaskState | None:
         """The stored state of a dynamic instance (or of a static task with ``instance=None``)."""
         if instance is None:
-            definition = self.definition(task)
-            key = InstanceKey(definition.name, 0, STATIC_INSTANCE)
+            key = InstanceKey(self.definition(task).name, 0, STATIC_INSTANCE)
+            record = self.store.get(key)
         else:
-            _, key = self._dynamic_key(task, instance)
-        record = self.store.get(key)
+            record = self.router.get(*self._dynamic_key(task, instance))
         return TaskState.from_record(record) if record is not None else None
 
     def list_task_states(
@@ -515,7 +509,8 @@ class Pyncette:
             (0, None) if continuation_token is None else decode_token(continuation_token)
         )
         states: list[TaskState] = []
-        while partition < definition.partition_count:
+        spanned = self.router.spanned(definition)
+        while partition < spanned:
             page = self.store.list_instances(definition.name, partition, limit - len(states), after)
             states.extend(
                 TaskState.from_record(r) for r in page if r.key.instance != STATIC_INSTANCE

@@ -5,16 +5,26 @@ Instances of a partitioned task live in ``partition_selector(partition_count, na
 orphans them silently). So the count each dynamic task was stored with is kept in the store, under
 the reserved task :data:`TASKS_TASK`; a process that declares another count refuses to schedule or
 poll that task until :func:`repartition` has moved the instances.
+
+The stored record is the truth for routing: :func:`repartition` writes the new count (with
+``moving_from``, the old one) *before* it moves anything, and every process routes by the stored
+count and re-reads it after each write (:mod:`celery_pyncette.routing`). So a process started
+before a repartition either wrote where the move still finds it, or sees the new count after its
+write and moves the instance itself: nothing lands in a partition no beat polls.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from celery_pyncette.definitions import TaskDefinition
 from celery_pyncette.errors import ConfigurationError, TaskLockedError
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Store
+
+logger = logging.getLogger("celery_pyncette.partitions")
 
 #: Reserved task name of the per-task metadata records.
 TASKS_TASK = "__pyncette_tasks__"
@@ -25,18 +35,41 @@ def _meta_key(task: str) -> InstanceKey:
     return InstanceKey(TASKS_TASK, 0, task)
 
 
-def stored_partition_count(store: Store, task: str) -> int | None:
-    """The partition count ``task``'s instances are stored with, if recorded."""
+@dataclass(frozen=True, slots=True)
+class PartitionLayout:
+    """Where a task's instances are: ``count`` partitions, and while a :func:`repartition` is not
+    complete, some still where the previous counts ``moving_from`` put them."""
+
+    count: int
+    moving_from: tuple[int, ...] = ()
+
+    @property
+    def spanned(self) -> int:
+        """How many partitions may hold instances (poll and list ``range(spanned)``)."""
+        return max((self.count, *self.moving_from))
+
+
+def stored_layout(store: Store, task: str) -> PartitionLayout | None:
+    """The stored layout of ``task``'s instances, if recorded."""
     record = store.get(_meta_key(task))
     if record is None:
         return None
-    return int(record.args["partition_count"])
+    moving = record.args.get("moving_from") or ()
+    return PartitionLayout(int(record.args["partition_count"]), tuple(int(n) for n in moving))
 
 
-def _record_partition_count(store: Store, task: str, count: int, now: datetime) -> None:
-    record = InstanceRecord(
-        _meta_key(task), now + _NEVER, {"kind": "task"}, {"partition_count": count}
-    )
+def stored_partition_count(store: Store, task: str) -> int | None:
+    """The partition count ``task``'s instances are stored with, if recorded."""
+    layout = stored_layout(store, task)
+    return None if layout is None else layout.count
+
+
+def _record_layout(store: Store, task: str, layout: PartitionLayout, now: datetime) -> None:
+    args: dict[str, Any] = {"partition_count": layout.count}
+    moving = sorted(set(layout.moving_from) - {layout.count})
+    if moving:
+        args["moving_from"] = moving
+    record = InstanceRecord(_meta_key(task), now + _NEVER, {"kind": "task"}, args)
     store.upsert(record, now, force=True)
 
 
@@ -50,16 +83,27 @@ def check_partition_count(store: Store, definition: TaskDefinition, now: datetim
     Raises :class:`ConfigurationError` naming the command that moves the instances.
     """
     declared = definition.partition_count
-    stored = stored_partition_count(store, definition.name)
-    if stored == declared:
+    layout = stored_layout(store, definition.name)
+    if layout is not None and layout.count == declared:
+        if layout.moving_from:
+            logger.warning(
+                "the repartition of %s is not complete: instances that were running stay in the "
+                "partitions of %s partitions (still polled); run `celery -A <app> pyncette "
+                "repartition %s --to %d` again",
+                definition.name,
+                " and ".join(map(str, layout.moving_from)),
+                definition.name,
+                declared,
+            )
         return
-    if stored is not None and _holds_instances(store, definition.name, range(stored)):
+    if layout is not None and _holds_instances(store, definition.name, range(layout.spanned)):
         raise ConfigurationError(
             f"task {definition.name!r} is declared with partition_count={declared} but its "
-            f"instances are stored in {stored} partitions; move them first with "
+            f"instances are stored in {layout.count} partitions; deploy code declaring "
+            f"partition_count={layout.count}, or move them first with "
             f"`celery -A <app> pyncette repartition {definition.name} --to {declared}`"
         )
-    _record_partition_count(store, definition.name, declared, now)
+    _record_layout(store, definition.name, PartitionLayout(declared), now)
 
 
 @dataclass
@@ -81,19 +125,25 @@ def repartition(
 ) -> RepartitionResult:
     """Move every instance of ``definition`` to its partition under ``to`` partitions.
 
-    Each instance is written under its new key before the old one is deleted, so a crash leaves at
-    worst a duplicate, never a loss. A running (locked) instance is left where it is and reported;
-    run again once it finished. The stored count changes only when everything was moved.
+    The new count is stored first, with ``moving_from`` (the counts that may still place
+    instances), so every process routes new writes by it while the move runs; then each instance
+    is written under its new key before the old one is deleted, so a crash leaves at worst a
+    duplicate, never a loss. A running (locked) instance is left where it is and reported (beats
+    keep polling the old partitions meanwhile); run again once it finished. ``moving_from`` is
+    cleared when everything was moved.
     """
     if isinstance(to, bool) or not isinstance(to, int) or to < 1:
         raise ValueError(f"the new partition count must be a positive integer, got {to!r}")
     selector = definition.partition_selector
     if selector is None and to > 1:
         raise ValueError(f"{definition.name!r} has no partition selector; declare it partitioned")
-    old = stored_partition_count(store, definition.name) or definition.partition_count
+    layout = stored_layout(store, definition.name) or PartitionLayout(definition.partition_count)
+    sources = {layout.count, *layout.moving_from}  # where instances may be now
+    _record_layout(store, definition.name, PartitionLayout(to, tuple(sources)), now)
+    spanned = max((*sources, definition.partition_count))
     result = RepartitionResult()
     arrived: set[str] = set()
-    for partition in range(max(old, definition.partition_count)):
+    for partition in range(spanned):
         after: str | None = None
         while page := store.list_instances(definition.name, partition, 500, after):
             after = page[-1].key.instance
@@ -120,5 +170,5 @@ def repartition(
                 if target > partition:
                     arrived.add(record.key.instance)
     if result.complete:
-        _record_partition_count(store, definition.name, to, now)
+        _record_layout(store, definition.name, PartitionLayout(to), now)
     return result

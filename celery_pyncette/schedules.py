@@ -51,6 +51,8 @@ from celery import schedules as celery_schedules
 from croniter import CroniterBadDateError, croniter
 from dateutil import tz as dateutil_tz
 
+from celery_pyncette import bounds, celery_spec
+
 __all__ = [
     "CelerySchedule",
     "CronSchedule",
@@ -85,7 +87,7 @@ _CRON_PROBE_START = datetime(2000, 1, 1)
 # A Celery schedule that is not due when it says it would be is re-checked when it asks; this many
 # checks without a due time end the search (None: no further occurrence).
 _MAX_CELERY_CHECKS = 1000
-_CELERY_LOCK = threading.Lock()
+_CELERY_LOCK = threading.RLock()
 _MISSING = object()
 
 
@@ -95,14 +97,14 @@ def parse_timezone(name: str) -> tzinfo:
     IANA names (``"Europe/Dublin"``, ``"UTC"``) come from :mod:`zoneinfo`; anything else that
     :func:`dateutil.tz.gettz` resolves (``"UTC+12"``, ``"EST5EDT,M3.2.0,M11.1.0"``) is accepted as
     well. Raises ``ValueError`` naming the zone when it is unknown, empty, or a file path (the local
-    zone is machine-dependent, so ``""`` is refused rather than resolved to it).
+    zone is machine-dependent, so ``""`` and ``"localtime"`` are refused: see :mod:`bounds`).
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"a time zone name must be a non-empty string, got {name!r}")
     if name != name.strip() or name.startswith((":", "/")) or ".." in name or "\\" in name:
         raise ValueError(f"unknown time zone {name!r}: give a zone name such as 'Europe/Dublin'")
     try:
-        return zoneinfo.ZoneInfo(name)
+        return bounds.check_portable_zone(name, zoneinfo.ZoneInfo(name))
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         pass
     try:
@@ -111,7 +113,7 @@ def parse_timezone(name: str) -> tzinfo:
         zone = None
     if zone is None:
         raise ValueError(f"unknown time zone {name!r}")
-    return zone
+    return bounds.check_portable_zone(name, zone)
 
 
 def _aware_utc(value: datetime, what: str) -> datetime:
@@ -385,8 +387,7 @@ class IntervalSchedule(Schedule):
     def __post_init__(self) -> None:
         if not isinstance(self.interval, timedelta):
             raise ValueError(f"interval must be a timedelta, got {self.interval!r}")
-        if self.interval <= timedelta(0):
-            raise ValueError(f"interval must be positive, got {self.interval}")
+        bounds.check_duration(self.interval, "interval", minimum=bounds.MIN_INTERVAL)
 
     def first_run(self, now: datetime) -> datetime | None:
         """``now + interval``."""
@@ -470,8 +471,8 @@ class CelerySchedule(Schedule):
     ``after + remaining_estimate(after)`` (at least one second later) and, while the object's
     ``is_due`` says "not yet", waits as long as it asks (at least one second), with the object's
     clock pinned to each instant considered; after 1000 checks without a due time it gives up with
-    ``None``. Two wrappers equal when their objects have the same ``repr``; the spec carries only
-    that ``repr``, so :func:`schedule_from_spec` cannot rebuild one.
+    ``None``. Its spec is a stable description, not its ``repr`` (:mod:`celery_spec`; ValueError
+    when it has none); equal specs, equal wrappers; :func:`schedule_from_spec` cannot rebuild one.
     """
 
     schedule: Any
@@ -486,6 +487,7 @@ class CelerySchedule(Schedule):
             raise ValueError(
                 f"{type(self.schedule).__name__} is not a Celery schedule: no {', '.join(missing)}"
             )
+        self.to_spec()  # refuses, naming why, a schedule that cannot be described stably
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CelerySchedule):
@@ -493,7 +495,7 @@ class CelerySchedule(Schedule):
         return self.to_spec() == other.to_spec()
 
     def __hash__(self) -> int:
-        return hash(repr(self.schedule))
+        return hash(repr(self.to_spec()))  # describe() builds it in a fixed order
 
     def first_run(self, now: datetime) -> datetime | None:
         """The first occurrence strictly after ``now``."""
@@ -505,11 +507,12 @@ class CelerySchedule(Schedule):
             return self._replay_beat(after)
 
     def to_spec(self) -> dict[str, Any]:
-        return {"kind": "celery", "repr": repr(self.schedule)}
+        with _CELERY_LOCK:  # not while _replay_beat has pinned the object's clock
+            return celery_spec.describe(self.schedule)
 
     @property
     def description(self) -> str:
-        return f"celery {self.schedule!r}"
+        return f"celery {celery_spec.label(self.schedule)}"
 
     def _replay_beat(self, last_run_at: datetime) -> datetime | None:
         obj = self.schedule
@@ -584,10 +587,8 @@ def schedule_from_spec(spec: Mapping[str, Any]) -> Schedule:
             raise ValueError(f"once spec 'at' is not an ISO 8601 datetime: {at!r}") from None
         return OnceSchedule(execute_at)
     if kind == "celery":
-        raise ValueError(
-            f"a Celery schedule object cannot be rebuilt from its spec ({spec.get('repr')!r}); "
-            "it is declared in code"
-        )
+        what = spec.get("class", spec.get("repr"))
+        raise ValueError(f"a Celery schedule ({what!r}) cannot be rebuilt: it is declared in code")
     raise ValueError(f"unknown schedule kind {kind!r} in spec {spec!r}")
 
 
@@ -614,9 +615,7 @@ def from_celery(obj: object, app: Any | None = None) -> Schedule:
     if isinstance(obj, bool):
         raise ValueError(f"cannot use a bool as a schedule: {obj!r}")
     if isinstance(obj, (int, float)):
-        if not math.isfinite(obj):
-            raise ValueError(f"a schedule in seconds must be finite, got {obj!r}")
-        return IntervalSchedule(timedelta(seconds=obj))
+        return IntervalSchedule(bounds.seconds(obj, "a schedule in seconds"))
     if isinstance(obj, timedelta):
         return IntervalSchedule(obj)
     if isinstance(obj, celery_schedules.crontab) and _keeps_arithmetic(

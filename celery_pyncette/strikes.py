@@ -2,8 +2,10 @@
 
 A strike matches an occurrence when its task is the occurrence's (or the strike names no task) and,
 for a strike with a parameter, the occurrence's argument compares true with the strike's value.
-An argument the occurrence does not have, or a comparison between incomparable types, does not
-match (the latter is logged once per strike and type).
+Values compare as JSON values (:mod:`celery_pyncette.strike_values`): a boolean is not a number,
+a string is not a number except that an integer equals the string of its digits for ``==`` and
+``!=`` (``12345`` and ``"12345"``). An argument the occurrence does not have, or an ordering
+between different kinds, does not match (the latter is logged once per strike and type).
 
 Every beat and worker keeps a :class:`StrikeView`: it re-reads the strikes only when the store's
 cheap change marker moves, and looks at the marker at most once per refresh interval.
@@ -19,6 +21,7 @@ from typing import Any
 
 from celery_pyncette import clock
 from celery_pyncette.stores.base import Store, Strike
+from celery_pyncette.strike_values import equal, same_kind
 
 logger = logging.getLogger("celery_pyncette.strikes")
 
@@ -47,6 +50,11 @@ def matches(strike: Strike, task: str, args: Mapping[str, Any]) -> bool:
     if compare is None:
         return False
     argument = args[strike.parameter]
+    if strike.operator in ("==", "!="):  # 12345 is "12345", true is not 1
+        return equal(argument, strike.value) is (strike.operator == "==")
+    if not same_kind(argument, strike.value):
+        _warn_once(strike, argument)
+        return False
     try:
         return bool(compare(argument, strike.value))
     except TypeError:

@@ -13,6 +13,7 @@ from celery_pyncette.errors import PyncetteError
 from celery_pyncette.extension import Pyncette, extension_for
 from celery_pyncette.state import TaskState
 from celery_pyncette.stores.base import Strike
+from celery_pyncette.strike_values import type_name
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -144,12 +145,15 @@ STATE_COLUMNS = (
 )
 
 
-def strike_row(strike: Strike) -> dict[str, Any]:
+def strike_row(strike: Strike, as_json: bool = True) -> dict[str, Any]:
+    """One strike: the value as is for ``--json``, as JSON text for a table; with its type."""
+    where = strike.parameter is not None
     return {
         "task": strike.task,
         "parameter": strike.parameter,
         "operator": strike.operator,
-        "value": strike.value,
+        "value": strike.value if as_json or not where else json.dumps(strike.value),
+        "type": type_name(strike.value) if where else None,
     }
 
 

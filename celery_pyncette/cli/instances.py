@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import click
 
-from celery_pyncette import overview
+from celery_pyncette import bounds, overview
 from celery_pyncette.cli._common import (
     RESERVED_ARGS,
     STATE_COLUMNS,
@@ -139,7 +139,7 @@ def schedule(
             task,
             instance,
             schedule=cron,
-            interval=None if interval is None else timedelta(seconds=interval),
+            interval=None if interval is None else bounds.seconds(interval, "interval"),
             execute_at=None if at is None else _parse_at(at),
             timezone=zone,
             force=force,

@@ -1,4 +1,11 @@
-"""Commands over strikes: strike, restore, strikes."""
+"""Commands over strikes: strike, restore, strikes.
+
+``--where PARAM OP VALUE`` reads VALUE as a string unless it has a type prefix (``int:12345``,
+``float:2.5``, ``bool:true``, ``json:...``; see :mod:`celery_pyncette.strike_values`), so
+``--where customer_id == 12345`` stores the string ``"12345"``, as ``strike(None, "customer_id",
+"==", "12345")`` does; it strikes the arguments ``"12345"`` and ``12345`` (an integer equals the
+string of its digits). Listings show each value as JSON with its type.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +20,15 @@ from celery_pyncette.cli._common import (
     extension_of,
     fail,
     json_option,
-    parse_value,
     pyncette,
     strike_row,
 )
 from celery_pyncette.errors import PyncetteError
 from celery_pyncette.extension import STRIKE_OPERATORS
 from celery_pyncette.stores.base import Strike
+from celery_pyncette.strike_values import looks_typed, parse_literal
+
+COLUMNS = ["task", "parameter", "operator", "value", "type"]
 
 
 def _strike_options(function: F) -> F:
@@ -50,8 +59,19 @@ def _strike_from(
         raise click.UsageError("--all-tasks needs --where PARAM OP VALUE")
     if where is None:
         return task, None, None, None
-    parameter, operator, value = where
-    return task, parameter, operator, parse_value(value)
+    parameter, operator, text = where
+    try:
+        value = parse_literal(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--where") from None
+    hint = looks_typed(text, operator)
+    if hint is not None:
+        click.echo(
+            f"note: {text} is taken as the string {json.dumps(text)}; write {hint} to compare "
+            "with the non-string value",
+            err=True,
+        )
+    return task, parameter, operator, value
 
 
 @pyncette.command(name="strike")
@@ -70,7 +90,7 @@ def strike(
         struck = extension.strike(target, parameter, operator, value)
     except (PyncetteError, ValueError) as exc:
         fail(exc)
-    emit([strike_row(struck)], ["task", "parameter", "operator", "value"], as_json)
+    emit([strike_row(struck, as_json)], COLUMNS, as_json)
 
 
 @pyncette.command(name="restore")
@@ -93,8 +113,8 @@ def restore(
         fail(exc)
     if not removed and not missing_ok:
         raise click.ClickException("no such strike (see `celery pyncette strikes`)")
-    row = {**strike_row(Strike(target, parameter, operator, value)), "removed": removed}
-    emit([row], ["task", "parameter", "operator", "value", "removed"], as_json)
+    row = {**strike_row(Strike(target, parameter, operator, value), as_json), "removed": removed}
+    emit([row], [*COLUMNS, "removed"], as_json)
 
 
 @pyncette.command(name="strikes")
@@ -107,5 +127,5 @@ def strikes(ctx: click.Context, as_json: bool) -> None:
         found = extension.strikes()
     except PyncetteError as exc:
         fail(exc)
-    rows = [strike_row(s) for s in sorted(found, key=lambda s: json.dumps(strike_row(s)))]
-    emit(rows, ["task", "parameter", "operator", "value"], as_json)
+    ordered = sorted(found, key=lambda s: json.dumps(strike_row(s, True), sort_keys=True))
+    emit([strike_row(s, as_json) for s in ordered], COLUMNS, as_json)

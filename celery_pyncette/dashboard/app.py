@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from celery_pyncette import clock, overview, registry
+from celery_pyncette import clock, names, overview, registry
 from celery_pyncette.dashboard import formats
 from celery_pyncette.dashboard.quarantined import routes as quarantine_routes
 from celery_pyncette.dashboard.security import (
@@ -90,11 +90,10 @@ class _Dashboard:
         )
         self.env.globals.update(
             q=lambda value: quote(str(value), safe=""),
-            timing=formats.timing,
             args_text=lambda args: json.dumps(dict(args), sort_keys=True),
             json=lambda value: json.dumps(value),
-            ranges=formats.ranges,
             operators=STRIKE_OPERATORS,
+            **formats.TEMPLATE_HELPERS,
         )
 
     def app(self) -> Starlette:
@@ -318,8 +317,9 @@ class _Dashboard:
     def _definition(self, name: str) -> TaskDefinition:
         try:
             return self.pyncette.definition(name)
-        except ValueError:
-            raise NotFoundError(f"no task {name!r} in this app") from None
+        except ValueError as exc:
+            reserved = names.is_reserved_task_name(name)  # then a 400 naming the rule
+            raise (exc if reserved else NotFoundError(f"no task {name!r} in this app")) from None
 
     async def _summary(self, name: str) -> overview.TaskSummary:
         self._definition(name)

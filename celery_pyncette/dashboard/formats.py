@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,10 +11,11 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from celery_pyncette import overview
+from celery_pyncette import bounds, overview
 from celery_pyncette.registry import BeatInfo
 from celery_pyncette.state import TaskState
 from celery_pyncette.stores.base import Strike
+from celery_pyncette.strike_values import literal, parse_literal, shown, type_name
 
 
 def same_site_referer(request: Request) -> str:
@@ -75,13 +76,6 @@ def json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def json_or_text(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def timing_from(fields: Mapping[str, Any]) -> dict[str, Any]:
     """``schedule_task`` keywords from ``cron`` / ``interval`` / ``at`` (+ ``timezone``)."""
     cron = str(fields.get("cron") or "").strip() or None
@@ -99,7 +93,7 @@ def timing_from(fields: Mapping[str, Any]) -> dict[str, Any]:
             seconds = float(interval)
         except (TypeError, ValueError):
             raise ValueError(f"interval must be a number of seconds, got {interval!r}") from None
-        timing["interval"] = timedelta(seconds=seconds)
+        timing["interval"] = bounds.seconds(seconds, "interval")
     else:
         assert at is not None
         try:
@@ -115,7 +109,7 @@ def strike_from_form(form: Mapping[str, str]) -> tuple[str | None, str | None, s
     parameter = form.get("parameter", "").strip() or None
     if parameter is None:
         return task, None, None, None
-    return task, parameter, form.get("operator") or None, json_or_text(form.get("value", ""))
+    return task, parameter, form.get("operator") or None, parse_literal(form.get("value", ""))
 
 
 def timing(state: TaskState) -> str:
@@ -200,6 +194,7 @@ def strike_json(strike: Strike) -> dict[str, Any]:
         "parameter": strike.parameter,
         "operator": strike.operator,
         "value": strike.value,
+        "type": type_name(strike.value) if strike.parameter is not None else None,
     }
 
 
@@ -213,3 +208,12 @@ def beat_json(beat: BeatInfo, now: datetime) -> dict[str, Any]:
         "state": "stale" if beat.is_stale(now) else "alive",
         "partitions": {task: list(parts) for task, parts in beat.partitions.items()},
     }
+
+
+#: Functions the templates call: timing and ranges of tasks, strike values typed and as text.
+TEMPLATE_HELPERS: dict[str, Callable[..., str]] = {
+    "timing": timing,
+    "ranges": ranges,
+    "literal": literal,
+    "typed": shown,
+}

@@ -251,14 +251,14 @@ STRIKES = """{% extends "base.html" %}{% from "macros.html" import csrf_field wi
   {% for s in strikes %}
   <tr>
     <td>{{ s.task or 'any task' }}</td>
-    <td class="mono">{% if s.parameter %}{{ s.parameter }} {{ s.operator }} {{ json(s.value) }}{% else %}every occurrence{% endif %}</td>
+    <td class="mono">{% if s.parameter %}{{ s.parameter }} {{ s.operator }} {{ typed(s.value) }}{% else %}every occurrence{% endif %}</td>
     {% if writable %}<td style="text-align:right">
       <form method="post" action="{{ url('/strikes/restore') }}">
         {{ csrf_field() }}
         <input type="hidden" name="task" value="{{ s.task or '' }}">
         <input type="hidden" name="parameter" value="{{ s.parameter or '' }}">
         <input type="hidden" name="operator" value="{{ s.operator or '' }}">
-        <input type="hidden" name="value" value="{{ json(s.value) if s.parameter else '' }}">
+        <input type="hidden" name="value" value="{{ literal(s.value) if s.parameter else '' }}">
         <button class="secondary restore" type="submit">Restore</button>
       </form></td>{% endif %}
   </tr>
@@ -279,7 +279,7 @@ STRIKES = """{% extends "base.html" %}{% from "macros.html" import csrf_field wi
   </select></label>
   <label>Argument (optional)<input name="parameter" placeholder="customer_id"></label>
   <label>Operator<select name="operator">{% for op in operators %}<option>{{ op }}</option>{% endfor %}</select></label>
-  <label>Value (JSON or text)<input name="value" placeholder="12345"></label>
+  <label>Value (text; int:42, float:2.5, bool:true, json:… for other types)<input name="value" placeholder="12345"></label>
   <button type="submit">Strike</button>
 </form>
 </div>

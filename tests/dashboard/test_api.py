@@ -168,7 +168,13 @@ def test_api_writes_take_the_csrf_header(demo: Demo) -> None:
 
     assert without.status_code == 403
     assert added.status_code == 201
-    assert added.json() == {"task": None, "parameter": "user_id", "operator": "==", "value": 1}
+    assert added.json() == {
+        "task": None,
+        "parameter": "user_id",
+        "operator": "==",
+        "value": 1,
+        "type": "integer",
+    }
     assert restored.json() == {"removed": True}
     assert demo.pyncette.strikes() == []
 

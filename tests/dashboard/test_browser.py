@@ -84,11 +84,11 @@ def test_a_strike_is_added_and_restored_through_the_forms(
     Select(form.find_element(By.NAME, "task")).select_by_visible_text("reminders.hello")
     form.find_element(By.NAME, "parameter").send_keys("user_id")
     Select(form.find_element(By.NAME, "operator")).select_by_visible_text("<=")
-    form.find_element(By.NAME, "value").send_keys("3")
+    form.find_element(By.NAME, "value").send_keys("int:3")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
     WebDriverWait(browser, WAIT).until(lambda b: "strike added" in b.page_source)
-    assert texts(browser, "#strikes tbody td:nth-child(2)") == ["user_id <= 3"]
+    assert texts(browser, "#strikes tbody td:nth-child(2)") == ["user_id <= 3 (integer)"]
     assert [(s.task, s.parameter, s.operator, s.value) for s in pyncette.strikes()] == [
         ("reminders.hello", "user_id", "<=", 3)
     ]

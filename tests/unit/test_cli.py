@@ -241,8 +241,20 @@ def test_strike_list_and_restore(app: Celery, pyncette: Pyncette, hello: object)
     assert code == 0
     assert sorted(json.loads(output), key=str) == sorted(
         [
-            {"task": "hello", "parameter": "username", "operator": "==", "value": "bill"},
-            {"task": None, "parameter": "customer_id", "operator": "==", "value": 12345},
+            {
+                "task": "hello",
+                "parameter": "username",
+                "operator": "==",
+                "value": "bill",
+                "type": "string",
+            },
+            {
+                "task": None,
+                "parameter": "customer_id",
+                "operator": "==",
+                "value": "12345",
+                "type": "string",
+            },
         ],
         key=str,
     )

@@ -11,7 +11,12 @@ from celery_pyncette import ConfigurationError, Context, Pyncette
 from celery_pyncette.beat import Scheduler
 from celery_pyncette.config import settings_from
 from celery_pyncette.extension import default_partition_selector
-from celery_pyncette.partitions import repartition, stored_partition_count
+from celery_pyncette.partitions import (
+    PartitionLayout,
+    repartition,
+    stored_layout,
+    stored_partition_count,
+)
 from celery_pyncette.stores.base import InstanceKey
 from celery_pyncette.stores.memory import MemoryStore
 from tests.conftest import FakeClock
@@ -110,12 +115,13 @@ def test_a_changed_partition_count_is_refused_until_the_instances_are_moved(
     definition = new.definition("spread")
     first = repartition(store, definition, 16, fake_clock.now)
     assert not first.complete, "running instances stay until they finish"
-    assert stored_partition_count(store, "spread") == 4
+    # the new count is in force at once; the old partitions are still polled until the rerun
+    assert stored_layout(store, "spread") == PartitionLayout(16, moving_from=(4,))
 
     fake_clock.advance(minutes=1)  # the leases expire
     second = repartition(store, definition, 16, fake_clock.now)
     assert second.complete
-    assert stored_partition_count(store, "spread") == 16
+    assert stored_layout(store, "spread") == PartitionLayout(16)
     for name in names:
         record = store.get(InstanceKey("spread", default_partition_selector(16, name), name))
         assert record is not None, name

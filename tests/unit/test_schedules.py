@@ -542,7 +542,7 @@ def test_once_spec_accepts_a_trailing_z() -> None:
         {"kind": "once"},
         {"kind": "once", "at": "tomorrow"},
         {"kind": "once", "at": "2030-01-01T00:00:00"},
-        {"kind": "celery", "repr": "<solar: sunrise at latitude 53, longitude: -6>"},
+        {"kind": "celery", "class": "celery.schedules.solar", "args": ["sunrise", 53, -6]},
     ],
 )
 def test_malformed_spec_is_refused(spec: Any) -> None:
@@ -716,7 +716,11 @@ def test_celery_schedule_clock_is_restored_after_use() -> None:
 
 def test_celery_schedule_spec_names_the_object_and_cannot_be_rebuilt() -> None:
     wrapped = CelerySchedule(EveryTenMinutes())
-    assert wrapped.to_spec() == {"kind": "celery", "repr": "<every ten minutes>"}
+    assert wrapped.to_spec() == {
+        "kind": "celery",
+        "class": f"{__name__}.EveryTenMinutes",
+        "state": {},
+    }
     assert json.loads(json.dumps(wrapped.to_spec())) == wrapped.to_spec()
     assert wrapped == CelerySchedule(EveryTenMinutes())
     assert wrapped.description == "celery <every ten minutes>"
@@ -748,7 +752,8 @@ def test_solar_is_wrapped_even_without_building_one() -> None:
     assert isinstance(wrapped, CelerySchedule)
     assert wrapped.to_spec() == {
         "kind": "celery",
-        "repr": "<solar: sunrise at latitude 53.35, longitude: -6.26>",
+        "class": "celery.schedules.solar",
+        "args": ["sunrise", 53.35, -6.26],
     }
 
 

@@ -289,7 +289,7 @@ def test_cron_spec_round_trips(expression: str, zone: str | None) -> None:
 
 # --- interval and once-off properties ----------------------------------------------------------
 
-INTERVALS = st.timedeltas(timedelta(microseconds=1), timedelta(days=30))
+INTERVALS = st.timedeltas(timedelta(milliseconds=1), timedelta(days=30))
 MOMENTS = st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC))
 
 
