@@ -73,8 +73,10 @@ def test_absurd_durations_in_settings_are_a_configuration_error(key: str, value:
 
 
 def test_the_maximum_duration_itself_is_accepted() -> None:
-    settings = settings_from({"pyncette_lease_duration": MAX_DURATION}, {})
-    assert settings.lease_duration == MAX_DURATION
+    settings = settings_from(
+        {"pyncette_lease_duration": MAX_DURATION, "pyncette_delivery_timeout": MAX_DURATION}, {}
+    )
+    assert settings.lease_duration == settings.delivery_timeout == MAX_DURATION
 
 
 def test_a_task_lease_longer_than_the_maximum_is_refused(pyncette: Pyncette) -> None:
