@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import billiard.process
 from celery import signals
 from celery.exceptions import Ignore, Reject, Retry
 
@@ -419,14 +420,12 @@ def _worker_starting(sender: Any = None, **_: Any) -> None:
         logger.exception("celery-pyncette cannot load its store; its tasks will fail")
 
 
-def _pool_process_starting(**_: Any) -> threading.Thread | None:
-    """Open the store of a pool process in the background (``worker_process_init``).
+def _open_stores_in_background() -> threading.Thread | None:
+    """Open the store of every app with a worker here, in a thread; the thread, if any.
 
-    Sent in each prefork child and by the solo pool. The first task then finds the connection
-    open and the store's clock read; if it comes first, it waits for the opening under the
-    store's lock. A failure is logged, and the first task tries again. In the background
-    because a prefork child that takes more than ``worker_proc_alive_timeout`` (4 s) to start
-    is killed, and a store that does not answer would take longer.
+    The first task then finds the connection open and the store's clock read; if it comes
+    first, it waits for the opening under the store's lock. A failure is logged, and the first
+    task tries again.
     """
     from celery_pyncette.extension import existing_extension
 
@@ -451,5 +450,29 @@ def _pool_process_starting(**_: Any) -> threading.Thread | None:
     return thread
 
 
+def _pool_process_starting(**_: Any) -> threading.Thread | None:
+    """Open the store of a prefork pool process in the background (``worker_process_init``).
+
+    In the background because a prefork child that takes more than
+    ``worker_proc_alive_timeout`` (4 s) to start is killed, and a store that does not answer
+    would take longer. The solo and threads pools send this signal in the worker's main process
+    while the pool is built, before an embedded beat (``-B``) is forked from that process: an
+    SQLite file open at that fork hangs the beat's own connection to it (SQLite's lock state
+    does not survive a fork), so there the store opens at ``worker_ready``, once nothing is
+    forked any more.
+    """
+    if billiard.process.current_process().name == "MainProcess":
+        return None
+    return _open_stores_in_background()
+
+
+def _worker_ready(**_: Any) -> threading.Thread | None:
+    """Open the store of a solo or threads worker (see :func:`_pool_process_starting`)."""
+    if billiard.process.current_process().name != "MainProcess":
+        return None
+    return _open_stores_in_background()
+
+
 signals.worker_init.connect(_worker_starting, weak=False)
 signals.worker_process_init.connect(_pool_process_starting, weak=False)
+signals.worker_ready.connect(_worker_ready, weak=False)

@@ -44,7 +44,9 @@ def project_env(python_path: str | None) -> dict[str, str]:
 
 
 @contextmanager
-def worker_with_beat(python: str, folder: Path, env: dict[str, str]) -> Iterator[Path]:
+def worker_with_beat(
+    python: str, folder: Path, env: dict[str, str], pool: tuple[str, ...]
+) -> Iterator[Path]:
     """``celery -A proj worker -B -S pyncette`` in ``folder``; yields its log file."""
     log_path = folder / "worker.log"
     with open(log_path, "wb") as log:
@@ -59,8 +61,7 @@ def worker_with_beat(python: str, folder: Path, env: dict[str, str]) -> Iterator
                 "-B",
                 "--scheduler",
                 "pyncette",
-                "-c",
-                "1",
+                *pool,
                 "-l",
                 "INFO",
                 "--without-gossip",
@@ -103,13 +104,15 @@ def run_in_project(python: str, folder: Path, env: dict[str, str], code: str) ->
     return done.stdout
 
 
-def exercise_quick_start(python: str, folder: Path, python_path: str | None) -> None:
+def exercise_quick_start(
+    python: str, folder: Path, python_path: str | None, pool: tuple[str, ...] = ("-c", "1")
+) -> None:
     """Write ``proj.py`` from the README into ``folder`` and check what it promises, for real."""
     (folder / "proj.py").write_text(use_it_snippet())
     env = project_env(python_path)
     flush_broker()
     try:
-        with worker_with_beat(python, folder, env) as log_path:
+        with worker_with_beat(python, folder, env, pool) as log_path:
             wait_for_line(log_path, "scheduled proj.poll_inbox", 30)
             run_in_project(python, folder, env, "import proj; proj.on_signup(7, 'Europe/Dublin')")
             wait_for_line(log_path, "reminded user 7", 30)

@@ -13,6 +13,9 @@ from tests.servers import require_server
 pytestmark = [pytest.mark.e2e, pytest.mark.server]
 
 
-def test_the_readme_snippet_runs_as_written(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pool", [("-c", "1"), ("-P", "solo")], ids=["prefork", "solo"])
+def test_the_readme_snippet_runs_as_written(tmp_path: Path, pool: tuple[str, ...]) -> None:
+    # The solo pool runs tasks in the worker's main process, from which the embedded beat is
+    # forked: it hung on its SQLite store while the worker had the file open at the fork.
     require_server("redis", "127.0.0.1", 6379)
-    exercise_quick_start(sys.executable, tmp_path, str(ROOT))
+    exercise_quick_start(sys.executable, tmp_path, str(ROOT), pool)

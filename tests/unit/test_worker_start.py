@@ -22,9 +22,12 @@ class StartingWorker:
 
 
 def start_pool_process() -> threading.Thread | None:
-    """Send ``worker_process_init`` as a pool process does; the store-opening thread, if any."""
-    responses = signals.worker_process_init.send(sender="node@host")
-    return next(r for f, r in responses if f is worker_module._pool_process_starting)
+    """Start a solo pool as a worker does: ``worker_process_init`` (in this, the main process,
+    it opens nothing), then ``worker_ready``; the store-opening thread, if any."""
+    started = signals.worker_process_init.send(sender="node@host")
+    assert next(r for f, r in started if f is worker_module._pool_process_starting) is None
+    responses = signals.worker_ready.send(sender=None)
+    return next(r for f, r in responses if f is worker_module._worker_ready)
 
 
 def test_the_main_process_loads_the_store_without_connecting(app: Celery, tmp_path: Path) -> None:
@@ -38,8 +41,11 @@ def test_the_main_process_loads_the_store_without_connecting(app: Celery, tmp_pa
 def test_a_solo_worker_opens_its_store_before_any_task(app: Celery, tmp_path: Path) -> None:
     database = tmp_path / "store.db"
     Pyncette(app, url=f"sqlite:///{database}", namespace="started")
-    # Building a solo worker sends worker_init, then worker_process_init as its pool is made.
+    # Building a solo worker sends worker_init, then worker_process_init as its pool is made;
+    # the store opens once the worker is ready (an embedded beat has been forked by then).
     app.WorkController(pool_cls="solo", hostname="solo@host", without_heartbeat=True)
+    assert not database.exists(), "opened before an embedded beat could fork"
+    signals.worker_ready.send(sender=None)
     for thread in threading.enumerate():
         if thread.name == "celery-pyncette-open-store":
             thread.join(10)
