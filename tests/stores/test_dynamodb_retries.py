@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from celery_pyncette.errors import LeaseLostError, StoreError
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 from celery_pyncette.stores.dynamodb import DynamoDBStore
-from tests.dynamodb_server import admin_client, aws_environment, moto_endpoint, store_url
+from tests.dynamodb_server import admin_client, aws_environment, dynamodb_endpoint, store_url
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -171,7 +171,7 @@ def test_a_missing_table_is_reported_as_such(endpoint: EndpointFactory) -> None:
 @pytest.fixture
 def direct() -> Iterator[DynamoDBStore]:
     """A store on moto's server itself (a fresh table), to prepare and inspect state."""
-    upstream = moto_endpoint()
+    upstream = dynamodb_endpoint()
     table = f"pyncette-{uuid.uuid4().hex[:12]}"
     with aws_environment():
         store = DynamoDBStore(store_url(upstream, table), namespace="ns")

@@ -23,7 +23,7 @@ from celery_pyncette.errors import StoreError
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Strike
 from celery_pyncette.stores.dynamodb import DynamoDBStore
 from tests.claimers import claim_concurrently
-from tests.dynamodb_server import admin_client, aws_environment, moto_endpoint, store_url
+from tests.dynamodb_server import admin_client, aws_environment, dynamodb_endpoint, store_url
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
 
@@ -37,7 +37,7 @@ def record(name: str, next_run: datetime = T0, task: str = "t", **args: Any) -> 
 
 @pytest.fixture
 def endpoint() -> Iterator[str]:
-    url = moto_endpoint()
+    url = dynamodb_endpoint()
     with aws_environment():
         yield url
 
