@@ -1,8 +1,8 @@
 """DynamoDBStore under throttling, server errors and lost replies.
 
-moto does not throttle, so these tests put an HTTP endpoint of their own between the store and
-DynamoDB: it answers the first requests with scripted errors, and either answers the rest with
-``{}`` or forwards them to moto's server -- optionally dropping moto's reply to one write and
+The emulator (dynalite) does not throttle, so these tests put an HTTP endpoint of their own between
+the store and DynamoDB: it answers the first requests with scripted errors, and either answers the
+rest with ``{}`` or forwards them to the emulator -- optionally dropping its reply to one write and
 answering 500 instead, so the write happened but the client cannot know. boto3 is not patched: the
 retries observed are botocore's, configured by the store.
 """
@@ -170,7 +170,7 @@ def test_a_missing_table_is_reported_as_such(endpoint: EndpointFactory) -> None:
 
 @pytest.fixture
 def direct() -> Iterator[DynamoDBStore]:
-    """A store on moto's server itself (a fresh table), to prepare and inspect state."""
+    """A store on the emulator itself (a fresh table), to prepare and inspect state."""
     upstream = dynamodb_endpoint()
     table = f"pyncette-{uuid.uuid4().hex[:12]}"
     with aws_environment():

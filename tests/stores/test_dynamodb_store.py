@@ -1,4 +1,4 @@
-"""DynamoDBStore against moto's DynamoDB server: what the contract suite does not pin down.
+"""DynamoDBStore on the DynamoDB emulator (dynalite): what the contract suite does not pin down.
 
 Table layout, key encoding, table creation and checks, large items, paging across DynamoDB's result
 pages, claims lost between the query and the write, claimers in separate clients, fork safety.
@@ -357,7 +357,7 @@ def busy(name):
 
 
 busy("parent")
-parent_client = store._connect()  # (moto's server closes every connection: look at the client)
+parent_client = store._connect()  # (compare the clients, not connections)
 pid = os.fork()
 if pid == 0:
     code = 1
