@@ -12,7 +12,9 @@ after the refusal. That read reflects every write acknowledged before it, so it 
 least as it stood when the condition failed: a lease token or release marker that only this
 caller knows is still there unless a later write (after its lease expired, a forced upsert, a
 delete) replaced it -- and then the caller no longer holds the instance, which is what a refusal
-reports. On DynamoDB the read happens only when the item is missing, and it finds none.
+reports. The read is made after every such refusal, not only after botocore's retries: a lease
+extension, too, tells from the item whether it still holds the lease (its other clause failed).
+On DynamoDB the read happens only when the item is missing, and it finds none.
 """
 
 from __future__ import annotations
