@@ -2,9 +2,9 @@
 
 The first test that needs it starts dynalite (the npm package pinned in ``tests/dynalite``,
 installed by ``npm ci`` -- ``make test`` and ``.ci/run`` do it, so nothing is downloaded at test
-time) on a free loopback port, in memory, and waits (bounded) until it answers HTTP; the server is
-stopped when the test process exits. Stores reach it through boto3 over HTTP with
-``endpoint_url``, exactly as they reach AWS: nothing is patched.
+time) with ``tests/dynalite/serve.js`` on a free loopback port, in memory, and waits (bounded)
+until it answers HTTP; the server is stopped when the test process exits. Stores reach it through
+boto3 over HTTP with ``endpoint_url``, exactly as they reach AWS: nothing is patched.
 
 Requests are served as they come, concurrently. dynalite applies each conditional write
 atomically (it locks the item between checking the condition and writing), as DynamoDB does, so
@@ -39,9 +39,11 @@ from tests.servers import IN_CI
 
 REGION = "us-east-1"
 START_TIMEOUT = 20.0
-#: The npm project that pins dynalite; ``npm ci --prefix tests/dynalite`` installs it.
+#: The npm project that pins dynalite (``npm ci`` there installs it) and starts it (``serve.js``:
+#: dynalite in memory on 127.0.0.1, tables ACTIVE at once, a client that dies mid-request logged
+#: rather than ending the server -- dynalite's own ``cli.js`` would exit then).
 DYNALITE_DIR = Path(__file__).parent / "dynalite"
-DYNALITE_CLI = DYNALITE_DIR / "node_modules" / "dynalite" / "cli.js"
+DYNALITE_PACKAGE = DYNALITE_DIR / "node_modules" / "dynalite" / "package.json"
 #: Dummy credentials: a test must never reach real AWS, whatever the developer's environment holds.
 AWS_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -108,11 +110,9 @@ def _command(port: int) -> list[str]:
     node = shutil.which("node")
     if node is None:
         raise RuntimeError("node (Node.js) is not on PATH")
-    if not DYNALITE_CLI.is_file():
-        raise RuntimeError(f"{DYNALITE_CLI} is missing: run `npm ci --prefix {DYNALITE_DIR}`")
-    # Tables become ACTIVE (and are deleted) at once instead of after dynalite's default 500 ms.
-    delays = ["--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"]
-    return [node, str(DYNALITE_CLI), "--host", "127.0.0.1", "--port", str(port), *delays]
+    if not DYNALITE_PACKAGE.is_file():
+        raise RuntimeError(f"{DYNALITE_PACKAGE} is missing: run `npm ci` in {DYNALITE_DIR}")
+    return [node, str(DYNALITE_DIR / "serve.js"), str(port)]
 
 
 def _start() -> EmulatorServer:

@@ -9,6 +9,8 @@ store's claims, not a server that takes one request at a time.
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -99,6 +101,23 @@ def test_the_emulator_lets_exactly_one_of_racing_conditional_writes_win(
     assert sorted(counts) == [f"i{n:03d}" for n in range(items)]
     assert set(counts.values()) == {1}
     assert sum(1 for won in wins if won) > 1
+
+
+def test_a_client_that_dies_in_the_middle_of_a_request_leaves_the_emulator_serving(
+    store: DynamoDBStore, endpoint: str
+) -> None:
+    # Given a client that sends half a request, then resets its connection (as a SIGKILLed beat)
+    port = int(endpoint.rpartition(":")[2])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n"
+            b"X-Amz-Target: DynamoDB_20120810.ListTables\r\n\r\n{"
+        )
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    # Then the emulator still answers the others
+    assert store.table in admin_client(endpoint).list_tables()["TableNames"]
+    assert store.get(InstanceKey("t", 0, "missing")) is None
 
 
 CLAIMER_SCRIPT = """
