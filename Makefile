@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The DynamoDB emulator the tests run (dynalite, pinned in tests/dynalite/package-lock.json).
+DYNALITE := tests/dynalite
+DYNALITE_INSTALLED := $(DYNALITE)/node_modules/.installed
 
-.PHONY: demo test test-unit test-integration lint typecheck docs benchmarks clean
+.PHONY: demo dynalite test test-unit test-integration lint typecheck docs benchmarks clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +19,15 @@ $(INSTALLED): pyproject.toml
 demo: $(INSTALLED)
 	$(BIN)/python examples/demo/run.py
 
-test: $(INSTALLED)
+# `npm ci` again only when the lock changed; without npm the DynamoDB tests skip (fail in CI).
+$(DYNALITE_INSTALLED): $(DYNALITE)/package.json $(DYNALITE)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  cd $(DYNALITE) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "npm not found: the DynamoDB tests need Node.js >= 20 and npm"; fi
+
+dynalite: $(DYNALITE_INSTALLED)
+
+test: $(INSTALLED) $(DYNALITE_INSTALLED)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test-unit: $(INSTALLED)
@@ -39,4 +50,4 @@ docs: $(INSTALLED)
 	$(BIN)/mkdocs build --strict --site-dir build/site
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache build/site
+	rm -rf $(VENV) $(DYNALITE)/node_modules .demo .pytest_cache .mypy_cache .ruff_cache build/site

@@ -1,17 +1,17 @@
-"""A DynamoDB emulator for the tests: moto's HTTP server in a subprocess, one per test session.
+"""A DynamoDB emulator for the tests: dynalite in a Node.js subprocess, one per test process.
 
-The first test that needs it starts moto's server on a free loopback port and waits (bounded) until
-it answers HTTP; the server is stopped when the test process exits. Stores reach it through boto3
-over HTTP with ``endpoint_url``, exactly as they reach AWS: nothing is patched.
+The first test that needs it starts dynalite (the npm package pinned in ``tests/dynalite``,
+installed by ``npm ci`` -- ``make test`` and ``.ci/run`` do it, so nothing is downloaded at test
+time) with ``tests/dynalite/serve.js`` on a free loopback port, in memory, and waits (bounded)
+until it answers HTTP; the server is stopped when the test process exits. Stores reach it through
+boto3 over HTTP with ``endpoint_url``, exactly as they reach AWS: nothing is patched.
 
-The server is ``moto.server``'s own WSGI application and request handler run by werkzeug, as
-``python -m moto.server`` runs them, with one difference: requests are handled one at a time.
-DynamoDB applies each conditional write atomically; moto's backend takes no lock, so two
-concurrent ``UpdateItem`` calls can both pass one condition (it checks, then applies, in separate
-steps) and the concurrency tests would fail for the emulator's sake, not the store's.
+Requests are served as they come, concurrently. dynalite applies each conditional write
+atomically (it locks the item between checking the condition and writing), as DynamoDB does, so
+concurrent claims race for real here and the concurrency tests test the store.
 
-When the server cannot start, tests skip with the reason on a developer's machine and fail when
-``CI=true`` (see :mod:`tests.servers`).
+When the server cannot start (no ``node``, dynalite not installed, or it does not answer), tests
+skip with the reason on a developer's machine and fail when ``CI=true`` (see :mod:`tests.servers`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,16 @@ import atexit
 import contextlib
 import functools
 import os
+import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any
 
 import boto3
@@ -38,6 +39,11 @@ from tests.servers import IN_CI
 
 REGION = "us-east-1"
 START_TIMEOUT = 20.0
+#: The npm project that pins dynalite (``npm ci`` there installs it) and starts it (``serve.js``:
+#: dynalite in memory on 127.0.0.1, tables ACTIVE at once, a client that dies mid-request logged
+#: rather than ending the server -- dynalite's own ``cli.js`` would exit then).
+DYNALITE_DIR = Path(__file__).parent / "dynalite"
+DYNALITE_PACKAGE = DYNALITE_DIR / "node_modules" / "dynalite" / "package.json"
 #: Dummy credentials: a test must never reach real AWS, whatever the developer's environment holds.
 AWS_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -51,30 +57,8 @@ AWS_ENVIRONMENT = {
 _CLEARED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB")
 
 
-_LAUNCHER = """
-import sys, threading
-from werkzeug.serving import run_simple
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication, MotoRequestHandler, create_backend_app,
-)
-
-moto_app = DomainDispatcherApplication(create_backend_app)
-one_at_a_time = threading.Lock()
-
-def app(environ, start_response):
-    with one_at_a_time:
-        return list(moto_app(environ, start_response))
-
-class QuietHandler(MotoRequestHandler):
-    def log_request(self, *args, **kwargs):
-        pass
-
-run_simple(sys.argv[1], int(sys.argv[2]), app, threaded=True, request_handler=QuietHandler)
-"""
-
-
-class MotoServer:
-    """One running ``moto.server`` subprocess."""
+class EmulatorServer:
+    """One running dynalite subprocess."""
 
     def __init__(self, process: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> None:
         self.process = process
@@ -94,7 +78,7 @@ class MotoServer:
 
 
 _lock = threading.Lock()
-_server: MotoServer | None = None
+_server: EmulatorServer | None = None
 _failure: str | None = None
 
 
@@ -107,7 +91,7 @@ def _free_port() -> int:
 
 def _answers(endpoint_url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{endpoint_url}/moto-api/", timeout=1):
+        with urllib.request.urlopen(endpoint_url, timeout=1):
             return True
     except urllib.error.HTTPError:
         return True  # any HTTP answer means the server is up
@@ -121,30 +105,39 @@ def _log_tail(log: IO[bytes]) -> str:
     return log.read().decode(errors="replace")[-2000:]
 
 
-def _start() -> MotoServer:
+def _command(port: int) -> list[str]:
+    """dynalite's command line, or RuntimeError naming what is missing."""
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError("node (Node.js) is not on PATH")
+    if not DYNALITE_PACKAGE.is_file():
+        raise RuntimeError(f"{DYNALITE_PACKAGE} is missing: run `npm ci` in {DYNALITE_DIR}")
+    return [node, str(DYNALITE_DIR / "serve.js"), str(port)]
+
+
+def _start() -> EmulatorServer:
     """Start the server; try another port if it exits at once (the port was taken meanwhile)."""
     problem = "not started"
     for _ in range(3):
         port = _free_port()
         log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
         process = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCHER, "127.0.0.1", str(port)],
+            _command(port),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **AWS_ENVIRONMENT},
         )
-        server = MotoServer(process, port, log)
+        server = EmulatorServer(process, port, log)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and process.poll() is None:
             if _answers(server.endpoint_url):
                 return server
-            time.sleep(0.1)
+            time.sleep(0.05)
         exited = process.poll() is not None
         problem = (
-            f"the moto server exited with {process.returncode}"
+            f"dynalite exited with {process.returncode}"
             if exited
-            else f"the moto server did not answer within {START_TIMEOUT:.0f} s"
+            else f"dynalite did not answer within {START_TIMEOUT:.0f} s"
         )
         problem = f"{problem}: {_log_tail(log)}"
         server.stop()
@@ -153,8 +146,8 @@ def _start() -> MotoServer:
     raise RuntimeError(problem)
 
 
-def moto_endpoint() -> str:
-    """The endpoint URL of the session's moto server; skips (locally) or fails (CI) without one."""
+def dynamodb_endpoint() -> str:
+    """The endpoint URL of the process's dynalite server; skips (locally) or fails (CI) without."""
     global _server, _failure
     with _lock:
         if _server is None and _failure is None:
@@ -162,9 +155,9 @@ def moto_endpoint() -> str:
                 _server = _start()
                 atexit.register(_server.stop)
             except (OSError, RuntimeError) as exc:
-                _failure = f"the moto DynamoDB server cannot start: {exc}"
+                _failure = f"the DynamoDB emulator (dynalite) cannot start: {exc}"
         if _server is not None and _server.process.poll() is not None:
-            _failure = f"the moto DynamoDB server died: {_log_tail(_server.log)}"
+            _failure = f"the DynamoDB emulator (dynalite) died: {_log_tail(_server.log)}"
             _server = None
     if _failure is not None:
         if IN_CI:

@@ -64,6 +64,7 @@ from celery_pyncette.stores.base import (
     strike_from_id,
     strike_id,
 )
+from celery_pyncette.stores.dynamodb_refused import refused_item
 
 __all__ = ["DynamoDBSettings", "DynamoDBStore", "parse_url"]
 
@@ -226,7 +227,8 @@ class DynamoDBStore(Store):
             error = exc.response.get("Error", {})
             code, message = str(error.get("Code", "")), str(error.get("Message", ""))
             if code == "ConditionalCheckFailedException" or code in expect:
-                raise _RefusedError(code, exc.response.get("Item")) from None
+                item = refused_item(exc.response, params, self._call)
+                raise _RefusedError(code, item) from None
             if code == "ResourceNotFoundException":
                 hint = "it is created by setup() unless skip_table_create is set"
                 raise StoreError(f"{where}: the table does not exist ({hint}): {message}") from exc

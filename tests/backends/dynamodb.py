@@ -1,4 +1,4 @@
-"""The DynamoDB store for the contract suite, against moto's server (a real HTTP endpoint).
+"""The DynamoDB store for the contract suite, on dynalite (tests/dynamodb_server.py), over HTTP.
 
 Each test gets its own table, created by the store's ``setup()`` and deleted at teardown.
 """
@@ -12,7 +12,7 @@ import boto3
 
 from celery_pyncette.stores.base import InstanceKey, Store
 from celery_pyncette.stores.dynamodb import DynamoDBStore
-from tests.dynamodb_server import admin_client, aws_environment, moto_endpoint, store_url
+from tests.dynamodb_server import admin_client, aws_environment, dynamodb_endpoint, store_url
 
 NAME = "dynamodb"
 
@@ -20,7 +20,7 @@ NAME = "dynamodb"
 @contextmanager
 def make_store(namespace: str) -> Iterator[Store]:
     """A fresh, empty, set-up store on a table of its own."""
-    endpoint = moto_endpoint()
+    endpoint = dynamodb_endpoint()
     table = f"pyncette-{namespace}"
     with aws_environment():
         store = DynamoDBStore(store_url(endpoint, table), namespace=namespace)

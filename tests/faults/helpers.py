@@ -27,12 +27,14 @@ from kombu import Connection
 
 from celery_pyncette import ExecutionMode, Pyncette
 from celery_pyncette.stores.base import InstanceKey, Store
-from tests.backends import postgres
+from tests.backends import dynamodb, postgres
 from tests.backends import redis as redis_backend
 from tests.e2e.harness import Deployment, Event, wait_until
 
 #: The stores every fault scenario runs on.
 STORES: dict[str, ModuleType] = {"redis": redis_backend, "postgres": postgres}
+#: Stores some scenarios run on besides: DynamoDB (on dynalite) in the several-beats test.
+BACKENDS: dict[str, ModuleType] = {**STORES, "dynamodb": dynamodb}
 #: Partitions of the ``e2e.fault_*`` tasks (``E2E_PARTITIONS`` of tests/e2e/proj.py).
 PARTITIONS = 8
 #: ``pyncette_batch_size``'s default: the most one beat claims from a partition at once.
@@ -59,7 +61,7 @@ class FaultStore:
 
 @contextmanager
 def fault_store(name: str) -> Iterator[FaultStore]:
-    with STORES[name].make_store(f"f{uuid.uuid4().hex[:10]}") as store:
+    with BACKENDS[name].make_store(f"f{uuid.uuid4().hex[:10]}") as store:
         yield FaultStore(name, store.url, store.namespace, store)
 
 

@@ -1,8 +1,8 @@
 """DynamoDBStore under throttling, server errors and lost replies.
 
-moto does not throttle, so these tests put an HTTP endpoint of their own between the store and
-DynamoDB: it answers the first requests with scripted errors, and either answers the rest with
-``{}`` or forwards them to moto's server -- optionally dropping moto's reply to one write and
+The emulator (dynalite) does not throttle, so these tests put an HTTP endpoint of their own between
+the store and DynamoDB: it answers the first requests with scripted errors, and either answers the
+rest with ``{}`` or forwards them to the emulator -- optionally dropping its reply to one write and
 answering 500 instead, so the write happened but the client cannot know. boto3 is not patched: the
 retries observed are botocore's, configured by the store.
 """
@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from celery_pyncette.errors import LeaseLostError, StoreError
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 from celery_pyncette.stores.dynamodb import DynamoDBStore
-from tests.dynamodb_server import admin_client, aws_environment, moto_endpoint, store_url
+from tests.dynamodb_server import admin_client, aws_environment, dynamodb_endpoint, store_url
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -170,8 +170,8 @@ def test_a_missing_table_is_reported_as_such(endpoint: EndpointFactory) -> None:
 
 @pytest.fixture
 def direct() -> Iterator[DynamoDBStore]:
-    """A store on moto's server itself (a fresh table), to prepare and inspect state."""
-    upstream = moto_endpoint()
+    """A store on the emulator itself (a fresh table), to prepare and inspect state."""
+    upstream = dynamodb_endpoint()
     table = f"pyncette-{uuid.uuid4().hex[:12]}"
     with aws_environment():
         store = DynamoDBStore(store_url(upstream, table), namespace="ns")

@@ -1,4 +1,4 @@
-"""DynamoDBStore against moto's DynamoDB server: what the contract suite does not pin down.
+"""DynamoDBStore on the DynamoDB emulator (dynalite): what the contract suite does not pin down.
 
 Table layout, key encoding, table creation and checks, large items, paging across DynamoDB's result
 pages, claims lost between the query and the write, claimers in separate clients, fork safety.
@@ -23,7 +23,7 @@ from celery_pyncette.errors import StoreError
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Strike
 from celery_pyncette.stores.dynamodb import DynamoDBStore
 from tests.claimers import claim_concurrently
-from tests.dynamodb_server import admin_client, aws_environment, moto_endpoint, store_url
+from tests.dynamodb_server import admin_client, aws_environment, dynamodb_endpoint, store_url
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
 
@@ -37,7 +37,7 @@ def record(name: str, next_run: datetime = T0, task: str = "t", **args: Any) -> 
 
 @pytest.fixture
 def endpoint() -> Iterator[str]:
-    url = moto_endpoint()
+    url = dynamodb_endpoint()
     with aws_environment():
         yield url
 
@@ -357,7 +357,7 @@ def busy(name):
 
 
 busy("parent")
-parent_client = store._connect()  # (moto's server closes every connection: look at the client)
+parent_client = store._connect()  # (compare the clients, not connections)
 pid = os.fork()
 if pid == 0:
     code = 1
