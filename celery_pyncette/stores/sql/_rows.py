@@ -24,7 +24,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, case, func, type_coerce
+from sqlalchemy import ColumnElement, LargeBinary, Table, case, cast, func, type_coerce
 from sqlalchemy.types import NullType
 
 from celery_pyncette.errors import CorruptRecordError
@@ -56,6 +56,10 @@ def readable_columns(table: Table, dialect_name: str) -> tuple[ColumnElement[Any
     out: list[ColumnElement[Any]] = []
     for name in RECORD_COLUMNS:
         column: ColumnElement[Any] = table.c[name]
+        if dialect_name == "sqlite" and name in _SQLITE_AS_BYTES:
+            # sqlite3 fails the whole fetch on text that is not UTF-8: read these as bytes.
+            out.append(type_coerce(cast(column, LargeBinary), NullType()).label(name))
+            continue
         if name in TIME_COLUMNS:
             if dialect_name == "postgresql":
                 column = case((func.isfinite(column), column))
@@ -64,6 +68,11 @@ def readable_columns(table: Table, dialect_name: str) -> tuple[ColumnElement[Any
             column = type_coerce(column, NullType())
         out.append(column.label(name))
     return tuple(out)
+
+
+#: Columns SQLite returns as bytes, decoded by :func:`decode` (text that is not UTF-8 is garbage
+#: there like any other).
+_SQLITE_AS_BYTES = frozenset({*JSON_COLUMNS, *TIME_COLUMNS, "lease", "locked_by", "last_status"})
 
 
 class _UndecodableError(Exception):
@@ -82,15 +91,21 @@ def decode(row: Any, **changes: Any) -> InstanceRecord:
             "locked_until": changes["locked_until"]
             if "locked_until" in changes
             else _time(row.locked_until, "locked_until"),
-            "lease": row.lease,
-            "locked_by": row.locked_by,
+            "lease": _text(row.lease),
+            "locked_by": _text(row.locked_by),
             "last_run_at": _last_run(row.last_run_at),
-            "last_status": row.last_status,
+            "last_status": _text(row.last_status),
         }
     except _UndecodableError as exc:
         raise CorruptRecordError(key, str(exc)) from None
     fields.update(changes)
     return InstanceRecord(key=key, **fields)
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value  # type: ignore[no-any-return]
 
 
 def _object(value: Any, name: str) -> Any:
