@@ -13,20 +13,24 @@ from celery_pyncette.stores.sql import SQLStore
 from tests.servers import require_server
 
 
-def write_raw(store: Store, key: InstanceKey, column: str, value: str, quote: str = '"') -> None:
-    """Write ``value`` (SQL text, as a literal) into one column of an instance row, bypassing the
-    store's types: how a hand-made UPDATE or another program corrupts a row."""
+def write_raw(
+    store: Store, key: InstanceKey, column: str, value: str | bytes, quote: str = '"'
+) -> None:
+    """Write ``value`` into one column of an instance row, bypassing the store's types: how a
+    hand-made UPDATE or another program corrupts a row. ``bytes`` are written as text
+    (``CAST(... AS TEXT)``), valid UTF-8 or not: SQLite keeps what it is given."""
     assert isinstance(store, SQLStore)
     url = store._url  # the store's own driver URL
     engine = create_engine(url)
     q = quote
+    assigned = "CAST(:value AS TEXT)" if isinstance(value, bytes) else ":value"
     try:
         with engine.begin() as conn:
             if url.get_backend_name() in {"mysql", "mariadb"}:
                 conn.execute(text("SET SESSION sql_mode = ''"))  # let the zero date in
             changed = conn.execute(
                 text(
-                    f"UPDATE {q}{store.namespace}_instances{q} SET {q}{column}{q} = :value"
+                    f"UPDATE {q}{store.namespace}_instances{q} SET {q}{column}{q} = {assigned}"
                     f" WHERE task = :task AND {q}partition{q} = :partition"
                     " AND instance = :instance"
                 ),

@@ -48,12 +48,15 @@ def make_second_client(store: Store) -> Iterator[Store]:
 
 #: Hash field -> garbage. n and u are read by the claim script (which quarantines them: it
 #: cannot tell whether the instance is due), s and a by Python after the claim.
-CORRUPTIONS = {
+CORRUPTIONS: dict[str, str | bytes] = {
     "n": "soon",
     "u": "later",
     "s": "not json {",
     "a": "[1, 2]",
+    "a/utf-8": b'{"a": "\xff"}',  # not UTF-8: must not fail the claim's whole reply
 }
+#: How reasons name the hash fields.
+FIELD_LABELS = {"n": "next_run (n)", "u": "locked_until (u)", "s": "spec (s)", "a": "args (a)"}
 #: Nothing the claim overwrites without reading.
 HEALED_BY_CLAIM: dict[str, str] = {}
 
@@ -67,4 +70,4 @@ def corrupt(store: Store, key: InstanceKey, field: str) -> None:
     name = instance_key(partition_prefix(store.namespace, key.task, key.partition), key.instance)
     client = store._redis()
     assert client.exists(name), f"{key} not found"
-    client.hset(name, field, {**CORRUPTIONS, **TOLERATED}[field])
+    client.hset(name, field.split("/", 1)[0], {**CORRUPTIONS, **TOLERATED}[field])

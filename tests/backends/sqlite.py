@@ -38,9 +38,10 @@ def make_second_client(store: Store) -> Iterator[Store]:
 
 
 #: Field -> garbage the claim quarantines (SQLite keeps any text in any column).
-CORRUPTIONS = {
+CORRUPTIONS: dict[str, str | bytes] = {
     "spec": "not json {",
     "args": "[1, 2]",
+    "args/utf-8": b'{"a": "\xff"}',  # not UTF-8: sqlite3 would fail the whole fetch
     "next_run": "soon",
 }
 #: Field -> garbage that get/list_instances refuse and a claim overwrites.
@@ -52,4 +53,5 @@ TOLERATED = {"last_run_at": "yesterday"}
 
 def corrupt(store: Store, key: InstanceKey, field: str) -> None:
     """Write the garbage of ``field`` into the row (a raw UPDATE)."""
-    write_raw(store, key, field, {**CORRUPTIONS, **HEALED_BY_CLAIM, **TOLERATED}[field])
+    garbage = {**CORRUPTIONS, **HEALED_BY_CLAIM, **TOLERATED}[field]
+    write_raw(store, key, field.split("/", 1)[0], garbage)

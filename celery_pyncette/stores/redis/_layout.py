@@ -74,6 +74,9 @@ def quarantine_index_key(namespace: str) -> bytes:
     return f"{namespace}:{{quarantine.{namespace.encode('utf-8').hex()}}}:partitions".encode()
 
 
+_FIELD_NAMES = {"n": "next_run (n)", "s": "spec (s)", "a": "args (a)", "u": "locked_until (u)"}
+
+
 class FieldError(ValueError):
     """A stored field cannot be decoded; the message names it."""
 
@@ -93,6 +96,14 @@ def _json(value: Any, name: str) -> Any:
     if not isinstance(parsed, dict):
         raise FieldError(f"{name} is not a JSON object (a {type(parsed).__name__})")
     return parsed
+
+
+def _utf8(value: Any, name: str) -> None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FieldError(f"{name} is not UTF-8") from None
 
 
 def _micros(value: Any, name: str) -> datetime:
@@ -156,7 +167,16 @@ def claimed_records(reply: bytes | str, candidates: Sequence[bytes]) -> ClaimRep
             found = moments[micros] = _micros(micros, name)
         return found
 
-    entries = json.loads(reply)
+    # cjson passes the fields' bytes through: a field that is not UTF-8 must not fail the whole
+    # reply. Then the reply is read with surrogates, and a spec or args holding one is refused.
+    lenient = False
+    document = reply
+    if isinstance(reply, bytes):
+        try:
+            document = reply.decode("utf-8")
+        except UnicodeDecodeError:
+            document, lenient = reply.decode("utf-8", "surrogateescape"), True
+    entries = json.loads(document)
     for index, taken in entries:
         name = candidates[index - 1].decode("utf-8")
         if isinstance(taken, str):
@@ -164,6 +184,9 @@ def claimed_records(reply: bytes | str, candidates: Sequence[bytes]) -> ClaimRep
             continue
         n, s, a, u, lease, owner, r, status = taken
         try:
+            if lenient:
+                _utf8(s, "spec (s)")
+                _utf8(a, "args (a)")
             fields = {
                 "next_run": moment(n, "next_run (n)"),
                 "spec": _json(s, "spec (s)"),
@@ -190,10 +213,12 @@ def record_fields(raw: Mapping[Any, Any] | Sequence[Any]) -> dict[str, Any]:
         items = {text(k): v for k, v in raw.items()}
     else:
         items = {text(raw[i]): raw[i + 1] for i in range(0, len(raw), 2)}
-    try:
-        values = {k: text(v) for k, v in items.items()}
-    except UnicodeDecodeError as exc:
-        raise FieldError(f"a field is not UTF-8 ({exc})") from None
+    values = {}
+    for name, value in items.items():
+        try:
+            values[name] = text(value)
+        except UnicodeDecodeError:
+            raise FieldError(f"{_FIELD_NAMES.get(name, name)} is not UTF-8") from None
     if "n" not in values:
         raise FieldError("next_run (n) is missing")
     return {
