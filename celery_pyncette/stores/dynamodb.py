@@ -45,7 +45,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from celery_pyncette.errors import ConfigurationError, LeaseLostError, StoreError, TaskLockedError
-from celery_pyncette.stores._dynamodb_leases import extend_lease
+from celery_pyncette.stores._dynamodb_leases import extend_lease, extend_leases
 from celery_pyncette.stores.base import (
     InstanceKey,
     InstanceRecord,
@@ -615,6 +615,11 @@ class DynamoDBStore(Store):
         self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
     ) -> None:
         extend_lease(self, key, lease, until, new_lease)
+
+    def extend_leases(
+        self, items: Sequence[tuple[InstanceKey, str]], until: datetime
+    ) -> list[InstanceKey]:
+        return extend_leases(self, items, until)
 
     # --- instances --------------------------------------------------------------------------
 
