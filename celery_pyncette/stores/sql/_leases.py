@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, Table, bindparam, select, tuple_, update
+from sqlalchemy import Executable, Table, Text, bindparam, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from celery_pyncette.stores.base import InstanceKey
@@ -63,8 +64,20 @@ def lease_statements(table: Table, dialect: Dialect) -> LeaseStatements:
         .values(lease=bindparam("new_lease", type_=c.lease.type), **expiry)
     )
     named = c.instance.in_(bindparam("names", expanding=True))
-    held = tuple_(c.instance, c.lease).in_(bindparam("pairs", expanding=True))
-    extend_many = update(table).where(*key, named, held).values(**expiry)
+    if dialect.name == "postgresql":
+        # Two array parameters joined by unnest: a short statement whatever the batch size
+        # (psycopg caches the conversion of short statements only), each row found by its key.
+        pairs = (
+            func.unnest(
+                bindparam("pg_names", type_=ARRAY(Text)), bindparam("pg_leases", type_=ARRAY(Text))
+            )
+            .table_valued("instance", "lease")
+            .render_derived(name="held")
+        )
+        held = (c.instance == pairs.c.instance, c.lease == pairs.c.lease)
+    else:
+        held = (tuple_(c.instance, c.lease).in_(bindparam("pairs", expanding=True)), named)
+    extend_many = update(table).where(*key, *held).values(**expiry)
     returning = dialect.name in ("postgresql", "sqlite")
     if returning:
         extend_many = extend_many.returning(c.instance, c.lease)
@@ -112,6 +125,8 @@ def extend_group(
             "k_partition": part[1],
             "names": sorted({name for name, _ in chunk}),
             "pairs": list(chunk),
+            "pg_names": [name for name, _ in chunk],
+            "pg_leases": [lease for _, lease in chunk],
             "until": until,
         }
         result = conn.execute(statements.extend_many, params)
@@ -128,13 +143,14 @@ def extend_group(
 
 
 def extend_batch(
-    run: Callable[[Callable[[Connection], set[tuple[str, int, str, str]]]], Any],
+    run: Callable[[Callable[[Connection], set[tuple[str, int, str, str]]], bool], Any],
     statements: LeaseStatements,
     items: Sequence[tuple[InstanceKey, str]],
     until: datetime,
 ) -> list[InstanceKey]:
-    """``Store.extend_leases``: every group in one write transaction (``run`` runs it); return
-    the keys whose lease was lost."""
+    """``Store.extend_leases``; return the keys whose lease was lost. ``run(work, single)`` runs
+    the statements: with ``RETURNING`` each statement stands alone (exact by itself), else
+    together in one write transaction (the ``UPDATE`` and the ``SELECT`` that follows it)."""
     groups = group_items(items)
     if not groups:
         return []
@@ -146,5 +162,5 @@ def extend_batch(
             held.update((part[0], part[1], name, lease) for name, lease in found)
         return held
 
-    held: set[tuple[str, int, str, str]] = run(work)
+    held: set[tuple[str, int, str, str]] = run(work, statements.returning)
     return [k for k, lease in items if (k.task, k.partition, k.instance, lease) not in held]
