@@ -1,24 +1,26 @@
 """Lease extensions of :class:`~celery_pyncette.stores.sql.SQLStore`: a heartbeat (and the
-worker's token swap) on one row, and a whole published batch in one statement.
+worker's token swap) on one row, and a whole published batch in one round trip.
 
-``extend_leases`` names the rows by key *and* lease token, so one ``UPDATE`` per task partition
-(per chunk of keys) extends exactly the leases still held. Which items were lost is then known
-exactly: on PostgreSQL and SQLite the ``UPDATE ... RETURNING`` names the rows it changed; on
-MySQL/MariaDB, which cannot return from an ``UPDATE``, the changed-row count usually shows that
-every lease was held, and only when it falls short does a ``SELECT`` in the same transaction (the
-updated rows stay locked by it) read which leases differ.
+``extend_leases`` names the rows by key *and* lease token, so only the leases still held are
+extended, and which items were lost is known exactly. SQLite and MySQL/MariaDB run one
+``UPDATE ... WHERE instance IN (...) AND (instance, lease) IN (...)`` per task partition (per
+chunk of keys); PostgreSQL runs the single-row ``UPDATE`` once per item as one ``executemany``,
+which psycopg pipelines (one round trip), so that each row is found through the primary key
+whatever the planner's statistics. SQLite's ``RETURNING`` names the rows it changed; elsewhere
+the changed-row count usually shows that every lease was held, and only when it falls short
+does a ``SELECT`` in the same transaction (the updated rows stay locked by it) read which
+leases differ.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, Table, Text, bindparam, func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Executable, Table, bindparam, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from celery_pyncette.stores.base import InstanceKey
@@ -43,6 +45,11 @@ class LeaseStatements:
     extend_many: Executable
     leases_of: Executable
     returning: bool
+    #: Send :attr:`swap` once per item as one ``executemany`` (PostgreSQL: psycopg pipelines
+    #: it, one round trip) instead of :attr:`extend_many`: each row is then found through the
+    #: primary key whatever the planner's statistics (a multi-row ``UPDATE`` on a table not
+    #: analyzed yet, as after a bulk fill, scans the whole task partition).
+    one_by_one: bool = False
 
 
 def lease_statements(table: Table, dialect: Dialect) -> LeaseStatements:
@@ -64,25 +71,14 @@ def lease_statements(table: Table, dialect: Dialect) -> LeaseStatements:
         .values(lease=bindparam("new_lease", type_=c.lease.type), **expiry)
     )
     named = c.instance.in_(bindparam("names", expanding=True))
-    if dialect.name == "postgresql":
-        # Two array parameters joined by unnest: a short statement whatever the batch size
-        # (psycopg caches the conversion of short statements only), each row found by its key.
-        pairs = (
-            func.unnest(
-                bindparam("pg_names", type_=ARRAY(Text)), bindparam("pg_leases", type_=ARRAY(Text))
-            )
-            .table_valued("instance", "lease")
-            .render_derived(name="held")
-        )
-        held = (c.instance == pairs.c.instance, c.lease == pairs.c.lease)
-    else:
-        held = (tuple_(c.instance, c.lease).in_(bindparam("pairs", expanding=True)), named)
-    extend_many = update(table).where(*key, *held).values(**expiry)
-    returning = dialect.name in ("postgresql", "sqlite")
+    held = tuple_(c.instance, c.lease).in_(bindparam("pairs", expanding=True))
+    extend_many = update(table).where(*key, named, held).values(**expiry)
+    returning = dialect.name == "sqlite"
     if returning:
         extend_many = extend_many.returning(c.instance, c.lease)
     leases_of = select(c.instance, c.lease).where(*key, named)
-    return LeaseStatements(swap, extend_many, leases_of, returning)
+    one_by_one = dialect.name == "postgresql"
+    return LeaseStatements(swap, extend_many, leases_of, returning, one_by_one)
 
 
 def swap_params(
@@ -125,11 +121,14 @@ def extend_group(
             "k_partition": part[1],
             "names": sorted({name for name, _ in chunk}),
             "pairs": list(chunk),
-            "pg_names": [name for name, _ in chunk],
-            "pg_leases": [lease for _, lease in chunk],
             "until": until,
         }
-        result = conn.execute(statements.extend_many, params)
+        if statements.one_by_one:
+            key = InstanceKey(part[0], part[1], "")
+            rows = [swap_params(replace(key, instance=n), t, until, None) for n, t in chunk]
+            result = conn.execute(statements.swap, rows)
+        else:
+            result = conn.execute(statements.extend_many, params)
         if statements.returning:
             held.update((str(name), str(lease)) for name, lease in result)
             continue
