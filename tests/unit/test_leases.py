@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -174,6 +175,25 @@ def test_a_batch_is_extended_in_one_store_call_after_it_is_published(
     records = store.list_instances("user", 0, 200)
     assert {r.locked_until for r in records} == {fake_clock.now + DELIVERY}
     pyncette.close()
+
+
+def test_the_extension_runs_beside_the_dispatch_and_is_done_when_the_tick_ends(
+    fake_clock: FakeClock, leased: Pyncette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    every_second_job(leased, [])
+    threads: list[str] = []
+    real = leased.store.extend_leases
+
+    def recording(items: Any, until: datetime) -> list[InstanceKey]:
+        threads.append(threading.current_thread().name)
+        return real(items, until)
+
+    monkeypatch.setattr(leased.store, "extend_leases", recording)
+    first_message(leased, fake_clock)
+
+    (thread,) = threads
+    assert thread.startswith("pyncette-queue-wait")
+    assert static_state(leased, "job").locked_until == fake_clock.now + DELIVERY
 
 
 def test_a_task_lease_longer_than_the_delivery_timeout_is_not_shortened(
