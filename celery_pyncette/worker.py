@@ -32,6 +32,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from celery import signals
@@ -122,11 +123,14 @@ class Execution:
         message brought and runs under it.
         """
         occurrence = self.occurrence
-        if occurrence is None or occurrence.lease is None:
+        if occurrence is None:
+            return True
+        until = self.started_at + self.context.lease_duration
+        if occurrence.lease is None:
+            self._hold_slot(until)  # at-most-once: only the slot is held for the run
             return True
         store = self.pyncette.store
         (token,) = lease_tokens(1)
-        until = self.started_at + self.context.lease_duration
         try:
             store.extend_lease(occurrence.key, occurrence.lease, until, new_lease=token)
         except LeaseLostError:
@@ -146,10 +150,15 @@ class Execution:
             return True
         self.occurrence = replace(occurrence, lease=token, locked_until=until)
         self.context.took_lease(self.occurrence)
-        if occurrence.slot is not None:
-            with contextlib.suppress(LeaseLostError, StoreError):
-                store.extend_lease(occurrence.slot[0], occurrence.slot[1], until)
+        self._hold_slot(until)
         return True
+
+    def _hold_slot(self, until: datetime) -> None:
+        """Move the concurrency slot's expiry to the run's (beat held it over the queue wait)."""
+        slot = self.occurrence.slot if self.occurrence else None
+        if slot is not None:
+            with contextlib.suppress(LeaseLostError, StoreError):
+                self.pyncette.store.extend_lease(slot[0], slot[1], until)
 
     def release_slot(self) -> None:
         """Free the concurrency slot this occurrence holds, if any."""

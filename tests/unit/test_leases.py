@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from celery_pyncette import Context, Pyncette
+from celery_pyncette import Context, ExecutionMode, Pyncette
 from celery_pyncette.config import settings_from
 from celery_pyncette.errors import ConfigurationError, StoreError
 from celery_pyncette.occurrence import occurrence_of
@@ -382,6 +382,30 @@ def test_a_slot_is_held_over_the_queue_wait_and_from_the_workers_start(
     def sync(context: Context) -> None: ...
 
     leased.schedule_task(sync, "a", interval=timedelta(seconds=1))
+    fake_clock.advance(seconds=1)
+    (message,) = tick(leased)
+    slot_key = InstanceKey(*_slot(message))
+    slot = leased.store.get(slot_key)
+    assert slot is not None
+    assert slot.locked_until == fake_clock.now + DELIVERY
+
+    started = fake_clock.advance(seconds=60)
+    start_and_die(leased, message)
+
+    slot = leased.store.get(slot_key)
+    assert slot is not None
+    assert slot.locked_until == started + LEASE
+
+
+def test_an_at_most_once_slot_is_held_from_the_workers_start_for_a_lease(
+    fake_clock: FakeClock, leased: Pyncette
+) -> None:
+    @leased.dynamic_task(
+        name="sync_once", concurrency_limit=1, execution_mode=ExecutionMode.AT_MOST_ONCE
+    )
+    def sync_once(context: Context) -> None: ...
+
+    leased.schedule_task(sync_once, "a", interval=timedelta(seconds=1))
     fake_clock.advance(seconds=1)
     (message,) = tick(leased)
     slot_key = InstanceKey(*_slot(message))
