@@ -103,6 +103,7 @@ class Execution:
         #: Occurrences that fell before this moment are covered by this run (see Schedule.next_run).
         self.started_at = pyncette.now()
         self.context = Context(pyncette=pyncette, task=definition, args=args, occurrence=occurrence)
+        self._slot_held = True
 
     @property
     def leased(self) -> bool:
@@ -140,6 +141,8 @@ class Execution:
                 "skipped" if can_skip else "running (a plain task cannot be skipped)",
                 self.described,
             )
+            # The slot is the lease holder's (a first delivery still running keeps it).
+            self._slot_held = False
             return not can_skip
         except StoreError:
             logger.warning(
@@ -161,8 +164,9 @@ class Execution:
                 self.pyncette.store.extend_lease(slot[0], slot[1], until)
 
     def release_slot(self) -> None:
-        """Free the concurrency slot this occurrence holds, if any."""
-        if self.occurrence is not None and self.occurrence.slot is not None:
+        """Free the concurrency slot this occurrence holds, if any (not when :meth:`claim` found
+        the lease taken over: the slot then belongs to the run that holds it)."""
+        if self._slot_held and self.occurrence is not None and self.occurrence.slot is not None:
             release(self.pyncette.store, self.occurrence.slot)
 
     def struck(self) -> bool:

@@ -397,6 +397,27 @@ def test_a_slot_is_held_over_the_queue_wait_and_from_the_workers_start(
     assert slot.locked_until == started + LEASE
 
 
+def test_a_second_delivery_skipped_leaves_the_running_deliverys_slot_held(
+    fake_clock: FakeClock, leased: Pyncette
+) -> None:
+    slots: list[Any] = []
+
+    @leased.dynamic_task(name="sync", concurrency_limit=1)
+    def sync(context: Context) -> None:
+        if not slots:
+            run(leased, delivered(message))  # delivered again while this run goes on
+            slots.append(leased.store.get(InstanceKey(*_slot(message))))
+
+    leased.schedule_task(sync, "a", interval=timedelta(seconds=1))
+    fake_clock.advance(seconds=1)
+    (message,) = tick(leased)
+    run(leased, message)
+
+    (slot,) = slots
+    assert slot is not None
+    assert slot.lease == message[2]["pyncette"]["slot"][2], "the skipped delivery freed the slot"
+
+
 def test_an_at_most_once_slot_is_held_from_the_workers_start_for_a_lease(
     fake_clock: FakeClock, leased: Pyncette
 ) -> None:
