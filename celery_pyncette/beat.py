@@ -218,6 +218,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         except PyncetteError:
             logger.warning("could not remove this beat's record from the store", exc_info=True)
         if self._dispatcher is not None:
+            self._dispatcher.queue_wait.close()
             self._dispatcher.publisher.close()
         try:
             super().close()

@@ -28,6 +28,7 @@ from celery_pyncette.definitions import ExecutionMode, TaskDefinition
 from celery_pyncette.errors import CorruptRecordError, StoreError
 from celery_pyncette.occurrence import HEADER, header_value
 from celery_pyncette.publish import OutgoingMessage, Publisher
+from celery_pyncette.queue_wait import QueueWaitCover
 from celery_pyncette.schedules import Schedule, schedule_from_spec
 from celery_pyncette.stores.base import STATIC_INSTANCE, Commit, InstanceKey, InstanceRecord
 
@@ -124,6 +125,7 @@ class Dispatcher:
         self.owner = owner
         self.publisher = Publisher(pyncette.app)
         self.slots = Slots(owner)
+        self.queue_wait = QueueWaitCover()
         #: Asked between batches; True stops claiming (a shutdown was requested).
         self.stopping: Callable[[], bool] = lambda: False
 
@@ -133,6 +135,12 @@ class Dispatcher:
         Raises :class:`StoreError` when the store fails; what was claimed and not yet sent by then
         is unlocked where the store still answers, or waits for its lease otherwise.
         """
+        try:
+            return self._dispatch(definitions)
+        finally:
+            self.queue_wait.wait()
+
+    def _dispatch(self, definitions: Iterable[TaskDefinition]) -> bool:
         active = [d for d in definitions if d.enabled]
         groups = [(d.name, p) for d in active for p in d.polled_partitions]
         if not groups:
@@ -303,8 +311,9 @@ class Dispatcher:
         """Extend the leases of sent occurrences (and their slots) over their wait in the queue.
 
         One ``extend_leases`` call for the batch, to ``now + pyncette_delivery_timeout`` (or the
-        task's lease, if longer): an occurrence waiting for a worker is not claimed and sent
-        again, and one whose message the broker lost is sent again after that bound. The worker
+        task's lease, if longer), run on the queue-wait thread while beat goes on (see
+        :mod:`celery_pyncette.queue_wait`): an occurrence waiting for a worker is not claimed and
+        sent again, and one whose message the broker lost is sent again after that bound. The worker
         takes the lease for its run when it starts (:meth:`Execution.claim`). A lease found lost
         here was taken by a worker that started already, or is past saving; both are left alone.
         """
@@ -316,13 +325,23 @@ class Dispatcher:
             return
         lease = definition.lease_duration or settings.lease_duration
         until = self.pyncette.now() + max(settings.delivery_timeout, lease)
+        self.queue_wait.submit(lambda: self._extend(definition, items, until, len(sent)))
+
+    def _extend(
+        self,
+        definition: TaskDefinition,
+        items: list[tuple[InstanceKey, str]],
+        until: datetime,
+        sent: int,
+    ) -> None:
+        """The store write of :meth:`_cover_queue_wait` (on the queue-wait thread)."""
         try:
             lost = self.pyncette.store.extend_leases(items, until)
         except StoreError:
             logger.warning(
                 "could not extend the leases of %d sent occurrence(s) of %s over their wait in "
                 "the queue; those still waiting when their claim expires are sent again",
-                len(sent),
+                sent,
                 definition.name,
                 exc_info=True,
             )

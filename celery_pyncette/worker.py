@@ -32,6 +32,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import billiard.process
@@ -103,6 +104,7 @@ class Execution:
         #: Occurrences that fell before this moment are covered by this run (see Schedule.next_run).
         self.started_at = pyncette.now()
         self.context = Context(pyncette=pyncette, task=definition, args=args, occurrence=occurrence)
+        self._slot_held = True
 
     @property
     def leased(self) -> bool:
@@ -123,11 +125,14 @@ class Execution:
         message brought and runs under it.
         """
         occurrence = self.occurrence
-        if occurrence is None or occurrence.lease is None:
+        if occurrence is None:
+            return True
+        until = self.started_at + self.context.lease_duration
+        if occurrence.lease is None:
+            self._hold_slot(until)  # at-most-once: only the slot is held for the run
             return True
         store = self.pyncette.store
         (token,) = lease_tokens(1)
-        until = self.started_at + self.context.lease_duration
         try:
             store.extend_lease(occurrence.key, occurrence.lease, until, new_lease=token)
         except LeaseLostError:
@@ -137,6 +142,8 @@ class Execution:
                 "skipped" if can_skip else "running (a plain task cannot be skipped)",
                 self.described,
             )
+            # The slot is the lease holder's (a first delivery still running keeps it).
+            self._slot_held = False
             return not can_skip
         except StoreError:
             logger.warning(
@@ -147,14 +154,20 @@ class Execution:
             return True
         self.occurrence = replace(occurrence, lease=token, locked_until=until)
         self.context.took_lease(self.occurrence)
-        if occurrence.slot is not None:
-            with contextlib.suppress(LeaseLostError, StoreError):
-                store.extend_lease(occurrence.slot[0], occurrence.slot[1], until)
+        self._hold_slot(until)
         return True
 
+    def _hold_slot(self, until: datetime) -> None:
+        """Move the concurrency slot's expiry to the run's (beat held it over the queue wait)."""
+        slot = self.occurrence.slot if self.occurrence else None
+        if slot is not None:
+            with contextlib.suppress(LeaseLostError, StoreError):
+                self.pyncette.store.extend_lease(slot[0], slot[1], until)
+
     def release_slot(self) -> None:
-        """Free the concurrency slot this occurrence holds, if any."""
-        if self.occurrence is not None and self.occurrence.slot is not None:
+        """Free the concurrency slot this occurrence holds, if any (not when :meth:`claim` found
+        the lease taken over: the slot then belongs to the run that holds it)."""
+        if self._slot_held and self.occurrence is not None and self.occurrence.slot is not None:
             release(self.pyncette.store, self.occurrence.slot)
 
     def struck(self) -> bool:

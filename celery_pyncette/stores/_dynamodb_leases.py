@@ -10,11 +10,12 @@ and counts as done.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from celery_pyncette.errors import LeaseLostError
-from celery_pyncette.stores.base import InstanceKey
+from celery_pyncette.stores.base import InstanceKey, Store
 
 if TYPE_CHECKING:
     from celery_pyncette.stores.dynamodb import DynamoDBStore
@@ -49,3 +50,23 @@ def extend_lease(
             if not _holds(refused.item, "lease", lease):
                 raise LeaseLostError(f"lease {lease} of {key} is lost") from None
     raise LeaseLostError(f"lease {lease} of {key} is lost")
+
+
+def extend_leases(
+    store: DynamoDBStore, items: Sequence[tuple[InstanceKey, str]], until: datetime
+) -> list[InstanceKey]:
+    """``Store.extend_leases`` on ``store``: one conditional ``UpdateItem`` per item (DynamoDB has
+    no batched conditional update), sent ``poll_concurrency`` at a time on the store's pool, so a
+    published batch costs about the time of one request per ``poll_concurrency`` items."""
+    if len(items) < 2:
+        return Store.extend_leases(store, items, until)
+
+    def extend_one(item: tuple[InstanceKey, str]) -> InstanceKey | None:
+        try:
+            extend_lease(store, item[0], item[1], until, None)
+        except LeaseLostError:
+            return item[0]
+        return None
+
+    outcomes = list(store._poller().map(extend_one, items))
+    return [key for key in outcomes if key is not None]

@@ -51,7 +51,7 @@ from celery_pyncette.errors import (
     TaskLockedError,
 )
 from celery_pyncette.stores import _dynamodb_quarantine as quarantines
-from celery_pyncette.stores._dynamodb_leases import extend_lease
+from celery_pyncette.stores._dynamodb_leases import extend_lease, extend_leases
 from celery_pyncette.stores._dynamodb_quarantine import decode_item
 from celery_pyncette.stores._dynamodb_url import DynamoDBSettings, parse_url
 from celery_pyncette.stores.base import (
@@ -564,6 +564,11 @@ class DynamoDBStore(Store):
         self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
     ) -> None:
         extend_lease(self, key, lease, until, new_lease)
+
+    def extend_leases(
+        self, items: Sequence[tuple[InstanceKey, str]], until: datetime
+    ) -> list[InstanceKey]:
+        return extend_leases(self, items, until)
 
     # --- instances --------------------------------------------------------------------------
 

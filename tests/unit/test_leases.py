@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from celery_pyncette import Context, Pyncette
+from celery_pyncette import Context, ExecutionMode, Pyncette
 from celery_pyncette.config import settings_from
 from celery_pyncette.errors import ConfigurationError, StoreError
 from celery_pyncette.occurrence import occurrence_of
@@ -174,6 +175,25 @@ def test_a_batch_is_extended_in_one_store_call_after_it_is_published(
     records = store.list_instances("user", 0, 200)
     assert {r.locked_until for r in records} == {fake_clock.now + DELIVERY}
     pyncette.close()
+
+
+def test_the_extension_runs_beside_the_dispatch_and_is_done_when_the_tick_ends(
+    fake_clock: FakeClock, leased: Pyncette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    every_second_job(leased, [])
+    threads: list[str] = []
+    real = leased.store.extend_leases
+
+    def recording(items: Any, until: datetime) -> list[InstanceKey]:
+        threads.append(threading.current_thread().name)
+        return real(items, until)
+
+    monkeypatch.setattr(leased.store, "extend_leases", recording)
+    first_message(leased, fake_clock)
+
+    (thread,) = threads
+    assert thread.startswith("pyncette-queue-wait")
+    assert static_state(leased, "job").locked_until == fake_clock.now + DELIVERY
 
 
 def test_a_task_lease_longer_than_the_delivery_timeout_is_not_shortened(
@@ -362,6 +382,51 @@ def test_a_slot_is_held_over_the_queue_wait_and_from_the_workers_start(
     def sync(context: Context) -> None: ...
 
     leased.schedule_task(sync, "a", interval=timedelta(seconds=1))
+    fake_clock.advance(seconds=1)
+    (message,) = tick(leased)
+    slot_key = InstanceKey(*_slot(message))
+    slot = leased.store.get(slot_key)
+    assert slot is not None
+    assert slot.locked_until == fake_clock.now + DELIVERY
+
+    started = fake_clock.advance(seconds=60)
+    start_and_die(leased, message)
+
+    slot = leased.store.get(slot_key)
+    assert slot is not None
+    assert slot.locked_until == started + LEASE
+
+
+def test_a_second_delivery_skipped_leaves_the_running_deliverys_slot_held(
+    fake_clock: FakeClock, leased: Pyncette
+) -> None:
+    slots: list[Any] = []
+
+    @leased.dynamic_task(name="sync", concurrency_limit=1)
+    def sync(context: Context) -> None:
+        if not slots:
+            run(leased, delivered(message))  # delivered again while this run goes on
+            slots.append(leased.store.get(InstanceKey(*_slot(message))))
+
+    leased.schedule_task(sync, "a", interval=timedelta(seconds=1))
+    fake_clock.advance(seconds=1)
+    (message,) = tick(leased)
+    run(leased, message)
+
+    (slot,) = slots
+    assert slot is not None
+    assert slot.lease == message[2]["pyncette"]["slot"][2], "the skipped delivery freed the slot"
+
+
+def test_an_at_most_once_slot_is_held_from_the_workers_start_for_a_lease(
+    fake_clock: FakeClock, leased: Pyncette
+) -> None:
+    @leased.dynamic_task(
+        name="sync_once", concurrency_limit=1, execution_mode=ExecutionMode.AT_MOST_ONCE
+    )
+    def sync_once(context: Context) -> None: ...
+
+    leased.schedule_task(sync_once, "a", interval=timedelta(seconds=1))
     fake_clock.advance(seconds=1)
     (message,) = tick(leased)
     slot_key = InstanceKey(*_slot(message))

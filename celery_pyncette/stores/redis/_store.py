@@ -56,7 +56,7 @@ from celery_pyncette.stores.redis._layout import (
     text,
     to_micros,
 )
-from celery_pyncette.stores.redis._leases import extend_calls
+from celery_pyncette.stores.redis._leases import extend_calls, lost_keys
 from celery_pyncette.stores.redis._scripts import SCRIPTS
 from celery_pyncette.stores.redis._settings import check_server_settings
 
@@ -442,18 +442,17 @@ class RedisStore(Store):
     def extend_lease(
         self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
     ) -> None:
-        calls = extend_calls(self._prefix, [(key, lease, new_lease or "")], until, BATCH_CHUNK)
-        if self._run_batches("extend", calls, [key], "extend a lease"):
+        calls = extend_calls(self._prefix, [(key, lease, new_lease)], until, BATCH_CHUNK)
+        if lost_keys(calls, self._run_scripts("extend", calls, "extend a lease"), [key]):
             raise LeaseLostError(f"lease {lease} of {key} is lost")
 
     def extend_leases(
         self, items: Sequence[tuple[InstanceKey, str]], until: datetime
     ) -> list[InstanceKey]:
         """One script call per task partition (per 500 items); one round trip on plain Redis."""
-        calls = extend_calls(
-            self._prefix, [(k, lease, "") for k, lease in items], until, BATCH_CHUNK
-        )
-        return self._run_batches("extend", calls, [k for k, _ in items], "extend leases")
+        calls = extend_calls(self._prefix, [(k, t, None) for k, t in items], until, BATCH_CHUNK)
+        replies = self._run_scripts("extend", calls, "extend leases")
+        return lost_keys(calls, replies, [key for key, _ in items])
 
     # --- instances ------------------------------------------------------------------------------
 

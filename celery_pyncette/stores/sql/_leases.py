@@ -1,19 +1,22 @@
 """Lease extensions of :class:`~celery_pyncette.stores.sql.SQLStore`: a heartbeat (and the
-worker's token swap) on one row, and a whole published batch in one statement.
+worker's token swap) on one row, and a whole published batch in one round trip.
 
-``extend_leases`` names the rows by key *and* lease token, so one ``UPDATE`` per task partition
-(per chunk of keys) extends exactly the leases still held. Which items were lost is then known
-exactly: on PostgreSQL and SQLite the ``UPDATE ... RETURNING`` names the rows it changed; on
-MySQL/MariaDB, which cannot return from an ``UPDATE``, the changed-row count usually shows that
-every lease was held, and only when it falls short does a ``SELECT`` in the same transaction (the
-updated rows stay locked by it) read which leases differ.
+``extend_leases`` names the rows by key *and* lease token, so only the leases still held are
+extended, and which items were lost is known exactly. SQLite and MySQL/MariaDB run one
+``UPDATE ... WHERE instance IN (...) AND (instance, lease) IN (...)`` per task partition (per
+chunk of keys); PostgreSQL runs the single-row ``UPDATE`` once per item as one ``executemany``,
+which psycopg pipelines (one round trip), so that each row is found through the primary key
+whatever the planner's statistics. SQLite's ``RETURNING`` names the rows it changed; elsewhere
+the changed-row count usually shows that every lease was held, and only when it falls short
+does a ``SELECT`` in the same transaction (the updated rows stay locked by it) read which
+leases differ.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +45,11 @@ class LeaseStatements:
     extend_many: Executable
     leases_of: Executable
     returning: bool
+    #: Send :attr:`swap` once per item as one ``executemany`` (PostgreSQL: psycopg pipelines
+    #: it, one round trip) instead of :attr:`extend_many`: each row is then found through the
+    #: primary key whatever the planner's statistics (a multi-row ``UPDATE`` on a table not
+    #: analyzed yet, as after a bulk fill, scans the whole task partition).
+    one_by_one: bool = False
 
 
 def lease_statements(table: Table, dialect: Dialect) -> LeaseStatements:
@@ -65,11 +73,12 @@ def lease_statements(table: Table, dialect: Dialect) -> LeaseStatements:
     named = c.instance.in_(bindparam("names", expanding=True))
     held = tuple_(c.instance, c.lease).in_(bindparam("pairs", expanding=True))
     extend_many = update(table).where(*key, named, held).values(**expiry)
-    returning = dialect.name in ("postgresql", "sqlite")
+    returning = dialect.name == "sqlite"
     if returning:
         extend_many = extend_many.returning(c.instance, c.lease)
     leases_of = select(c.instance, c.lease).where(*key, named)
-    return LeaseStatements(swap, extend_many, leases_of, returning)
+    one_by_one = dialect.name == "postgresql"
+    return LeaseStatements(swap, extend_many, leases_of, returning, one_by_one)
 
 
 def swap_params(
@@ -114,7 +123,12 @@ def extend_group(
             "pairs": list(chunk),
             "until": until,
         }
-        result = conn.execute(statements.extend_many, params)
+        if statements.one_by_one:
+            key = InstanceKey(part[0], part[1], "")
+            rows = [swap_params(replace(key, instance=n), t, until, None) for n, t in chunk]
+            result = conn.execute(statements.swap, rows)
+        else:
+            result = conn.execute(statements.extend_many, params)
         if statements.returning:
             held.update((str(name), str(lease)) for name, lease in result)
             continue
@@ -128,13 +142,14 @@ def extend_group(
 
 
 def extend_batch(
-    run: Callable[[Callable[[Connection], set[tuple[str, int, str, str]]]], Any],
+    run: Callable[[Callable[[Connection], set[tuple[str, int, str, str]]], bool], Any],
     statements: LeaseStatements,
     items: Sequence[tuple[InstanceKey, str]],
     until: datetime,
 ) -> list[InstanceKey]:
-    """``Store.extend_leases``: every group in one write transaction (``run`` runs it); return
-    the keys whose lease was lost."""
+    """``Store.extend_leases``; return the keys whose lease was lost. ``run(work, single)`` runs
+    the statements: with ``RETURNING`` each statement stands alone (exact by itself), else
+    together in one write transaction (the ``UPDATE`` and the ``SELECT`` that follows it)."""
     groups = group_items(items)
     if not groups:
         return []
@@ -146,5 +161,5 @@ def extend_batch(
             held.update((part[0], part[1], name, lease) for name, lease in found)
         return held
 
-    held: set[tuple[str, int, str, str]] = run(work)
+    held: set[tuple[str, int, str, str]] = run(work, statements.returning)
     return [k for k, lease in items if (k.task, k.partition, k.instance, lease) not in held]

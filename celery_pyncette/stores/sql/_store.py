@@ -396,7 +396,8 @@ class SQLStore(Store):
         self, items: Sequence[tuple[InstanceKey, str]], until: datetime
     ) -> list[InstanceKey]:
         """One transaction, one ``UPDATE`` per task partition (see ``_leases``)."""
-        return extend_batch(lambda work: self._run(work, write=True), self._leases, items, until)
+        run = lambda work, single: self._run(work, write=True, single=single)  # noqa: E731
+        return extend_batch(run, self._leases, items, until)
 
     def _leased_write(self, stmt: Executable, params: dict[str, Any]) -> None:
         """Run a single-row statement guarded by the lease in ``params``; raise
