@@ -41,3 +41,24 @@ def store(backend: ModuleType) -> Iterator[Store]:
     namespace = f"t{uuid.uuid4().hex[:10]}"
     with backend.make_store(namespace) as created:
         yield created
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out a test marked ``garbage(kind)`` for a backend whose ``kind`` list is empty.
+
+    Such a backend cannot hold that garbage at all (the memory store holds Python objects), so
+    the test does not apply to it: it is deselected, not skipped.
+    """
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("garbage")
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec is not None else None
+        if marker is not None and backend is not None and not getattr(backend, marker.args[0]):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
