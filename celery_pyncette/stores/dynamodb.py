@@ -35,8 +35,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -45,6 +44,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from celery_pyncette.errors import ConfigurationError, LeaseLostError, StoreError, TaskLockedError
+from celery_pyncette.stores._dynamodb_items import RefusedError as _RefusedError
+from celery_pyncette.stores._dynamodb_items import holds as _holds
+from celery_pyncette.stores._dynamodb_items import number as _number
+from celery_pyncette.stores._dynamodb_items import time_of as _time
 from celery_pyncette.stores._dynamodb_leases import extend_lease, extend_leases
 from celery_pyncette.stores.base import (
     InstanceKey,
@@ -65,8 +68,6 @@ _FLAGS = {"1": True, "true": True, "yes": True, "on": True}
 _FLAGS.update({"0": False, "false": False, "no": False, "off": False})
 _KNOWN_PARAMS = ("endpoint_url", "skip_table_create")
 _MAX_SORT_KEY_BYTES, _MAX_HASH_KEY_BYTES = 1024, 2048
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
 _NAME_TOKEN = re.compile(r"#\w+")
 #: Expression placeholder -> attribute name (every attribute goes through a placeholder).
 _NAMES = {
@@ -142,16 +143,6 @@ def parse_url(url: str) -> DynamoDBSettings:
     return DynamoDBSettings(region, table, endpoint, _FLAGS[flag])
 
 
-def _number(moment: datetime) -> dict[str, str]:
-    """A DynamoDB number: epoch seconds with exactly the datetime's microseconds."""
-    micros = (moment - _EPOCH) // _MICROSECOND
-    return {"N": format(Decimal(micros).scaleb(-6), "f")}
-
-
-def _time(value: Mapping[str, str]) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(Decimal(value["N"]).scaleb(6)))
-
-
 def _optional_time(item: Mapping[str, Any], name: str) -> datetime | None:
     return _time(item[name]) if name in item else None
 
@@ -172,11 +163,6 @@ def _record(key: InstanceKey, item: Mapping[str, Any]) -> InstanceRecord:
         last_run_at=_optional_time(item, "last_run_at"),
         last_status=_optional_str(item, "last_status"),
     )
-
-
-def _holds(item: Mapping[str, Any] | None, name: str, lease: str) -> bool:
-    """Whether ``item``'s string attribute ``name`` is ``lease``."""
-    return item is not None and item.get(name, {}).get("S") == lease
 
 
 def _expression(*expressions: str | None) -> dict[str, Any]:
@@ -209,15 +195,6 @@ def _new_client(**options: Any) -> Any:
         if _session is None:
             _session = boto3.session.Session()
         return _session.client("dynamodb", **options)
-
-
-class _RefusedError(Exception):
-    """An expected refusal: a failed condition, or an error code the caller asked to handle."""
-
-    def __init__(self, code: str, item: Mapping[str, Any] | None):
-        super().__init__(code)
-        self.code = code
-        self.item = item
 
 
 class DynamoDBStore(Store):
