@@ -11,14 +11,32 @@ and counts as done.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from celery_pyncette.errors import LeaseLostError
-from celery_pyncette.stores.base import InstanceKey, Store
+from celery_pyncette.stores._dynamodb_items import RefusedError, holds, number
+from celery_pyncette.stores.base import InstanceKey
 
-if TYPE_CHECKING:
-    from celery_pyncette.stores.dynamodb import DynamoDBStore
+
+class DynamoDBStore(Protocol):
+    """What these functions use of :class:`celery_pyncette.stores.dynamodb.DynamoDBStore`."""
+
+    def _update(
+        self,
+        key: InstanceKey,
+        update: str,
+        condition: str | None,
+        values: dict[str, Any],
+        **extra: Any,
+    ) -> dict[str, Any]: ...
+
+    def _poller(self) -> ThreadPoolExecutor: ...
+
+    def extend_lease(
+        self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
+    ) -> None: ...
 
 
 def extend_lease(
@@ -29,10 +47,8 @@ def extend_lease(
     new_lease: str | None,
 ) -> None:
     """``Store.extend_lease`` on ``store``; :class:`LeaseLostError` when the lease is lost."""
-    from celery_pyncette.stores.dynamodb import _holds, _number, _RefusedError
-
     token = new_lease or lease
-    values = {":lease": {"S": lease}, ":until": _number(until), ":token": {"S": token}}
+    values = {":lease": {"S": lease}, ":until": number(until), ":token": {"S": token}}
     swap = "#until = :until, #lease = :token"
     attempts = (
         (f"SET {swap}, #ready = :until", "#lease = :lease AND #next <= :until"),
@@ -44,10 +60,10 @@ def extend_lease(
                 key, update, condition, values, ReturnValuesOnConditionCheckFailure="ALL_OLD"
             )
             return
-        except _RefusedError as refused:
-            if new_lease and _holds(refused.item, "lease", new_lease):
+        except RefusedError as refused:
+            if new_lease and holds(refused.item, "lease", new_lease):
                 return  # our own swap, sent again by botocore
-            if not _holds(refused.item, "lease", lease):
+            if not holds(refused.item, "lease", lease):
                 raise LeaseLostError(f"lease {lease} of {key} is lost") from None
     raise LeaseLostError(f"lease {lease} of {key} is lost")
 
@@ -58,8 +74,6 @@ def extend_leases(
     """``Store.extend_leases`` on ``store``: one conditional ``UpdateItem`` per item (DynamoDB has
     no batched conditional update), sent ``poll_concurrency`` at a time on the store's pool, so a
     published batch costs about the time of one request per ``poll_concurrency`` items."""
-    if len(items) < 2:
-        return Store.extend_leases(store, items, until)
 
     def extend_one(item: tuple[InstanceKey, str]) -> InstanceKey | None:
         try:
@@ -68,5 +82,5 @@ def extend_leases(
             return item[0]
         return None
 
-    outcomes = list(store._poller().map(extend_one, items))
+    outcomes = list((store._poller().map if len(items) > 1 else map)(extend_one, items))
     return [key for key in outcomes if key is not None]

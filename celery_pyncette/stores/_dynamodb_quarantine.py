@@ -20,22 +20,50 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from celery_pyncette.errors import CorruptRecordError
+from celery_pyncette.stores._dynamodb_items import RefusedError, number
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Quarantined
 
-if TYPE_CHECKING:
-    from celery_pyncette.stores.dynamodb import DynamoDBStore
+
+class DynamoDBStore(Protocol):
+    """What these functions use of :class:`celery_pyncette.stores.dynamodb.DynamoDBStore`."""
+
+    namespace: str
+
+    def _call(
+        self, operation: str, *, subject: str = "", expect: tuple[str, ...] = (), **params: Any
+    ) -> dict[str, Any]: ...
+
+    def _update(
+        self,
+        key: InstanceKey,
+        update: str,
+        condition: str | None,
+        values: dict[str, Any],
+        **extra: Any,
+    ) -> dict[str, Any]: ...
+
+    def _key(self, key: InstanceKey) -> dict[str, dict[str, str]]: ...
+
+    def _projected_item(self, key: dict[str, Any], projection: str) -> dict[str, Any] | None: ...
+
+    def _query_partition(
+        self, pid: str, limit: int | None, after: str | None, **extra: Any
+    ) -> list[dict[str, Any]]: ...
+
+    def _poller(self) -> ThreadPoolExecutor: ...
+
 
 #: Longest reason kept (longer ones are cut).
 REASON_CHARS = 1000
 #: The attributes of a quarantined item (and of a registry entry).
 REASON, SINCE = "quarantine_reason", "quarantined_at"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
 _READ_CHUNK = 100  # items read (in parallel) before the listing checks its limit
 
 
@@ -73,13 +101,13 @@ def _value(item: Mapping[str, Any], name: str, kind: str) -> Any:
 
 
 def _time(item: Mapping[str, Any], name: str) -> datetime | None:
-    number = _value(item, name, "N")
-    if number is None:
+    digits = _value(item, name, "N")
+    if digits is None:
         return None
     try:
-        return _EPOCH + timedelta(microseconds=int(Decimal(number).scaleb(6)))
+        return _EPOCH + timedelta(microseconds=int(Decimal(digits).scaleb(6)))
     except (ArithmeticError, InvalidOperation, OverflowError, ValueError):
-        raise _UndecodableError(f"{name} is not a time: {number[:40]!r}") from None
+        raise _UndecodableError(f"{name} is not a time: {digits[:40]!r}") from None
 
 
 def _last_run(item: Mapping[str, Any]) -> datetime | None:
@@ -128,25 +156,19 @@ def _entry_key(store: DynamoDBStore, key: InstanceKey) -> dict[str, dict[str, st
     return {"partition_id": _registry_pk(store), "task_id": {"S": digest}}
 
 
-def _micros(moment: datetime) -> dict[str, str]:
-    return {"N": format(Decimal((moment - _EPOCH) // _MICROSECOND).scaleb(-6), "f")}
-
-
 def quarantine(
     store: DynamoDBStore, key: InstanceKey, lease: str | None, reason: str, now: datetime
 ) -> bool:
     """Quarantine one item (with ``lease``: only while it holds it); whether it was."""
-    from celery_pyncette.stores.dynamodb import _RefusedError
-
     reason = reason[:REASON_CHARS]
     ident = json.dumps([key.task, key.partition, key.instance], ensure_ascii=False)
-    entry = {**_entry_key(store, key), "key": {"S": ident}, SINCE: _micros(now)}
+    entry = {**_entry_key(store, key), "key": {"S": ident}, SINCE: number(now)}
     store._call("put_item", subject=f"quarantine entry of {key}", Item=entry)
     release = uuid.uuid4().hex  # marks this call's write, should botocore have to retry it
     condition = "attribute_exists(#pk)" + ("" if lease is None else " AND #lease = :lease")
     values: dict[str, Any] = {
         ":reason": {"S": reason},
-        ":since": _micros(now),
+        ":since": number(now),
         ":release": {"S": release},
     }
     if lease is not None:
@@ -160,7 +182,7 @@ def quarantine(
             values,
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
-    except _RefusedError as refused:
+    except RefusedError as refused:
         old = refused.item or {}
         if old.get("release_id", {}).get("S") == release:
             return True  # our write, retried

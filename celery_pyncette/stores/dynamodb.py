@@ -36,8 +36,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -51,6 +50,9 @@ from celery_pyncette.errors import (
     TaskLockedError,
 )
 from celery_pyncette.stores import _dynamodb_quarantine as quarantines
+from celery_pyncette.stores._dynamodb_items import RefusedError as _RefusedError
+from celery_pyncette.stores._dynamodb_items import holds as _holds
+from celery_pyncette.stores._dynamodb_items import number as _number
 from celery_pyncette.stores._dynamodb_leases import extend_lease, extend_leases
 from celery_pyncette.stores._dynamodb_quarantine import decode_item
 from celery_pyncette.stores._dynamodb_url import DynamoDBSettings, parse_url
@@ -71,8 +73,6 @@ __all__ = ["DynamoDBSettings", "DynamoDBStore", "parse_url"]
 _PK, _SK, _INDEX = "partition_id", "task_id", "ready_at"
 _MARKER = "marker"  # sort key of the strikes marker item; strike items use 64 hex digits
 _MAX_SORT_KEY_BYTES, _MAX_HASH_KEY_BYTES = 1024, 2048
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
 _NAME_TOKEN = re.compile(r"#\w+")
 #: Expression placeholder -> attribute name (every attribute goes through a placeholder).
 _NAMES = {
@@ -94,19 +94,8 @@ _NAMES = {
 }
 
 
-def _number(moment: datetime) -> dict[str, str]:
-    """A DynamoDB number: epoch seconds with exactly the datetime's microseconds."""
-    micros = (moment - _EPOCH) // _MICROSECOND
-    return {"N": format(Decimal(micros).scaleb(-6), "f")}
-
-
 def _optional_str(item: Mapping[str, Any], name: str) -> str | None:
     return str(item[name]["S"]) if name in item else None
-
-
-def _holds(item: Mapping[str, Any] | None, name: str, lease: str) -> bool:
-    """Whether ``item``'s string attribute ``name`` is ``lease``."""
-    return item is not None and item.get(name, {}).get("S") == lease
 
 
 def _expression(*expressions: str | None) -> dict[str, Any]:
@@ -139,15 +128,6 @@ def _new_client(**options: Any) -> Any:
         if _session is None:
             _session = boto3.session.Session()
         return _session.client("dynamodb", **options)
-
-
-class _RefusedError(Exception):
-    """An expected refusal: a failed condition, or an error code the caller asked to handle."""
-
-    def __init__(self, code: str, item: Mapping[str, Any] | None):
-        super().__init__(code)
-        self.code = code
-        self.item = item
 
 
 class DynamoDBStore(Store):
