@@ -28,7 +28,7 @@ $(DYNALITE_INSTALLED): $(DYNALITE)/package.json $(DYNALITE)/package-lock.json
 dynalite: $(DYNALITE_INSTALLED)
 
 test: $(INSTALLED) $(DYNALITE_INSTALLED)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=20 $(PYTEST_ARGS)
 
 test-unit: $(INSTALLED)
 	$(BIN)/python -m pytest -n 2 tests/unit tests/contract -k "not contract or memory or sqlite" $(PYTEST_ARGS)
