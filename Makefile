@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 DYNALITE := tests/dynalite
 DYNALITE_INSTALLED := $(DYNALITE)/node_modules/.installed
 
-.PHONY: demo dynalite test test-unit test-integration lint typecheck docs benchmarks clean
+.PHONY: demo dynalite test test-oldest test-unit test-integration lint typecheck docs benchmarks clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,16 @@ dynalite: $(DYNALITE_INSTALLED)
 test: $(INSTALLED) $(DYNALITE_INSTALLED)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=20 $(PYTEST_ARGS)
 
+# The unit and contract suites (memory, SQLite, Redis) and the Redis store tests on the oldest
+# celery, kombu and redis that pyproject.toml claims (.ci/floors.py reads the floors).
+OLDEST := .venv-oldest
+test-oldest:
+	$(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
+	$(OLDEST)/bin/python -m pip install --quiet $$($(PYTHON) .ci/floors.py) -e '.[redis,postgres,mysql,dynamodb,dashboard,metrics,test]'
+	$(OLDEST)/bin/python -c "import celery, kombu, redis; print('oldest:', celery.__version__, kombu.__version__, redis.__version__)"
+	$(OLDEST)/bin/python -m pytest -n 2 -p no:cacheprovider tests/unit tests/contract tests/stores/test_redis_scripts.py tests/stores/test_redis_claim_ahead.py tests/stores/test_redis_failures.py tests/stores/test_redis_quarantine.py -k "not contract or memory or sqlite or redis" $(PYTEST_ARGS)
+
 test-unit: $(INSTALLED)
 	$(BIN)/python -m pytest -n 2 tests/unit tests/contract -k "not contract or memory or sqlite" $(PYTEST_ARGS)
 
@@ -50,4 +60,4 @@ docs: $(INSTALLED)
 	$(BIN)/mkdocs build --strict --site-dir build/site
 
 clean:
-	rm -rf $(VENV) $(DYNALITE)/node_modules .demo .pytest_cache .mypy_cache .ruff_cache build/site
+	rm -rf $(VENV) $(OLDEST) $(DYNALITE)/node_modules .demo .pytest_cache .mypy_cache .ruff_cache build/site
