@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 LIBRARIES = ("celery", "kombu", "redis")
 

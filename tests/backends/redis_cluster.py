@@ -7,8 +7,15 @@ from contextlib import contextmanager
 
 from redis.cluster import RedisCluster
 
-from celery_pyncette.stores.base import InstanceKey, Store
-from celery_pyncette.stores.redis import RedisStore, instance_key, partition_prefix
+from celery_pyncette.stores.base import Store
+from celery_pyncette.stores.redis import RedisStore
+from tests.backends._redis_garbage import (  # the same hash layout on both
+    CORRUPTIONS,
+    FIELD_LABELS,
+    HEALED_BY_CLAIM,
+    TOLERATED,
+    corrupt,
+)
 from tests.redis_cluster import delete_namespace, session_cluster
 
 NAME = "redis_cluster"
@@ -41,28 +48,4 @@ def make_second_client(store: Store) -> Iterator[Store]:
         other.close()
 
 
-#: Hash field -> garbage. n and u are read by the claim script (which quarantines them: it
-#: cannot tell whether the instance is due), s and a by Python after the claim.
-CORRUPTIONS: dict[str, str | bytes] = {
-    "n": "soon",
-    "u": "later",
-    "s": "not json {",
-    "a": "[1, 2]",
-    "a/utf-8": b'{"a": "\xff"}',  # not UTF-8: must not fail the claim's whole reply
-}
-#: How reasons name the hash fields.
-FIELD_LABELS = {"n": "next_run (n)", "u": "locked_until (u)", "s": "spec (s)", "a": "args (a)"}
-#: Nothing the claim overwrites without reading.
-HEALED_BY_CLAIM: dict[str, str] = {}
-
-#: Field -> garbage that reads as none (the last run is informational).
-TOLERATED = {"r": "yesterday"}
-
-
-def corrupt(store: Store, key: InstanceKey, field: str) -> None:
-    """HSET the garbage of ``field`` into the instance's hash."""
-    assert isinstance(store, RedisStore)
-    name = instance_key(partition_prefix(store.namespace, key.task, key.partition), key.instance)
-    client = store._redis()
-    assert client.exists(name), f"{key} not found"
-    client.hset(name, field.split("/", 1)[0], {**CORRUPTIONS, **TOLERATED}[field])
+__all__ = ["CORRUPTIONS", "FIELD_LABELS", "HEALED_BY_CLAIM", "NAME", "TOLERATED", "corrupt"]
