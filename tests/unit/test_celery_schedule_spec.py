@@ -65,7 +65,7 @@ def beat_start(url: str, started: list[Pyncette], schedule: object) -> Pyncette:
     app.conf.beat_schedule = {"custom": {"task": "proj.custom", "schedule": schedule}}
     extension = Pyncette(app, url=url)
     started.append(extension)
-    sync_static(extension, extension.definitions(), extension.now())
+    sync_static(extension.runtime, extension.definitions(), extension.now())
     return extension
 
 

@@ -122,7 +122,7 @@ def test_an_old_process_routes_a_new_instance_by_the_repartitioned_count(
     # a process on the new code finds it, and its beat sends it
     newer, spread_newer = processes.start(2)
     assert newer.get_task_state(spread_newer, "user1") is not None
-    Dispatcher(newer, "beat-new").dispatch(newer.router.polled(newer.definitions()))
+    Dispatcher(newer.runtime, "beat-new").dispatch(newer.router.polled(newer.definitions()))
     sent = [m.headers["pyncette"]["instance"] for m in take_waiting(newer.app)]
     assert sent == ["user1"]
 
