@@ -266,6 +266,23 @@ def test_import_from_django_celery_beat_converts_and_reports(
     assert isinstance(converted["first monday"][1], CelerySchedule)
 
 
+def test_the_generated_module_imports_zoned_from_the_schedules_module(
+    app: Celery, pyncette: Pyncette, django_db: str
+) -> None:
+    app.conf.timezone = "UTC"
+
+    code, stdout, stderr = invoke(app, "import", "--from-django-celery-beat", django_db)
+
+    assert code == 0, stderr
+    assert "from celery_pyncette.schedules import zoned" in stdout.splitlines()
+
+
+def test_modules_generated_by_earlier_versions_still_import_zoned() -> None:
+    from celery_pyncette import importers, schedules
+
+    assert importers.zoned is schedules.zoned
+
+
 def test_import_from_django_celery_beat_as_json(
     app: Celery, pyncette: Pyncette, django_db: str
 ) -> None:
