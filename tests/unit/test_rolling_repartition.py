@@ -21,9 +21,10 @@ import redis
 from celery import Celery
 
 from celery_pyncette import ConfigurationError, Context, Pyncette, TaskLockedError, routing
+from celery_pyncette._records import TASKS_TASK
 from celery_pyncette.dispatch import Dispatcher
 from celery_pyncette.extension import default_partition_selector
-from celery_pyncette.partitions import TASKS_TASK, PartitionLayout, repartition, stored_layout
+from celery_pyncette.partitions import PartitionLayout, repartition, stored_layout
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 from tests.backends import postgres as postgres_backend
 from tests.backends import redis as redis_backend
