@@ -8,27 +8,16 @@ Optional: ``make_second_client(store)`` yields another client of the same backen
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import uuid
 from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
 
-import tests.backends
 from celery_pyncette.stores.base import Store
+from tests.backends import all_backends
 
-
-def _backends() -> list[ModuleType]:
-    return [
-        importlib.import_module(f"tests.backends.{info.name}")
-        for info in pkgutil.iter_modules(tests.backends.__path__)
-        if not info.name.startswith("_")  # shared helpers, not backends
-    ]
-
-
-BACKENDS = _backends()
+BACKENDS = all_backends()
 
 
 @pytest.fixture(params=BACKENDS, ids=[b.NAME for b in BACKENDS])
