@@ -12,7 +12,12 @@ import boto3
 
 from celery_pyncette.stores.base import InstanceKey, Store
 from celery_pyncette.stores.dynamodb import DynamoDBStore
-from tests.dynamodb_server import admin_client, aws_environment, dynamodb_endpoint, store_url
+from tests.support.servers.dynalite import (
+    admin_client,
+    aws_environment,
+    dynamodb_endpoint,
+    store_url,
+)
 
 NAME = "dynamodb"
 

@@ -1,7 +1,7 @@
 """Runs the contract suite over every store: one module per backend in ``tests/backends``.
 
 A backend module exposes ``NAME`` and ``make_store(namespace)``, a context manager yielding a fresh,
-empty, set-up store (it calls :func:`tests.servers.require_server` when it needs a server).
+empty, set-up store (it calls :func:`tests.support.servers.require_server` when it needs a server).
 Optional: ``make_second_client(store)`` yields another client of the same backend (another
 "process") for concurrency tests; without it the same store object is shared by threads.
 """

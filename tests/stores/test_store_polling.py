@@ -29,8 +29,8 @@ from celery_pyncette.stores.redis import RedisStore
 from celery_pyncette.stores.sql import SQLStore
 from tests.backends import dynamodb, mariadb, postgres, redis_cluster, sqlite
 from tests.backends import redis as standalone
-from tests.redis_cluster import private_server
 from tests.stores.test_sql_store import engine_of, statements
+from tests.support.servers.local_redis import private_server
 
 pytestmark = pytest.mark.timeout(90)
 

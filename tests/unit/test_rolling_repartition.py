@@ -28,9 +28,9 @@ from celery_pyncette.partitions import PartitionLayout, repartition, stored_layo
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 from tests.backends import postgres as postgres_backend
 from tests.backends import redis as redis_backend
-from tests.messages import take_waiting
-from tests.redis_cluster import delete_namespace
-from tests.servers import require_server
+from tests.support.messages import take_waiting
+from tests.support.servers import require_server
+from tests.support.servers.local_redis import delete_namespace
 
 PAST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
