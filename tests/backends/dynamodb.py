@@ -1,4 +1,4 @@
-"""The DynamoDB store for the contract suite, on dynalite (tests/dynamodb_server.py), over HTTP.
+"""The DynamoDB store for the contract suite, on dynalite (tests/support/servers), over HTTP.
 
 Each test gets its own table, created by the store's ``setup()`` and deleted at teardown.
 """
