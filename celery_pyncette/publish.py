@@ -67,11 +67,6 @@ _LEGACY_SENT = getattr(signals, "task_sent", None)
 _LIMIT_OPTIONS = ("time_limit", "soft_time_limit", "expires")
 
 
-def new_task_ids(count: int) -> list[str]:
-    """Fresh Celery task ids (random UUIDs' text, as Celery makes them)."""
-    return ids.task_ids(count)
-
-
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     """One task message to send."""
@@ -409,7 +404,7 @@ class Publisher:
         first_error: Exception | None = None
         templates: dict[tuple[str, int], _Template] = {}
         for index, (message, task_id) in enumerate(
-            zip(messages, new_task_ids(len(messages)), strict=True)
+            zip(messages, ids.task_ids(len(messages)), strict=True)
         ):
             try:
                 key = (message.task, id(message.options) if message.options else 0)

@@ -17,7 +17,7 @@ from celery import Celery
 
 from celery_pyncette import Context, Pyncette, clock, registry
 from celery_pyncette.dispatch import sync_static
-from tests.servers import IN_CI
+from tests.support.servers import IN_CI
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"

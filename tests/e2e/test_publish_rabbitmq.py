@@ -15,7 +15,7 @@ from kombu import Connection, Exchange, Queue
 
 from celery_pyncette.publish import OutgoingMessage, Publisher
 from tests.e2e.harness import BROKERS
-from tests.servers import require_server
+from tests.support.servers import require_server
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
 

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from celery_pyncette import Pyncette
 from celery_pyncette.cli import pyncette as pyncette_group
 from celery_pyncette.schedules import CelerySchedule, CronSchedule, IntervalSchedule
-from tests.servers import require_server
+from tests.support.servers import require_server
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 

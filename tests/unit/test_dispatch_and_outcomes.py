@@ -16,7 +16,7 @@ from celery_pyncette import Context, ExecutionMode, FailureMode, Pyncette, curre
 from celery_pyncette.dispatch import Dispatcher, sync_static
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
 from tests.conftest import FakeClock
-from tests.messages import take_waiting
+from tests.support.messages import take_waiting
 
 Message = tuple[str, dict[str, Any], dict[str, Any]]
 

@@ -16,7 +16,7 @@ from celery_pyncette._runtime import teardown_fixtures
 from celery_pyncette.dispatch import Dispatcher, sync_static
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
 from tests.conftest import FakeClock
-from tests.messages import take_waiting
+from tests.support.messages import take_waiting
 
 os.environ["RECIPES_STORE"] = "memory://"
 os.environ["RECIPES_BROKER"] = "memory://"
