@@ -1,4 +1,8 @@
-"""Shared plumbing of the ``celery pyncette`` commands: the group, output, errors."""
+"""Shared plumbing of the ``celery pyncette`` commands: the group, output, errors.
+
+``--json`` prints the rows of :mod:`celery_pyncette._read_model` (the dashboard's API answers the
+same); tables show the same rows for people: times to the second, durations short, values as JSON.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,11 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from celery_pyncette._read_model import state_row, strike_row, to_json
 from celery_pyncette.errors import PyncetteError
 from celery_pyncette.extension import Pyncette, extension_for
 from celery_pyncette.state import TaskState
 from celery_pyncette.stores.base import Strike
-from celery_pyncette.strike_values import type_name
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,7 +46,8 @@ def json_option(function: F) -> F:
 
 
 def print_json(value: Any) -> None:
-    click.echo(json.dumps(value, default=_json_default, indent=2))
+    """``value`` as indented JSON, through the read model's :func:`to_json`."""
+    click.echo(json.dumps(to_json(value), default=str, indent=2))
 
 
 def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool) -> None:
@@ -85,14 +90,6 @@ def _duration(value: timedelta) -> str:
     return f"{seconds // 86400}d"
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    return str(value)
-
-
 def fail(exc: Exception) -> NoReturn:
     message = " ".join(str(exc).split()) or type(exc).__name__
     if type(exc) is not ValueError:
@@ -108,19 +105,12 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def state_row(state: TaskState) -> dict[str, Any]:
-    return {
-        "task": state.task,
-        "instance": state.instance,
-        "partition": state.partition,
-        "schedule": _timing(state),
-        "scheduled_at": state.scheduled_at,
-        "locked_until": state.locked_until,
-        "locked_by": state.locked_by,
-        "last_run_at": state.last_run_at,
-        "last_status": state.last_status,
-        "args": dict(state.args),
-    }
+def emit_states(states: Sequence[TaskState], as_json: bool) -> None:
+    """Task states as the read model shows them, or a table with the timing as one text."""
+    if as_json:
+        print_json([state_row(s) for s in states])
+        return
+    table([{**state_row(s), "schedule": _timing(s)} for s in states], STATE_COLUMNS)
 
 
 def _timing(state: TaskState) -> str | None:
@@ -145,16 +135,12 @@ STATE_COLUMNS = (
 )
 
 
-def strike_row(strike: Strike, as_json: bool = True) -> dict[str, Any]:
-    """One strike: the value as is for ``--json``, as JSON text for a table; with its type."""
-    where = strike.parameter is not None
-    return {
-        "task": strike.task,
-        "parameter": strike.parameter,
-        "operator": strike.operator,
-        "value": strike.value if as_json or not where else json.dumps(strike.value),
-        "type": type_name(strike.value) if where else None,
-    }
+def strike_cells(strike: Strike, as_json: bool) -> dict[str, Any]:
+    """A strike as the read model shows it; for a table, its value as JSON text."""
+    row = strike_row(strike)
+    if not as_json and strike.parameter is not None:
+        row["value"] = json.dumps(strike.value)
+    return row
 
 
 # --- the group -----------------------------------------------------------------------------------

@@ -8,16 +8,16 @@ from typing import Any
 import click
 
 from celery_pyncette import bounds, overview
+from celery_pyncette._read_model import task_row
 from celery_pyncette.cli._common import (
     RESERVED_ARGS,
-    STATE_COLUMNS,
     emit,
+    emit_states,
     extension_of,
     fail,
     json_option,
     parse_value,
     pyncette,
-    state_row,
 )
 from celery_pyncette.errors import PyncetteError
 
@@ -32,22 +32,7 @@ def list_tasks(ctx: click.Context, as_json: bool) -> None:
         summaries = overview.summarize(extension)
     except (PyncetteError, ValueError) as exc:
         fail(exc)
-    rows = [
-        {
-            "task": s.name,
-            "kind": s.kind,
-            "schedule": s.schedule,
-            "instances": s.instances,
-            "next_run": s.next_run,
-            "enabled": s.enabled,
-            "celery_task": s.celery_name,
-            "source": s.source,
-            "execution_mode": s.execution_mode,
-            "failure_mode": s.failure_mode,
-            "partitions": s.partition_count,
-        }
-        for s in summaries
-    ]
+    rows = [task_row(s) for s in summaries]
     emit(rows, ["task", "kind", "schedule", "instances", "next_run", "enabled"], as_json)
 
 
@@ -88,7 +73,7 @@ def show(
             states = [state]
     except (PyncetteError, ValueError) as exc:
         fail(exc)
-    emit([state_row(s) for s in states], STATE_COLUMNS, as_json)
+    emit_states(states, as_json)
     if more:
         click.echo(f"(first {limit} instances; use --limit or --prefix for others)", err=True)
 
@@ -147,7 +132,7 @@ def schedule(
         )
     except (PyncetteError, ValueError, OverflowError) as exc:
         fail(exc)
-    emit([state_row(state)], STATE_COLUMNS, as_json)
+    emit_states([state], as_json)
 
 
 def _parse_at(text: str) -> datetime:

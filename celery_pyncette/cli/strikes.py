@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from celery_pyncette._read_model import sorted_strikes
 from celery_pyncette.cli._common import (
     F,
     emit,
@@ -21,7 +22,7 @@ from celery_pyncette.cli._common import (
     fail,
     json_option,
     pyncette,
-    strike_row,
+    strike_cells,
 )
 from celery_pyncette.errors import PyncetteError
 from celery_pyncette.extension import STRIKE_OPERATORS
@@ -90,7 +91,7 @@ def strike(
         struck = extension.strike(target, parameter, operator, value)
     except (PyncetteError, ValueError) as exc:
         fail(exc)
-    emit([strike_row(struck, as_json)], COLUMNS, as_json)
+    emit([strike_cells(struck, as_json)], COLUMNS, as_json)
 
 
 @pyncette.command(name="restore")
@@ -113,7 +114,7 @@ def restore(
         fail(exc)
     if not removed and not missing_ok:
         raise click.ClickException("no such strike (see `celery pyncette strikes`)")
-    row = {**strike_row(Strike(target, parameter, operator, value), as_json), "removed": removed}
+    row = {**strike_cells(Strike(target, parameter, operator, value), as_json), "removed": removed}
     emit([row], [*COLUMNS, "removed"], as_json)
 
 
@@ -127,5 +128,4 @@ def strikes(ctx: click.Context, as_json: bool) -> None:
         found = extension.strikes()
     except PyncetteError as exc:
         fail(exc)
-    ordered = sorted(found, key=lambda s: json.dumps(strike_row(s, True), sort_keys=True))
-    emit([strike_row(s, as_json) for s in ordered], COLUMNS, as_json)
+    emit([strike_cells(s, as_json) for s in sorted_strikes(found)], COLUMNS, as_json)
