@@ -1,7 +1,9 @@
-"""Shared plumbing of the ``celery pyncette`` commands: the group, output, errors.
+"""Shared plumbing of the ``celery pyncette`` commands: the group, the app's extension, output,
+errors.
 
-``--json`` prints the rows of :mod:`celery_pyncette._read_model` (the dashboard's API answers the
-same); tables show the same rows for people: times to the second, durations short, values as JSON.
+Commands print rows of :mod:`celery_pyncette._read_model` (the dashboard's API answers the same):
+``--json`` through its ``to_json``; a table shows them for people, times to the second, durations
+short, lists and objects as JSON, ``None`` as ``-``.
 """
 
 from __future__ import annotations
@@ -13,17 +15,11 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from celery_pyncette._read_model import state_row, strike_row, to_json
+from celery_pyncette._read_model import to_json
 from celery_pyncette.errors import PyncetteError
 from celery_pyncette.extension import Pyncette, extension_for
-from celery_pyncette.state import TaskState
-from celery_pyncette.stores.base import Strike
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: Keywords of ``schedule_task`` that cannot be task arguments.
-RESERVED_ARGS = frozenset({"schedule", "interval", "execute_at", "timezone", "force"})
-
 
 # --- plumbing ------------------------------------------------------------------------------------
 
@@ -95,52 +91,6 @@ def fail(exc: Exception) -> NoReturn:
     if type(exc) is not ValueError:
         message = f"{type(exc).__name__}: {message}"
     raise click.ClickException(message)
-
-
-def parse_value(text: str) -> Any:
-    """JSON when it parses, else the text itself."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def emit_states(states: Sequence[TaskState], as_json: bool) -> None:
-    """Task states as the read model shows them, or a table with the timing as one text."""
-    if as_json:
-        print_json([state_row(s) for s in states])
-        return
-    table([{**state_row(s), "schedule": _timing(s)} for s in states], STATE_COLUMNS)
-
-
-def _timing(state: TaskState) -> str | None:
-    if state.schedule is not None:
-        return f"{state.schedule} ({state.timezone or 'UTC'})"
-    if state.interval is not None:
-        return f"every {state.interval}"
-    if state.execute_at is not None:
-        return f"once at {state.execute_at.isoformat(timespec='seconds')}"
-    return None
-
-
-STATE_COLUMNS = (
-    "task",
-    "instance",
-    "schedule",
-    "scheduled_at",
-    "locked_until",
-    "last_run_at",
-    "last_status",
-    "args",
-)
-
-
-def strike_cells(strike: Strike, as_json: bool) -> dict[str, Any]:
-    """A strike as the read model shows it; for a table, its value as JSON text."""
-    row = strike_row(strike)
-    if not as_json and strike.parameter is not None:
-        row["value"] = json.dumps(strike.value)
-    return row
 
 
 # --- the group -----------------------------------------------------------------------------------
