@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from celery_pyncette.overview import Backlog, Health, TaskSummary
+from celery_pyncette._overview import Backlog, Health, TaskSummary
 from celery_pyncette.registry import BeatInfo
 from celery_pyncette.state import TaskState
 from celery_pyncette.stores.base import STATIC_INSTANCE, Quarantined, Strike

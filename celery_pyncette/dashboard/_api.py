@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from celery_pyncette import _read_model, overview
-from celery_pyncette.dashboard import _reading, formats
+from celery_pyncette import _overview, _read_model
+from celery_pyncette.dashboard import _formats, _reading
 from celery_pyncette.dashboard._site import NotFoundError, Site, json_response
 
 INSTANCE = "/api/tasks/{task}/instances/{instance:path}"
@@ -45,7 +45,7 @@ class _Api:
         self.pyncette = site.pyncette
 
     async def tasks(self, request: Request) -> Response:
-        summaries = await run_in_threadpool(overview.summarize, self.pyncette)
+        summaries = await run_in_threadpool(_overview.summarize, self.pyncette)
         return json_response([_read_model.task_row(s) for s in summaries])
 
     async def task(self, request: Request) -> Response:
@@ -73,8 +73,8 @@ class _Api:
     async def schedule(self, request: Request) -> Response:
         name, instance = request.path_params["task"], request.path_params["instance"]
         _reading.definition(self.site, name)
-        body = await formats.json_body(request)
-        timing = formats.timing_from(
+        body = await _formats.json_body(request)
+        timing = _formats.timing_from(
             {k: body[k] for k in ("cron", "interval", "at", "timezone") if k in body}
         )
         args = body.get("args") or {}
@@ -101,7 +101,7 @@ class _Api:
         )
 
     async def add_strike(self, request: Request) -> Response:
-        body = await formats.json_body(request)
+        body = await _formats.json_body(request)
         struck = await run_in_threadpool(
             self.pyncette.strike,
             body.get("task"),
@@ -112,7 +112,7 @@ class _Api:
         return json_response(_read_model.strike_row(struck), status=201)
 
     async def restore_strike(self, request: Request) -> Response:
-        body = await formats.json_body(request)
+        body = await _formats.json_body(request)
         removed = await run_in_threadpool(
             self.pyncette.restore,
             body.get("task"),

@@ -1,7 +1,7 @@
 """One-time messages after a form post (the post/redirect/get pattern).
 
 A form handler answers with :func:`redirect` (303), carrying an ``error`` or a ``notice`` in a
-short-lived cookie signed by the dashboard's :class:`~celery_pyncette.dashboard.security.Guard`;
+short-lived cookie signed by the dashboard's :class:`~celery_pyncette.dashboard._security.Guard`;
 the next page rendered shows it (:func:`read`) and deletes it (:func:`clear`). A cookie whose
 signature does not match is ignored.
 """
@@ -14,8 +14,8 @@ import json
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from celery_pyncette.dashboard import formats
-from celery_pyncette.dashboard.security import Guard
+from celery_pyncette.dashboard import _formats
+from celery_pyncette.dashboard._security import Guard
 
 FLASH_COOKIE = "pyncette_flash"
 
@@ -36,7 +36,7 @@ def redirect(
             f"{raw}.{guard.sign('flash:' + raw)}",
             httponly=True,
             samesite="strict",
-            path=formats.root(request) or "/",
+            path=_formats.root(request) or "/",
             max_age=FLASH_MAX_AGE,
         )
     return response
@@ -56,4 +56,4 @@ def read(request: Request, guard: Guard) -> dict[str, str]:
 
 def clear(request: Request, response: Response) -> None:
     """Delete the message: it was shown."""
-    response.delete_cookie(FLASH_COOKIE, path=formats.root(request) or "/")
+    response.delete_cookie(FLASH_COOKIE, path=_formats.root(request) or "/")

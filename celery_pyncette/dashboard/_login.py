@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from celery_pyncette.dashboard import formats
+from celery_pyncette.dashboard import _formats
+from celery_pyncette.dashboard._security import AUTH_COOKIE, AccessDeniedError, form_data
 from celery_pyncette.dashboard._site import Site
-from celery_pyncette.dashboard.security import AUTH_COOKIE, AccessDeniedError, form_data
 
 
 def route(site: Site) -> Route:
@@ -47,7 +47,7 @@ def route(site: Site) -> Route:
             httponly=True,
             samesite="strict",
             secure=request.url.scheme == "https",
-            path=formats.root(request) or "/",
+            path=_formats.root(request) or "/",
         )
         return response
 

@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from celery_pyncette import _read_model, overview, registry
-from celery_pyncette.dashboard import _reading, formats
+from celery_pyncette import _overview, _read_model, registry
+from celery_pyncette.dashboard import _formats, _reading
+from celery_pyncette.dashboard._security import form_data
 from celery_pyncette.dashboard._site import Site
-from celery_pyncette.dashboard.security import form_data
 from celery_pyncette.state import TaskState
 
 
@@ -61,11 +61,11 @@ class _Pages:
     # --- reading --------------------------------------------------------------------------------
 
     async def tasks(self, request: Request) -> Response:
-        def read() -> tuple[list[overview.TaskSummary], int, int]:
+        def read() -> tuple[list[_overview.TaskSummary], int, int]:
             now = self.pyncette.now()
             beats = registry.list_beats(self.pyncette.store)
             alive = sum(1 for b in beats if not b.is_stale(now))
-            return overview.summarize(self.pyncette), alive, len(self.pyncette.strikes())
+            return _overview.summarize(self.pyncette), alive, len(self.pyncette.strikes())
 
         tasks, alive, strikes = await run_in_threadpool(read)
         return self.site.render(
@@ -122,7 +122,7 @@ class _Pages:
                 "problems": health.problems,
                 "warnings": health.warnings,
                 "backlog": health.backlog,
-                "stale_after": formats.duration(registry.STALE_AFTER),
+                "stale_after": _formats.duration(registry.STALE_AFTER),
             },
         )
 
@@ -133,8 +133,8 @@ class _Pages:
         _reading.definition(self.site, name)
         form = await form_data(request)
         instance = form.get("instance", "").strip()
-        args = formats.json_object(form.get("args", "") or "{}")
-        timing = formats.timing_from(form)
+        args = _formats.json_object(form.get("args", "") or "{}")
+        timing = _formats.timing_from(form)
         await run_in_threadpool(
             lambda: self.pyncette.schedule_task(name, instance, **timing, **args)
         )
@@ -146,7 +146,7 @@ class _Pages:
         name, instance = request.path_params["task"], request.path_params["instance"]
         state = await _reading.state(self.site, name, instance)
         form = await form_data(request)
-        timing = formats.timing_from(form)
+        timing = _formats.timing_from(form)
         force = form.get("force") == "1"
         await run_in_threadpool(
             lambda: self.pyncette.schedule_task(
@@ -163,12 +163,12 @@ class _Pages:
         return self.site.back(request, f"/tasks/{quote(name, safe='')}", notice=message)
 
     async def add_strike(self, request: Request) -> Response:
-        task, parameter, operator, value = formats.strike_from_form(await form_data(request))
+        task, parameter, operator, value = _formats.strike_from_form(await form_data(request))
         await run_in_threadpool(self.pyncette.strike, task, parameter, operator, value)
         return self.site.back(request, "/strikes", notice="strike added")
 
     async def restore_strike(self, request: Request) -> Response:
-        task, parameter, operator, value = formats.strike_from_form(await form_data(request))
+        task, parameter, operator, value = _formats.strike_from_form(await form_data(request))
         removed = await run_in_threadpool(self.pyncette.restore, task, parameter, operator, value)
         return self.site.back(
             request, "/strikes", notice="strike restored" if removed else "no such strike"

@@ -1,6 +1,6 @@
 """The store reads the pages and the API share, off the event loop, with their 404s.
 
-Each function reads through :mod:`celery_pyncette.overview` or the extension's state API in a
+Each function reads through :mod:`celery_pyncette._overview` or the extension's state API in a
 thread (stores are synchronous) and raises :class:`~celery_pyncette.dashboard._site.NotFoundError`
 for an unknown task or instance (a name that breaks the naming rules is a ``ValueError``: 400).
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from celery_pyncette import names, overview
-from celery_pyncette.dashboard import formats
+from celery_pyncette import _overview, names
+from celery_pyncette.dashboard import _formats
 from celery_pyncette.dashboard._site import NotFoundError, Site
 from celery_pyncette.definitions import TaskDefinition
 from celery_pyncette.state import TaskState
@@ -29,18 +29,18 @@ def definition(site: Site, name: str) -> TaskDefinition:
         raise (exc if reserved else NotFoundError(f"no task {name!r} in this app")) from None
 
 
-async def summary(site: Site, name: str) -> overview.TaskSummary:
+async def summary(site: Site, name: str) -> _overview.TaskSummary:
     """The summary of one task, as the task list shows it."""
     definition(site, name)
-    (found,) = await run_in_threadpool(overview.summarize, site.pyncette, [name])
+    (found,) = await run_in_threadpool(_overview.summarize, site.pyncette, [name])
     return found
 
 
 async def page_of(site: Site, request: Request, task: str) -> tuple[list[TaskState], str | None]:
     """The instances the query asks for (``limit``, ``cursor``, ``prefix``), and the next cursor."""
-    limit = formats.bounded_int(request.query_params.get("limit"), site.page_size, MAX_PAGE)
+    limit = _formats.bounded_int(request.query_params.get("limit"), site.page_size, MAX_PAGE)
     page = await run_in_threadpool(
-        lambda: overview.find_instances(
+        lambda: _overview.find_instances(
             site.pyncette,
             task,
             limit=limit,
@@ -62,9 +62,9 @@ async def state(site: Site, task: str, instance: str | None) -> TaskState:
     return stored
 
 
-async def health(site: Site, request: Request) -> overview.Health:
+async def health(site: Site, request: Request) -> _overview.Health:
     """Beats, problems, warnings; the due backlog too with ``?backlog=1``."""
     with_backlog = request.query_params.get("backlog") == "1"
     return await run_in_threadpool(
-        lambda: overview.health(site.pyncette, site.pyncette.now(), with_backlog=with_backlog)
+        lambda: _overview.health(site.pyncette, site.pyncette.now(), with_backlog=with_backlog)
     )

@@ -3,7 +3,7 @@
 A handler is wrapped by :meth:`Site.page` (a read, answered with HTML), :meth:`Site.form` (a write
 from a form: errors go back to the form's page as a message), :meth:`Site.api` or
 :meth:`Site.api_write` (JSON, errors as ``{"error": ...}``). Each wrapper runs the
-:class:`~celery_pyncette.dashboard.security.Guard` first and maps errors to statuses: 401/403/405
+:class:`~celery_pyncette.dashboard._security.Guard` first and maps errors to statuses: 401/403/405
 (refused), 404 (:class:`NotFoundError`), 503 (the store failed), 409 (the instance is running),
 400 (bad input).
 """
@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from celery_pyncette import _read_model, clock
-from celery_pyncette.dashboard import _flash, formats
-from celery_pyncette.dashboard.security import SESSION_COOKIE, AccessDeniedError, Guard
-from celery_pyncette.dashboard.templates import TEMPLATES
+from celery_pyncette.dashboard import _flash, _formats
+from celery_pyncette.dashboard._security import SESSION_COOKIE, AccessDeniedError, Guard
+from celery_pyncette.dashboard._templates import TEMPLATES
 from celery_pyncette.errors import PyncetteError, StoreError, TaskLockedError
 from celery_pyncette.extension import STRIKE_OPERATORS, Pyncette
 
@@ -58,7 +58,7 @@ class Site:
             args_text=lambda args: json.dumps(dict(args), sort_keys=True),
             json=lambda value: json.dumps(value),
             operators=STRIKE_OPERATORS,
-            **formats.TEMPLATE_HELPERS,
+            **_formats.TEMPLATE_HELPERS,
         )
 
     # --- wrappers -------------------------------------------------------------------------------
@@ -135,12 +135,12 @@ class Site:
                 httponly=True,
                 samesite="strict",
                 secure=request.url.scheme == "https",
-                path=formats.root(request) or "/",
+                path=_formats.root(request) or "/",
             )
 
     def url(self, request: Request, path: str) -> str:
         """``path`` under the dashboard's mount point."""
-        return formats.root(request) + path
+        return _formats.root(request) + path
 
     def render(
         self,
@@ -155,7 +155,7 @@ class Site:
         values = {
             "request": request,
             "url": lambda path: self.url(request, path),
-            "relative": lambda value: formats.relative(value, now),
+            "relative": lambda value: _formats.relative(value, now),
             "now_text": now.strftime("%Y-%m-%d %H:%M:%S UTC"),
             "title": self.title,
             "writable": self.guard.writable,
@@ -183,5 +183,5 @@ class Site:
 
         Without ``path``: back to the page the form was on (the ``Referer``, if it is this site).
         """
-        target = self.url(request, path) if path else formats.same_site_referer(request)
+        target = self.url(request, path) if path else _formats.same_site_referer(request)
         return _flash.redirect(request, target, self.guard, error=error, notice=notice)

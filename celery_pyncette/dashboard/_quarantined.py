@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from celery_pyncette._read_model import quarantined_row
-from celery_pyncette.dashboard import formats
+from celery_pyncette.dashboard import _formats
 from celery_pyncette.dashboard._site import Site, json_response
 from celery_pyncette.stores.base import Quarantined
 
@@ -27,7 +27,7 @@ def routes(site: Site) -> list[Route]:
 
     async def listing(request: Request) -> tuple[list[Quarantined], bool, str | None, int]:
         task = request.query_params.get("task") or None
-        limit = formats.bounded_int(request.query_params.get("limit"), DEFAULT_LISTED, MAX_LISTED)
+        limit = _formats.bounded_int(request.query_params.get("limit"), DEFAULT_LISTED, MAX_LISTED)
         found = await run_in_threadpool(site.pyncette.store.list_quarantined, task, limit + 1)
         return found[:limit], len(found) > limit, task, limit
 

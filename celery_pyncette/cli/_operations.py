@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import click
 
-from celery_pyncette import clock, overview
+from celery_pyncette import _overview, clock
 from celery_pyncette._read_model import health_row
 from celery_pyncette.cli._common import (
     emit,
@@ -53,8 +53,8 @@ def status(ctx: click.Context, no_backlog: bool, forget_stale: bool, as_json: bo
     extension = extension_of(ctx)
     try:
         now = extension.now()  # the store's clock, which beats report by
-        forgotten = overview.forget_stale_beats(extension, now) if forget_stale else []
-        found = overview.health(extension, now, with_backlog=not no_backlog)
+        forgotten = _overview.forget_stale_beats(extension, now) if forget_stale else []
+        found = _overview.health(extension, now, with_backlog=not no_backlog)
     except (PyncetteError, ValueError) as exc:
         fail(exc)
     report = health_row(found)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from celery_pyncette import bounds, overview
+from celery_pyncette import _overview, bounds
 from celery_pyncette._read_model import state_row, task_row
 from celery_pyncette.cli._common import (
     emit,
@@ -72,7 +72,7 @@ def list_tasks(ctx: click.Context, as_json: bool) -> None:
     """Every task with its kind, schedule, instance count and (static tasks) next run."""
     extension = extension_of(ctx)
     try:
-        summaries = overview.summarize(extension)
+        summaries = _overview.summarize(extension)
     except (PyncetteError, ValueError) as exc:
         fail(exc)
     rows = [task_row(s) for s in summaries]
@@ -106,7 +106,7 @@ def show(
     try:
         definition = extension.definition(task)
         if definition.dynamic and instance is None:
-            page = overview.find_instances(extension, task, limit=limit, prefix=prefix)
+            page = _overview.find_instances(extension, task, limit=limit, prefix=prefix)
             states, more = page.tasks, page.continuation_token is not None
         else:
             state = extension.get_task_state(task, instance)

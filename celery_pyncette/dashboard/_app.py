@@ -2,18 +2,18 @@
 
 Pages and their forms: :mod:`._pages`; the JSON API: :mod:`._api` (serialised by
 :mod:`celery_pyncette._read_model`, as the CLI's ``--json`` is); sign-in: :mod:`._login`;
-quarantined records, page and API: :mod:`.quarantined`. What they share (access checks, error
+quarantined records, page and API: :mod:`._quarantined`. What they share (access checks, error
 answers, rendering, one-time messages) is :mod:`._site`; the checks themselves are
-:mod:`.security`.
+:mod:`._security`.
 """
 
 from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from celery_pyncette.dashboard import _api, _login, _pages, quarantined
+from celery_pyncette.dashboard import _api, _login, _pages, _quarantined
+from celery_pyncette.dashboard._security import Authorize, Guard
 from celery_pyncette.dashboard._site import Site
-from celery_pyncette.dashboard.security import Authorize, Guard
 from celery_pyncette.extension import Pyncette
 
 
@@ -43,6 +43,6 @@ def create_app(
         *_pages.routes(site),
         _login.route(site),
         *_api.routes(site),
-        *quarantined.routes(site),
+        *_quarantined.routes(site),
     ]
     return Starlette(routes=routes)
