@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from celery_pyncette import metrics
 from celery_pyncette.schedules import Schedule
@@ -223,14 +223,3 @@ def summary(quarantined: Sequence[Quarantined], more: bool, first: int = 3) -> s
     rest = "" if len(quarantined) <= first and not more else ", ..."
     total = f"{len(quarantined)}{'+' if more else ''}"
     return f"{total} record(s) quarantined: {shown}{rest} (see `celery pyncette quarantined`)"
-
-
-def as_row(item: Quarantined) -> dict[str, Any]:
-    """A quarantined record as the CLI's ``--json`` and the dashboard's API show it."""
-    return {
-        "task": item.key.task,
-        "partition": item.key.partition,
-        "instance": None if item.key.instance == STATIC_INSTANCE else item.key.instance,
-        "reason": item.reason,
-        "since": item.since,
-    }

@@ -11,7 +11,8 @@ when they parse (``42``, ``true``, ``"42"``, ``[1, 2]``) and as plain strings ot
 
 from __future__ import annotations
 
-from celery_pyncette.cli import instances, operations, quarantined, strikes
+# Importing the command modules adds their commands to the group.
+from celery_pyncette.cli import _instances, _operations, _quarantined, _strikes  # noqa: F401
 from celery_pyncette.cli._common import pyncette
 
-__all__ = ["instances", "operations", "pyncette", "quarantined", "strikes"]
+__all__ = ["pyncette"]

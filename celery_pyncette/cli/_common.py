@@ -1,4 +1,10 @@
-"""Shared plumbing of the ``celery pyncette`` commands: the group, output, errors."""
+"""Shared plumbing of the ``celery pyncette`` commands: the group, the app's extension, output,
+errors.
+
+Commands print rows of :mod:`celery_pyncette._read_model` (the dashboard's API answers the same):
+``--json`` through its ``to_json``; a table shows them for people, times to the second, durations
+short, lists and objects as JSON, ``None`` as ``-``.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +15,11 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from celery_pyncette._read_model import to_json
 from celery_pyncette.errors import PyncetteError
 from celery_pyncette.extension import Pyncette, extension_for
-from celery_pyncette.state import TaskState
-from celery_pyncette.stores.base import Strike
-from celery_pyncette.strike_values import type_name
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: Keywords of ``schedule_task`` that cannot be task arguments.
-RESERVED_ARGS = frozenset({"schedule", "interval", "execute_at", "timezone", "force"})
-
 
 # --- plumbing ------------------------------------------------------------------------------------
 
@@ -42,7 +42,8 @@ def json_option(function: F) -> F:
 
 
 def print_json(value: Any) -> None:
-    click.echo(json.dumps(value, default=_json_default, indent=2))
+    """``value`` as indented JSON, through the read model's :func:`to_json`."""
+    click.echo(json.dumps(to_json(value), default=str, indent=2))
 
 
 def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool) -> None:
@@ -85,76 +86,11 @@ def _duration(value: timedelta) -> str:
     return f"{seconds // 86400}d"
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    return str(value)
-
-
 def fail(exc: Exception) -> NoReturn:
     message = " ".join(str(exc).split()) or type(exc).__name__
     if type(exc) is not ValueError:
         message = f"{type(exc).__name__}: {message}"
     raise click.ClickException(message)
-
-
-def parse_value(text: str) -> Any:
-    """JSON when it parses, else the text itself."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def state_row(state: TaskState) -> dict[str, Any]:
-    return {
-        "task": state.task,
-        "instance": state.instance,
-        "partition": state.partition,
-        "schedule": _timing(state),
-        "scheduled_at": state.scheduled_at,
-        "locked_until": state.locked_until,
-        "locked_by": state.locked_by,
-        "last_run_at": state.last_run_at,
-        "last_status": state.last_status,
-        "args": dict(state.args),
-    }
-
-
-def _timing(state: TaskState) -> str | None:
-    if state.schedule is not None:
-        return f"{state.schedule} ({state.timezone or 'UTC'})"
-    if state.interval is not None:
-        return f"every {state.interval}"
-    if state.execute_at is not None:
-        return f"once at {state.execute_at.isoformat(timespec='seconds')}"
-    return None
-
-
-STATE_COLUMNS = (
-    "task",
-    "instance",
-    "schedule",
-    "scheduled_at",
-    "locked_until",
-    "last_run_at",
-    "last_status",
-    "args",
-)
-
-
-def strike_row(strike: Strike, as_json: bool = True) -> dict[str, Any]:
-    """One strike: the value as is for ``--json``, as JSON text for a table; with its type."""
-    where = strike.parameter is not None
-    return {
-        "task": strike.task,
-        "parameter": strike.parameter,
-        "operator": strike.operator,
-        "value": strike.value if as_json or not where else json.dumps(strike.value),
-        "type": type_name(strike.value) if where else None,
-    }
 
 
 # --- the group -----------------------------------------------------------------------------------

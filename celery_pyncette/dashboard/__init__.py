@@ -10,7 +10,7 @@
 
 Server-rendered pages (tasks, instances, one instance, strikes, beats) over a JSON API under
 ``/api``. Read-only unless ``writable=True``; see :func:`create_app` for authorisation and tokens,
-and :mod:`celery_pyncette.dashboard.security` for the checks every request passes.
+and :mod:`celery_pyncette.dashboard._security` for the checks every request passes.
 """
 
 from __future__ import annotations
@@ -23,6 +23,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         f"the dashboard needs {exc.name}: pip install 'celery-pyncette[dashboard]'"
     ) from exc
 
-from celery_pyncette.dashboard.app import create_app
+from celery_pyncette.dashboard._app import create_app
 
 __all__ = ["create_app"]

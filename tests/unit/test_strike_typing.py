@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from celery_pyncette import Context, Pyncette
 from celery_pyncette.cli import pyncette as pyncette_group
-from celery_pyncette.dashboard.formats import strike_from_form
+from celery_pyncette.dashboard._formats import strike_from_form
 from celery_pyncette.stores.base import Strike
 from celery_pyncette.strike_values import literal, parse_literal, shown
 from celery_pyncette.strikes import matches

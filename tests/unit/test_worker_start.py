@@ -5,13 +5,22 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from celery import Celery, signals
+from celery import Celery, _state, signals
 
 from celery_pyncette import Pyncette
 from celery_pyncette.worker import _receivers as worker_module
+
+
+@pytest.fixture(autouse=True)
+def _joining_results_allowed_again() -> Iterator[None]:
+    """Building a worker marks this process as one where ``result.get()`` would block; later
+    tests in the process call ``.get()`` on eagerly applied tasks."""
+    yield
+    _state._set_task_join_will_block(False)
 
 
 class StartingWorker:

@@ -1,4 +1,8 @@
-"""Reading requests and writing responses: query values, form fields, JSON, display text."""
+"""Reading requests and showing values on pages: query values, form fields, display text.
+
+Request bodies of the API are read here too; what the API answers is
+:mod:`celery_pyncette._read_model`'s.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import Response
 
-from celery_pyncette import bounds, overview
-from celery_pyncette.registry import BeatInfo
+from celery_pyncette import bounds
 from celery_pyncette.state import TaskState
-from celery_pyncette.stores.base import Strike
-from celery_pyncette.strike_values import literal, parse_literal, shown, type_name
+from celery_pyncette.strike_values import literal, parse_literal, shown
 
 
 def same_site_referer(request: Request) -> str:
@@ -40,20 +41,6 @@ def bounded_int(text: str | None, default: int, most: int) -> int:
     if not 1 <= value <= most:
         raise ValueError(f"expected an integer from 1 to {most}, got {value}")
     return value
-
-
-def encode(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def json_response(body: Any, status: int = 200) -> Response:
-    return Response(
-        json.dumps(body, default=encode), status_code=status, media_type="application/json"
-    )
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -152,62 +139,6 @@ def ranges(numbers: list[int]) -> str:
         else:
             spans.append([n, n])
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
-
-
-def summary_json(summary: overview.TaskSummary) -> dict[str, Any]:
-    return {
-        "task": summary.name,
-        "celery_task": summary.celery_name,
-        "kind": summary.kind,
-        "source": summary.source,
-        "schedule": summary.schedule,
-        "execution_mode": summary.execution_mode,
-        "failure_mode": summary.failure_mode,
-        "partitions": summary.partition_count,
-        "enabled": summary.enabled,
-        "instances": summary.instances,
-        "next_run": summary.next_run,
-    }
-
-
-def state_json(state: TaskState) -> dict[str, Any]:
-    return {
-        "task": state.task,
-        "instance": state.instance,
-        "partition": state.partition,
-        "schedule": state.schedule,
-        "interval": state.interval,
-        "execute_at": state.execute_at,
-        "timezone": state.timezone,
-        "scheduled_at": state.scheduled_at,
-        "locked_until": state.locked_until,
-        "locked_by": state.locked_by,
-        "last_run_at": state.last_run_at,
-        "last_status": state.last_status,
-        "args": dict(state.args),
-    }
-
-
-def strike_json(strike: Strike) -> dict[str, Any]:
-    return {
-        "task": strike.task,
-        "parameter": strike.parameter,
-        "operator": strike.operator,
-        "value": strike.value,
-        "type": type_name(strike.value) if strike.parameter is not None else None,
-    }
-
-
-def beat_json(beat: BeatInfo, now: datetime) -> dict[str, Any]:
-    return {
-        "beat": beat.owner,
-        "hostname": beat.hostname,
-        "pid": beat.pid,
-        "started_at": beat.started_at,
-        "last_tick": beat.last_tick,
-        "state": "stale" if beat.is_stale(now) else "alive",
-        "partitions": {task: list(parts) for task, parts in beat.partitions.items()},
-    }
 
 
 #: Functions the templates call: timing and ranges of tasks, strike values typed and as text.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from celery_pyncette import quarantine
+from celery_pyncette._read_model import quarantined_row
 from celery_pyncette.cli._common import emit, extension_of, fail, json_option, pyncette
 from celery_pyncette.errors import PyncetteError
 
@@ -41,6 +41,6 @@ def quarantined(ctx: click.Context, task: str | None, limit: int, as_json: bool)
         found = extension.store.list_quarantined(name, limit + 1)
     except PyncetteError as exc:
         fail(exc)
-    emit([quarantine.as_row(q) for q in found[:limit]], COLUMNS, as_json)
+    emit([quarantined_row(q) for q in found[:limit]], COLUMNS, as_json)
     if len(found) > limit:
         click.echo(f"more than {limit} quarantined record(s); raise --limit to see them", err=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from celery_pyncette._read_model import sorted_strikes, strike_row
 from celery_pyncette.cli._common import (
     F,
     emit,
@@ -21,7 +22,6 @@ from celery_pyncette.cli._common import (
     fail,
     json_option,
     pyncette,
-    strike_row,
 )
 from celery_pyncette.errors import PyncetteError
 from celery_pyncette.stores.base import Strike
@@ -29,6 +29,14 @@ from celery_pyncette.strike_values import looks_typed, parse_literal
 from celery_pyncette.strikes import OPERATOR_NAMES as STRIKE_OPERATORS
 
 COLUMNS = ["task", "parameter", "operator", "value", "type"]
+
+
+def _strike_cells(strike: Strike, as_json: bool) -> dict[str, Any]:
+    """A strike as the read model shows it; for a table, its value as JSON text."""
+    row = strike_row(strike)
+    if not as_json and strike.parameter is not None:
+        row["value"] = json.dumps(strike.value)
+    return row
 
 
 def _strike_options(function: F) -> F:
@@ -90,7 +98,7 @@ def strike(
         struck = extension.strike(target, parameter, operator, value)
     except (PyncetteError, ValueError) as exc:
         fail(exc)
-    emit([strike_row(struck, as_json)], COLUMNS, as_json)
+    emit([_strike_cells(struck, as_json)], COLUMNS, as_json)
 
 
 @pyncette.command(name="restore")
@@ -113,7 +121,7 @@ def restore(
         fail(exc)
     if not removed and not missing_ok:
         raise click.ClickException("no such strike (see `celery pyncette strikes`)")
-    row = {**strike_row(Strike(target, parameter, operator, value), as_json), "removed": removed}
+    row = {**_strike_cells(Strike(target, parameter, operator, value), as_json), "removed": removed}
     emit([row], [*COLUMNS, "removed"], as_json)
 
 
@@ -127,5 +135,4 @@ def strikes(ctx: click.Context, as_json: bool) -> None:
         found = extension.strikes()
     except PyncetteError as exc:
         fail(exc)
-    ordered = sorted(found, key=lambda s: json.dumps(strike_row(s, True), sort_keys=True))
-    emit([strike_row(s, as_json) for s in ordered], COLUMNS, as_json)
+    emit([_strike_cells(s, as_json) for s in sorted_strikes(found)], COLUMNS, as_json)

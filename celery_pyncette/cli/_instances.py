@@ -2,24 +2,67 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 import click
 
-from celery_pyncette import bounds, overview
+from celery_pyncette import _overview, bounds
+from celery_pyncette._read_model import state_row, task_row
 from celery_pyncette.cli._common import (
-    RESERVED_ARGS,
-    STATE_COLUMNS,
     emit,
     extension_of,
     fail,
     json_option,
-    parse_value,
+    print_json,
     pyncette,
-    state_row,
+    table,
 )
 from celery_pyncette.errors import PyncetteError
+from celery_pyncette.state import TaskState
+
+#: Keywords of ``schedule_task`` that cannot be task arguments.
+RESERVED_ARGS = frozenset({"schedule", "interval", "execute_at", "timezone", "force"})
+
+
+def _parse_value(text: str) -> Any:
+    """JSON when it parses, else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _emit_states(states: Sequence[TaskState], as_json: bool) -> None:
+    """Task states as the read model shows them, or a table with the timing as one text."""
+    if as_json:
+        print_json([state_row(s) for s in states])
+        return
+    table([{**state_row(s), "schedule": _timing(s)} for s in states], STATE_COLUMNS)
+
+
+def _timing(state: TaskState) -> str | None:
+    if state.schedule is not None:
+        return f"{state.schedule} ({state.timezone or 'UTC'})"
+    if state.interval is not None:
+        return f"every {state.interval}"
+    if state.execute_at is not None:
+        return f"once at {state.execute_at.isoformat(timespec='seconds')}"
+    return None
+
+
+STATE_COLUMNS = (
+    "task",
+    "instance",
+    "schedule",
+    "scheduled_at",
+    "locked_until",
+    "last_run_at",
+    "last_status",
+    "args",
+)
 
 
 @pyncette.command(name="list")
@@ -29,25 +72,10 @@ def list_tasks(ctx: click.Context, as_json: bool) -> None:
     """Every task with its kind, schedule, instance count and (static tasks) next run."""
     extension = extension_of(ctx)
     try:
-        summaries = overview.summarize(extension)
+        summaries = _overview.summarize(extension)
     except (PyncetteError, ValueError) as exc:
         fail(exc)
-    rows = [
-        {
-            "task": s.name,
-            "kind": s.kind,
-            "schedule": s.schedule,
-            "instances": s.instances,
-            "next_run": s.next_run,
-            "enabled": s.enabled,
-            "celery_task": s.celery_name,
-            "source": s.source,
-            "execution_mode": s.execution_mode,
-            "failure_mode": s.failure_mode,
-            "partitions": s.partition_count,
-        }
-        for s in summaries
-    ]
+    rows = [task_row(s) for s in summaries]
     emit(rows, ["task", "kind", "schedule", "instances", "next_run", "enabled"], as_json)
 
 
@@ -78,7 +106,7 @@ def show(
     try:
         definition = extension.definition(task)
         if definition.dynamic and instance is None:
-            page = overview.find_instances(extension, task, limit=limit, prefix=prefix)
+            page = _overview.find_instances(extension, task, limit=limit, prefix=prefix)
             states, more = page.tasks, page.continuation_token is not None
         else:
             state = extension.get_task_state(task, instance)
@@ -88,7 +116,7 @@ def show(
             states = [state]
     except (PyncetteError, ValueError) as exc:
         fail(exc)
-    emit([state_row(s) for s in states], STATE_COLUMNS, as_json)
+    _emit_states(states, as_json)
     if more:
         click.echo(f"(first {limit} instances; use --limit or --prefix for others)", err=True)
 
@@ -132,7 +160,7 @@ def schedule(
             raise click.UsageError(f"--arg {item!r}: expected KEY=VALUE")
         if key in RESERVED_ARGS:
             raise click.UsageError(f"--arg {key!r}: that name is reserved by schedule_task")
-        arguments[key] = parse_value(text)
+        arguments[key] = _parse_value(text)
     extension = extension_of(ctx)
     try:
         state = extension.schedule_task(
@@ -147,7 +175,7 @@ def schedule(
         )
     except (PyncetteError, ValueError, OverflowError) as exc:
         fail(exc)
-    emit([state_row(state)], STATE_COLUMNS, as_json)
+    _emit_states([state], as_json)
 
 
 def _parse_at(text: str) -> datetime:

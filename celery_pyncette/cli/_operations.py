@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
 
 import click
 
-from celery_pyncette import clock, overview, quarantine
+from celery_pyncette import _overview, clock
+from celery_pyncette._read_model import health_row
 from celery_pyncette.cli._common import (
     emit,
     extension_of,
@@ -53,59 +53,21 @@ def status(ctx: click.Context, no_backlog: bool, forget_stale: bool, as_json: bo
     extension = extension_of(ctx)
     try:
         now = extension.now()  # the store's clock, which beats report by
-        forgotten = overview.forget_stale_beats(extension, now) if forget_stale else []
-        found = overview.health(extension, now, with_backlog=not no_backlog)
+        forgotten = _overview.forget_stale_beats(extension, now) if forget_stale else []
+        found = _overview.health(extension, now, with_backlog=not no_backlog)
     except (PyncetteError, ValueError) as exc:
         fail(exc)
-    beats: list[dict[str, Any]] = [
-        {
-            "beat": b.owner,
-            "hostname": b.hostname,
-            "pid": b.pid,
-            "started_at": b.started_at,
-            "last_tick": b.last_tick,
-            "age": now - b.last_tick,
-            "state": "stale" if b.is_stale(now) else "alive",
-            "partitions": {task: list(parts) for task, parts in b.partitions.items()},
-        }
-        for b in found.beats
-    ]
-    backlog = [
-        {
-            "task": b.task,
-            "due": b.due,
-            "running": b.running,
-            "oldest_due": b.oldest_due,
-            "overdue": b.overdue(now),
-        }
-        for b in found.backlog or []
-    ]
+    report = health_row(found)
     if as_json:
-        print_json(
-            {
-                "healthy": found.healthy,
-                "now": now,
-                "beats": beats,
-                "backlog": None if found.backlog is None else backlog,
-                "problems": found.problems,
-                "warnings": found.warnings,
-                "quarantined": {
-                    "count": len(found.quarantined),
-                    "more": found.quarantined_more,
-                    "first": [quarantine.as_row(q) for q in found.quarantined[:10]],
-                },
-                "forgotten": forgotten,
-            }
-        )
+        print_json({**report, "forgotten": forgotten})
     else:
         for owner in forgotten:
             click.echo(f"forgot stale beat {owner}")
-        for row in beats:
-            row["polls"] = _polls(row["partitions"])
+        beats = [{**row, "polls": _polls(row["partitions"])} for row in report["beats"]]
         table(beats, ["beat", "state", "age", "last_tick", "polls"])
-        if found.backlog is not None:
+        if report["backlog"] is not None:
             click.echo()
-            table(backlog, ["task", "due", "running", "oldest_due", "overdue"])
+            table(report["backlog"], ["task", "due", "running", "oldest_due", "overdue"])
         click.echo()
         for warning in found.warnings:
             click.echo(f"warning: {warning}")
