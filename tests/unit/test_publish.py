@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kombu import Exchange, Producer, Queue
 
-from celery_pyncette import publish
+from celery_pyncette import ids as id_maker
 from celery_pyncette.publish import OutgoingMessage, Publisher, plain_repr
 from tests.messages import take_waiting
 
@@ -47,7 +47,7 @@ def fixed_ids(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Task ids the publisher hands out, in order (so a message can be compared by id)."""
     ids = [str(uuid.uuid4()) for _ in range(10)]
     queue = list(ids)
-    monkeypatch.setattr(publish, "new_task_ids", lambda count: [queue.pop(0) for _ in range(count)])
+    monkeypatch.setattr(id_maker, "task_ids", lambda count: [queue.pop(0) for _ in range(count)])
     return ids
 
 
