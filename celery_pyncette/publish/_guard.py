@@ -35,7 +35,8 @@ def factory_for(app: Celery) -> Factory | None:
             reason = f"Celery lacks what it imports ({exc})"
         else:
             owners = (
-                ("app.amqp", app.amqp, _factory.AMQP_ATTRIBUTES),
+                # on the class: reading Celery's cached properties would build them now
+                ("app.amqp", type(app.amqp), _factory.AMQP_ATTRIBUTES),
                 ("app", app, _factory.APP_ATTRIBUTES),
                 ("celery.Task", celery.Task, _factory.TASK_ATTRIBUTES),
             )
