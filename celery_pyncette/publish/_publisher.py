@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from contextlib import nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from kombu.messaging import Producer
@@ -42,6 +42,9 @@ from celery_pyncette.publish._message import (
 from celery_pyncette.publish._plain import PlainSend
 from celery_pyncette.publish._redis_batch import merge_pushes
 from celery_pyncette.publish._routing import declare_queues
+
+if TYPE_CHECKING:
+    from celery_pyncette.publish._factory import Factory
 
 #: Messages written before their publisher confirms are awaited (RabbitMQ).
 CONFIRM_WINDOW = 100
@@ -72,8 +75,8 @@ class Publisher:
         self.confirm_timeout = confirm_timeout
         #: Every message through ``app.send_task``; else decided at the first batch.
         self.plain = plain
-        self._factory: Any = None
-        self._chosen = plain
+        self._factory: Factory | None = None
+        self._chosen = plain  # whether the path is decided
         self._lock = threading.Lock()
         self._connection: Any = None
         self._channel: Any = None
