@@ -57,13 +57,13 @@ TASK_ATTRIBUTES = ("_get_exec_options",)
 _LEGACY_SENT = getattr(signals, "task_sent", None)
 #: Execution options of a task that Celery hands to ``create_task_message`` as arguments.
 _LIMIT_OPTIONS = ("time_limit", "soft_time_limit", "expires")
-#: ``send_task`` arguments the emulation does not apply: a task given one goes the plain path.
+#: ``send_task`` arguments that shape a message and that the emulation does not apply: a task
+#: given one goes the plain path.
 _SEND_TASK_ONLY = frozenset(
     {
         "countdown", "eta", "link", "link_error", "group_id", "group_index", "retries",
         "chord", "reply_to", "root_id", "parent_id", "route_name", "shadow", "chain",
-        "task_type", "replaced_task_nesting", "add_to_parent", "result_cls", "router",
-        "producer", "connection", "publisher", "argsrepr", "kwargsrepr", "origin",
+        "task_type", "replaced_task_nesting", "router", "argsrepr", "kwargsrepr", "origin",
     }
 )  # fmt: skip
 #: The task id a prototype message is built with; no real id equals it.

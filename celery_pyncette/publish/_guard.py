@@ -8,17 +8,16 @@ Celery lacks a private attribute the emulation reads, it says why in one log lin
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 import celery
 import kombu
 from celery import Celery
 
+from celery_pyncette.publish._message import logger
+
 if TYPE_CHECKING:
     from celery_pyncette.publish._factory import Factory
-
-logger = logging.getLogger("celery_pyncette.publish")
 
 #: The (major, minor) releases of Celery and kombu the factory emulation was verified on; each
 #: range includes its first and excludes its last bound.
