@@ -19,7 +19,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kombu import Exchange, Producer, Queue
 
-from celery_pyncette import ids as id_maker
 from celery_pyncette.publish import OutgoingMessage, Publisher, plain_repr
 from tests.messages import take_waiting
 
@@ -47,7 +46,7 @@ def fixed_ids(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Task ids the publisher hands out, in order (so a message can be compared by id)."""
     ids = [str(uuid.uuid4()) for _ in range(10)]
     queue = list(ids)
-    monkeypatch.setattr(id_maker, "task_ids", lambda count: [queue.pop(0) for _ in range(count)])
+    monkeypatch.setattr("celery_pyncette.ids.task_ids", lambda n: [queue.pop(0) for _ in range(n)])
     return ids
 
 
