@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from celery_pyncette import worker as _worker  # noqa: F401 - connects the worker-side signals
 from celery_pyncette.context import Context, current_context
 from celery_pyncette.definitions import ExecutionMode, FailureMode, TaskDefinition
 from celery_pyncette.errors import (
@@ -24,11 +23,15 @@ from celery_pyncette.extension import Pyncette
 from celery_pyncette.heartbeat import with_heartbeat
 from celery_pyncette.state import TaskState, TaskStatePage
 from celery_pyncette.stores.base import Strike
+from celery_pyncette.worker import connect_receivers
 
 if TYPE_CHECKING:
     from celery_pyncette.beat import Scheduler
 
 __version__ = "0.1.0"
+
+# The worker side (settling plain beat_schedule tasks, opening the store, fixtures) runs on signals.
+connect_receivers()
 
 __all__ = [
     "BulkWriteError",

@@ -26,10 +26,10 @@ from celery import Celery
 from celery.beat import Scheduler as CeleryScheduler
 
 from celery_pyncette import clock, metrics, registry
+from celery_pyncette._runtime import Runtime, runtime_for
 from celery_pyncette.definitions import TaskDefinition
 from celery_pyncette.dispatch import Dispatcher, sync_static
 from celery_pyncette.errors import ConfigurationError, PyncetteError
-from celery_pyncette.extension import Pyncette, extension_for
 from celery_pyncette.quarantine import GaugeRefresher
 
 logger = logging.getLogger("celery_pyncette.beat")
@@ -90,7 +90,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
     """A Celery beat scheduler whose schedule lives in a celery-pyncette store."""
 
     def __init__(self, app: Celery, *args: Any, lazy: bool = False, **kwargs: Any) -> None:
-        self._pyncette: Pyncette | None = None
+        self._runtime: Runtime | None = None
         self._dispatcher: Dispatcher | None = None
         self._definitions: list[TaskDefinition] = []
         self._synced = False
@@ -103,22 +103,22 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         super().__init__(app, *args, lazy=lazy, **kwargs)
         if not lazy:
-            self.max_interval = self.pyncette.settings.poll_interval
+            self.max_interval = self.runtime.settings.poll_interval
 
     @property
-    def pyncette(self) -> Pyncette:
-        """The app's extension (created from ``app.conf`` when the app made none)."""
-        if self._pyncette is None:
-            self._pyncette = extension_for(self.app)
-        return self._pyncette
+    def runtime(self) -> Runtime:
+        """The app's runtime (created from ``app.conf`` when the app made no ``Pyncette``)."""
+        if self._runtime is None:
+            self._runtime = runtime_for(self.app)
+        return self._runtime
 
     def setup_schedule(self) -> None:
         """Validate settings and definitions; no store I/O yet (see the module docstring)."""
         self.data: dict[str, Any] = {}
-        pyncette = self.pyncette
-        settings = pyncette.settings
-        self._definitions = pyncette.definitions()
-        self._dispatcher = Dispatcher(pyncette, self.owner)
+        runtime = self.runtime
+        settings = runtime.settings
+        self._definitions = runtime.definitions()
+        self._dispatcher = Dispatcher(runtime, self.owner)
         logger.info(
             "celery-pyncette: store %s, %d task(s), poll interval %ss, beat %s",
             redact(settings.url),
@@ -135,7 +135,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
             raise  # a misconfiguration found in the store (a changed partition_count) stops beat
         except Exception as exc:
             self._failures += 1
-            backoff: float = self.pyncette.settings.poll_interval * 2 ** min(self._failures, 6)
+            backoff: float = self.runtime.settings.poll_interval * 2 ** min(self._failures, 6)
             delay = min(backoff, MAX_BACKOFF)
             if self._failures == 1:
                 logger.exception("beat tick failed; retrying in %.1fs", delay)
@@ -151,21 +151,21 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
 
     def _tick(self) -> float:
         assert self._dispatcher is not None, "setup_schedule() was not called"
-        pyncette = self.pyncette
-        tick_started = pyncette.now()
+        runtime = self.runtime
+        tick_started = runtime.now()
         if not self._synced:
             for definition in self._definitions:
                 if definition.dynamic:
-                    pyncette.check_partitions(definition)
-            sync_static(pyncette, self._definitions, pyncette.now())
+                    runtime.router.layout(definition)  # refuses a changed partition count
+            sync_static(runtime, self._definitions, runtime.now())
             self._synced = True
         started = time.monotonic()
         with deferred_shutdown() as stop_requested:
             self._dispatcher.stopping = stop_requested
-            backlog = self._dispatcher.dispatch(pyncette.router.polled(self._definitions))
+            backlog = self._dispatcher.dispatch(runtime.router.polled(self._definitions))
         metrics.observe_tick(time.monotonic() - started)
         self._report()
-        self._quarantine_gauge.refresh(pyncette.store, pyncette.now())
+        self._quarantine_gauge.refresh(runtime.store, runtime.now())
         if self._failures:
             logger.info("beat recovered after %d failed tick(s)", self._failures)
             self._failures = 0
@@ -175,11 +175,11 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
 
     def _report(self) -> None:
         """Refresh this beat's record in the store (for ``celery pyncette status``), throttled."""
-        now = self.pyncette.now()
+        now = self.runtime.now()
         if self._reported_at is not None and now - self._reported_at < registry.REPORT_EVERY:
             return
         registry.record_beat(
-            self.pyncette.store,
+            self.runtime.store,
             self.owner,
             hostname=socket.gethostname(),
             pid=os.getpid(),
@@ -188,7 +188,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
             now=now,
         )
         if self._reported_at is None or now - self._pruned_at > registry.FORGET_AFTER / 6:
-            registry.forget_dead_beats(self.pyncette.store, now)
+            registry.forget_dead_beats(self.runtime.store, now)
             self._pruned_at = now
         self._reported_at = now
 
@@ -196,8 +196,8 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         """Until the next known due time of a static task, at most until ``poll_interval`` after
         this tick started: ticks start every poll interval (not a poll interval after the last
         one ended), so a dynamic occurrence waits at most one poll interval for its tick."""
-        poll = self.pyncette.settings.poll_interval
-        now = self.pyncette.now()
+        poll = self.runtime.settings.poll_interval
+        now = self.runtime.now()
         wake = poll - (now - tick_started).total_seconds()
         for definition in self._definitions:
             if definition.dynamic or definition.schedule is None or not definition.enabled:
@@ -213,8 +213,8 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
             return
         self._closed = True
         try:
-            if self._reported_at is not None and self._pyncette is not None:
-                registry.forget_beat(self._pyncette.store, self.owner)
+            if self._reported_at is not None and self._runtime is not None:
+                registry.forget_beat(self._runtime.store, self.owner)
         except PyncetteError:
             logger.warning("could not remove this beat's record from the store", exc_info=True)
         if self._dispatcher is not None:
@@ -223,9 +223,9 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         try:
             super().close()
         finally:
-            if self._pyncette is not None:
+            if self._runtime is not None:
                 try:
-                    self._pyncette.close()
+                    self._runtime.close()
                 except PyncetteError:
                     logger.warning("closing the store failed", exc_info=True)
 
@@ -237,7 +237,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
     def info(self) -> str:
         """Banner text; no I/O (beat builds a lazy scheduler just for this)."""
         try:
-            settings = self.pyncette.settings
+            settings = self.runtime.settings
         except PyncetteError as exc:
             return f"    . pyncette -> misconfigured: {exc}"
         return f"    . pyncette store -> {redact(settings.url)}"

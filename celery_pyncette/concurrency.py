@@ -4,8 +4,9 @@ A limit is a pool of *slots*: ``limit`` records of a reserved task per limited g
 a task and one value of an argument). Beat claims a slot for each occurrence it sends, with the
 same lease as the occurrence; the worker releases it when the execution ends. A slot held by a
 killed worker frees itself when its lease expires. An occurrence that gets no slot stays due and
-is tried again on the next tick. Slots are ordinary instance records, so every store supports
-them through the contract's claim and unlock.
+is tried again on the next tick. Slots are ordinary instance records (laid out in
+:mod:`celery_pyncette._records`), so every store supports them through the contract's claim and
+unlock.
 """
 
 from __future__ import annotations
@@ -15,17 +16,15 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
+from celery_pyncette._records import slot_pool, slot_records
 from celery_pyncette.errors import LeaseLostError, StoreError
-from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Store
+from celery_pyncette.stores.base import InstanceKey, Store
 
 logger = logging.getLogger("celery_pyncette.concurrency")
 
-#: Prefix of the reserved task names of slot pools.
-SLOTS_TASK_PREFIX = "__pyncette_slots__:"
-_ALWAYS_DUE = datetime(2000, 1, 1, tzinfo=timezone.utc)
 _MISSING = object()
 
 
@@ -63,7 +62,7 @@ class ConcurrencyLimit:
                 return None
             identity = [task, self.parameter, value]
         digest = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode())
-        return SLOTS_TASK_PREFIX + digest.hexdigest()[:24]
+        return slot_pool(digest.hexdigest()[:24])
 
 
 class Slots:
@@ -89,17 +88,14 @@ class Slots:
         with self._lock:
             if (pool, limit) in self._ready:
                 return
-        records = [
-            InstanceRecord(InstanceKey(pool, 0, f"{i:05d}"), _ALWAYS_DUE, {"kind": "slot"}, {})
-            for i in range(limit)
-        ]
-        wanted = {r.key.instance for r in records}
-        existing = {r.key.instance for r in store.list_instances(pool, 0, limit + 1000)}
-        missing = [r for r in records if r.key.instance not in existing]
+        records = slot_records(pool, limit)
+        wanted = {r.key for r in records}
+        existing = {r.key for r in store.list_instances(pool, 0, limit + 1000)}
+        missing = [r for r in records if r.key not in existing]
         if missing:
             store.upsert_many(missing, now)
         for extra in existing - wanted:  # the limit was lowered in code
-            store.delete(InstanceKey(pool, 0, extra))
+            store.delete(extra)
         with self._lock:
             self._ready.add((pool, limit))
 

@@ -8,11 +8,13 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from celery_pyncette.definitions import build_schedule, validate_args
 from celery_pyncette.errors import LeaseLostError
+from celery_pyncette.schedules import schedule_from_spec
 
 if TYPE_CHECKING:
+    from celery_pyncette._runtime import Runtime
     from celery_pyncette.definitions import TaskDefinition
-    from celery_pyncette.extension import Pyncette
     from celery_pyncette.occurrence import Occurrence
     from celery_pyncette.schedules import Schedule
 
@@ -32,12 +34,12 @@ class Context:
     def __init__(
         self,
         *,
-        pyncette: Pyncette,
+        runtime: Runtime,
         task: TaskDefinition,
         args: Mapping[str, Any],
         occurrence: Occurrence | None,
     ) -> None:
-        self._pyncette = pyncette
+        self._runtime = runtime
         self.task = task
         self.args: dict[str, Any] = dict(args)
         self.occurrence = occurrence
@@ -70,7 +72,7 @@ class Context:
     @property
     def lease_duration(self) -> timedelta:
         """The lease this task runs under (its own, or the app's default)."""
-        return self.task.lease_duration or self._pyncette.settings.lease_duration
+        return self.task.lease_duration or self._runtime.settings.lease_duration
 
     def took_lease(self, occurrence: Occurrence) -> None:
         """The execution took its own lease at start: heartbeats use ``occurrence``'s token."""
@@ -87,8 +89,8 @@ class Context:
         occurrence = self.occurrence
         if occurrence is None or occurrence.lease is None:
             return
-        store = self._pyncette.store  # first: opening it may take a while
-        until = self._pyncette.now() + self.lease_duration
+        store = self._runtime.store  # first: opening it may take a while
+        until = self._runtime.now() + self.lease_duration
         store.extend_lease(occurrence.key, occurrence.lease, until)
         self.locked_until = until
         if occurrence.slot is not None:
@@ -113,15 +115,11 @@ class Context:
 
         Arguments not given keep their values. Applied when the execution ends.
         """
-        from celery_pyncette.definitions import build_schedule, validate_args
-
         self._require_dynamic("reschedule")
         built = build_schedule(schedule, interval, execute_at, timezone, required=False)
         if built is None:
             if self.occurrence is None or self.occurrence.spec is None:
                 raise ValueError("reschedule needs a schedule, interval or execute_at")
-            from celery_pyncette.schedules import schedule_from_spec
-
             built = schedule_from_spec(self.occurrence.spec)
         new_args = validate_args({**self.args, **args})
         self.rescheduled = (built, new_args)

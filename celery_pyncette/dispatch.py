@@ -33,7 +33,7 @@ from celery_pyncette.schedules import Schedule, schedule_from_spec
 from celery_pyncette.stores.base import STATIC_INSTANCE, Commit, InstanceKey, InstanceRecord
 
 if TYPE_CHECKING:
-    from celery_pyncette.extension import Pyncette
+    from celery_pyncette._runtime import Runtime
 
 logger = logging.getLogger("celery_pyncette.dispatch")
 
@@ -49,7 +49,7 @@ def schedule_of(definition: TaskDefinition, record: InstanceRecord) -> Schedule:
     return schedule_from_spec(record.spec)
 
 
-def sync_static(pyncette: Pyncette, definitions: Iterable[TaskDefinition], now: datetime) -> None:
+def sync_static(runtime: Runtime, definitions: Iterable[TaskDefinition], now: datetime) -> None:
     """Make the store hold one record per static schedule, matching the code.
 
     A missing record is created at its first occurrence after ``now``; one whose schedule changed
@@ -57,7 +57,7 @@ def sync_static(pyncette: Pyncette, definitions: Iterable[TaskDefinition], now: 
     one (it cannot be decoded, or it is quarantined) is rewritten from code, with a warning.
     A schedule whose first run cannot be computed is left unscheduled, with a warning.
     """
-    store = pyncette.store
+    store = runtime.store
     static = [d for d in definitions if not d.dynamic and d.schedule is not None]
     broken = quarantine.quarantined_static(store, {d.name for d in static})
     for definition in static:
@@ -120,10 +120,10 @@ class Due:
 class Dispatcher:
     """The work of one beat tick over every polled task partition."""
 
-    def __init__(self, pyncette: Pyncette, owner: str) -> None:
-        self.pyncette = pyncette
+    def __init__(self, runtime: Runtime, owner: str) -> None:
+        self.runtime = runtime
         self.owner = owner
-        self.publisher = Publisher(pyncette.app)
+        self.publisher = Publisher(runtime.app)
         self.slots = Slots(owner)
         self.queue_wait = QueueWaitCover()
         #: Asked between batches; True stops claiming (a shutdown was requested).
@@ -145,7 +145,7 @@ class Dispatcher:
         groups = [(d.name, p) for d in active for p in d.polled_partitions]
         if not groups:
             return False
-        due = self.pyncette.store.due_partitions(groups, self.pyncette.now())
+        due = self.runtime.store.due_partitions(groups, self.runtime.now())
         backlog = False
         for definition in active:
             for partition in definition.polled_partitions:
@@ -161,14 +161,14 @@ class Dispatcher:
         The store may claim the next batch while this one is sent; stopping early (shutdown, or a
         failure) closes the stream, which unlocks a batch claimed ahead.
         """
-        settings = self.pyncette.settings
+        settings = self.runtime.settings
         lease = definition.lease_duration or settings.lease_duration
         if self.stopping():
             return False
-        batches = self.pyncette.store.claim_batches(
+        batches = self.runtime.store.claim_batches(
             definition.name,
             partition,
-            self.pyncette.now,
+            self.runtime.now,
             settings.batch_size,
             lease,
             self.owner,
@@ -196,7 +196,7 @@ class Dispatcher:
     ) -> int:
         """Send one claimed batch; return how many of its records were healthy (not quarantined)."""
         decoded = quarantine.decodable(
-            claimed, lambda r: schedule_of(definition, r), self.pyncette.store, now
+            claimed, lambda r: schedule_of(definition, r), self.runtime.store, now
         )
         ready = [Due(record, schedule) for record, schedule in decoded]
         healthy = len(ready)
@@ -212,7 +212,7 @@ class Dispatcher:
         self, definition: TaskDefinition, ready: list[Due], now: datetime
     ) -> list[Due]:
         """Advance struck occurrences without sending them (``last_status = "struck"``)."""
-        view = self.pyncette.strike_view
+        view = self.runtime.strike_view
         if not view.current():
             return ready
         struck = [
@@ -231,7 +231,7 @@ class Dispatcher:
         """Give each occurrence a concurrency slot; those left without one stay due (unlocked)."""
         limit = definition.concurrency_limit
         assert limit is not None
-        lease = definition.lease_duration or self.pyncette.settings.lease_duration
+        lease = definition.lease_duration or self.runtime.settings.lease_duration
         placed: list[Due] = []
         waiting: list[Due] = []
         for due in ready:
@@ -239,13 +239,13 @@ class Dispatcher:
             if pool is None:
                 placed.append(due)
                 continue
-            slot = self.slots.acquire(self.pyncette.store, pool, limit.limit, now, lease)
+            slot = self.slots.acquire(self.runtime.store, pool, limit.limit, now, lease)
             if slot is None:
                 waiting.append(due)
             else:
                 placed.append(replace(due, slot=slot))
         if waiting:
-            self.pyncette.store.unlock_many([(d.record.key, d.record.lease or "") for d in waiting])
+            self.runtime.store.unlock_many([(d.record.key, d.record.lease or "") for d in waiting])
             logger.info(
                 "%d occurrence(s) of %s wait for a concurrency slot", len(waiting), definition.name
             )
@@ -262,7 +262,7 @@ class Dispatcher:
     ) -> list[InstanceKey]:
         """Advance claimed occurrences past ``now``; return the keys not committed: their lease
         was lost, or their next run cannot be computed (then they are quarantined)."""
-        store = self.pyncette.store
+        store = self.runtime.store
         done, failed = quarantine.computed(
             items,
             lambda d: d.schedule.next_run(d.scheduled_at, now, definition.catch_up, started_at=now),
@@ -301,7 +301,7 @@ class Dispatcher:
         )
         if at_least_once:
             try:
-                self.pyncette.store.unlock_many(
+                self.runtime.store.unlock_many(
                     [(d.record.key, d.record.lease or "") for d in unsent]
                 )
             except StoreError:
@@ -317,14 +317,14 @@ class Dispatcher:
         takes the lease for its run when it starts (:meth:`Execution.claim`). A lease found lost
         here was taken by a worker that started already, or is past saving; both are left alone.
         """
-        settings = self.pyncette.settings
+        settings = self.runtime.settings
         leased = definition.execution_mode is ExecutionMode.AT_LEAST_ONCE
         items = [(d.record.key, d.record.lease or "") for d in sent if leased]
         items += [d.slot for d in sent if d.slot is not None]
         if not items:
             return
         lease = definition.lease_duration or settings.lease_duration
-        until = self.pyncette.now() + max(settings.delivery_timeout, lease)
+        until = self.runtime.now() + max(settings.delivery_timeout, lease)
         self.queue_wait.submit(lambda: self._extend(definition, items, until, len(sent)))
 
     def _extend(
@@ -336,7 +336,7 @@ class Dispatcher:
     ) -> None:
         """The store write of :meth:`_cover_queue_wait` (on the queue-wait thread)."""
         try:
-            lost = self.pyncette.store.extend_leases(items, until)
+            lost = self.runtime.store.extend_leases(items, until)
         except StoreError:
             logger.warning(
                 "could not extend the leases of %d sent occurrence(s) of %s over their wait in "

@@ -4,64 +4,49 @@ A fixture is a generator (or async generator) function that yields its value onc
 process sets up every fixture of the app on its first pyncette execution and tears them down in
 reverse order when the process ends (``worker_process_shutdown`` in prefork children,
 ``worker_shutdown`` in solo/threads pools). A fixture that fails to set up makes that execution
-fail loudly; the next execution tries again.
+fail loudly; the next execution tries again. Which process owns which fixtures is the runtime's
+business (:meth:`celery_pyncette._runtime.Runtime.fixture_values`); this module only runs them.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
-from collections.abc import AsyncGenerator, Generator
-from typing import TYPE_CHECKING, Any
-
-from celery import signals
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from celery_pyncette.asyncio_bridge import run_coroutine
 
-if TYPE_CHECKING:
-    from celery_pyncette.extension import Pyncette
-
 logger = logging.getLogger("celery_pyncette.fixtures")
 
-_lock = threading.RLock()
-#: id(Pyncette) -> (pid, values, generators to finish in reverse order)
-_active: dict[
-    int, tuple[int, dict[str, Any], list[Generator[Any, None, None] | AsyncGenerator[Any, None]]]
-] = {}
+FixtureGenerator = Generator[Any, None, None] | AsyncGenerator[Any, None]
 
 
-def fixtures_for(pyncette: Pyncette) -> dict[str, Any]:
-    """The fixture values of ``pyncette`` in this process, setting them up on first call."""
-    if not pyncette.fixtures:
-        return {}
-    pid = os.getpid()
-    with _lock:
-        entry = _active.get(id(pyncette))
-        if entry is not None and entry[0] == pid:
-            return entry[1]
-        values: dict[str, Any] = {}
-        generators: list[Generator[Any, None, None] | AsyncGenerator[Any, None]] = []
-        try:
-            for name, function in pyncette.fixtures.items():
-                generator = function()
-                values[name] = _advance(generator)
-                generators.append(generator)
-        except BaseException:
-            _finish(generators)
-            raise
-        _active[id(pyncette)] = (pid, values, generators)
-        return values
+@dataclass
+class ActiveFixtures:
+    """Fixture values set up in one process, and the generators to finish in reverse order."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    generators: list[FixtureGenerator] = field(default_factory=list)
 
 
-def _advance(generator: Generator[Any, None, None] | AsyncGenerator[Any, None]) -> Any:
-    if isinstance(generator, AsyncGenerator):
-        return run_coroutine(generator.__anext__())
-    return next(generator)
+def set_up(functions: Mapping[str, Callable[[], Any]]) -> ActiveFixtures:
+    """Start every fixture in declaration order; on a failure, finish those started and raise."""
+    active = ActiveFixtures()
+    try:
+        for name, function in functions.items():
+            generator = function()
+            active.values[name] = _advance(generator)
+            active.generators.append(generator)
+    except BaseException:
+        tear_down(active)
+        raise
+    return active
 
 
-def _finish(generators: list[Generator[Any, None, None] | AsyncGenerator[Any, None]]) -> None:
-    for generator in reversed(generators):
+def tear_down(active: ActiveFixtures) -> None:
+    """Finish the fixtures' generators in reverse order; a failing teardown is logged."""
+    for generator in reversed(active.generators):
         try:
             _advance(generator)
         except (StopIteration, StopAsyncIteration):
@@ -70,21 +55,10 @@ def _finish(generators: list[Generator[Any, None, None] | AsyncGenerator[Any, No
             logger.exception("fixture teardown failed")
         else:
             logger.error("fixture %r yielded more than once; it was not finished", generator)
+    active.generators.clear()
 
 
-def teardown_all() -> None:
-    """Tear down every fixture set up in this process, in reverse order."""
-    pid = os.getpid()
-    with _lock:
-        entries = [(key, entry) for key, entry in _active.items() if entry[0] == pid]
-        for key, (_pid, _values, generators) in reversed(entries):
-            _finish(generators)
-            del _active[key]
-
-
-def _on_shutdown(**_: Any) -> None:
-    teardown_all()
-
-
-signals.worker_process_shutdown.connect(_on_shutdown, weak=False)
-signals.worker_shutdown.connect(_on_shutdown, weak=False)
+def _advance(generator: FixtureGenerator) -> Any:
+    if isinstance(generator, AsyncGenerator):
+        return run_coroutine(generator.__anext__())
+    return next(generator)

@@ -13,7 +13,8 @@ A name is a non-empty ``str`` that
   bytes, the SQL column), an instance name at most :data:`MAX_INSTANCE_BYTES` UTF-8 bytes
   (DynamoDB's sort-key limit);
 * is not one of the library's own: task names starting with :data:`RESERVED_TASK_PREFIX` hold
-  the beat registry, the partition counts and the concurrency slots; the instance name
+  the beat registry, the partition counts and the concurrency slots
+  (:mod:`celery_pyncette._records`; :func:`is_reserved_task_name` tells them); the instance name
   :data:`~celery_pyncette.stores.base.STATIC_INSTANCE` is the record of a static task.
 """
 
@@ -21,14 +22,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery_pyncette._records import RESERVED_TASK_PREFIX
+from celery_pyncette._records import is_library_task as is_reserved_task_name
 from celery_pyncette.stores.base import STATIC_INSTANCE
+
+__all__ = [
+    "MAX_INSTANCE_BYTES",
+    "MAX_TASK_NAME",
+    "RESERVED_TASK_PREFIX",
+    "check_instance_name",
+    "check_task_name",
+    "is_reserved_task_name",
+]
 
 #: Longest task name, in characters (Celery task names are dotted paths).
 MAX_TASK_NAME = 200
 #: Longest instance name, in UTF-8 bytes (DynamoDB's sort-key limit, kept for every store).
 MAX_INSTANCE_BYTES = 1024
-#: Task names starting with this are the library's own records (beats, partition counts, slots).
-RESERVED_TASK_PREFIX = "__pyncette"
 
 
 def _check_text(name: Any, what: str) -> str:
@@ -43,11 +53,6 @@ def _check_text(name: Any, what: str) -> str:
             f"{what} {name[:80]!r} is not valid Unicode text (it holds a lone surrogate)"
         ) from None
     return name
-
-
-def is_reserved_task_name(name: str) -> bool:
-    """True for the names of the library's own records."""
-    return name.startswith(RESERVED_TASK_PREFIX)
 
 
 def check_task_name(value: Any) -> str:

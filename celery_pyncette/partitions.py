@@ -2,9 +2,10 @@
 
 Instances of a partitioned task live in ``partition_selector(partition_count, name)``. Changing
 ``partition_count`` in code would leave stored instances in partitions nobody polls (Pyncette
-orphans them silently). So the count each dynamic task was stored with is kept in the store, under
-the reserved task :data:`TASKS_TASK`; a process that declares another count refuses to schedule or
-poll that task until :func:`repartition` has moved the instances.
+orphans them silently). So the count each dynamic task was stored with is kept in the store, in
+one of the library's own records (:mod:`celery_pyncette._records`); a process that declares
+another count refuses to schedule or poll that task until :func:`repartition` has moved the
+instances.
 
 The stored record is the truth for routing: :func:`repartition` writes the new count (with
 ``moving_from``, the old one) *before* it moves anything, and every process routes by the stored
@@ -17,22 +18,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from celery_pyncette._records import partition_count_key, partition_count_record
 from celery_pyncette.definitions import TaskDefinition
 from celery_pyncette.errors import ConfigurationError, TaskLockedError
-from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Store
+from celery_pyncette.stores.base import InstanceKey, Store
 
 logger = logging.getLogger("celery_pyncette.partitions")
-
-#: Reserved task name of the per-task metadata records.
-TASKS_TASK = "__pyncette_tasks__"
-_NEVER = timedelta(days=365 * 100)
-
-
-def _meta_key(task: str) -> InstanceKey:
-    return InstanceKey(TASKS_TASK, 0, task)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +45,7 @@ class PartitionLayout:
 
 def stored_layout(store: Store, task: str) -> PartitionLayout | None:
     """The stored layout of ``task``'s instances, if recorded."""
-    record = store.get(_meta_key(task))
+    record = store.get(partition_count_key(task))
     if record is None:
         return None
     moving = record.args.get("moving_from") or ()
@@ -69,8 +63,7 @@ def _record_layout(store: Store, task: str, layout: PartitionLayout, now: dateti
     moving = sorted(set(layout.moving_from) - {layout.count})
     if moving:
         args["moving_from"] = moving
-    record = InstanceRecord(_meta_key(task), now + _NEVER, {"kind": "task"}, args)
-    store.upsert(record, now, force=True)
+    store.upsert(partition_count_record(task, args, now), now, force=True)
 
 
 def _holds_instances(store: Store, task: str, partitions: range) -> bool:

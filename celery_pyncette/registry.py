@@ -1,8 +1,9 @@
 """Which beats are alive and what they poll, kept in the store itself.
 
-Each beat keeps one record under the reserved task :data:`BEATS_TASK` (instance = the beat's
-owner id), rewritten at most every :data:`REPORT_EVERY`. The records are never claimed (no beat
-polls that task), so they cost nothing on the hot path and need no store operation of their own.
+Each beat keeps one record under a reserved task (instance = the beat's owner id; the layout is
+in :mod:`celery_pyncette._records`), rewritten at most every :data:`REPORT_EVERY`. The records are
+never claimed (no beat polls that task), so they cost nothing on the hot path and need no store
+operation of their own.
 """
 
 from __future__ import annotations
@@ -12,18 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Store
+from celery_pyncette._records import BEATS_TASK, beat_key, beat_record
+from celery_pyncette.stores.base import Store
 
-#: The reserved task name of beat records (not a valid Celery task name users would pick).
-BEATS_TASK = "__pyncette_beats__"
 #: How often a beat rewrites its record.
 REPORT_EVERY = timedelta(seconds=5)
 #: A beat whose record is older than this is reported as stale.
 STALE_AFTER = timedelta(seconds=30)
 #: Records of beats silent this long are removed by the other beats.
 FORGET_AFTER = timedelta(hours=1)
-#: Far in the future: beat records are never due.
-_NEVER = timedelta(days=365 * 100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +58,12 @@ def record_beat(
         "last_tick": now.isoformat(),
         "partitions": {task: list(parts) for task, parts in partitions.items()},
     }
-    key = InstanceKey(BEATS_TASK, 0, owner)
-    store.upsert(InstanceRecord(key, now + _NEVER, {"kind": "beat"}, args), now, force=True)
+    store.upsert(beat_record(owner, args, now), now, force=True)
 
 
 def forget_beat(store: Store, owner: str) -> None:
     """Remove this beat's record (at a clean shutdown)."""
-    store.delete(InstanceKey(BEATS_TASK, 0, owner))
+    store.delete(beat_key(owner))
 
 
 def forget_dead_beats(store: Store, now: datetime, older_than: timedelta = FORGET_AFTER) -> int:

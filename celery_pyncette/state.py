@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery_pyncette.schedules import StoredSpec, read_spec
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceRecord
 
 
@@ -32,19 +33,24 @@ class TaskState:
 
     @classmethod
     def from_record(cls, record: InstanceRecord) -> TaskState:
-        """Build the state of a stored record."""
-        spec = record.spec
-        kind = spec.get("kind")
-        seconds = spec.get("seconds")
-        at = spec.get("at")
+        """Build the state of a stored record.
+
+        Its schedule fields are the stored spec's (:func:`~celery_pyncette.schedules.read_spec`);
+        a spec whose fields do not decode (a record to quarantine) shows none, rather than hiding
+        the record.
+        """
+        try:
+            stored = read_spec(record.spec)
+        except ValueError:
+            stored = StoredSpec(kind=None)
         return cls(
             task=record.key.task,
             instance=None if record.key.instance == STATIC_INSTANCE else record.key.instance,
             args=dict(record.args),
-            schedule=spec.get("expression") if kind == "cron" else None,
-            interval=timedelta(seconds=float(seconds)) if kind == "interval" and seconds else None,
-            execute_at=datetime.fromisoformat(at) if kind == "once" and at else None,
-            timezone=spec.get("timezone") if kind == "cron" else None,
+            schedule=stored.expression,
+            interval=stored.interval,
+            execute_at=stored.execute_at,
+            timezone=stored.timezone,
             scheduled_at=record.next_run,
             locked_until=record.locked_until,
             locked_by=record.locked_by,

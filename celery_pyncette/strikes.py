@@ -7,7 +7,9 @@ a string is not a number except that an integer equals the string of its digits 
 ``!=`` (``12345`` and ``"12345"``). An argument the occurrence does not have, or an ordering
 between different kinds, does not match (the latter is logged once per strike and type).
 
-Every beat and worker keeps a :class:`StrikeView`: it re-reads the strikes only when the store's
+This module is the one home of strikes' rules: the operators, the validation of a new strike
+(:func:`make_strike`, used by the API, the CLI and the dashboard) and the matching. Every beat and
+worker keeps a :class:`StrikeView`: it re-reads the strikes only when the store's
 cheap change marker moves, and looks at the marker at most once per refresh interval.
 """
 
@@ -17,13 +19,18 @@ import logging
 import operator
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
 from celery_pyncette import clock
+from celery_pyncette.definitions import validate_args
 from celery_pyncette.stores.base import Store, Strike
 from celery_pyncette.strike_values import equal, same_kind
 
 logger = logging.getLogger("celery_pyncette.strikes")
+
+#: The operators a strike may use.
+StrikeOperator = Literal["==", "!=", "<", "<=", ">", ">="]
+OPERATOR_NAMES: tuple[StrikeOperator, ...] = get_args(StrikeOperator)
 
 OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq,
@@ -33,6 +40,29 @@ OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt,
     ">=": operator.ge,
 }
+
+
+def make_strike(
+    task: str | None, parameter: str | None, operator: str | None, value: Any
+) -> Strike:
+    """A valid strike of ``task`` (a task name, ``None`` for every task).
+
+    Raises ``ValueError`` naming the problem: an operator or value without a parameter, no task
+    and no parameter, an empty parameter, an unknown operator, a value that is not JSON.
+    """
+    if parameter is None:
+        if operator is not None or value is not None:
+            raise ValueError("a strike with an operator or value needs a parameter")
+        if task is None:
+            raise ValueError("a strike needs a task, a parameter, or both")
+        return Strike(task)
+    if not isinstance(parameter, str) or not parameter:
+        raise ValueError(f"parameter must be a non-empty string, got {parameter!r}")
+    if operator not in OPERATOR_NAMES:
+        raise ValueError(f"operator must be one of {', '.join(OPERATOR_NAMES)}, got {operator!r}")
+    validate_args({"value": value}, "the strike value")
+    return Strike(task, parameter, operator, value)
+
 
 _warned: set[tuple[str, str, str]] = set()
 _warned_lock = threading.Lock()

@@ -241,7 +241,7 @@ def _import_beat_schedule(extension: Pyncette, as_json: bool) -> None:
 
     try:
         definitions = list(extension.beat_schedule_definitions().values())
-        sync_static(extension, definitions, extension.now())
+        sync_static(extension.runtime, definitions, extension.now())
         rows = []
         for definition in definitions:
             state = extension.get_task_state(definition.name)

@@ -24,9 +24,9 @@ from celery_pyncette.cli._common import (
     strike_row,
 )
 from celery_pyncette.errors import PyncetteError
-from celery_pyncette.extension import STRIKE_OPERATORS
 from celery_pyncette.stores.base import Strike
 from celery_pyncette.strike_values import looks_typed, parse_literal
+from celery_pyncette.strikes import OPERATOR_NAMES as STRIKE_OPERATORS
 
 COLUMNS = ["task", "parameter", "operator", "value", "type"]
 

@@ -40,8 +40,9 @@ from celery_pyncette.dashboard.security import (
 from celery_pyncette.dashboard.templates import TEMPLATES
 from celery_pyncette.definitions import TaskDefinition
 from celery_pyncette.errors import PyncetteError, StoreError, TaskLockedError
-from celery_pyncette.extension import STRIKE_OPERATORS, Pyncette
+from celery_pyncette.extension import Pyncette
 from celery_pyncette.state import TaskState
+from celery_pyncette.strikes import OPERATOR_NAMES as STRIKE_OPERATORS
 
 Handler = Callable[[Request], Awaitable[Response]]
 

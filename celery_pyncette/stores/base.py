@@ -145,6 +145,11 @@ class Store(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections this store created. Idempotent; the store may not be used after."""
 
+    def after_fork(self) -> None:  # noqa: B027 - optional hook
+        """Called in a forked child before any other call on a store inherited from the parent:
+        drop (never close, never send anything on) the inherited connections; the next call
+        reconnects."""
+
     @abc.abstractmethod
     def claim_due(
         self,

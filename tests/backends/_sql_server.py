@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 
 from celery_pyncette.stores.base import InstanceKey, Store
 from celery_pyncette.stores.sql import SQLStore
-from tests.servers import require_server
+from tests.support.servers import require_server
 
 
 def write_raw(

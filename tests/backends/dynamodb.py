@@ -1,4 +1,4 @@
-"""The DynamoDB store for the contract suite, on dynalite (tests/dynamodb_server.py), over HTTP.
+"""The DynamoDB store for the contract suite, on dynalite (tests/support/servers), over HTTP.
 
 Each test gets its own table, created by the store's ``setup()`` and deleted at teardown.
 """
@@ -12,7 +12,12 @@ import boto3
 
 from celery_pyncette.stores.base import InstanceKey, Store
 from celery_pyncette.stores.dynamodb import DynamoDBStore
-from tests.dynamodb_server import admin_client, aws_environment, dynamodb_endpoint, store_url
+from tests.support.servers.dynalite import (
+    admin_client,
+    aws_environment,
+    dynamodb_endpoint,
+    store_url,
+)
 
 NAME = "dynamodb"
 

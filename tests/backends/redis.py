@@ -18,8 +18,8 @@ from tests.backends._redis_garbage import (  # the same hash layout on both
     TOLERATED,
     corrupt,
 )
-from tests.redis_cluster import delete_namespace
-from tests.servers import require_server
+from tests.support.servers import require_server
+from tests.support.servers.local_redis import delete_namespace
 
 NAME = "redis"
 URL = os.environ.get("PYNCETTE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")

@@ -16,7 +16,7 @@ from tests.backends._redis_garbage import (  # the same hash layout on both
     TOLERATED,
     corrupt,
 )
-from tests.redis_cluster import delete_namespace, session_cluster
+from tests.support.servers.local_redis import delete_namespace, session_cluster
 
 NAME = "redis_cluster"
 

@@ -9,7 +9,6 @@ name may reach a store and fail there (``StoreError``) or come back changed.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -68,7 +67,7 @@ FEW = settings(
 def pyncette(store: Store) -> Iterator[Pyncette]:
     app = Celery(f"names-{uuid.uuid4().hex[:6]}", broker="memory://", set_as_current=False)
     extension = Pyncette(app, url="memory://")
-    extension._store, extension._store_pid = store, os.getpid()  # the backend under test
+    extension.runtime.use_store(store)  # the backend under test
     yield extension
     app.close()
 

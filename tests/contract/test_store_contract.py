@@ -19,7 +19,7 @@ from celery_pyncette.stores.base import (
     Store,
     Strike,
 )
-from tests.claimers import claim_concurrently
+from tests.support.claimers import claim_concurrently
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=30)

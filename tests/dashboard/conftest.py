@@ -17,7 +17,7 @@ from celery import Celery
 
 from celery_pyncette import Context, Pyncette, clock, registry
 from celery_pyncette.dispatch import sync_static
-from tests.servers import IN_CI
+from tests.support.servers import IN_CI
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -56,7 +56,7 @@ def make_demo(store_url: str, instances: int = 30) -> Demo:
     for customer in ("acme", "globex", "initech"):
         pyncette.schedule_task(invoice, customer, schedule="0 6 1 * *", customer=customer)
     now = clock.utcnow()
-    sync_static(pyncette, pyncette.definitions(), now)  # as a starting beat does
+    sync_static(pyncette.runtime, pyncette.definitions(), now)  # as a starting beat does
     registry.record_beat(
         pyncette.store,
         "web-1:4242:ab12cd34",

@@ -1,4 +1,4 @@
-// Starts dynalite for the tests (tests/dynamodb_server.py): in memory, on 127.0.0.1:PORT, tables
+// Starts dynalite for the tests (tests/support/servers/dynalite.py): in memory, on 127.0.0.1:PORT, tables
 // ACTIVE (and deleted) at once. Usage: node serve.js PORT
 //
 // dynalite 4.0.0 rethrows an error of an incoming request, so one client that dies in the middle

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import BROKERS, Deployment, deployment
-from tests.servers import require_server
+from tests.support.servers import require_server
 
 #: (broker, store) pairs of the foundation scenarios.
 MATRIX = [

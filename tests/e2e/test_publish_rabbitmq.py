@@ -16,8 +16,8 @@ from kombu import Connection, Exchange, Queue
 
 from celery_pyncette.publish import OutgoingMessage, Publisher
 from tests.e2e.harness import BROKERS
-from tests.publish_oracle import CASES, Case, assert_fast_equals_plain
-from tests.servers import require_server
+from tests.support.publish_oracle import CASES, Case, assert_fast_equals_plain
+from tests.support.servers import require_server
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
 

@@ -14,9 +14,9 @@ from celery import Celery
 from kombu import Queue
 
 from celery_pyncette.publish import OutgoingMessage, Publisher
-from tests.messages import take_waiting
-from tests.publish_oracle import CASES, Case, assert_fast_equals_plain
-from tests.redis_cluster import RedisServer, private_server
+from tests.support.messages import take_waiting
+from tests.support.publish_oracle import CASES, Case, assert_fast_equals_plain
+from tests.support.servers.local_redis import RedisServer, private_server
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
 

@@ -14,7 +14,7 @@ from celery import Celery
 
 from celery_pyncette.publish import OutgoingMessage, Publisher
 from tests.e2e.harness import BROKERS, Deployment, deployment
-from tests.servers import require_server
+from tests.support.servers import require_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.server, pytest.mark.timeout(90)]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.harness import BROKERS, Deployment, deployment
-from tests.servers import require_server
+from tests.support.servers import require_server
 
 
 def pytest_configure(config: pytest.Config) -> None:

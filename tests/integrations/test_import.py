@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from celery_pyncette import Pyncette
 from celery_pyncette.cli import pyncette as pyncette_group
 from celery_pyncette.schedules import CelerySchedule, CronSchedule, IntervalSchedule
-from tests.servers import require_server
+from tests.support.servers import require_server
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 
@@ -264,6 +264,23 @@ def test_import_from_django_celery_beat_converts_and_reports(
     assert converted["nightly cleanup"][1:3] == (CronSchedule("30 2 * * *", "UTC"), ["tmp"])
     # Celery's crontab needs both day fields to match; cron needs either: kept as Celery's.
     assert isinstance(converted["first monday"][1], CelerySchedule)
+
+
+def test_the_generated_module_imports_zoned_from_the_schedules_module(
+    app: Celery, pyncette: Pyncette, django_db: str
+) -> None:
+    app.conf.timezone = "UTC"
+
+    code, stdout, stderr = invoke(app, "import", "--from-django-celery-beat", django_db)
+
+    assert code == 0, stderr
+    assert "from celery_pyncette.schedules import zoned" in stdout.splitlines()
+
+
+def test_modules_generated_by_earlier_versions_still_import_zoned() -> None:
+    from celery_pyncette import importers, schedules
+
+    assert importers.zoned is schedules.zoned
 
 
 def test_import_from_django_celery_beat_as_json(

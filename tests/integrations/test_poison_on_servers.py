@@ -21,7 +21,7 @@ from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 from tests.backends import dynamodb, mariadb, postgres, redis_cluster
 from tests.backends import redis as standalone
 from tests.conftest import FakeClock
-from tests.messages import take_waiting
+from tests.support.messages import take_waiting
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.packaging.readme import ROOT, exercise_quick_start
-from tests.servers import require_server
+from tests.support.servers import require_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.server]
 

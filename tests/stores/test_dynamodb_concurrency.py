@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 from celery_pyncette.stores.dynamodb import DynamoDBStore
-from tests.dynamodb_server import (
+from tests.support.servers.dynalite import (
     REGION,
     admin_client,
     aws_environment,

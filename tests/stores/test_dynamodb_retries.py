@@ -24,7 +24,12 @@ from botocore.exceptions import ClientError
 from celery_pyncette.errors import LeaseLostError, StoreError
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 from celery_pyncette.stores.dynamodb import DynamoDBStore
-from tests.dynamodb_server import admin_client, aws_environment, dynamodb_endpoint, store_url
+from tests.support.servers.dynalite import (
+    admin_client,
+    aws_environment,
+    dynamodb_endpoint,
+    store_url,
+)
 
 pytestmark = pytest.mark.timeout(30)
 

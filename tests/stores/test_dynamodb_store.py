@@ -22,8 +22,13 @@ from botocore.exceptions import ClientError
 from celery_pyncette.errors import StoreError
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Strike
 from celery_pyncette.stores.dynamodb import DynamoDBStore
-from tests.claimers import claim_concurrently
-from tests.dynamodb_server import admin_client, aws_environment, dynamodb_endpoint, store_url
+from tests.support.claimers import claim_concurrently
+from tests.support.servers.dynalite import (
+    admin_client,
+    aws_environment,
+    dynamodb_endpoint,
+    store_url,
+)
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
 

@@ -8,7 +8,7 @@ from celery_pyncette.errors import ConfigurationError, StoreError
 from celery_pyncette.stores import store_from_url
 from celery_pyncette.stores.base import InstanceKey
 from celery_pyncette.stores.dynamodb import DynamoDBSettings, DynamoDBStore, parse_url
-from tests.dynamodb_server import aws_environment
+from tests.support.servers.dynalite import aws_environment
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -17,8 +17,8 @@ from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 from celery_pyncette.stores.redis import RedisStore
 from tests.backends import redis as local
 from tests.conftest import FakeClock
-from tests.dispatching import dispatch_stopping_after
-from tests.redis_cluster import RedisServer, delete_namespace, private_server
+from tests.support.dispatching import dispatch_stopping_after
+from tests.support.servers.local_redis import RedisServer, delete_namespace, private_server
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=30)

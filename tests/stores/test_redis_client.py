@@ -17,8 +17,13 @@ from celery_pyncette.stores import store_from_url
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Strike
 from celery_pyncette.stores.redis import RedisStore
 from tests.backends import redis as standalone
-from tests.redis_cluster import RedisServer, delete_namespace, free_port, private_server
-from tests.servers import require_server
+from tests.support.servers import require_server
+from tests.support.servers.local_redis import (
+    RedisServer,
+    delete_namespace,
+    free_port,
+    private_server,
+)
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=30)

@@ -12,7 +12,7 @@ import redis
 from celery_pyncette.errors import StoreError
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Strike
 from celery_pyncette.stores.redis import RedisStore
-from tests.redis_cluster import LocalCluster, RedisServer, free_port, private_server
+from tests.support.servers.local_redis import LocalCluster, RedisServer, free_port, private_server
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=30)

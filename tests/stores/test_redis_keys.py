@@ -15,7 +15,12 @@ from redis.crc import key_slot
 from celery_pyncette.errors import ConfigurationError
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Strike
 from celery_pyncette.stores.redis import RedisStore, instance_key, partition_prefix
-from tests.redis_cluster import RedisServer, delete_namespace, private_server, session_cluster
+from tests.support.servers.local_redis import (
+    RedisServer,
+    delete_namespace,
+    private_server,
+    session_cluster,
+)
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=30)

@@ -16,7 +16,7 @@ from celery_pyncette.stores.base import Commit, InstanceKey, InstanceRecord, Str
 from celery_pyncette.stores.redis import RedisStore
 from tests.backends import redis as standalone
 from tests.backends import redis_cluster
-from tests.redis_cluster import RedisServer, private_server
+from tests.support.servers.local_redis import RedisServer, private_server
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=30)

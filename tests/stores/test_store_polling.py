@@ -1,16 +1,14 @@
-"""Batched polling and the store clock, per store.
+"""Batched polling, store by store: what one poll costs, and Redis's clock and bulk upserts.
 
-``due_partitions`` names *exactly* the task partitions that hold a claimable instance, in one round
-trip (one statement, one pipeline, or one concurrent burst of DynamoDB queries), and its SQL probes
-read the ``(task, partition, ready_at)`` index only up to their first due row. ``server_time`` is
-the server's clock where the store has one, ``None`` where it has none.
+``due_partitions`` answers in one round trip (one statement, one pipeline, or one concurrent burst
+of DynamoDB queries), and its SQL probes read the ``(task, partition, ready_at)`` index only up to
+their first due row. What every store answers (exactly the groups with a claimable instance, the
+server's clock or ``None``) is the contract's: ``tests/contract/test_polling_contract.py``.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import pkgutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -24,8 +22,6 @@ import redis
 from redis.connection import AbstractConnection
 from sqlalchemy import event, insert
 
-import tests.backends
-from celery_pyncette import clock
 from celery_pyncette.errors import LeaseLostError
 from celery_pyncette.stores.base import Commit, InstanceKey, InstanceRecord, Store
 from celery_pyncette.stores.dynamodb import DynamoDBStore
@@ -33,8 +29,8 @@ from celery_pyncette.stores.redis import RedisStore
 from celery_pyncette.stores.sql import SQLStore
 from tests.backends import dynamodb, mariadb, postgres, redis_cluster, sqlite
 from tests.backends import redis as standalone
-from tests.redis_cluster import private_server
 from tests.stores.test_sql_store import engine_of, statements
+from tests.support.servers.local_redis import private_server
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -42,13 +38,7 @@ T0 = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=30)
 HOUR = timedelta(hours=1)
 
-BACKENDS = [
-    importlib.import_module(f"tests.backends.{info.name}")
-    for info in pkgutil.iter_modules(tests.backends.__path__)
-    if not info.name.startswith("_")
-]
 SQL_BACKENDS = [sqlite, postgres, mariadb]
-CLOCKLESS = ["memory", "sqlite", "dynamodb"]
 
 
 def on(backends: list[ModuleType]) -> Any:
@@ -63,49 +53,6 @@ def record(name: str, partition: int, next_run: datetime = T0, task: str = "t") 
 def fresh(backend: ModuleType) -> Iterator[Store]:
     with backend.make_store(f"t{uuid.uuid4().hex[:10]}") as store:
         yield store
-
-
-# --- exact answers, every store -------------------------------------------------------------------
-
-
-@on(BACKENDS)
-def test_due_partitions_names_exactly_the_groups_with_a_claimable_instance(
-    backend: ModuleType,
-) -> None:
-    with fresh(backend) as store:
-        store.upsert(record("due", 1), T0)
-        store.upsert(record("later", 2, T0 + HOUR), T0)
-        store.upsert(record("long-lease", 3), T0)
-        store.claim_due("t", 3, T0, 10, timedelta(days=1), "b1")
-        store.upsert(record("short-lease", 4), T0)
-        store.claim_due("t", 4, T0, 10, LEASE, "b1")
-        store.upsert(record("committed", 5), T0)
-        (ran,) = store.claim_due("t", 5, T0, 10, LEASE, "b1")
-        store.commit(ran.key, ran.lease or "", T0 + HOUR, T0)
-        store.upsert(record("not-asked", 1, task="u"), T0)
-        groups = [("t", p) for p in range(7)] + [("t", 1), ("u", 0)]
-
-        while_leased = store.due_partitions(groups, T0 + LEASE / 2)
-        after_lease = store.due_partitions(groups, T0 + LEASE * 2)
-        in_an_hour = store.due_partitions(groups, T0 + HOUR)
-
-        assert while_leased == {("t", 1)}
-        assert after_lease == {("t", 1), ("t", 4)}
-        assert in_an_hour == {("t", 1), ("t", 2), ("t", 4), ("t", 5)}
-        assert store.due_partitions([], T0 + HOUR) == set()
-
-
-@on(BACKENDS)
-def test_due_partitions_is_exact_over_hundreds_of_groups(backend: ModuleType) -> None:
-    # More groups than one SQL statement probes (500): the answer spans the chunks.
-    due = {("t", p) for p in (0, 7, 499, 500, 501, 777)}
-    with fresh(backend) as store:
-        store.upsert_many([record(f"i{p}", p) for _, p in due], T0)
-        store.upsert_many([record(f"later{p}", p, T0 + HOUR) for p in range(0, 800, 50)], T0)
-
-        found = store.due_partitions([("t", p) for p in range(800)], T0)
-
-    assert found == due
 
 
 # --- one round trip -------------------------------------------------------------------------------
@@ -381,24 +328,6 @@ def test_a_dynamodb_poll_queries_each_partition_once_and_concurrently() -> None:
 # --- the store's clock ----------------------------------------------------------------------------
 
 
-@on([b for b in BACKENDS if b.NAME not in CLOCKLESS])
-def test_server_time_is_the_servers_clock_as_aware_utc_with_microseconds(
-    backend: ModuleType,
-) -> None:
-    with fresh(backend) as store:
-        before = clock.utcnow()
-        readings = [store.server_time() for _ in range(5)]
-        after = clock.utcnow()
-
-    assert all(r is not None and r.utcoffset() == timedelta(0) for r in readings)
-    times = [r for r in readings if r is not None]
-    # The servers run on this machine: their clock is ours, give or take a little.
-    assert before - timedelta(seconds=1) <= times[0] <= times[-1] <= after + timedelta(seconds=1)
-    assert times == sorted(times)
-    assert len(set(times)) == len(times), "a clock frozen per transaction (now()), not the server's"
-    assert any(t.microsecond % 1000 for t in times), "no sub-millisecond precision"
-
-
 def test_redis_server_time_is_the_servers_time_command() -> None:
     with private_server() as server:
         store = RedisStore(server.url, namespace="app")
@@ -417,12 +346,6 @@ def test_redis_server_time_is_the_servers_time_command() -> None:
         finally:
             store.close()
             admin.close()
-
-
-@on([b for b in BACKENDS if b.NAME in CLOCKLESS])
-def test_stores_without_a_clock_of_their_own_offer_none(backend: ModuleType) -> None:
-    with fresh(backend) as store:
-        assert store.server_time() is None
 
 
 # --- bulk upserts on Redis ------------------------------------------------------------------------

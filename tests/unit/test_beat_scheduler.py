@@ -12,7 +12,7 @@ from celery import Celery
 from celery_pyncette import ConfigurationError, Context, Pyncette, StoreError
 from celery_pyncette.beat import Scheduler, redact
 from tests.conftest import FakeClock
-from tests.dispatching import dispatch_stopping_after
+from tests.support.dispatching import dispatch_stopping_after
 
 
 def test_a_lazy_scheduler_does_no_io_and_shows_its_store(app: Celery) -> None:

@@ -15,9 +15,9 @@ from celery import Celery
 from celery.schedules import BaseSchedule, schedstate, solar
 
 from celery_pyncette import ConfigurationError, Pyncette
-from celery_pyncette.celery_spec import describe
 from celery_pyncette.dispatch import sync_static
 from celery_pyncette.schedules import CelerySchedule
+from celery_pyncette.schedules._celery_spec import describe
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, InstanceRecord
 from tests.conftest import FakeClock
 
@@ -65,7 +65,7 @@ def beat_start(url: str, started: list[Pyncette], schedule: object) -> Pyncette:
     app.conf.beat_schedule = {"custom": {"task": "proj.custom", "schedule": schedule}}
     extension = Pyncette(app, url=url)
     started.append(extension)
-    sync_static(extension, extension.definitions(), extension.now())
+    sync_static(extension.runtime, extension.definitions(), extension.now())
     return extension
 
 

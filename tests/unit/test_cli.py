@@ -16,6 +16,7 @@ from celery.schedules import crontab
 from click.testing import CliRunner
 
 from celery_pyncette import Context, Pyncette, registry
+from celery_pyncette._records import BEATS_TASK
 from celery_pyncette.cli import pyncette as pyncette_group
 from celery_pyncette.stores.base import InstanceKey
 from tests.conftest import FakeClock
@@ -345,7 +346,7 @@ def test_status_fails_on_a_stale_beat_until_it_is_forgotten(
     report = json.loads(output)
     assert report["forgotten"] == ["dead"]
     assert [b["beat"] for b in report["beats"]] == ["alive"]
-    assert pyncette.store.get(InstanceKey(registry.BEATS_TASK, 0, "dead")) is None
+    assert pyncette.store.get(InstanceKey(BEATS_TASK, 0, "dead")) is None
 
 
 def test_status_warns_about_partitions_no_live_beat_polls(

@@ -16,7 +16,7 @@ from celery_pyncette import Context, ExecutionMode, FailureMode, Pyncette, curre
 from celery_pyncette.dispatch import Dispatcher, sync_static
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
 from tests.conftest import FakeClock
-from tests.messages import take_waiting
+from tests.support.messages import take_waiting
 
 Message = tuple[str, dict[str, Any], dict[str, Any]]
 
@@ -27,9 +27,9 @@ def drain(app: Celery) -> list[Message]:
 
 
 def tick(pyncette: Pyncette) -> list[Message]:
-    dispatcher = Dispatcher(pyncette, "beat-1")
+    dispatcher = Dispatcher(pyncette.runtime, "beat-1")
     definitions = pyncette.definitions()
-    sync_static(pyncette, definitions, pyncette_now())
+    sync_static(pyncette.runtime, definitions, pyncette_now())
     dispatcher.dispatch(definitions)
     return drain(pyncette.app)
 
@@ -301,9 +301,9 @@ def test_a_schedule_changed_in_code_applies_at_once(
     other_app = Celery("unit", broker="memory://", set_as_current=False)
     other_app.conf.update(task_default_queue=app.conf.task_default_queue)
     second = Pyncette(other_app, url="memory://")
-    second._store, second._store_pid = store, first._store_pid
+    second.runtime.use_store(store)
     make_task(second, calls, schedule="* * * * * */5")
-    sync_static(second, second.definitions(), fake_clock.now)
+    sync_static(second.runtime, second.definitions(), fake_clock.now)
 
     assert store.get(InstanceKey("job", 0, STATIC_INSTANCE)).next_run == fake_clock.now + timedelta(
         seconds=5
@@ -317,7 +317,7 @@ def test_a_publish_failure_unlocks_the_claim(
     tick(pyncette)
     fake_clock.advance(seconds=1)
 
-    dispatcher = Dispatcher(pyncette, "beat-1")
+    dispatcher = Dispatcher(pyncette.runtime, "beat-1")
     # The broker takes none of the batch (the publisher's own failure handling is tested with it).
     monkeypatch.setattr(
         dispatcher.publisher, "publish", lambda messages: list(range(len(messages)))

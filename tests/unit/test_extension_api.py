@@ -156,7 +156,7 @@ def test_one_extension_per_app(app: Celery, pyncette: Pyncette) -> None:
 def test_the_store_is_built_lazily(app: Celery) -> None:
     extension = Pyncette(app, url="memory://")
 
-    assert extension._store is None
+    assert extension.runtime.opened_store is None
     assert extension.store.get(InstanceKey("x", 0, "y")) is None
 
 

@@ -35,7 +35,7 @@ def leased_context(pyncette: Pyncette) -> Context:
         lease=claimed.lease,
         locked_until=claimed.locked_until,
     )
-    return Context(pyncette=pyncette, task=definition, args={}, occurrence=occurrence)
+    return Context(runtime=pyncette.runtime, task=definition, args={}, occurrence=occurrence)
 
 
 def test_a_heartbeat_extends_the_lease(pyncette: Pyncette) -> None:

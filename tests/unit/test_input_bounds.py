@@ -49,7 +49,7 @@ def test_a_name_dateutil_resolves_to_the_local_zone_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # dateutil answers tzlocal() for a name equal to the machine's own abbreviation (time.tzname).
-    monkeypatch.setattr(schedules.dateutil_tz, "gettz", lambda name: dateutil_tz.tzlocal())
+    monkeypatch.setattr(dateutil_tz, "gettz", lambda name: dateutil_tz.tzlocal())
     with pytest.raises(ValueError, match="'XYZ' is this machine's local zone"):
         schedules.parse_timezone("XYZ")
 

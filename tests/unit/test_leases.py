@@ -72,7 +72,8 @@ def start_and_die(pyncette: Pyncette, message: Message) -> Execution:
     """What a worker does before the function runs, then nothing more (it is killed)."""
     occurrence = occurrence_of(type("Request", (), {"headers": message[2]})())
     assert occurrence is not None
-    execution = Execution(pyncette, pyncette.definition(occurrence.task), occurrence, message[1])
+    definition = pyncette.definition(occurrence.task)
+    execution = Execution(pyncette.runtime, definition, occurrence, message[1])
     assert execution.claim()
     return execution
 

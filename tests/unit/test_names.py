@@ -10,10 +10,8 @@ from celery import Celery
 from click.testing import CliRunner
 
 from celery_pyncette import ConfigurationError, Context, Pyncette
+from celery_pyncette._records import BEATS_TASK, SLOTS_TASK_PREFIX, TASKS_TASK
 from celery_pyncette.cli import pyncette as pyncette_group
-from celery_pyncette.concurrency import SLOTS_TASK_PREFIX
-from celery_pyncette.partitions import TASKS_TASK
-from celery_pyncette.registry import BEATS_TASK
 from celery_pyncette.stores.base import STATIC_INSTANCE
 
 BAD_INSTANCES = [

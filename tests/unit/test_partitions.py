@@ -26,7 +26,7 @@ def declare(
     app: Celery, store: MemoryStore, count: int, **settings: object
 ) -> tuple[Pyncette, object]:
     pyncette = Pyncette(app, url="memory://", **settings)  # type: ignore[arg-type]
-    pyncette._store, pyncette._store_pid = store, __import__("os").getpid()
+    pyncette.runtime.use_store(store)
 
     @pyncette.partitioned_task(partition_count=count, name="spread")
     def spread(context: Context) -> None: ...

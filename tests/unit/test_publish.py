@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from kombu import Exchange, Producer, Queue
 
 from celery_pyncette.publish import OutgoingMessage, Publisher, plain_repr
-from tests.messages import take_waiting
+from tests.support.messages import take_waiting
 
 Received = dict[str, Any]
 

@@ -1,7 +1,7 @@
 """The fast publisher writes what ``app.send_task`` writes, and falls back to it when unverified.
 
-Every case of ``tests/publish_oracle.py`` on kombu's memory transport, under each task protocol
-and with task-sent events; the same cases run on Redis and RabbitMQ in ``tests/e2e``.
+Every case of ``tests/support/publish_oracle.py`` on kombu's memory transport, under each task
+protocol and with task-sent events; the same cases run on Redis and RabbitMQ in ``tests/e2e``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from kombu import Connection
 
 from celery_pyncette import ids
 from celery_pyncette.publish import OutgoingMessage, Publisher
-from tests.publish_oracle import CASES, Case, assert_fast_equals_plain, read, same_task_ids
+from tests.support.publish_oracle import CASES, Case, assert_fast_equals_plain, read, same_task_ids
 
 CONFS = {
     "protocol-2": {},

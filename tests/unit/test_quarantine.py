@@ -23,7 +23,7 @@ from celery_pyncette.errors import CorruptRecordError
 from celery_pyncette.schedules import IntervalSchedule
 from celery_pyncette.stores.base import STATIC_INSTANCE, ClaimedBatch, InstanceKey, InstanceRecord
 from tests.conftest import FakeClock
-from tests.messages import take_waiting
+from tests.support.messages import take_waiting
 
 NONSENSE = {"kind": "nonsense"}
 

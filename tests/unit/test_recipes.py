@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from celery_pyncette import Pyncette
+from celery_pyncette._runtime import teardown_fixtures
 from celery_pyncette.dispatch import Dispatcher, sync_static
-from celery_pyncette.fixtures import teardown_all
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
 from tests.conftest import FakeClock
-from tests.messages import take_waiting
+from tests.support.messages import take_waiting
 
 os.environ["RECIPES_STORE"] = "memory://"
 os.environ["RECIPES_BROKER"] = "memory://"
@@ -25,7 +25,7 @@ os.environ["RECIPES_BROKER"] = "memory://"
 @pytest.fixture(autouse=True)
 def _tear_down_fixtures() -> Iterator[None]:
     yield
-    teardown_all()
+    teardown_fixtures()
 
 
 def recipe(name: str) -> ModuleType:
@@ -37,8 +37,8 @@ def send_due(
 ) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     """One beat tick, then the messages it sent to ``queue``."""
     app = pyncette.app
-    sync_static(pyncette, pyncette.definitions(), pyncette_now())
-    Dispatcher(pyncette, "beat").dispatch(pyncette.definitions())
+    sync_static(pyncette.runtime, pyncette.definitions(), pyncette_now())
+    Dispatcher(pyncette.runtime, "beat").dispatch(pyncette.definitions())
     return [(m.headers["task"], m.decode()[1], m.headers) for m in take_waiting(app, queue)]
 
 
@@ -83,9 +83,7 @@ def test_the_middlewares_retry_and_keep_the_transaction(fake_clock: FakeClock) -
     with pytest.raises(RuntimeError):
         execute(pyncette, failing).get()
 
-    from celery_pyncette.fixtures import fixtures_for
-
-    db = fixtures_for(pyncette)["db"]
+    db = pyncette.runtime.fixture_values()["db"]
     assert db.execute("SELECT who FROM visits").fetchall() == [("scheduler",)]
 
 

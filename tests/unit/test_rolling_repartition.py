@@ -21,15 +21,16 @@ import redis
 from celery import Celery
 
 from celery_pyncette import ConfigurationError, Context, Pyncette, TaskLockedError, routing
+from celery_pyncette._records import TASKS_TASK
 from celery_pyncette.dispatch import Dispatcher
 from celery_pyncette.extension import default_partition_selector
-from celery_pyncette.partitions import TASKS_TASK, PartitionLayout, repartition, stored_layout
+from celery_pyncette.partitions import PartitionLayout, repartition, stored_layout
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 from tests.backends import postgres as postgres_backend
 from tests.backends import redis as redis_backend
-from tests.messages import take_waiting
-from tests.redis_cluster import delete_namespace
-from tests.servers import require_server
+from tests.support.messages import take_waiting
+from tests.support.servers import require_server
+from tests.support.servers.local_redis import delete_namespace
 
 PAST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
@@ -122,7 +123,7 @@ def test_an_old_process_routes_a_new_instance_by_the_repartitioned_count(
     # a process on the new code finds it, and its beat sends it
     newer, spread_newer = processes.start(2)
     assert newer.get_task_state(spread_newer, "user1") is not None
-    Dispatcher(newer, "beat-new").dispatch(newer.router.polled(newer.definitions()))
+    Dispatcher(newer.runtime, "beat-new").dispatch(newer.router.polled(newer.definitions()))
     sent = [m.headers["pyncette"]["instance"] for m in take_waiting(newer.app)]
     assert sent == ["user1"]
 

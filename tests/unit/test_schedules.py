@@ -20,10 +20,14 @@ from celery_pyncette.schedules import (
     IntervalSchedule,
     OnceSchedule,
     Schedule,
+    StoredSpec,
     from_celery,
     parse_timezone,
+    read_spec,
     schedule_from_spec,
 )
+from celery_pyncette.state import TaskState
+from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 
 UTC = timezone.utc
 
@@ -548,6 +552,58 @@ def test_once_spec_accepts_a_trailing_z() -> None:
 def test_malformed_spec_is_refused(spec: Any) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - every malformation is a ValueError
         schedule_from_spec(spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "stored"),
+    [
+        (
+            {"kind": "cron", "expression": "61 * * * *", "timezone": "Nowhere/Town"},
+            StoredSpec("cron", expression="61 * * * *", timezone="Nowhere/Town"),
+        ),
+        (
+            {"kind": "interval", "seconds": Decimal("12.5")},
+            StoredSpec("interval", interval=timedelta(seconds=12.5)),
+        ),
+        (
+            {"kind": "once", "at": "2030-01-01T00:00:00Z"},
+            StoredSpec("once", execute_at=utc(2030, 1, 1)),
+        ),
+        ({"kind": "celery", "class": "celery.schedules.solar"}, StoredSpec("celery")),
+        ({"kind": 5}, StoredSpec(None)),
+    ],
+)
+def test_read_spec_reads_the_stored_fields_without_validating_the_schedule(
+    spec: dict[str, Any], stored: StoredSpec
+) -> None:
+    assert read_spec(spec) == stored
+
+
+def test_read_spec_refuses_a_field_of_the_wrong_type_like_schedule_from_spec() -> None:
+    spec = {"kind": "interval", "seconds": "12"}
+    with pytest.raises(ValueError, match="interval spec needs a number of 'seconds'"):
+        read_spec(spec)
+    with pytest.raises(ValueError, match="interval spec needs a number of 'seconds'"):
+        schedule_from_spec(spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "fields"),
+    [
+        ({"kind": "cron", "expression": "61 * * * *", "timezone": None}, ("61 * * * *", None)),
+        ({"kind": "interval", "seconds": 60.0}, (None, timedelta(minutes=1))),
+        ({"kind": "interval", "seconds": "sixty"}, (None, None)),
+        ({"kind": "nonsense"}, (None, None)),
+    ],
+)
+def test_a_task_state_shows_what_is_stored_even_for_a_record_to_quarantine(
+    spec: dict[str, Any], fields: tuple[Any, Any]
+) -> None:
+    record = InstanceRecord(InstanceKey("t", 0, "a"), utc(2030, 1, 1), spec, {})
+
+    state = TaskState.from_record(record)
+
+    assert (state.schedule, state.interval) == fields
 
 
 def test_descriptions() -> None:

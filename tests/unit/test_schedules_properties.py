@@ -207,7 +207,7 @@ def test_cron_next_after_equals_the_brute_force_reference(
 def test_cron_next_after_does_not_depend_on_the_instants_asked_before(
     data: st.DataObject, expression: str, zone: str
 ) -> None:
-    # One croniter per expression and thread is moved from instant to instant (schedules.py):
+    # One croniter per expression and thread is moved from instant to instant (schedules/_cron.py):
     # later, earlier and repeated instants in any order each get the reference answer.
     s = cron_or_reject(expression, zone)
     asked = data.draw(st.lists(instants(zone), min_size=2, max_size=6))

@@ -11,7 +11,7 @@ import pytest
 from celery import Celery, signals
 
 from celery_pyncette import Pyncette
-from celery_pyncette import worker as worker_module
+from celery_pyncette.worker import _receivers as worker_module
 
 
 class StartingWorker:
@@ -75,7 +75,7 @@ def test_a_store_that_cannot_be_opened_is_logged_and_left_to_the_first_task(
         thread.join(10)
     assert "could not open the celery-pyncette store at worker start" in caplog.text
     assert "OperationalError" in caplog.text
-    assert pyncette._store is None
+    assert pyncette.runtime.opened_store is None
 
 
 def test_invalid_store_settings_are_reported_when_the_worker_starts(

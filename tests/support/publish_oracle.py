@@ -22,7 +22,7 @@ from kombu import Exchange, Queue
 
 from celery_pyncette import ids
 from celery_pyncette.publish import OutgoingMessage, Publisher
-from tests.messages import take_waiting
+from tests.support.messages import take_waiting
 
 PYNCETTE = {"v": 1, "task": "oracle.job", "lease": "l-1", "partition": 0}
 #: What a transport adds to a message's properties: its tag, the headers again (py-amqp).

@@ -11,7 +11,8 @@ atomically (it locks the item between checking the condition and writing), as Dy
 concurrent claims race for real here and the concurrency tests test the store.
 
 When the server cannot start (no ``node``, dynalite not installed, or it does not answer), tests
-skip with the reason on a developer's machine and fail when ``CI=true`` (see :mod:`tests.servers`).
+skip with the reason on a developer's machine and fail when ``CI=true`` (see
+:mod:`tests.support.servers`).
 """
 
 from __future__ import annotations
@@ -35,14 +36,14 @@ from typing import IO, Any
 import boto3
 import pytest
 
-from tests.servers import IN_CI
+from tests.support.servers import IN_CI
 
 REGION = "us-east-1"
 START_TIMEOUT = 20.0
 #: The npm project that pins dynalite (``npm ci`` there installs it) and starts it (``serve.js``:
 #: dynalite in memory on 127.0.0.1, tables ACTIVE at once, a client that dies mid-request logged
 #: rather than ending the server -- dynalite's own ``cli.js`` would exit then).
-DYNALITE_DIR = Path(__file__).parent / "dynalite"
+DYNALITE_DIR = Path(__file__).resolve().parents[2] / "dynalite"
 DYNALITE_PACKAGE = DYNALITE_DIR / "node_modules" / "dynalite" / "package.json"
 #: Dummy credentials: a test must never reach real AWS, whatever the developer's environment holds.
 AWS_ENVIRONMENT = {

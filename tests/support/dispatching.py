@@ -11,7 +11,7 @@ from celery_pyncette.dispatch import Dispatcher
 def dispatch_stopping_after(pyncette: Pyncette, batches: int) -> int:
     """One ``dispatch`` over every task, asked to stop (as at a shutdown) once ``batches``
     batches were sent; how many batches it sent."""
-    dispatcher = Dispatcher(pyncette, "beat")
+    dispatcher = Dispatcher(pyncette.runtime, "beat")
     sent = {"batches": 0}
     real_send = dispatcher._send_batch
 

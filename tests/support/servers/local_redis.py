@@ -26,7 +26,7 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from tests.servers import IN_CI
+from tests.support.servers import IN_CI
 
 START_TIMEOUT = 15.0
 

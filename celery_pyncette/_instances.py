@@ -1,0 +1,265 @@
+"""The instance API of ``Pyncette``: dynamic instances written, read and listed at run time.
+
+``schedule_task`` and friends validate everything before writing, write to the store before they
+return, and route an instance to the partition the stored layout names (re-read after a write, so a
+repartition meanwhile moves it; see :mod:`celery_pyncette.routing`). Each has an ``async`` twin,
+made once by :func:`async_twin`, that runs it in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import secrets
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from celery_pyncette._runtime import Runtime
+from celery_pyncette.bounds import check_duration
+from celery_pyncette.definitions import (
+    TaskDefinition,
+    build_schedule,
+    validate_args,
+    validate_instance_name,
+)
+from celery_pyncette.errors import BulkWriteError, StoreError
+from celery_pyncette.schedules import OnceSchedule, Schedule
+from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
+from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, InstanceRecord
+
+S = TypeVar("S")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Instances per bulk write of schedule_tasks() / scatter().
+BULK_CHUNK = 500
+
+
+def async_twin(
+    method: Callable[Concatenate[S, P], R],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
+    """An ``async`` version of ``method`` that runs it in a thread (``asyncio.to_thread``)."""
+
+    @functools.wraps(method)
+    async def twin(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await asyncio.to_thread(method, self, *args, **kwargs)
+
+    twin.__name__ = twin.__qualname__ = f"a{method.__name__}"
+    twin.__doc__ = f"Async twin of :meth:`{method.__name__}` (runs it in a thread)."
+    return twin
+
+
+class InstanceAPI:
+    """Dynamic instances; mixed into :class:`~celery_pyncette.Pyncette`."""
+
+    _runtime: Runtime
+
+    def _dynamic_key(self, task: Any, instance: str) -> tuple[TaskDefinition, InstanceKey]:
+        definition = self._dynamic_definition(task)
+        return definition, self._instance_key(definition, instance)
+
+    def _dynamic_definition(self, task: Any) -> TaskDefinition:
+        definition = self._runtime.definition(task)
+        if not definition.dynamic:
+            raise ValueError(
+                f"{definition.name!r} is a static task; schedule_task needs a dynamic_task"
+            )
+        self.check_partitions(definition)
+        return definition
+
+    def _instance_key(self, definition: TaskDefinition, instance: str) -> InstanceKey:
+        return self._runtime.router.key(definition, validate_instance_name(instance))
+
+    def check_partitions(self, definition: TaskDefinition) -> None:
+        """Once per task and process: refuse a partition count that differs from the stored one."""
+        self._runtime.router.layout(definition)
+
+    @staticmethod
+    def validate_schedule(
+        schedule: str | None = None,
+        interval: timedelta | None = None,
+        execute_at: datetime | None = None,
+        timezone: str | None = None,
+    ) -> Schedule:
+        """Check timing input as ``schedule_task`` would, writing nothing (e.g. in a form).
+
+        Returns the schedule; raises ``ValueError`` naming the problem.
+        """
+        built = build_schedule(schedule, interval, execute_at, timezone, required=True)
+        assert built is not None
+        return built
+
+    def schedule_task(
+        self,
+        /,
+        task: Any,
+        instance: str,
+        *,
+        schedule: str | None = None,
+        interval: timedelta | None = None,
+        execute_at: datetime | None = None,
+        timezone: str | None = None,
+        force: bool = False,
+        **args: Any,
+    ) -> TaskState:
+        """Create or replace a dynamic instance; written to the store before this returns.
+
+        Raises ``ValueError`` for invalid input (nothing is written), ``TaskLockedError`` when the
+        instance is running and ``force`` is false, ``StoreError`` when the store fails.
+        """
+        definition, key = self._dynamic_key(task, instance)
+        built: Schedule | None = build_schedule(
+            schedule, interval, execute_at, timezone, required=True
+        )
+        assert built is not None
+        record = self._new_record(
+            key, built, validate_args({**definition.args, **args}), self._runtime.now()
+        )
+        self._runtime.store.upsert(record, self._runtime.now(), force=force)
+        self._runtime.router.settle_one(
+            definition, record, force
+        )  # a repartition meanwhile: move it
+        return TaskState.from_record(record)
+
+    def schedule_tasks(
+        self,
+        task: Any,
+        instances: Mapping[str, Mapping[str, Any]],
+        *,
+        schedule: str | None = None,
+        interval: timedelta | None = None,
+        execute_at: datetime | None = None,
+        timezone: str | None = None,
+        force: bool = False,
+    ) -> list[str]:
+        """Create or replace many instances with one timing: ``{instance: args}``.
+
+        Everything is validated before anything is written; writes go through the store's bulk
+        path. Returns the instances left unchanged because they are running (``force`` false).
+        Raises :class:`BulkWriteError` (with ``.written``) when the store fails part-way.
+        """
+        built = build_schedule(schedule, interval, execute_at, timezone, required=True)
+        assert built is not None
+        return self._write_many(
+            task, [(name, built, args) for name, args in instances.items()], force
+        )
+
+    def scatter(
+        self,
+        task: Any,
+        instances: Mapping[str, Mapping[str, Any]] | Iterable[str],
+        *,
+        over: timedelta,
+        start: datetime | None = None,
+        jitter: timedelta | None = None,
+        force: bool = False,
+    ) -> list[str]:
+        """Schedule once-off instances spread evenly over ``[start, start + over)``.
+
+        Instance ``i`` of ``n`` runs at ``start + (i + 0.5) * over / n`` (one instance: the
+        midpoint), moved by up to ``jitter`` either way but never before ``start``. ``instances``
+        is ``{name: args}`` or just names. ``start`` defaults to now. Returns and raises like
+        :meth:`schedule_tasks`.
+        """
+        if not isinstance(over, timedelta) or over <= timedelta(0):
+            raise ValueError(f"over must be a positive timedelta, got {over!r}")
+        check_duration(over, "over")
+        if jitter is not None and (not isinstance(jitter, timedelta) or jitter < timedelta(0)):
+            raise ValueError(f"jitter must be a non-negative timedelta, got {jitter!r}")
+        begin = self._runtime.now() if start is None else start
+        if begin.tzinfo is None:
+            raise ValueError("start must be an aware datetime")
+        entries = (
+            dict(instances) if isinstance(instances, Mapping) else {name: {} for name in instances}
+        )
+        count = len(entries)
+        random = secrets.SystemRandom()
+        planned: list[tuple[str, Schedule, Mapping[str, Any]]] = []
+        for index, (name, args) in enumerate(entries.items()):
+            at = begin + over * ((index + 0.5) / count)
+            if jitter:
+                at = max(begin, at + jitter * random.uniform(-1.0, 1.0))
+            planned.append((name, OnceSchedule(at), args))
+        return self._write_many(task, planned, force)
+
+    def _write_many(
+        self, task: Any, planned: list[tuple[str, Schedule, Mapping[str, Any]]], force: bool
+    ) -> list[str]:
+        now = self._runtime.now()
+        definition = self._dynamic_definition(task)
+        records: list[InstanceRecord] = []
+        timings: dict[int, tuple[datetime, dict[str, Any]]] = {}  # per schedule object, not row
+        for name, schedule, args in planned:
+            key = self._instance_key(definition, name)
+            merged = validate_args({**definition.args, **args}, f"arguments of {name!r}")
+            timing = timings.get(id(schedule))
+            if timing is None:
+                first = self._new_record(key, schedule, {}, now)
+                timing = timings[id(schedule)] = (first.next_run, dict(first.spec))
+            records.append(InstanceRecord(key=key, next_run=timing[0], spec=timing[1], args=merged))
+        store = self._runtime.store
+        written: list[str] = []
+        locked: list[str] = []
+        for start in range(0, len(records), BULK_CHUNK):
+            chunk = records[start : start + BULK_CHUNK]
+            try:
+                refused = {key.instance for key in store.upsert_many(chunk, now, force)}
+            except StoreError as exc:
+                raise BulkWriteError(
+                    f"store failed after {len(written)} of {len(records)} instances: {exc}", written
+                ) from exc
+            locked.extend(r.key.instance for r in chunk if r.key.instance in refused)
+            written.extend(r.key.instance for r in chunk if r.key.instance not in refused)
+        return locked + self._runtime.router.settle(definition, records, force, refused=locked)
+
+    @staticmethod
+    def _new_record(
+        key: InstanceKey, schedule: Schedule, args: Mapping[str, Any], now: datetime
+    ) -> InstanceRecord:
+        first = schedule.first_run(now)
+        if first is None:
+            raise ValueError(f"{schedule.description} has no occurrence after {now.isoformat()}")
+        return InstanceRecord(key=key, next_run=first, spec=schedule.to_spec(), args=args)
+
+    def unschedule_task(self, /, task: Any, instance: str) -> bool:
+        """Remove a dynamic instance (even while it runs); return whether it existed."""
+        return self._runtime.router.delete(*self._dynamic_key(task, instance))
+
+    def get_task_state(self, /, task: Any, instance: str | None = None) -> TaskState | None:
+        """The stored state of a dynamic instance (or of a static task with ``instance=None``)."""
+        if instance is None:
+            key = InstanceKey(self._runtime.definition(task).name, 0, STATIC_INSTANCE)
+            record = self._runtime.store.get(key)
+        else:
+            record = self._runtime.router.get(*self._dynamic_key(task, instance))
+        return TaskState.from_record(record) if record is not None else None
+
+    def list_task_states(
+        self, /, task: Any, limit: int = 100, continuation_token: str | None = None
+    ) -> TaskStatePage:
+        """A page of a dynamic task's instances, by partition then name; every instance once."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive integer, got {limit!r}")
+        definition = self._runtime.definition(task)
+        partition, after = (
+            (0, None) if continuation_token is None else decode_token(continuation_token)
+        )
+        states: list[TaskState] = []
+        spanned = self._runtime.router.spanned(definition)
+        while partition < spanned:
+            page = self._runtime.store.list_instances(
+                definition.name, partition, limit - len(states), after
+            )
+            states.extend(
+                TaskState.from_record(r) for r in page if r.key.instance != STATIC_INSTANCE
+            )
+            if len(states) >= limit and page:
+                return TaskStatePage(states, encode_token(partition, page[-1].key.instance))
+            partition, after = partition + 1, None
+        return TaskStatePage(states, None)
+
+    aschedule_task = async_twin(schedule_task)
+    aunschedule_task = async_twin(unschedule_task)
+    aget_task_state = async_twin(get_task_state)
+    alist_task_states = async_twin(list_task_states)

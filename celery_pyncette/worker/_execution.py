@@ -1,0 +1,262 @@
+"""One run of one occurrence in a worker: taking the lease, strikes, and settling the outcome.
+
+See :mod:`celery_pyncette.worker` for the outcome table per execution and failure mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from celery.exceptions import Ignore, Reject, Retry
+
+from celery_pyncette import metrics, quarantine
+from celery_pyncette.concurrency import release
+from celery_pyncette.context import Context
+from celery_pyncette.definitions import ExecutionMode, FailureMode, TaskDefinition
+from celery_pyncette.errors import LeaseLostError, StoreError
+from celery_pyncette.ids import lease_tokens
+from celery_pyncette.occurrence import Occurrence
+from celery_pyncette.schedules import Schedule, schedule_from_spec
+from celery_pyncette.stores.base import InstanceRecord
+
+if TYPE_CHECKING:
+    from celery_pyncette._runtime import Runtime
+
+logger = logging.getLogger("celery_pyncette.worker")
+
+#: Exceptions that are Celery control flow, not failures of the task.
+_CONTROL_FLOW = (Retry, Ignore, Reject)
+
+
+class Execution:
+    """One run of one occurrence in a worker: lease check, context, outcome."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        definition: TaskDefinition,
+        occurrence: Occurrence | None,
+        args: dict[str, Any],
+    ):
+        self.runtime = runtime
+        self.definition = definition
+        self.occurrence = occurrence
+        #: Occurrences that fell before this moment are covered by this run (see Schedule.next_run).
+        self.started_at = runtime.now()
+        self.context = Context(runtime=runtime, task=definition, args=args, occurrence=occurrence)
+        self._slot_held = True
+
+    @property
+    def leased(self) -> bool:
+        """True when this execution holds an at-least-once lease it must settle."""
+        occurrence = self.occurrence
+        return occurrence is not None and occurrence.lease is not None
+
+    def claim(self, can_skip: bool = True) -> bool:
+        """Take the execution lease before running; False when it was taken over (do not run).
+
+        An at-least-once execution replaces its message's lease token with a fresh one, expiring
+        a full ``lease_duration`` from its own start, in one atomic store write. Heartbeats, the
+        commit and the unlock then use the new token, so a second delivery of the same message
+        (a broker redelivering it while this run goes on) carries a token that no longer holds and
+        is skipped. A message whose lease was taken over (re-sent after its lease expired, or
+        released and sent again) is skipped too. With ``can_skip`` false (plain Celery tasks,
+        which signals cannot skip) such a run goes on, logged. A store failure keeps the lease the
+        message brought and runs under it.
+        """
+        occurrence = self.occurrence
+        if occurrence is None:
+            return True
+        until = self.started_at + self.context.lease_duration
+        if occurrence.lease is None:
+            self._hold_slot(until)  # at-most-once: only the slot is held for the run
+            return True
+        store = self.runtime.store
+        (token,) = lease_tokens(1)
+        try:
+            store.extend_lease(occurrence.key, occurrence.lease, until, new_lease=token)
+        except LeaseLostError:
+            metrics.record_lease_lost(self.definition.name)
+            logger.warning(
+                "%s %s: its lease was taken over (a redelivered or re-sent message)",
+                "skipped" if can_skip else "running (a plain task cannot be skipped)",
+                self.described,
+            )
+            # The slot is the lease holder's (a first delivery still running keeps it).
+            self._slot_held = False
+            return not can_skip
+        except StoreError:
+            logger.warning(
+                "could not take the lease of %s; running under the lease it has",
+                self.described,
+                exc_info=True,
+            )
+            return True
+        self.occurrence = replace(occurrence, lease=token, locked_until=until)
+        self.context.took_lease(self.occurrence)
+        self._hold_slot(until)
+        return True
+
+    def _hold_slot(self, until: datetime) -> None:
+        """Move the concurrency slot's expiry to the run's (beat held it over the queue wait)."""
+        slot = self.occurrence.slot if self.occurrence else None
+        if slot is not None:
+            with contextlib.suppress(LeaseLostError, StoreError):
+                self.runtime.store.extend_lease(slot[0], slot[1], until)
+
+    def release_slot(self) -> None:
+        """Free the concurrency slot this occurrence holds, if any (not when :meth:`claim` found
+        the lease taken over: the slot then belongs to the run that holds it)."""
+        if self._slot_held and self.occurrence is not None and self.occurrence.slot is not None:
+            release(self.runtime.store, self.occurrence.slot)
+
+    def struck(self) -> bool:
+        """True when a strike disables this occurrence; it is then committed as ``struck``.
+
+        A strike that landed after beat sent the message is honoured here. When the strikes cannot
+        be read, the occurrence runs (a store outage must not silently drop work).
+        """
+        if self.occurrence is None:
+            return False
+        try:
+            strike = self.runtime.strike_view.struck(self.definition.name, self.context.args)
+        except StoreError:
+            logger.warning(
+                "could not read strikes; running %s", self.definition.name, exc_info=True
+            )
+            return False
+        if strike is None:
+            return False
+        logger.info("skipped %s: struck by %s", self.described, strike)
+        self._settle("struck")
+        return True
+
+    def schedule(self) -> Schedule | None:
+        """The schedule that computes the next run of this occurrence's instance.
+
+        Raises ``ValueError`` when the message's stored spec cannot be decoded (see
+        :meth:`_settle`, which quarantines the record then).
+        """
+        occurrence = self.occurrence
+        if (
+            occurrence is not None
+            and occurrence.instance is not None
+            and occurrence.spec is not None
+        ):
+            return schedule_from_spec(occurrence.spec)
+        return self.definition.schedule
+
+    def succeeded(self) -> None:
+        """Apply the outcome of a run that returned."""
+        self._settle("success")
+
+    def failed(self, exc: BaseException) -> None:
+        """Apply the outcome of a run that raised ``exc``."""
+        if isinstance(exc, _CONTROL_FLOW):
+            return
+        metrics.record_failure(self.definition.name)
+        mode = self.definition.failure_mode
+        occurrence = self.occurrence
+        if occurrence is None:
+            return
+        if self.definition.execution_mode is ExecutionMode.AT_MOST_ONCE or mode is FailureMode.NONE:
+            outcome = "lease kept" if occurrence.lease else "not retried (at-most-once)"
+            logger.warning("failed %s (%s): %s", self.described, type(exc).__name__, outcome)
+            self._apply_instance_changes()
+            return
+        if mode is FailureMode.COMMIT:
+            logger.warning("failed %s (%s): committed", self.described, type(exc).__name__)
+            self._settle("failed")
+            return
+        logger.warning("failed %s (%s): unlocked", self.described, type(exc).__name__)
+        if occurrence.lease is not None:
+            self._guard(lambda: self.runtime.store.unlock(occurrence.key, occurrence.lease or ""))
+
+    def _settle(self, status: str) -> None:
+        occurrence = self.occurrence
+        if occurrence is None or occurrence.lease is None:
+            self._apply_instance_changes()
+            return
+        if self._apply_instance_changes():
+            return
+        now = self.runtime.now()
+        next_run, problem = quarantine.next_run_of(
+            self.schedule,
+            lambda schedule: schedule.next_run(
+                occurrence.scheduled_at, now, self.definition.catch_up, started_at=self.started_at
+            ),
+        )
+        if problem is not None:  # never raised into Celery; the run itself stands
+            found_by = f"found by the worker after {self.described} ({status})"
+            quarantine.isolate(
+                self.runtime.store, occurrence.key, occurrence.lease, problem, now, found_by
+            )
+            return
+        lease = occurrence.lease
+        if self._guard(
+            lambda: self.runtime.store.commit(occurrence.key, lease, next_run, now, status)
+        ):
+            metrics.record_commit(self.definition.name, status)
+            logger.info(
+                "committed %s: %s, next run %s",
+                self.described,
+                status,
+                next_run.isoformat() if next_run else "none (removed)",
+            )
+
+    def _apply_instance_changes(self) -> bool:
+        """Apply ``context.unschedule()`` / ``reschedule()``; True when one was applied."""
+        occurrence, context = self.occurrence, self.context
+        if occurrence is None:
+            return False
+        store = self.runtime.store
+        if context.unscheduled:
+            self._guard(lambda: store.delete(occurrence.key))
+            return True
+        if context.rescheduled is not None:
+            schedule, args = context.rescheduled
+            now = self.runtime.now()
+            first = schedule.first_run(now)
+            if first is None:
+                self._guard(lambda: store.delete(occurrence.key))
+                return True
+            record = InstanceRecord(occurrence.key, first, schedule.to_spec(), args)
+            self._guard(lambda: store.upsert(record, now, force=True))
+            return True
+        return False
+
+    @property
+    def described(self) -> str:
+        """This occurrence as log lines show it."""
+        occurrence = self.occurrence
+        return self.definition.describe(
+            occurrence.instance if occurrence else None,
+            occurrence.scheduled_at if occurrence else None,
+            self.context.args,
+        )
+
+    def _guard(self, action: Callable[[], Any]) -> bool:
+        """Run a store action; True when it succeeded. A lost lease or a store failure is logged,
+        never raised into Celery."""
+        try:
+            action()
+        except LeaseLostError:
+            metrics.record_lease_lost(self.definition.name)
+            logger.warning(
+                "lease of %s was lost before its outcome was recorded; it may run again",
+                self.described,
+            )
+        except StoreError:
+            logger.error(
+                "could not record the outcome of %s; it runs again after its lease",
+                self.described,
+                exc_info=True,
+            )
+        else:
+            return True
+        return False

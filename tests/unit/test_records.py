@@ -1,0 +1,97 @@
+"""The library's own records: what the registry, the partition counts and the slots store.
+
+The stored form is pinned with literal values: stores written by earlier versions must read the
+same, so a change here is a change of the stored format.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from celery_pyncette import _records, registry
+from celery_pyncette.concurrency import ConcurrencyLimit, Slots
+from celery_pyncette.definitions import TaskDefinition
+from celery_pyncette.partitions import check_partition_count, repartition
+from celery_pyncette.stores.base import InstanceKey, InstanceRecord
+from celery_pyncette.stores.memory import MemoryStore
+
+NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+CENTURY = timedelta(days=36500)
+
+
+def test_a_beat_record_is_stored_as_before() -> None:
+    store = MemoryStore()
+
+    registry.record_beat(
+        store, "beat-1", hostname="h", pid=7, started_at=NOW, partitions={"t": [0, 2]}, now=NOW
+    )
+
+    assert store.get(InstanceKey("__pyncette_beats__", 0, "beat-1")) == InstanceRecord(
+        InstanceKey("__pyncette_beats__", 0, "beat-1"),
+        NOW + CENTURY,
+        {"kind": "beat"},
+        {
+            "hostname": "h",
+            "pid": 7,
+            "started_at": NOW.isoformat(),
+            "last_tick": NOW.isoformat(),
+            "partitions": {"t": [0, 2]},
+        },
+    )
+
+
+def test_a_partition_count_record_is_stored_as_before() -> None:
+    store = MemoryStore()
+    definition = TaskDefinition(
+        "spread", "spread", None, dynamic=True, partition_count=4, partition_selector=lambda n, _: 0
+    )
+
+    check_partition_count(store, definition, NOW)
+    recorded = store.get(InstanceKey("__pyncette_tasks__", 0, "spread"))
+    store.upsert(InstanceRecord(InstanceKey("spread", 1, "x"), NOW), NOW)
+    store.claim_due("spread", 1, NOW, 1, timedelta(minutes=1), "w")  # running: not moved
+    repartition(store, definition, 2, NOW)
+    moving = store.get(InstanceKey("__pyncette_tasks__", 0, "spread"))
+
+    expected = InstanceRecord(
+        InstanceKey("__pyncette_tasks__", 0, "spread"),
+        NOW + CENTURY,
+        {"kind": "task"},
+        {"partition_count": 4},
+    )
+    assert recorded == expected
+    assert moving == expected.with_changes(args={"partition_count": 2, "moving_from": [4]})
+
+
+def test_slot_records_are_stored_as_before() -> None:
+    store = MemoryStore()
+    pool = ConcurrencyLimit(2).pool("t", {})
+    assert pool == "__pyncette_slots__:697ee3714b834806565fe350"
+
+    Slots("beat-1").acquire(store, pool, 2, NOW, timedelta(minutes=1))
+
+    assert store.get(InstanceKey(pool, 0, "00001")) == InstanceRecord(
+        InstanceKey(pool, 0, "00001"),
+        datetime(2000, 1, 1, tzinfo=timezone.utc),
+        {"kind": "slot"},
+        {},
+    )
+    assert store.get(InstanceKey(pool, 0, "00000")) is not None
+    assert store.get(InstanceKey(pool, 0, "00002")) is None
+
+
+def test_each_library_record_is_told_by_its_task_name() -> None:
+    beat = _records.beat_record("b", {}, NOW)
+    count = _records.partition_count_record("t", {}, NOW)
+    (slot,) = _records.slot_records(_records.slot_pool("abc"), 1)
+    user = InstanceRecord(InstanceKey("reports.daily", 0, "b"), NOW, {"kind": "beat"})
+
+    assert [_records.is_beat_record(r) for r in (beat, count, slot, user)] == [1, 0, 0, 0]
+    assert [_records.is_partition_count_record(r) for r in (beat, count, slot, user)] == [
+        0,
+        1,
+        0,
+        0,
+    ]
+    assert [_records.is_slot_record(r) for r in (beat, count, slot, user)] == [0, 0, 1, 0]
+    assert [_records.is_library_record(r) for r in (beat, count, slot, user)] == [1, 1, 1, 0]
