@@ -1,7 +1,8 @@
 """Publisher confirms on RabbitMQ: what the broker refuses is reported unsent, never lost.
 
 A queue with ``x-max-length`` and ``x-overflow: reject-publish`` makes RabbitMQ nack what does
-not fit; a message routed to an exchange with no queue bound comes back as unroutable.
+not fit; a message routed to an exchange with no queue bound comes back as unroutable. Each
+message, written in confirm mode, is what ``app.send_task`` writes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from kombu import Connection, Exchange, Queue
 
 from celery_pyncette.publish import OutgoingMessage, Publisher
 from tests.e2e.harness import BROKERS
+from tests.support.publish_oracle import CASES, Case, assert_fast_equals_plain
 from tests.support.servers import require_server
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
@@ -53,7 +55,8 @@ def messages(n: int, **options: str) -> list[OutgoingMessage]:
     return [OutgoingMessage("e2e.plain", {"label": str(i)}, {}, options=options) for i in range(n)]
 
 
-def test_messages_the_broker_nacks_are_reported_unsent(names: str) -> None:
+@pytest.mark.parametrize("plain", [False, True], ids=["fast", "plain"])
+def test_messages_the_broker_nacks_are_reported_unsent(names: str, plain: bool) -> None:
     full = Queue(
         names,
         Exchange(names),
@@ -62,7 +65,7 @@ def test_messages_the_broker_nacks_are_reported_unsent(names: str) -> None:
     )
     app = app_with([full])
 
-    with Publisher(app, confirm_window=4) as publisher:
+    with Publisher(app, confirm_window=4, plain=plain) as publisher:
         unsent = publisher.publish(messages(10))
         again = publisher.publish(messages(2))
     app.close()
@@ -72,8 +75,9 @@ def test_messages_the_broker_nacks_are_reported_unsent(names: str) -> None:
     assert count(names) == 3
 
 
+@pytest.mark.parametrize("plain", [False, True], ids=["fast", "plain"])
 def test_an_unroutable_message_is_reported_unsent_and_the_rest_of_the_batch_goes(
-    names: str,
+    names: str, plain: bool
 ) -> None:
     free = Queue(f"{names}-free", Exchange(f"{names}-free"), f"{names}-free")
     app = app_with([free])
@@ -84,9 +88,34 @@ def test_an_unroutable_message_is_reported_unsent_and_the_rest_of_the_batch_goes
         "e2e.plain", {}, {}, options={"exchange": f"{names}-unbound", "routing_key": "nowhere"}
     )
 
-    with Publisher(app) as publisher:
+    with Publisher(app, plain=plain) as publisher:
         unsent = publisher.publish(batch)
     app.close()
 
     assert unsent == [1]
     assert count(f"{names}-free") == 2
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_the_fast_path_writes_what_send_task_writes(
+    names: str, case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = Celery("publish-confirms", broker=URL, set_as_current=False)
+    app.conf.task_default_queue = f"{names}-default"
+    try:
+        assert_fast_equals_plain(app, case, names, monkeypatch)
+    finally:
+        drop_entities(app, names)
+        app.close()
+
+
+def drop_entities(app: Celery, prefix: str) -> None:
+    """Delete the queues and exchanges of ``app`` named with ``prefix``."""
+    with Connection(URL, connect_timeout=3) as connection:
+        channel = connection.channel()
+        for queue in list(app.amqp.queues.values()):
+            if queue.name.startswith(prefix):
+                channel.queue_delete(queue.name)
+            if queue.exchange.name.startswith(prefix):
+                channel.exchange_delete(queue.exchange.name)
+        channel.close()

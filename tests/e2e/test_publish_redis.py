@@ -1,4 +1,5 @@
-"""Publishing on a Redis broker: a batch's messages for one queue go as one ``LPUSH``, in order.
+"""Publishing on a Redis broker: a batch's messages for one queue go as one ``LPUSH``, in order,
+and each message is what ``app.send_task`` writes.
 
 Each test runs its own throw-away Redis server, so the server's command counts are the test's.
 """
@@ -14,6 +15,7 @@ from kombu import Queue
 
 from celery_pyncette.publish import OutgoingMessage, Publisher
 from tests.support.messages import take_waiting
+from tests.support.publish_oracle import CASES, Case, assert_fast_equals_plain
 from tests.support.servers.local_redis import RedisServer, private_server
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
@@ -78,4 +80,15 @@ def test_the_expiry_of_an_expiring_queue_is_still_set_between_pushes(server: Red
         assert 0 < admin.pttl("expiring") <= 60_000
         assert admin.info("commandstats")["cmdstat_pexpire"]["calls"] >= 1
     assert consumed(app, "expiring") == list(range(5))
+    app.close()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_the_fast_path_writes_what_send_task_writes(
+    server: RedisServer, case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = Celery("publish-redis", broker=server.url, set_as_current=False)
+    app.conf.task_default_queue = "oracle-default"
+
+    assert_fast_equals_plain(app, case, "oracle", monkeypatch)
     app.close()

@@ -50,9 +50,10 @@ def fixed_ids(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return ids
 
 
-@pytest.fixture
-def publisher(app: Celery) -> Any:
-    with Publisher(app) as made:
+@pytest.fixture(params=[False, True], ids=["fast", "plain"])
+def publisher(app: Celery, request: pytest.FixtureRequest) -> Any:
+    """The fast publisher, and the plain one (every message through ``app.send_task``)."""
+    with Publisher(app, plain=request.param) as made:
         yield made
 
 
