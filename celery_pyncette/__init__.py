@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from celery_pyncette.context import Context, current_context
-from celery_pyncette.definitions import ExecutionMode, FailureMode, TaskDefinition
+from celery_pyncette._context import Context, current_context
+from celery_pyncette._definitions import ExecutionMode, FailureMode, TaskDefinition
+from celery_pyncette._extension import Pyncette
+from celery_pyncette._heartbeat import with_heartbeat
+from celery_pyncette._state import TaskState, TaskStatePage
 from celery_pyncette.errors import (
     BulkWriteError,
     ConfigurationError,
@@ -19,9 +22,6 @@ from celery_pyncette.errors import (
     StoreError,
     TaskLockedError,
 )
-from celery_pyncette.extension import Pyncette
-from celery_pyncette.heartbeat import with_heartbeat
-from celery_pyncette.state import TaskState, TaskStatePage
 from celery_pyncette.stores.base import Strike
 from celery_pyncette.worker import connect_receivers
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from celery import Celery
 
-from celery_pyncette.definitions import TaskDefinition, validate_task_name
+from celery_pyncette._definitions import TaskDefinition, validate_task_name
+from celery_pyncette._lookup import find_definition
+from celery_pyncette._names import check_task_name, is_reserved_task_name
 from celery_pyncette.errors import ConfigurationError
-from celery_pyncette.lookup import find_definition
-from celery_pyncette.names import check_task_name, is_reserved_task_name
 from celery_pyncette.schedules import from_celery
 
 
@@ -53,7 +53,7 @@ class Catalog:
         """The definition of a task given as the decorated task object or its name.
 
         A name is the full name or, when unambiguous, the function's own name (see
-        :mod:`celery_pyncette.lookup`); ``ValueError`` lists the candidates otherwise.
+        :mod:`celery_pyncette._lookup`); ``ValueError`` lists the candidates otherwise.
         """
         name = task if isinstance(task, str) else getattr(task, "name", None)
         if isinstance(name, str) and is_reserved_task_name(name):

@@ -14,8 +14,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from celery_pyncette._runtime import Runtime
-from celery_pyncette.definitions import (
+from celery_pyncette._definitions import (
     ExecutionMode,
     TaskDefinition,
     default_partition_selector,
@@ -23,6 +22,7 @@ from celery_pyncette.definitions import (
     validate_partitions,
     validate_task_name,
 )
+from celery_pyncette._runtime import Runtime
 from celery_pyncette.worker import PyncetteTaskMixin
 
 F = TypeVar("F", bound=Callable[..., Any])

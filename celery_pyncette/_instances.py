@@ -2,7 +2,7 @@
 
 ``schedule_task`` and friends validate everything before writing, write to the store before they
 return, and route an instance to the partition the stored layout names (re-read after a write, so a
-repartition meanwhile moves it; see :mod:`celery_pyncette.routing`). Each has an ``async`` twin,
+repartition meanwhile moves it; see :mod:`celery_pyncette._routing`). Each has an ``async`` twin,
 made once by :func:`async_twin`, that runs it in a thread.
 """
 
@@ -15,17 +15,17 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from celery_pyncette._runtime import Runtime
-from celery_pyncette.bounds import check_duration
-from celery_pyncette.definitions import (
+from celery_pyncette._bounds import check_duration
+from celery_pyncette._definitions import (
     TaskDefinition,
     build_schedule,
     validate_args,
     validate_instance_name,
 )
+from celery_pyncette._runtime import Runtime
+from celery_pyncette._state import TaskState, TaskStatePage, decode_token, encode_token
 from celery_pyncette.errors import BulkWriteError, StoreError
 from celery_pyncette.schedules import OnceSchedule, Schedule
-from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, InstanceRecord
 
 S = TypeVar("S")

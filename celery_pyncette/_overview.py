@@ -12,12 +12,13 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from celery_pyncette import quarantine, registry
-from celery_pyncette.definitions import TaskDefinition
+from celery_pyncette import _quarantine as quarantine
+from celery_pyncette import _registry as registry
+from celery_pyncette._definitions import TaskDefinition
+from celery_pyncette._extension import Pyncette
+from celery_pyncette._registry import BeatInfo
+from celery_pyncette._state import TaskState, TaskStatePage, decode_token, encode_token
 from celery_pyncette.errors import CorruptRecordError
-from celery_pyncette.extension import Pyncette
-from celery_pyncette.registry import BeatInfo
-from celery_pyncette.state import TaskState, TaskStatePage, decode_token, encode_token
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, Quarantined
 
 #: Instances read per store call while scanning (backlog, search).

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from celery_pyncette._overview import Backlog, Health, TaskSummary
-from celery_pyncette.registry import BeatInfo
-from celery_pyncette.state import TaskState
+from celery_pyncette._registry import BeatInfo
+from celery_pyncette._state import TaskState
+from celery_pyncette._strike_values import type_name
 from celery_pyncette.stores.base import STATIC_INSTANCE, Quarantined, Strike
-from celery_pyncette.strike_values import type_name
 
 #: Quarantined records listed in a health report (the count says how many there are).
 HEALTH_QUARANTINED_SHOWN = 10

@@ -2,7 +2,7 @@
 
 They are ordinary instance records, so every store keeps them through the contract's operations,
 under task names users cannot declare (they start with :data:`RESERVED_TASK_PREFIX`; see
-:mod:`celery_pyncette.names`). A record is one of the library's own by its task name alone; the
+:mod:`celery_pyncette._names`). A record is one of the library's own by its task name alone; the
 ``spec`` field holds a ``{"kind": ...}`` tag that no code reads (stores written by earlier
 versions have it, so it is kept as it is). This module is the one place that knows their layout:
 
@@ -17,8 +17,8 @@ concurrency slot    :data:`SLOTS_TASK_PREFIX` + pool id,  :data:`ALWAYS_DUE`    
 
 Beat and partition-count records are never claimed (their next run is a century away and no beat
 polls their task); slots are always due, so a free one is claimed at once. What their ``args``
-hold is the business of :mod:`~celery_pyncette.registry`, :mod:`~celery_pyncette.partitions`
-and :mod:`~celery_pyncette.concurrency`.
+hold is the business of :mod:`~celery_pyncette._registry`, :mod:`~celery_pyncette._partitions`
+and :mod:`~celery_pyncette._concurrency`.
 """
 
 from __future__ import annotations

@@ -21,16 +21,16 @@ from typing import Any
 
 from celery import Celery
 
-from celery_pyncette import fixtures as fixture_lifecycle
+from celery_pyncette import _fixtures as fixture_lifecycle
 from celery_pyncette._catalog import Catalog
-from celery_pyncette.clock import StoreClock
-from celery_pyncette.config import Settings, settings_from
-from celery_pyncette.definitions import TaskDefinition
+from celery_pyncette._clock import StoreClock
+from celery_pyncette._config import Settings, settings_from
+from celery_pyncette._definitions import TaskDefinition
+from celery_pyncette._routing import PartitionRouter
+from celery_pyncette._strikes import StrikeView
 from celery_pyncette.errors import ConfigurationError
-from celery_pyncette.routing import PartitionRouter
 from celery_pyncette.stores import store_class, store_from_url
 from celery_pyncette.stores.base import Store
-from celery_pyncette.strikes import StrikeView
 
 _RUNTIMES: weakref.WeakKeyDictionary[Celery, Runtime] = weakref.WeakKeyDictionary()
 _RUNTIMES_LOCK = threading.Lock()
@@ -167,7 +167,7 @@ class Runtime:
         self.now()
 
     def now(self) -> datetime:
-        """The current time by the store's clock (see :class:`celery_pyncette.clock.StoreClock`)."""
+        """The current time by the store's clock (:class:`~celery_pyncette._clock.StoreClock`)."""
         state = self._process()
         clock = state.clock
         if clock is None:

@@ -25,12 +25,14 @@ from typing import Any
 from celery import Celery
 from celery.beat import Scheduler as CeleryScheduler
 
-from celery_pyncette import clock, metrics, registry
+from celery_pyncette import _clock as clock
+from celery_pyncette import _registry as registry
+from celery_pyncette import metrics
+from celery_pyncette._definitions import TaskDefinition
+from celery_pyncette._dispatch import Dispatcher, sync_static
+from celery_pyncette._quarantine import GaugeRefresher
 from celery_pyncette._runtime import Runtime, runtime_for
-from celery_pyncette.definitions import TaskDefinition
-from celery_pyncette.dispatch import Dispatcher, sync_static
 from celery_pyncette.errors import ConfigurationError, PyncetteError
-from celery_pyncette.quarantine import GaugeRefresher
 
 logger = logging.getLogger("celery_pyncette.beat")
 

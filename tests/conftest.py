@@ -9,11 +9,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from celery import Celery
 
-from celery_pyncette import Pyncette, clock
+from celery_pyncette import Pyncette
+from celery_pyncette import _clock as clock
 
 
 class FakeClock:
-    """A clock the test moves by hand; installed as ``celery_pyncette.clock.utcnow``."""
+    """A clock the test moves by hand; installed as ``celery_pyncette._clock.utcnow``."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now

@@ -15,9 +15,9 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from celery_pyncette._extension import Pyncette, extension_for
 from celery_pyncette._read_model import to_json
 from celery_pyncette.errors import PyncetteError
-from celery_pyncette.extension import Pyncette, extension_for
 
 F = TypeVar("F", bound=Callable[..., Any])
 

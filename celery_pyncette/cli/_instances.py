@@ -9,8 +9,10 @@ from typing import Any
 
 import click
 
-from celery_pyncette import _overview, bounds
+from celery_pyncette import _bounds as bounds
+from celery_pyncette import _overview
 from celery_pyncette._read_model import state_row, task_row
+from celery_pyncette._state import TaskState
 from celery_pyncette.cli._common import (
     emit,
     extension_of,
@@ -21,7 +23,6 @@ from celery_pyncette.cli._common import (
     table,
 )
 from celery_pyncette.errors import PyncetteError
-from celery_pyncette.state import TaskState
 
 #: Keywords of ``schedule_task`` that cannot be task arguments.
 RESERVED_ARGS = frozenset({"schedule", "interval", "execute_at", "timezone", "force"})

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 
 import click
 
-from celery_pyncette import _overview, clock
+from celery_pyncette import _clock as clock
+from celery_pyncette import _overview
+from celery_pyncette._extension import Pyncette
 from celery_pyncette._read_model import health_row
 from celery_pyncette.cli._common import (
     emit,
@@ -19,7 +21,6 @@ from celery_pyncette.cli._common import (
     table,
 )
 from celery_pyncette.errors import PyncetteError
-from celery_pyncette.extension import Pyncette
 
 
 @pyncette.command(name="migrate")
@@ -199,7 +200,7 @@ def import_(
 
 def _import_beat_schedule(extension: Pyncette, as_json: bool) -> None:
     """Write the app's beat_schedule entries into the store now, as beat would at start-up."""
-    from celery_pyncette.dispatch import sync_static
+    from celery_pyncette._dispatch import sync_static
 
     try:
         definitions = list(extension.beat_schedule_definitions().values())
@@ -239,7 +240,7 @@ def repartition(ctx: click.Context, task: str, to: int, as_json: bool) -> None:
     instances are moved. Running instances stay where they are; exit status 1 then says to run it
     again once they finished.
     """
-    from celery_pyncette.partitions import repartition as move
+    from celery_pyncette._partitions import repartition as move
 
     extension = extension_of(ctx)
     try:

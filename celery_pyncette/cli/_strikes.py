@@ -1,7 +1,7 @@
 """Commands over strikes: strike, restore, strikes.
 
 ``--where PARAM OP VALUE`` reads VALUE as a string unless it has a type prefix (``int:12345``,
-``float:2.5``, ``bool:true``, ``json:...``; see :mod:`celery_pyncette.strike_values`), so
+``float:2.5``, ``bool:true``, ``json:...``; see :mod:`celery_pyncette._strike_values`), so
 ``--where customer_id == 12345`` stores the string ``"12345"``, as ``strike(None, "customer_id",
 "==", "12345")`` does; it strikes the arguments ``"12345"`` and ``12345`` (an integer equals the
 string of its digits). Listings show each value as JSON with its type.
@@ -15,6 +15,8 @@ from typing import Any
 import click
 
 from celery_pyncette._read_model import sorted_strikes, strike_row
+from celery_pyncette._strike_values import looks_typed, parse_literal
+from celery_pyncette._strikes import OPERATOR_NAMES as STRIKE_OPERATORS
 from celery_pyncette.cli._common import (
     F,
     emit,
@@ -25,8 +27,6 @@ from celery_pyncette.cli._common import (
 )
 from celery_pyncette.errors import PyncetteError
 from celery_pyncette.stores.base import Strike
-from celery_pyncette.strike_values import looks_typed, parse_literal
-from celery_pyncette.strikes import OPERATOR_NAMES as STRIKE_OPERATORS
 
 COLUMNS = ["task", "parameter", "operator", "value", "type"]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
+from celery_pyncette._extension import Pyncette
 from celery_pyncette.dashboard import _api, _login, _pages, _quarantined
 from celery_pyncette.dashboard._security import Authorize, Guard
 from celery_pyncette.dashboard._site import Site
-from celery_pyncette.extension import Pyncette
 
 
 def create_app(

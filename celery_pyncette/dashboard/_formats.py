@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
-from celery_pyncette import bounds
-from celery_pyncette.state import TaskState
-from celery_pyncette.strike_values import literal, parse_literal, shown
+from celery_pyncette import _bounds as bounds
+from celery_pyncette._state import TaskState
+from celery_pyncette._strike_values import literal, parse_literal, shown
 
 
 def same_site_referer(request: Request) -> str:

@@ -16,11 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from celery_pyncette import _overview, _read_model, registry
+from celery_pyncette import _overview, _read_model
+from celery_pyncette import _registry as registry
+from celery_pyncette._state import TaskState
 from celery_pyncette.dashboard import _formats, _reading
 from celery_pyncette.dashboard._security import form_data
 from celery_pyncette.dashboard._site import Site
-from celery_pyncette.state import TaskState
 
 
 def routes(site: Site) -> list[Route]:

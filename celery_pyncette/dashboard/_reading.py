@@ -10,11 +10,12 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from celery_pyncette import _overview, names
+from celery_pyncette import _names as names
+from celery_pyncette import _overview
+from celery_pyncette._definitions import TaskDefinition
+from celery_pyncette._state import TaskState
 from celery_pyncette.dashboard import _formats
 from celery_pyncette.dashboard._site import NotFoundError, Site
-from celery_pyncette.definitions import TaskDefinition
-from celery_pyncette.state import TaskState
 
 #: Most instances one page (or API call) lists.
 MAX_PAGE = 500

@@ -19,13 +19,14 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from celery_pyncette import _read_model, clock
+from celery_pyncette import _clock as clock
+from celery_pyncette import _read_model
+from celery_pyncette._extension import Pyncette
+from celery_pyncette._strikes import OPERATOR_NAMES as STRIKE_OPERATORS
 from celery_pyncette.dashboard import _flash, _formats
 from celery_pyncette.dashboard._security import SESSION_COOKIE, AccessDeniedError, Guard
 from celery_pyncette.dashboard._templates import TEMPLATES
 from celery_pyncette.errors import PyncetteError, StoreError, TaskLockedError
-from celery_pyncette.extension import Pyncette
-from celery_pyncette.strikes import OPERATOR_NAMES as STRIKE_OPERATORS
 
 Handler = Callable[[Request], Awaitable[Response]]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from celery import Celery
 
-from celery_pyncette import clock
+from celery_pyncette import _clock as clock
 from celery_pyncette.importers._specs import ConversionError, ScheduleSpec
 from celery_pyncette.schedules import Schedule, from_celery
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from celery import schedules as celery_schedules
 
-from celery_pyncette import bounds
+from celery_pyncette import _bounds as bounds
 from celery_pyncette.schedules._base import Schedule
 from celery_pyncette.schedules._celery import CelerySchedule
 from celery_pyncette.schedules._cron import CronSchedule

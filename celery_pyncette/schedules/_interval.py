@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery_pyncette import bounds
+from celery_pyncette import _bounds as bounds
 from celery_pyncette.schedules._base import Schedule, aware_utc, shift
 
 

@@ -4,7 +4,7 @@ Time zones are IANA names resolved with :mod:`zoneinfo` (which applies each zone
 year, unlike ``dateutil``'s file reader, which stops at 2037 and misreads Europe/Dublin's negative
 DST); other names that :func:`dateutil.tz.gettz` understands, such as ``"UTC+12"`` (twelve hours
 *ahead* of UTC, dateutil's reading, not POSIX's), are accepted too. The machine's local zone is
-refused (see :mod:`celery_pyncette.bounds`): every process must compute the same times.
+refused (see :mod:`celery_pyncette._bounds`): every process must compute the same times.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import timedelta, timezone, tzinfo
 
 from dateutil import tz as dateutil_tz
 
-from celery_pyncette import bounds
+from celery_pyncette import _bounds as bounds
 from celery_pyncette.schedules._base import UTC
 
 

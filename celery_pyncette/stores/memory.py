@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery_pyncette._ids import lease_tokens
 from celery_pyncette.errors import LeaseLostError, TaskLockedError
-from celery_pyncette.ids import lease_tokens
 from celery_pyncette.stores.base import (
     InstanceKey,
     InstanceRecord,

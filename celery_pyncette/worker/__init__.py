@@ -1,6 +1,6 @@
 """The worker side: the task base class, the middleware chain, fixtures, and outcomes.
 
-Beat sends each occurrence with a ``pyncette`` header (see :mod:`celery_pyncette.occurrence`).
+Beat sends each occurrence with a ``pyncette`` header (see :mod:`celery_pyncette._occurrence`).
 Before the function runs, an at-least-once execution takes its lease: one atomic write replaces
 the message's token with a fresh one, expiring a full ``lease_duration`` from the execution's
 start. That proves the lease is still ours, and a message whose lease was taken over

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import Ignore, Reject, Retry
 
-from celery_pyncette import metrics, quarantine
-from celery_pyncette.concurrency import release
-from celery_pyncette.context import Context
-from celery_pyncette.definitions import ExecutionMode, FailureMode, TaskDefinition
+from celery_pyncette import _quarantine as quarantine
+from celery_pyncette import metrics
+from celery_pyncette._concurrency import release
+from celery_pyncette._context import Context
+from celery_pyncette._definitions import ExecutionMode, FailureMode, TaskDefinition
+from celery_pyncette._ids import lease_tokens
+from celery_pyncette._occurrence import Occurrence
 from celery_pyncette.errors import LeaseLostError, StoreError
-from celery_pyncette.ids import lease_tokens
-from celery_pyncette.occurrence import Occurrence
 from celery_pyncette.schedules import Schedule, schedule_from_spec
 from celery_pyncette.stores.base import InstanceRecord
 

@@ -6,8 +6,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from celery_pyncette.asyncio_bridge import run_coroutine
-from celery_pyncette.context import Context
+from celery_pyncette._asyncio_bridge import run_coroutine
+from celery_pyncette._context import Context
 
 
 def _resolve(value: Any) -> Any:

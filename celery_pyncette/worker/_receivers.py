@@ -22,8 +22,8 @@ import billiard.process
 from celery import signals
 
 from celery_pyncette import _runtime
-from celery_pyncette.context import Context, reset_current, set_current
-from celery_pyncette.occurrence import occurrence_of, update_header
+from celery_pyncette._context import Context, reset_current, set_current
+from celery_pyncette._occurrence import occurrence_of, update_header
 from celery_pyncette.worker._execution import Execution
 from celery_pyncette.worker._task import PyncetteTaskMixin
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from celery_pyncette.context import reset_current, set_current
-from celery_pyncette.occurrence import occurrence_of, update_header
+from celery_pyncette._context import reset_current, set_current
+from celery_pyncette._occurrence import occurrence_of, update_header
 from celery_pyncette.worker._execution import Execution
 from celery_pyncette.worker._middleware import run_chain
 

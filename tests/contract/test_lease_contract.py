@@ -13,8 +13,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from celery_pyncette._ids import lease_tokens
 from celery_pyncette.errors import LeaseLostError
-from celery_pyncette.ids import lease_tokens
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Store
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)

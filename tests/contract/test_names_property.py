@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from celery_pyncette import Context, Pyncette
-from celery_pyncette.names import MAX_INSTANCE_BYTES, MAX_TASK_NAME
+from celery_pyncette._names import MAX_INSTANCE_BYTES, MAX_TASK_NAME
 from celery_pyncette.stores.base import Store
 
 # Every code point, lone surrogates included (hypothesis leaves them out unless asked).

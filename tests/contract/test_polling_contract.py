@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from celery_pyncette import clock
+from celery_pyncette import _clock as clock
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Store
 from tests.backends import all_backends
 

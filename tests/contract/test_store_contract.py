@@ -626,7 +626,7 @@ def test_due_partitions_includes_every_group_with_a_claimable_instance(store: St
 
 
 def test_server_time_when_offered_is_aware_and_close_to_now(store: Store) -> None:
-    from celery_pyncette import clock
+    from celery_pyncette import _clock as clock
 
     server = store.server_time()
 

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from celery_pyncette import Context, Pyncette, clock, registry
-from celery_pyncette.dispatch import sync_static
+from celery_pyncette import Context, Pyncette
+from celery_pyncette import _clock as clock
+from celery_pyncette import _registry as registry
+from celery_pyncette._dispatch import sync_static
 from tests.support.servers import IN_CI
 
 ROOT = Path(__file__).resolve().parents[2]

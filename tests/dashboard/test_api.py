@@ -11,7 +11,7 @@ import pytest
 from starlette.requests import Request
 from starlette.testclient import TestClient
 
-from celery_pyncette import clock
+from celery_pyncette import _clock as clock
 from celery_pyncette.dashboard import create_app
 from tests.dashboard.conftest import Demo, make_demo
 

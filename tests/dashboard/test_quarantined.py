@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from starlette.testclient import TestClient
 
-from celery_pyncette import clock
+from celery_pyncette import _clock as clock
 from celery_pyncette.dashboard import create_app
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
 from tests.dashboard.conftest import Demo, make_demo

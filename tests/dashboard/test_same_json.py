@@ -12,7 +12,8 @@ from celery import Celery
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from celery_pyncette import Context, Pyncette, registry
+from celery_pyncette import Context, Pyncette
+from celery_pyncette import _registry as registry
 from celery_pyncette.cli import pyncette as pyncette_group
 from celery_pyncette.dashboard import create_app
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
@@ -23,7 +24,7 @@ from tests.conftest import FakeClock
 def stored(app: Celery, pyncette: Pyncette, fake_clock: FakeClock) -> Pyncette:
     """Every kind of record the read model shows: states of each timing, a lease and a last run,
     strikes of each kind, a live and a stale beat, quarantined records, a due backlog."""
-    from celery_pyncette.dispatch import sync_static
+    from celery_pyncette._dispatch import sync_static
 
     @pyncette.task(name="reports.daily", schedule="0 7 * * *", timezone="Europe/Dublin")
     def daily(context: Context) -> None: ...

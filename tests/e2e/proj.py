@@ -29,7 +29,7 @@ from celery_pyncette import (
     current_context,
     with_heartbeat,
 )
-from celery_pyncette.occurrence import occurrence_of
+from celery_pyncette._occurrence import occurrence_of
 
 app = Celery("e2e", broker=os.environ.get("E2E_BROKER", "memory://"))
 app.conf.update(
@@ -298,7 +298,7 @@ def fault_amo(context: Context) -> None:
 if os.environ.get("E2E_CLOCK_OFFSET"):
     from datetime import datetime, timedelta
 
-    from celery_pyncette import clock as _clock
+    from celery_pyncette import _clock as _clock
 
     _CLOCK_OFFSET = timedelta(seconds=float(os.environ["E2E_CLOCK_OFFSET"]))
     _real_utcnow = _clock.utcnow

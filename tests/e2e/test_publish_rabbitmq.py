@@ -14,7 +14,7 @@ import pytest
 from celery import Celery
 from kombu import Connection, Exchange, Queue
 
-from celery_pyncette.publish import OutgoingMessage, Publisher
+from celery_pyncette._publish import OutgoingMessage, Publisher
 from tests.e2e.harness import BROKERS
 from tests.support.publish_oracle import CASES, Case, assert_fast_equals_plain
 from tests.support.servers import require_server

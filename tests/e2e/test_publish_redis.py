@@ -13,7 +13,7 @@ import redis
 from celery import Celery
 from kombu import Queue
 
-from celery_pyncette.publish import OutgoingMessage, Publisher
+from celery_pyncette._publish import OutgoingMessage, Publisher
 from tests.support.messages import take_waiting
 from tests.support.publish_oracle import CASES, Case, assert_fast_equals_plain
 from tests.support.servers.local_redis import RedisServer, private_server

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from celery_pyncette.publish import OutgoingMessage, Publisher
+from celery_pyncette._publish import OutgoingMessage, Publisher
 from tests.e2e.harness import BROKERS, Deployment, deployment
 from tests.support.servers import require_server
 

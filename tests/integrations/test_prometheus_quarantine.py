@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from celery_pyncette import Context, Pyncette, metrics, quarantine
+from celery_pyncette import Context, Pyncette, metrics
+from celery_pyncette import _quarantine as quarantine
 from celery_pyncette.beat import Scheduler
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 from tests.conftest import FakeClock

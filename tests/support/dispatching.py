@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery_pyncette import Pyncette
-from celery_pyncette.dispatch import Dispatcher
+from celery_pyncette._dispatch import Dispatcher
 
 
 def dispatch_stopping_after(pyncette: Pyncette, batches: int) -> int:

@@ -20,8 +20,8 @@ import pytest
 from celery import Celery
 from kombu import Exchange, Queue
 
-from celery_pyncette import ids
-from celery_pyncette.publish import OutgoingMessage, Publisher
+from celery_pyncette import _ids as ids
+from celery_pyncette._publish import OutgoingMessage, Publisher
 from tests.support.messages import take_waiting
 
 PYNCETTE = {"v": 1, "task": "oracle.job", "lease": "l-1", "partition": 0}

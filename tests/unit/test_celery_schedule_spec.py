@@ -15,7 +15,7 @@ from celery import Celery
 from celery.schedules import BaseSchedule, schedstate, solar
 
 from celery_pyncette import ConfigurationError, Pyncette
-from celery_pyncette.dispatch import sync_static
+from celery_pyncette._dispatch import sync_static
 from celery_pyncette.schedules import CelerySchedule
 from celery_pyncette.schedules._celery_spec import describe
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, InstanceRecord

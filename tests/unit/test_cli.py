@@ -15,7 +15,8 @@ from celery import Celery
 from celery.schedules import crontab
 from click.testing import CliRunner
 
-from celery_pyncette import Context, Pyncette, registry
+from celery_pyncette import Context, Pyncette
+from celery_pyncette import _registry as registry
 from celery_pyncette._records import BEATS_TASK
 from celery_pyncette.cli import pyncette as pyncette_group
 from celery_pyncette.stores.base import InstanceKey
@@ -430,7 +431,7 @@ def test_the_executable_takes_preload_options_and_persists_across_runs(tmp_path:
 
 
 def test_repartition_moves_instances_and_reports_running_ones(tmp_path: Path) -> None:
-    from celery_pyncette.extension import default_partition_selector
+    from celery_pyncette._extension import default_partition_selector
 
     url = f"sqlite:///{tmp_path}/store.sqlite3"
     old_app = Celery("old", broker="memory://", set_as_current=False)

@@ -8,7 +8,7 @@ import pytest
 from celery import Celery
 
 from celery_pyncette import ConfigurationError, Pyncette
-from celery_pyncette.config import Settings, settings_from
+from celery_pyncette._config import Settings, settings_from
 
 
 def test_defaults_match_the_documented_table() -> None:

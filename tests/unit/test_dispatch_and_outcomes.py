@@ -13,7 +13,7 @@ import pytest
 from celery import Celery
 
 from celery_pyncette import Context, ExecutionMode, FailureMode, Pyncette, current_context
-from celery_pyncette.dispatch import Dispatcher, sync_static
+from celery_pyncette._dispatch import Dispatcher, sync_static
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
 from tests.conftest import FakeClock
 from tests.support.messages import take_waiting
@@ -35,7 +35,7 @@ def tick(pyncette: Pyncette) -> list[Message]:
 
 
 def pyncette_now() -> datetime:
-    from celery_pyncette import clock
+    from celery_pyncette import _clock as clock
 
     return clock.utcnow()
 

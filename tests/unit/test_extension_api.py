@@ -9,7 +9,7 @@ import pytest
 from celery import Celery
 
 from celery_pyncette import Context, Pyncette, TaskLockedError
-from celery_pyncette.extension import default_partition_selector
+from celery_pyncette._extension import default_partition_selector
 from celery_pyncette.stores.base import InstanceKey, Strike
 from tests.conftest import FakeClock
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from celery_pyncette import Context, LeaseLostError, Pyncette, with_heartbeat
-from celery_pyncette.definitions import ExecutionMode, TaskDefinition
-from celery_pyncette.occurrence import Occurrence
+from celery_pyncette._definitions import ExecutionMode, TaskDefinition
+from celery_pyncette._occurrence import Occurrence
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 
 LEASE = timedelta(milliseconds=200)

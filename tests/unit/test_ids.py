@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from celery_pyncette import ids
+from celery_pyncette import _ids as ids
 
 
 def test_task_ids_are_random_version_4_uuids_in_their_canonical_text() -> None:

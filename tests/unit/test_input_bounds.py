@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from dateutil import tz as dateutil_tz
 
 from celery_pyncette import ConfigurationError, Context, Pyncette, schedules
-from celery_pyncette.bounds import MAX_DURATION
+from celery_pyncette._bounds import MAX_DURATION
+from celery_pyncette._config import settings_from
 from celery_pyncette.cli import pyncette as pyncette_group
-from celery_pyncette.config import settings_from
 
 
 @pytest.fixture

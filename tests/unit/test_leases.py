@@ -21,9 +21,9 @@ import pytest
 from celery import Celery
 
 from celery_pyncette import Context, ExecutionMode, Pyncette
-from celery_pyncette.config import settings_from
+from celery_pyncette._config import settings_from
+from celery_pyncette._occurrence import occurrence_of
 from celery_pyncette.errors import ConfigurationError, StoreError
-from celery_pyncette.occurrence import occurrence_of
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
 from celery_pyncette.worker import Execution
 from tests.conftest import FakeClock

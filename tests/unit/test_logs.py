@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from celery_pyncette import Context, FailureMode, Pyncette
-from celery_pyncette.logs import occurrence, parse_log_args
+from celery_pyncette._logs import occurrence, parse_log_args
 from tests.conftest import FakeClock
 from tests.unit.test_dispatch_and_outcomes import run, tick
 

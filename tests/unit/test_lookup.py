@@ -1,4 +1,4 @@
-"""Tasks named by their function's name where that is unambiguous (celery_pyncette.lookup)."""
+"""Tasks named by their function's name where that is unambiguous (celery_pyncette._lookup)."""
 
 from __future__ import annotations
 

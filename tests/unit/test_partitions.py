@@ -8,15 +8,15 @@ import pytest
 from celery import Celery
 
 from celery_pyncette import ConfigurationError, Context, Pyncette
-from celery_pyncette.beat import Scheduler
-from celery_pyncette.config import settings_from
-from celery_pyncette.extension import default_partition_selector
-from celery_pyncette.partitions import (
+from celery_pyncette._config import settings_from
+from celery_pyncette._extension import default_partition_selector
+from celery_pyncette._partitions import (
     PartitionLayout,
     repartition,
     stored_layout,
     stored_partition_count,
 )
+from celery_pyncette.beat import Scheduler
 from celery_pyncette.stores.base import InstanceKey
 from celery_pyncette.stores.memory import MemoryStore
 from tests.conftest import FakeClock

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kombu import Exchange, Producer, Queue
 
-from celery_pyncette.publish import OutgoingMessage, Publisher, plain_repr
+from celery_pyncette._publish import OutgoingMessage, Publisher, plain_repr
 from tests.support.messages import take_waiting
 
 Received = dict[str, Any]
@@ -46,7 +46,7 @@ def fixed_ids(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Task ids the publisher hands out, in order (so a message can be compared by id)."""
     ids = [str(uuid.uuid4()) for _ in range(10)]
     queue = list(ids)
-    monkeypatch.setattr("celery_pyncette.ids.task_ids", lambda n: [queue.pop(0) for _ in range(n)])
+    monkeypatch.setattr("celery_pyncette._ids.task_ids", lambda n: [queue.pop(0) for _ in range(n)])
     return ids
 
 

@@ -14,8 +14,8 @@ import pytest
 from celery import Celery
 from kombu import Connection
 
-from celery_pyncette import ids
-from celery_pyncette.publish import OutgoingMessage, Publisher
+from celery_pyncette import _ids as ids
+from celery_pyncette._publish import OutgoingMessage, Publisher
 from tests.support.publish_oracle import CASES, Case, assert_fast_equals_plain, read, same_task_ids
 
 CONFS = {

@@ -17,8 +17,8 @@ from celery import Celery
 from celery.schedules import BaseSchedule, schedstate
 
 from celery_pyncette import Context, ExecutionMode, Pyncette
+from celery_pyncette._dispatch import MAX_BATCHES_PER_PARTITION
 from celery_pyncette.beat import Scheduler
-from celery_pyncette.dispatch import MAX_BATCHES_PER_PARTITION
 from celery_pyncette.errors import CorruptRecordError
 from celery_pyncette.schedules import IntervalSchedule
 from celery_pyncette.stores.base import STATIC_INSTANCE, ClaimedBatch, InstanceKey, InstanceRecord

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from celery_pyncette import Pyncette
+from celery_pyncette._dispatch import Dispatcher, sync_static
 from celery_pyncette._runtime import teardown_fixtures
-from celery_pyncette.dispatch import Dispatcher, sync_static
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
 from tests.conftest import FakeClock
 from tests.support.messages import take_waiting
@@ -43,7 +43,7 @@ def send_due(
 
 
 def pyncette_now() -> Any:
-    from celery_pyncette import clock
+    from celery_pyncette import _clock as clock
 
     return clock.utcnow()
 

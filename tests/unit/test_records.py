@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from celery_pyncette import _records, registry
-from celery_pyncette.concurrency import ConcurrencyLimit, Slots
-from celery_pyncette.definitions import TaskDefinition
-from celery_pyncette.partitions import check_partition_count, repartition
+from celery_pyncette import _records
+from celery_pyncette import _registry as registry
+from celery_pyncette._concurrency import ConcurrencyLimit, Slots
+from celery_pyncette._definitions import TaskDefinition
+from celery_pyncette._partitions import check_partition_count, repartition
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 from celery_pyncette.stores.memory import MemoryStore
 

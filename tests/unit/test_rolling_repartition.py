@@ -20,11 +20,12 @@ import pytest
 import redis
 from celery import Celery
 
-from celery_pyncette import ConfigurationError, Context, Pyncette, TaskLockedError, routing
+from celery_pyncette import ConfigurationError, Context, Pyncette, TaskLockedError
+from celery_pyncette import _routing as routing
+from celery_pyncette._dispatch import Dispatcher
+from celery_pyncette._extension import default_partition_selector
+from celery_pyncette._partitions import PartitionLayout, repartition, stored_layout
 from celery_pyncette._records import TASKS_TASK
-from celery_pyncette.dispatch import Dispatcher
-from celery_pyncette.extension import default_partition_selector
-from celery_pyncette.partitions import PartitionLayout, repartition, stored_layout
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 from tests.backends import postgres as postgres_backend
 from tests.backends import redis as redis_backend

@@ -14,6 +14,7 @@ import pytest
 from celery import Celery
 from celery.schedules import BaseSchedule, crontab, schedstate, schedule, solar
 
+from celery_pyncette._state import TaskState
 from celery_pyncette.schedules import (
     CelerySchedule,
     CronSchedule,
@@ -26,7 +27,6 @@ from celery_pyncette.schedules import (
     read_spec,
     schedule_from_spec,
 )
-from celery_pyncette.state import TaskState
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 
 UTC = timezone.utc

@@ -12,11 +12,11 @@ from celery import Celery
 from click.testing import CliRunner
 
 from celery_pyncette import Context, Pyncette
+from celery_pyncette._strike_values import literal, parse_literal, shown
+from celery_pyncette._strikes import matches
 from celery_pyncette.cli import pyncette as pyncette_group
 from celery_pyncette.dashboard._formats import strike_from_form
 from celery_pyncette.stores.base import Strike
-from celery_pyncette.strike_values import literal, parse_literal, shown
-from celery_pyncette.strikes import matches
 from tests.conftest import FakeClock
 from tests.unit.test_dispatch_and_outcomes import tick
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from celery_pyncette import Context, Pyncette
+from celery_pyncette._strikes import StrikeView, matches
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, Strike
-from celery_pyncette.strikes import StrikeView, matches
 from tests.conftest import FakeClock
 from tests.unit.test_dispatch_and_outcomes import run, tick
 from tests.unit.test_leases import start_and_die
@@ -177,7 +177,7 @@ def test_invalid_concurrency_limits_are_refused(pyncette: Pyncette) -> None:
 def test_lowering_a_limit_in_code_removes_the_extra_slots(
     fake_clock: FakeClock, pyncette: Pyncette
 ) -> None:
-    from celery_pyncette.concurrency import ConcurrencyLimit, Slots
+    from celery_pyncette._concurrency import ConcurrencyLimit, Slots
 
     slots = Slots("beat")
     pool = ConcurrencyLimit(3).pool("t", {})

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from celery_pyncette.ids import lease_tokens
+from celery_pyncette._ids import lease_tokens
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 
 _Item = TypeVar("_Item")

@@ -34,7 +34,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import ReflectedIndex
 
-from celery_pyncette.ids import lease_tokens
+from celery_pyncette._ids import lease_tokens
 from celery_pyncette.stores.sql._rows import readable_columns
 from celery_pyncette.stores.sql._schema import UTCDateTime
 

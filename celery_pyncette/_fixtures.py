@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from celery_pyncette.asyncio_bridge import run_coroutine
+from celery_pyncette._asyncio_bridge import run_coroutine
 
 logger = logging.getLogger("celery_pyncette.fixtures")
 

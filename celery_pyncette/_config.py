@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any
 
-from celery_pyncette.bounds import MAX_DURATION
+from celery_pyncette._bounds import MAX_DURATION
 from celery_pyncette.errors import ConfigurationError
 from celery_pyncette.stores import url_scheme
 

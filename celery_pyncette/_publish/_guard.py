@@ -14,10 +14,10 @@ import celery
 import kombu
 from celery import Celery
 
-from celery_pyncette.publish._message import logger
+from celery_pyncette._publish._message import logger
 
 if TYPE_CHECKING:
-    from celery_pyncette.publish._factory import Factory
+    from celery_pyncette._publish._factory import Factory
 
 #: The (major, minor) releases of Celery and kombu the factory emulation was verified on; each
 #: range includes its first and excludes its last bound.
@@ -29,7 +29,7 @@ def factory_for(app: Celery) -> Factory | None:
     reason = _version_problem()
     if reason is None:
         try:
-            from celery_pyncette.publish import _factory
+            from celery_pyncette._publish import _factory
         except ImportError as exc:
             reason = f"Celery lacks what it imports ({exc})"
         else:

@@ -9,7 +9,7 @@ instances.
 
 The stored record is the truth for routing: :func:`repartition` writes the new count (with
 ``moving_from``, the old one) *before* it moves anything, and every process routes by the stored
-count and re-reads it after each write (:mod:`celery_pyncette.routing`). So a process started
+count and re-reads it after each write (:mod:`celery_pyncette._routing`). So a process started
 before a repartition either wrote where the move still finds it, or sees the new count after its
 write and moves the instance itself: nothing lands in a partition no beat polls.
 """
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from celery_pyncette._definitions import TaskDefinition
 from celery_pyncette._records import partition_count_key, partition_count_record
-from celery_pyncette.definitions import TaskDefinition
 from celery_pyncette.errors import ConfigurationError, TaskLockedError
 from celery_pyncette.stores.base import InstanceKey, Store
 

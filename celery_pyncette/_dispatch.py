@@ -9,7 +9,7 @@ For each polled task partition, a batch is claimed under a lease, then:
 * at-most-once: the next runs are committed first, and only the committed ones are published.
 
 A broken record (a stored spec that no longer parses, a next run that cannot be computed) is
-quarantined (see :mod:`celery_pyncette.quarantine`); it never holds up the other occurrences of
+quarantined (see :mod:`celery_pyncette._quarantine`); it never holds up the other occurrences of
 the batch, and is not claimed again until it is repaired.
 """
 
@@ -22,13 +22,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from celery_pyncette import metrics, quarantine
-from celery_pyncette.concurrency import Slots
-from celery_pyncette.definitions import ExecutionMode, TaskDefinition
+from celery_pyncette import _quarantine as quarantine
+from celery_pyncette import metrics
+from celery_pyncette._concurrency import Slots
+from celery_pyncette._definitions import ExecutionMode, TaskDefinition
+from celery_pyncette._occurrence import HEADER, header_value
+from celery_pyncette._publish import OutgoingMessage, Publisher
+from celery_pyncette._queue_wait import QueueWaitCover
 from celery_pyncette.errors import CorruptRecordError, StoreError
-from celery_pyncette.occurrence import HEADER, header_value
-from celery_pyncette.publish import OutgoingMessage, Publisher
-from celery_pyncette.queue_wait import QueueWaitCover
 from celery_pyncette.schedules import Schedule, schedule_from_spec
 from celery_pyncette.stores.base import STATIC_INSTANCE, Commit, InstanceKey, InstanceRecord
 
@@ -312,7 +313,7 @@ class Dispatcher:
 
         One ``extend_leases`` call for the batch, to ``now + pyncette_delivery_timeout`` (or the
         task's lease, if longer), run on the queue-wait thread while beat goes on (see
-        :mod:`celery_pyncette.queue_wait`): an occurrence waiting for a worker is not claimed and
+        :mod:`celery_pyncette._queue_wait`): an occurrence waiting for a worker is not claimed and
         sent again, and one whose message the broker lost is sent again after that bound. The worker
         takes the lease for its run when it starts (:meth:`Execution.claim`). A lease found lost
         here was taken by a worker that started already, or is past saving; both are left alone.

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from celery_pyncette.definitions import ExecutionMode
+from celery_pyncette._definitions import ExecutionMode
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
 
 HEADER = "pyncette"

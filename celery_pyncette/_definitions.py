@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery_pyncette import bounds, logs
-from celery_pyncette.concurrency import ConcurrencyLimit
-from celery_pyncette.names import (  # noqa: F401 - re-exported limits
+from celery_pyncette import _bounds as bounds
+from celery_pyncette import _logs as logs
+from celery_pyncette._concurrency import ConcurrencyLimit
+from celery_pyncette._names import (  # noqa: F401 - re-exported limits
     MAX_INSTANCE_BYTES,
     MAX_TASK_NAME,
     check_instance_name,
@@ -116,12 +117,12 @@ def validate_args(args: Mapping[str, Any], what: str = "arguments") -> dict[str,
 
 
 def validate_instance_name(instance: Any) -> str:
-    """Check a dynamic instance name (see :mod:`celery_pyncette.names` for the rules)."""
+    """Check a dynamic instance name (see :mod:`celery_pyncette._names` for the rules)."""
     return check_instance_name(instance)
 
 
 def validate_task_name(name: Any) -> str:
-    """Check a task name (see :mod:`celery_pyncette.names` for the rules)."""
+    """Check a task name (see :mod:`celery_pyncette._names` for the rules)."""
     return check_task_name(name)
 
 

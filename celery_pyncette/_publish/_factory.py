@@ -34,10 +34,10 @@ from celery.utils.saferepr import saferepr
 from celery.utils.time import maybe_make_aware
 from kombu.messaging import Producer
 
-from celery_pyncette.publish._message import PUBLISH_TIMEOUT, OutgoingMessage, Sendable
-from celery_pyncette.publish._plain import PlainSend
-from celery_pyncette.publish._repr import plain_repr
-from celery_pyncette.publish._routing import Route, publish_routed
+from celery_pyncette._publish._message import PUBLISH_TIMEOUT, OutgoingMessage, Sendable
+from celery_pyncette._publish._plain import PlainSend
+from celery_pyncette._publish._repr import plain_repr
+from celery_pyncette._publish._routing import Route, publish_routed
 
 #: What the emulation reads of Celery beyond its documented API: attributes of ``app.amqp``,
 #: of the app, and of task classes (checked by ``_guard`` before the emulation is used).

@@ -8,14 +8,14 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from celery_pyncette.definitions import build_schedule, validate_args
+from celery_pyncette._definitions import build_schedule, validate_args
 from celery_pyncette.errors import LeaseLostError
 from celery_pyncette.schedules import schedule_from_spec
 
 if TYPE_CHECKING:
+    from celery_pyncette._definitions import TaskDefinition
+    from celery_pyncette._occurrence import Occurrence
     from celery_pyncette._runtime import Runtime
-    from celery_pyncette.definitions import TaskDefinition
-    from celery_pyncette.occurrence import Occurrence
     from celery_pyncette.schedules import Schedule
 
 _CURRENT: contextvars.ContextVar[Context | None] = contextvars.ContextVar(

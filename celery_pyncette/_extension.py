@@ -3,7 +3,7 @@
 A thin facade over the app's runtime (:mod:`celery_pyncette._runtime`: settings, definitions, this
 process's store, clock and strikes). The decorators live in :mod:`celery_pyncette._declare`, the
 dynamic-instance API with its async twins in :mod:`celery_pyncette._instances`, strikes' rules in
-:mod:`celery_pyncette.strikes`. Beat and the worker side use the runtime, never this class.
+:mod:`celery_pyncette._strikes`. Beat and the worker side use the runtime, never this class.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any
 from celery import Celery
 
 from celery_pyncette import _runtime
+from celery_pyncette._config import Settings
 from celery_pyncette._declare import DeclarationAPI
+from celery_pyncette._definitions import TaskDefinition, default_partition_selector
 from celery_pyncette._instances import InstanceAPI
-from celery_pyncette.config import Settings
-from celery_pyncette.definitions import TaskDefinition, default_partition_selector
-from celery_pyncette.routing import PartitionRouter
+from celery_pyncette._routing import PartitionRouter
+from celery_pyncette._strikes import StrikeView, make_strike
 from celery_pyncette.stores.base import Store, Strike
-from celery_pyncette.strikes import StrikeView, make_strike
 
 __all__ = ["Pyncette", "default_partition_selector", "existing_extension", "extension_for"]
 
@@ -103,7 +103,7 @@ class Pyncette(DeclarationAPI, InstanceAPI):
         self._runtime.open_store()
 
     def now(self) -> datetime:
-        """The current time by the store's clock (see :class:`celery_pyncette.clock.StoreClock`)."""
+        """The current time by the store's clock (:class:`~celery_pyncette._clock.StoreClock`)."""
         return self._runtime.now()
 
     def close(self) -> None:

@@ -2,7 +2,7 @@
 path.
 
 Once a batch is published, its leases are extended to ``pyncette_delivery_timeout`` (see
-:meth:`celery_pyncette.dispatch.Dispatcher._cover_queue_wait`). That store write does not decide
+:meth:`celery_pyncette._dispatch.Dispatcher._cover_queue_wait`). That store write does not decide
 anything the dispatch needs next, so it runs on one background thread while beat claims and
 publishes the next batch: the store does the work in parallel with beat's own. Writes run one at
 a time, in the order the batches were sent; :meth:`QueueWaitCover.wait` (called at the end of

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from celery_pyncette.context import Context
+from celery_pyncette._context import Context
 from celery_pyncette.errors import LeaseLostError, StoreError
 
 F = TypeVar("F", bound=Callable[..., Any])

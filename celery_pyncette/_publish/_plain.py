@@ -16,7 +16,7 @@ from celery import Celery
 from kombu.exceptions import EncodeError
 from kombu.messaging import Producer
 
-from celery_pyncette.publish._message import PUBLISH_TIMEOUT, MessageError, OutgoingMessage
+from celery_pyncette._publish._message import PUBLISH_TIMEOUT, MessageError, OutgoingMessage
 
 #: Publish flags that are the publisher's to set (``mandatory``), or obsolete (``immediate``).
 _PUBLISHER_FLAGS = ("mandatory", "immediate")

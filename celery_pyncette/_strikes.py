@@ -2,7 +2,7 @@
 
 A strike matches an occurrence when its task is the occurrence's (or the strike names no task) and,
 for a strike with a parameter, the occurrence's argument compares true with the strike's value.
-Values compare as JSON values (:mod:`celery_pyncette.strike_values`): a boolean is not a number,
+Values compare as JSON values (:mod:`celery_pyncette._strike_values`): a boolean is not a number,
 a string is not a number except that an integer equals the string of its digits for ``==`` and
 ``!=`` (``12345`` and ``"12345"``). An argument the occurrence does not have, or an ordering
 between different kinds, does not match (the latter is logged once per strike and type).
@@ -21,10 +21,10 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, get_args
 
-from celery_pyncette import clock
-from celery_pyncette.definitions import validate_args
+from celery_pyncette import _clock as clock
+from celery_pyncette._definitions import validate_args
+from celery_pyncette._strike_values import equal, same_kind
 from celery_pyncette.stores.base import Store, Strike
-from celery_pyncette.strike_values import equal, same_kind
 
 logger = logging.getLogger("celery_pyncette.strikes")
 

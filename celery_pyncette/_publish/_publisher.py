@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery
 from kombu.messaging import Producer
 
-from celery_pyncette import ids
-from celery_pyncette.publish._confirms import Confirms, confirm_channel, supports_confirms
-from celery_pyncette.publish._guard import factory_for
-from celery_pyncette.publish._message import (
+from celery_pyncette import _ids as ids
+from celery_pyncette._publish._confirms import Confirms, confirm_channel, supports_confirms
+from celery_pyncette._publish._guard import factory_for
+from celery_pyncette._publish._message import (
     MessageError,
     OutgoingMessage,
     Sendable,
@@ -39,12 +39,12 @@ from celery_pyncette.publish._message import (
     log_failed,
     logger,
 )
-from celery_pyncette.publish._plain import PlainSend
-from celery_pyncette.publish._redis_batch import merge_pushes
-from celery_pyncette.publish._routing import declare_queues
+from celery_pyncette._publish._plain import PlainSend
+from celery_pyncette._publish._redis_batch import merge_pushes
+from celery_pyncette._publish._routing import declare_queues
 
 if TYPE_CHECKING:
-    from celery_pyncette.publish._factory import Factory
+    from celery_pyncette._publish._factory import Factory
 
 #: Messages written before their publisher confirms are awaited (RabbitMQ).
 CONFIRM_WINDOW = 100

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from celery_pyncette.definitions import TaskDefinition
+from celery_pyncette._definitions import TaskDefinition
 
 
 def _short(name: str) -> str:

@@ -18,7 +18,7 @@ from celery import Celery, signals
 from kombu.entity import Queue
 from kombu.messaging import Producer
 
-from celery_pyncette.publish._message import PUBLISH_TIMEOUT, Sendable
+from celery_pyncette._publish._message import PUBLISH_TIMEOUT, Sendable
 
 #: ``send_task_message`` parameters that are not message properties.
 _SENDER_PARAMETERS = frozenset(

@@ -1,6 +1,6 @@
 """Routing dynamic instances to partitions by the *stored* partition layout, in every process.
 
-A process caches each partitioned task's stored layout (:class:`~celery_pyncette.partitions.
+A process caches each partitioned task's stored layout (:class:`~celery_pyncette._partitions.
 PartitionLayout`). A process started before ``celery pyncette repartition`` would otherwise keep
 writing into partitions of the old count, which the new count's beats never poll. So:
 
@@ -27,9 +27,9 @@ import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 
-from celery_pyncette.definitions import TaskDefinition
+from celery_pyncette._definitions import TaskDefinition
+from celery_pyncette._partitions import PartitionLayout, check_partition_count, stored_layout
 from celery_pyncette.errors import TaskLockedError
-from celery_pyncette.partitions import PartitionLayout, check_partition_count, stored_layout
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Store
 
 #: How often a beat re-reads the layouts of the tasks it polls (seconds, monotonic).

@@ -18,9 +18,9 @@ The package, one job per module:
 
 from __future__ import annotations
 
-from celery_pyncette.publish._message import PUBLISH_TIMEOUT, OutgoingMessage
-from celery_pyncette.publish._publisher import CONFIRM_TIMEOUT, CONFIRM_WINDOW, Publisher
-from celery_pyncette.publish._repr import plain_repr
+from celery_pyncette._publish._message import PUBLISH_TIMEOUT, OutgoingMessage
+from celery_pyncette._publish._publisher import CONFIRM_TIMEOUT, CONFIRM_WINDOW, Publisher
+from celery_pyncette._publish._repr import plain_repr
 
 __all__ = [
     "CONFIRM_TIMEOUT",
