@@ -145,6 +145,15 @@ class Store(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections this store created. Idempotent; the store may not be used after."""
 
+    def after_fork(self) -> None:  # noqa: B027 - optional hook
+        """Called in a forked child before any other call on a store object inherited from the
+        parent: drop (never close, never send anything on) the connections inherited from the
+        parent, and the locks and threads that are not the child's; the next call reconnects.
+
+        The parent's connections stay the parent's: it keeps using them unharmed. Stores without
+        connections (the memory store) need do nothing.
+        """
+
     @abc.abstractmethod
     def claim_due(
         self,

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import random
 import re
 import threading
@@ -110,15 +109,6 @@ _session_lock = threading.Lock()
 _session: Any = None
 
 
-def _reset_session_after_fork() -> None:
-    global _session_lock, _session
-    _session_lock, _session = threading.Lock(), None
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_reset_session_after_fork)
-
-
 def _new_client(**options: Any) -> Any:
     """A DynamoDB client from this module's boto3 session (created once: loading the service
     model is the slow part of a client). A session is not thread-safe: clients are made under a
@@ -128,6 +118,13 @@ def _new_client(**options: Any) -> Any:
         if _session is None:
             _session = boto3.session.Session()
         return _session.client("dynamodb", **options)
+
+
+def _forget_session() -> None:
+    """In a forked child: a fresh session and lock (one held at fork time would never be
+    released here)."""
+    global _session_lock, _session
+    _session_lock, _session = threading.Lock(), None
 
 
 class DynamoDBStore(Store):
@@ -160,17 +157,12 @@ class DynamoDBStore(Store):
         self._strikes_pid = json.dumps([namespace, "#strikes"], ensure_ascii=False)
         self._lock = threading.Lock()
         self._client: Any = None
-        self._pid = os.getpid()
         self._poll_pool: ThreadPoolExecutor | None = None
 
     # --- plumbing ---------------------------------------------------------------------------
 
     def _connect(self) -> Any:
-        """The boto3 client of this process, created on first use (and again after a fork)."""
-        pid = os.getpid()
-        if pid != self._pid:  # forked: the parent's client, lock and threads are not ours to use
-            self._lock, self._client, self._pid = threading.Lock(), None, pid
-            self._poll_pool = None
+        """The boto3 client, created on first use (and again after :meth:`after_fork`)."""
         with self._lock:
             if self._client is None:
                 config = Config(
@@ -346,11 +338,16 @@ class DynamoDBStore(Store):
         with self._lock:
             client, self._client = self._client, None
             pool, self._poll_pool = self._poll_pool, None
-        if self._pid == os.getpid():
-            if pool is not None:
-                pool.shutdown(wait=True)
-            if client is not None:
-                client.close()
+        if pool is not None:
+            pool.shutdown(wait=True)
+        if client is not None:
+            client.close()
+
+    def after_fork(self) -> None:
+        """Drop the parent's client (unclosed: its sockets are the parent's), lock and poll
+        threads (they do not run in the child), and the session clients are made from."""
+        self._lock, self._client, self._poll_pool = threading.Lock(), None, None
+        _forget_session()
 
     # --- claims and leases ------------------------------------------------------------------
 
@@ -396,7 +393,7 @@ class DynamoDBStore(Store):
 
     def _poller(self) -> ThreadPoolExecutor:
         """This process's thread pool for :meth:`due_partitions`, created on first use."""
-        self._connect()  # one client, created before the threads share it (and fork-checked)
+        self._connect()  # one client, created before the threads share it
         with self._lock:
             if self._poll_pool is None:
                 self._poll_pool = ThreadPoolExecutor(

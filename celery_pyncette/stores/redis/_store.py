@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import secrets
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -76,8 +75,8 @@ class RedisStore(Store):
 
     ``client`` is an optional ready ``redis.Redis`` or ``redis.cluster.RedisCluster``; the store
     then uses it instead of connecting to ``url`` and never closes it. The store connects lazily, on
-    its first call; in a forked child it builds a new client (redis-py's own pools reset a given
-    client's connections after a fork). Every Redis failure is raised as
+    its first call; after :meth:`after_fork` it builds a new client (redis-py's own pools reset a
+    given client's connections after a fork). Every Redis failure is raised as
     :class:`StoreError` (the original chained) and the next call connects again.
     """
 
@@ -100,7 +99,6 @@ class RedisStore(Store):
         self._cluster_url = scheme == "redis+cluster"
         self._given = client
         self._client: Client | None = client
-        self._pid = os.getpid()
         self._lock = threading.Lock()
         self._closed = False
         self._strikes_key, self._marker_key = strikes_keys(namespace)
@@ -115,10 +113,9 @@ class RedisStore(Store):
         return redis.Redis.from_url(self.url, retry=Retry(NoBackoff(), 0), **_CLIENT_DEFAULTS)
 
     def _redis(self) -> Client:
-        """The client, created on first use and again in a forked child."""
+        """The client, created on first use (and again after :meth:`after_fork`)."""
         if self._closed:
             raise StoreError("the RedisStore is closed")
-        self._forget_parent()
         client = self._client
         if client is not None:
             return client
@@ -132,14 +129,13 @@ class RedisStore(Store):
                     ) from exc
             return self._client
 
-    def _forget_parent(self) -> None:
-        """In a forked child, drop the parent's client and lock: their state is not ours."""
-        pid = os.getpid()
-        if self._pid != pid:
-            self._lock = threading.Lock()
-            if self._given is None:
-                self._client = None  # never closed here: the sockets are the parent's
-            self._pid = pid
+    def after_fork(self) -> None:
+        """Drop the parent's client and lock: the next call builds a client with a pool of its
+        own. The parent's client is not closed (its sockets are the parent's); a client passed in
+        is kept, its redis-py pools reset themselves in a child."""
+        self._lock = threading.Lock()
+        if self._given is None:
+            self._client = None
 
     def _safe_url(self) -> str:
         parts = urlsplit(self.url)
@@ -171,7 +167,6 @@ class RedisStore(Store):
 
     def close(self) -> None:
         """Close the client this store created (a client passed in is left open). Idempotent."""
-        self._forget_parent()
         with self._lock:
             client, self._client = self._client, None
             self._closed = True

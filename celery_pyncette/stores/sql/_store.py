@@ -47,7 +47,7 @@ from celery_pyncette.stores.sql._dialects import CHUNK, Dialect, chunks, dialect
 from celery_pyncette.stores.sql._engine import (
     NO_BEGIN_OPTION,
     WRITE_OPTION,
-    ProcessEngine,
+    LazyEngine,
     is_missing_table,
     is_retryable,
     parse_url,
@@ -88,7 +88,7 @@ class SQLStore(Store):
         self._url = parse_url(url)
         self._schema = build_schema(namespace)
         self._dialect = dialect_for(self._url.get_backend_name())
-        self._engine = ProcessEngine(self._url, f"celery-pyncette:{namespace}")
+        self._engine = LazyEngine(self._url, f"celery-pyncette:{namespace}")
         self._label = self._url.render_as_string(hide_password=True)
         # psycopg switches autocommit without a round trip; PyMySQL sends a query each way, and
         # SQLite is in-process (and takes its write lock at BEGIN, so only its reads skip it).
@@ -199,6 +199,9 @@ class SQLStore(Store):
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def after_fork(self) -> None:
+        self._engine.after_fork()
 
     # --- claims and leases -----------------------------------------------------------------------
 
