@@ -11,7 +11,9 @@ Static tasks have one record under :data:`STATIC_INSTANCE`. Every record carries
 Stores never compute schedules: the caller passes the next run in. Every operation that depends
 on time takes ``now`` (an aware UTC datetime) from the caller, so tests drive time and all stores
 agree on it. Every method may raise :class:`~celery_pyncette.errors.StoreError` when the backend
-fails; the other errors are named per method.
+fails; the other errors are named per method. Every store refuses the same bad arguments with the
+same :class:`ValueError` before it touches its backend (see :mod:`celery_pyncette.stores._checks`):
+a limit that is not a positive integer, a lease duration that is not positive, a naive time.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery_pyncette.errors import LeaseLostError, TaskLockedError
+from celery_pyncette.stores._checks import check_claim, check_next_runs
 
 #: The instance name under which a static task's single record is stored.
 STATIC_INSTANCE = "__static__"
@@ -208,7 +211,23 @@ class Store(abc.ABC):
         caller stops early (closes the generator, or drops it), a batch claimed ahead and not yet
         yielded is unlocked, so it is due again at once. Callers close the generator promptly
         (``contextlib.closing``): a claim ahead holds a connection of its own until then.
+        Arguments a claim refuses raise :class:`ValueError` here, before any claim.
         """
+        check_claim(None, limit, lease_duration)
+        return self._claims_one_by_one(
+            task, partition, clock, limit, lease_duration, owner, max_batches
+        )
+
+    def _claims_one_by_one(
+        self,
+        task: str,
+        partition: int,
+        clock: Callable[[], datetime],
+        limit: int,
+        lease_duration: timedelta,
+        owner: str,
+        max_batches: int,
+    ) -> Generator[ClaimedBatch, None, None]:
         for _ in range(max_batches):
             batch = self.claim(task, partition, clock(), limit, lease_duration, owner)
             yield batch
@@ -256,6 +275,7 @@ class Store(abc.ABC):
 
         Stores override this to save round trips; the outcome per item equals :meth:`commit`.
         """
+        check_next_runs(now, (item.next_run for item in commits))
         lost: list[InstanceKey] = []
         for item in commits:
             try:
@@ -329,6 +349,7 @@ class Store(abc.ABC):
         Each item has the outcome of :meth:`upsert`; a :class:`StoreError` part-way leaves the
         earlier items written. Stores override this to save round trips.
         """
+        check_next_runs(now, (record.next_run for record in records))
         locked: list[InstanceKey] = []
         for record in records:
             try:

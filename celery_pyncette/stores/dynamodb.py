@@ -49,6 +49,7 @@ from celery_pyncette.errors import (
     TaskLockedError,
 )
 from celery_pyncette.stores import _dynamodb_quarantine as quarantines
+from celery_pyncette.stores._checks import check_aware, check_claim, check_limit, check_next_runs
 from celery_pyncette.stores._dynamodb_items import RefusedError as _RefusedError
 from celery_pyncette.stores._dynamodb_items import holds as _holds
 from celery_pyncette.stores._dynamodb_items import number as _number
@@ -378,6 +379,7 @@ class DynamoDBStore(Store):
         group, ``poll_concurrency`` of them at once, so 32 partitions cost about two round trips of
         wall time, not 32.
         """
+        check_aware("now", now)
         wanted = list(dict.fromkeys(groups))
         if not wanted:
             return set()
@@ -423,8 +425,7 @@ class DynamoDBStore(Store):
     ) -> ClaimedBatch:
         """Claim items one conditional update each; an item whose attributes cannot be decoded
         is quarantined under the lease just taken (see ``_dynamodb_quarantine.py``)."""
-        if lease_duration <= timedelta(0):
-            raise ValueError(f"lease_duration must be positive, got {lease_duration}")
+        check_claim(now, limit, lease_duration)
         pid = self._partition_id(task, partition)
         until = _number(now + lease_duration)
         update = "SET #until = :until, #ready = :until, #lease = :lease, #by = :owner"
@@ -493,6 +494,7 @@ class DynamoDBStore(Store):
         now: datetime,
         status: str = "success",
     ) -> None:
+        check_next_runs(now, [next_run])
         condition = "#lease = :lease"
         release = uuid.uuid4().hex  # marks this call's write, should botocore have to retry it
         try:
@@ -540,16 +542,19 @@ class DynamoDBStore(Store):
     def extend_lease(
         self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
     ) -> None:
+        check_aware("until", until)
         extend_lease(self, key, lease, until, new_lease)
 
     def extend_leases(
         self, items: Sequence[tuple[InstanceKey, str]], until: datetime
     ) -> list[InstanceKey]:
+        check_aware("until", until)
         return extend_leases(self, items, until)
 
     # --- instances --------------------------------------------------------------------------
 
     def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
+        check_next_runs(now, [record.next_run])
         values: dict[str, Any] = {
             ":spec": {"S": json.dumps(dict(record.spec))},
             ":args": {"S": json.dumps(dict(record.args))},
@@ -582,6 +587,7 @@ class DynamoDBStore(Store):
     ) -> list[InstanceKey]:
         """Upsert a batch, ``bulk_concurrency`` requests at a time (DynamoDB has no batched
         conditional update; a transaction would let one locked instance refuse the whole batch)."""
+        check_next_runs(now, (record.next_run for record in records))
         if len(records) < 2 or len({r.key for r in records}) < len(records):
             return super().upsert_many(records, now, force)  # repeated keys: in order, last wins
 
@@ -609,6 +615,7 @@ class DynamoDBStore(Store):
         return None if item is None else decode_item(key, item)
 
     def quarantine(self, key: InstanceKey, lease: str | None, reason: str, now: datetime) -> bool:
+        check_aware("now", now)
         return quarantines.quarantine(self, key, lease, reason, now)
 
     def list_quarantined(self, task: str | None = None, limit: int = 100) -> list[Quarantined]:
@@ -664,8 +671,7 @@ class DynamoDBStore(Store):
     def list_instances(
         self, task: str, partition: int, limit: int, after: str | None = None
     ) -> list[InstanceRecord]:
-        if limit <= 0:
-            return []
+        check_limit(limit)
         pages = self._query_partition(self._partition_id(task, partition), limit, after)
         records = []
         for item in (item for page in pages for item in page.get("Items", [])):

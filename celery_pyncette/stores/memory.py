@@ -13,6 +13,7 @@ from typing import Any
 
 from celery_pyncette.errors import LeaseLostError, TaskLockedError
 from celery_pyncette.ids import lease_tokens
+from celery_pyncette.stores._checks import check_aware, check_claim, check_limit, check_next_runs
 from celery_pyncette.stores.base import (
     InstanceKey,
     InstanceRecord,
@@ -43,6 +44,7 @@ class MemoryStore(Store):
         lease_duration: timedelta,
         owner: str,
     ) -> list[InstanceRecord]:
+        check_claim(now, limit, lease_duration)
         with self._lock:
             due = sorted(
                 (
@@ -69,6 +71,7 @@ class MemoryStore(Store):
         self, groups: Sequence[tuple[str, int]], now: datetime
     ) -> set[tuple[str, int]]:
         """Exactly the groups holding an instance whose ``ready_at <= now`` (one scan)."""
+        check_aware("now", now)
         wanted = set(groups)
         with self._lock:
             return {
@@ -93,6 +96,7 @@ class MemoryStore(Store):
         now: datetime,
         status: str = "success",
     ) -> None:
+        check_next_runs(now, [next_run])
         with self._lock:
             record = self._leased(key, lease)
             if next_run is None:
@@ -115,11 +119,13 @@ class MemoryStore(Store):
     def extend_lease(
         self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
     ) -> None:
+        check_aware("until", until)
         with self._lock:
             record = self._leased(key, lease)
             self._records[key] = record.with_changes(locked_until=until, lease=new_lease or lease)
 
     def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
+        check_next_runs(now, [record.next_run])
         with self._lock:
             existing = self._records.get(record.key)
             if existing is not None and existing.is_locked(now) and not force:
@@ -139,6 +145,7 @@ class MemoryStore(Store):
             return self._records.pop(key, None) is not None
 
     def quarantine(self, key: InstanceKey, lease: str | None, reason: str, now: datetime) -> bool:
+        check_aware("now", now)
         with self._lock:
             record = self._records.get(key)
             if record is None or (lease is not None and record.lease != lease):
@@ -162,6 +169,7 @@ class MemoryStore(Store):
     def list_instances(
         self, task: str, partition: int, limit: int, after: str | None = None
     ) -> list[InstanceRecord]:
+        check_limit(limit)
         with self._lock:
             names = sorted(
                 k.instance

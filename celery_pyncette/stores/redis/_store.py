@@ -24,6 +24,7 @@ from celery_pyncette.errors import (
     StoreError,
     TaskLockedError,
 )
+from celery_pyncette.stores._checks import check_aware, check_claim, check_limit, check_next_runs
 from celery_pyncette.stores.base import (
     ClaimedBatch,
     Commit,
@@ -208,8 +209,7 @@ class RedisStore(Store):
     ) -> ClaimedBatch:
         """Claim scripts over candidates from the ready index; see ``_quarantine.py`` for the
         records they quarantine."""
-        if limit <= 0:
-            return ClaimedBatch(now, [])
+        check_claim(now, limit, lease_duration)
         client = self._redis()
         prefix = self._prefix(task, partition)
         ready = prefix + b":ready"
@@ -265,6 +265,7 @@ class RedisStore(Store):
         """On plain Redis, each batch's claim script is sent before the previous batch is
         yielded (see ``_ahead.py``). On a cluster, where a partition's slot may move between
         shards during the stream, batches are claimed one at a time, as ``claim_due`` does."""
+        check_claim(None, limit, lease_duration)
         client = self._redis()
         if isinstance(client, RedisCluster) or not 0 < limit <= _CLAIM_CHUNK:
             return super().claim_batches(
@@ -310,6 +311,7 @@ class RedisStore(Store):
         Redis they all run in one read-only script call (one round trip); on a cluster, where a
         script may only touch one slot, they go in one pipeline that redis-py splits per node.
         """
+        check_aware("now", now)
         wanted = list(dict.fromkeys(groups))
         if not wanted:
             return set()
@@ -354,6 +356,7 @@ class RedisStore(Store):
 
     def commit_many(self, commits: Sequence[Commit], now: datetime) -> list[InstanceKey]:
         """One script call per task partition (per 500 items); one round trip on plain Redis."""
+        check_next_runs(now, (item.next_run for item in commits))
         if not commits:
             return []
         now_us = str(to_micros(now))
@@ -437,6 +440,7 @@ class RedisStore(Store):
     def extend_lease(
         self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
     ) -> None:
+        check_aware("until", until)
         calls = extend_calls(self._prefix, [(key, lease, new_lease)], until, BATCH_CHUNK)
         if lost_keys(calls, self._run_scripts("extend", calls, "extend a lease"), [key]):
             raise LeaseLostError(f"lease {lease} of {key} is lost")
@@ -445,6 +449,7 @@ class RedisStore(Store):
         self, items: Sequence[tuple[InstanceKey, str]], until: datetime
     ) -> list[InstanceKey]:
         """One script call per task partition (per 500 items); one round trip on plain Redis."""
+        check_aware("until", until)
         calls = extend_calls(self._prefix, [(k, t, None) for k, t in items], until, BATCH_CHUNK)
         replies = self._run_scripts("extend", calls, "extend leases")
         return lost_keys(calls, replies, [key for key, _ in items])
@@ -468,6 +473,7 @@ class RedisStore(Store):
         self, records: Sequence[InstanceRecord], now: datetime, force: bool
     ) -> list[tuple[InstanceKey, datetime]]:
         """Write ``records``; return the (key, lock expiry) of each one refused as locked."""
+        check_next_runs(now, (record.next_run for record in records))
         if not records:
             return []
         encoded = [encode_record(record) for record in records]  # every ValueError before any write
@@ -508,6 +514,7 @@ class RedisStore(Store):
             raise CorruptRecordError(key, str(exc)) from None
 
     def quarantine(self, key: InstanceKey, lease: str | None, reason: str, now: datetime) -> bool:
+        check_aware("now", now)
         client = self._redis()
         with self._errors("quarantine an instance"):
             return _quarantine.quarantine(client, self.namespace, key, lease, reason, now)
@@ -527,8 +534,7 @@ class RedisStore(Store):
     def list_instances(
         self, task: str, partition: int, limit: int, after: str | None = None
     ) -> list[InstanceRecord]:
-        if limit <= 0:
-            return []
+        check_limit(limit)
         client = self._redis()
         prefix = self._prefix(task, partition)
         low = b"-" if after is None else b"(" + after.encode("utf-8")

@@ -32,6 +32,7 @@ from celery_pyncette.errors import (
     StoreError,
     TaskLockedError,
 )
+from celery_pyncette.stores._checks import check_aware, check_claim, check_limit, check_next_runs
 from celery_pyncette.stores.base import (
     ClaimedBatch,
     Commit,
@@ -227,8 +228,7 @@ class SQLStore(Store):
     ) -> ClaimedBatch:
         """Lease the due rows in one statement, decode them one by one, and quarantine (under
         the lease just taken) those that cannot be decoded."""
-        if limit <= 0:
-            return ClaimedBatch(now, [])
+        check_claim(now, limit, lease_duration)
         until = now + lease_duration
         table = self._schema.instances
         claimed = self._run(
@@ -264,6 +264,7 @@ class SQLStore(Store):
         whatever the data and the planner's estimates, so a poll costs the same with ten
         instances or ten million, due or not.
         """
+        check_aware("now", now)
         wanted = list(dict.fromkeys(groups))
         if not wanted:
             return set()
@@ -298,6 +299,7 @@ class SQLStore(Store):
         now: datetime,
         status: str = "success",
     ) -> None:
+        check_next_runs(now, [next_run])
         params = _leased(key, lease)
         if next_run is None:
             stmt = self._single.commit_delete
@@ -309,6 +311,7 @@ class SQLStore(Store):
     def commit_many(self, commits: Sequence[Commit], now: datetime) -> list[InstanceKey]:
         """One transaction: lock the rows, check every lease, then one statement per distinct
         (task, partition, next run, status) -- usually a single UPDATE for a whole batch."""
+        check_next_runs(now, (item.next_run for item in commits))
         if not commits:
             return []
         table = self._schema.instances
@@ -393,12 +396,14 @@ class SQLStore(Store):
     def extend_lease(
         self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
     ) -> None:
+        check_aware("until", until)
         self._leased_write(self._leases.swap, swap_params(key, lease, until, new_lease))
 
     def extend_leases(
         self, items: Sequence[tuple[InstanceKey, str]], until: datetime
     ) -> list[InstanceKey]:
         """One transaction, one ``UPDATE`` per task partition (see ``_leases``)."""
+        check_aware("until", until)
         run = lambda work, single: self._run(work, write=True, single=single)  # noqa: E731
         return extend_batch(run, self._leases, items, until)
 
@@ -413,6 +418,7 @@ class SQLStore(Store):
     # --- instances -------------------------------------------------------------------------------
 
     def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
+        check_next_runs(now, [record.next_run])
         row = written_row(record)
         table = self._schema.instances
 
@@ -432,6 +438,7 @@ class SQLStore(Store):
         A key given twice is written once, with its last record, as one upsert after the other
         would leave it.
         """
+        check_next_runs(now, (record.next_run for record in records))
         latest = {record.key: written_row(record) for record in records}
         table = self._schema.instances
         refused: set[InstanceKey] = set()
@@ -455,6 +462,7 @@ class SQLStore(Store):
         return None if row is None else decode(row)
 
     def quarantine(self, key: InstanceKey, lease: str | None, reason: str, now: datetime) -> bool:
+        check_aware("now", now)
         stmt = self._quarantine[lease is not None]
         params = quarantine_params(key, lease, reason, now)
         return (
@@ -477,8 +485,7 @@ class SQLStore(Store):
     def list_instances(
         self, task: str, partition: int, limit: int, after: str | None = None
     ) -> list[InstanceRecord]:
-        if limit <= 0:
-            return []
+        check_limit(limit)
         table = self._schema.instances
         c = table.c
         stmt = select(*readable_columns(table, self._dialect.name))
