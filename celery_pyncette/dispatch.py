@@ -30,7 +30,15 @@ from celery_pyncette.occurrence import HEADER, header_value
 from celery_pyncette.publish import OutgoingMessage, Publisher
 from celery_pyncette.queue_wait import QueueWaitCover
 from celery_pyncette.schedules import Schedule, schedule_from_spec
-from celery_pyncette.stores.base import STATIC_INSTANCE, Commit, InstanceKey, InstanceRecord
+from celery_pyncette.stores.base import (
+    STATIC_INSTANCE,
+    ClaimedRecord,
+    Commit,
+    InstanceKey,
+    InstanceRecord,
+    LeaseRef,
+    Status,
+)
 
 if TYPE_CHECKING:
     from celery_pyncette.extension import Pyncette
@@ -107,9 +115,9 @@ def sync_static(pyncette: Pyncette, definitions: Iterable[TaskDefinition], now: 
 class Due:
     """A claimed record ready to send, with its schedule."""
 
-    record: InstanceRecord
+    record: ClaimedRecord
     schedule: Schedule
-    slot: tuple[InstanceKey, str] | None = None
+    slot: LeaseRef | None = None
 
     @property
     def scheduled_at(self) -> datetime:
@@ -192,7 +200,7 @@ class Dispatcher:
         return healthy > 0
 
     def _send_batch(
-        self, definition: TaskDefinition, claimed: list[InstanceRecord], now: datetime
+        self, definition: TaskDefinition, claimed: list[ClaimedRecord], now: datetime
     ) -> int:
         """Send one claimed batch; return how many of its records were healthy (not quarantined)."""
         decoded = quarantine.decodable(
@@ -245,7 +253,7 @@ class Dispatcher:
             else:
                 placed.append(replace(due, slot=slot))
         if waiting:
-            self.pyncette.store.unlock_many([(d.record.key, d.record.lease or "") for d in waiting])
+            self.pyncette.store.unlock_many([d.record.ref for d in waiting])
             logger.info(
                 "%d occurrence(s) of %s wait for a concurrency slot", len(waiting), definition.name
             )
@@ -258,7 +266,7 @@ class Dispatcher:
         return [d for d in ready if d.record.key not in lost]
 
     def _commit(
-        self, definition: TaskDefinition, items: list[Due], now: datetime, status: str
+        self, definition: TaskDefinition, items: list[Due], now: datetime, status: Status
     ) -> list[InstanceKey]:
         """Advance claimed occurrences past ``now``; return the keys not committed: their lease
         was lost, or their next run cannot be computed (then they are quarantined)."""
@@ -270,7 +278,7 @@ class Dispatcher:
             store,
             now,
         )
-        commits = [Commit(d.record.key, d.record.lease or "", run, status) for d, run in done]
+        commits = [Commit(d.record.key, d.record.lease, run, status) for d, run in done]
         return failed + store.commit_many(commits, now)
 
     def _publish(self, definition: TaskDefinition, ready: list[Due]) -> None:
@@ -301,9 +309,7 @@ class Dispatcher:
         )
         if at_least_once:
             try:
-                self.pyncette.store.unlock_many(
-                    [(d.record.key, d.record.lease or "") for d in unsent]
-                )
+                self.pyncette.store.unlock_many([d.record.ref for d in unsent])
             except StoreError:
                 logger.warning("could not unlock unsent claims; they are re-sent after their lease")
 
@@ -319,7 +325,7 @@ class Dispatcher:
         """
         settings = self.pyncette.settings
         leased = definition.execution_mode is ExecutionMode.AT_LEAST_ONCE
-        items = [(d.record.key, d.record.lease or "") for d in sent if leased]
+        items = [d.record.ref for d in sent if leased]
         items += [d.slot for d in sent if d.slot is not None]
         if not items:
             return
@@ -330,7 +336,7 @@ class Dispatcher:
     def _extend(
         self,
         definition: TaskDefinition,
-        items: list[tuple[InstanceKey, str]],
+        items: list[LeaseRef],
         until: datetime,
         sent: int,
     ) -> None:

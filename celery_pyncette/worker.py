@@ -49,7 +49,7 @@ from celery_pyncette.fixtures import fixtures_for
 from celery_pyncette.ids import lease_tokens
 from celery_pyncette.occurrence import Occurrence, occurrence_of, update_header
 from celery_pyncette.schedules import Schedule, schedule_from_spec
-from celery_pyncette.stores.base import InstanceRecord
+from celery_pyncette.stores.base import InstanceRecord, Status
 
 if TYPE_CHECKING:
     from celery_pyncette.extension import Pyncette
@@ -229,10 +229,11 @@ class Execution:
             self._settle("failed")
             return
         logger.warning("failed %s (%s): unlocked", self.described, type(exc).__name__)
-        if occurrence.lease is not None:
-            self._guard(lambda: self.pyncette.store.unlock(occurrence.key, occurrence.lease or ""))
+        lease = occurrence.lease
+        if lease is not None:
+            self._guard(lambda: self.pyncette.store.unlock(occurrence.key, lease))
 
-    def _settle(self, status: str) -> None:
+    def _settle(self, status: Status) -> None:
         occurrence = self.occurrence
         if occurrence is None or occurrence.lease is None:
             self._apply_instance_changes()

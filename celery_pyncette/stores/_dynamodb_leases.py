@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from celery_pyncette.errors import LeaseLostError
 from celery_pyncette.stores._dynamodb_items import RefusedError, holds, number
-from celery_pyncette.stores.base import InstanceKey
+from celery_pyncette.stores.base import InstanceKey, LeaseRef
 
 
 class DynamoDBStore(Protocol):
@@ -69,13 +69,13 @@ def extend_lease(
 
 
 def extend_leases(
-    store: DynamoDBStore, items: Sequence[tuple[InstanceKey, str]], until: datetime
+    store: DynamoDBStore, items: Sequence[LeaseRef], until: datetime
 ) -> list[InstanceKey]:
     """``Store.extend_leases`` on ``store``: one conditional ``UpdateItem`` per item (DynamoDB has
     no batched conditional update), sent ``poll_concurrency`` at a time on the store's pool, so a
     published batch costs about the time of one request per ``poll_concurrency`` items."""
 
-    def extend_one(item: tuple[InstanceKey, str]) -> InstanceKey | None:
+    def extend_one(item: LeaseRef) -> InstanceKey | None:
         try:
             extend_lease(store, item[0], item[1], until, None)
         except LeaseLostError:

@@ -23,13 +23,17 @@ import json
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from celery_pyncette.errors import LeaseLostError, TaskLockedError
 from celery_pyncette.stores._checks import check_claim, check_next_runs
 
 #: The instance name under which a static task's single record is stored.
 STATIC_INSTANCE = "__static__"
+
+#: What a commit records as ``last_status``: the run succeeded, failed (and was committed), was
+#: struck (advanced without running), or was sent (at-most-once: committed before sending).
+Status = Literal["success", "failed", "struck", "sent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +45,14 @@ class InstanceKey:
     instance: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class InstanceRecord:
     """One stored instance, as a store returns it.
 
     ``spec`` is the JSON form of the schedule (see :mod:`celery_pyncette.schedules`) and ``args``
-    the JSON arguments; a store keeps both as given and returns equal values.
+    the JSON arguments; a store keeps both as given and returns equal values. Records are equal
+    when their fields are, whatever their class (a :class:`ClaimedRecord` equals the same record
+    read back).
     """
 
     key: InstanceKey
@@ -74,6 +80,68 @@ class InstanceRecord:
         """A copy with the given fields replaced."""
         return replace(self, **changes)
 
+    def _fields(self) -> tuple[Any, ...]:
+        return (
+            self.key,
+            self.next_run,
+            self.spec,
+            self.args,
+            self.locked_until,
+            self.lease,
+            self.locked_by,
+            self.last_run_at,
+            self.last_status,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, InstanceRecord):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ClaimedRecord(InstanceRecord):
+    """A record as a claim returns it: leased, so ``lease`` is its token, never ``None``.
+
+    Build one with :func:`claimed`; :attr:`ref` names the lease for commits, unlocks and
+    heartbeats.
+    """
+
+    lease: str = field(kw_only=True)
+
+    @property
+    def ref(self) -> LeaseRef:
+        """The instance and the lease this claim holds it under."""
+        return LeaseRef(self.key, self.lease)
+
+
+def claimed(record: InstanceRecord) -> ClaimedRecord:
+    """The :class:`ClaimedRecord` of a record a claim just leased (``ValueError`` when it carries
+    no lease: a store's mistake)."""
+    if not record.lease:
+        raise ValueError(f"{record.key} was claimed without a lease token")
+    return ClaimedRecord(
+        key=record.key,
+        next_run=record.next_run,
+        spec=record.spec,
+        args=record.args,
+        locked_until=record.locked_until,
+        lease=record.lease,
+        locked_by=record.locked_by,
+        last_run_at=record.last_run_at,
+        last_status=record.last_status,
+    )
+
+
+class LeaseRef(NamedTuple):
+    """An instance and the lease token it is held under (what unlocks and heartbeats name)."""
+
+    key: InstanceKey
+    lease: str
+
 
 @dataclass(frozen=True, slots=True)
 class Quarantined:
@@ -97,7 +165,7 @@ class ClaimedBatch:
     """
 
     now: datetime
-    records: list[InstanceRecord]
+    records: list[ClaimedRecord]
     quarantined: list[Quarantined] = field(default_factory=list)
 
 
@@ -108,7 +176,7 @@ class Commit:
     key: InstanceKey
     lease: str
     next_run: datetime | None
-    status: str = "success"
+    status: Status = "success"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +234,7 @@ class Store(abc.ABC):
         limit: int,
         lease_duration: timedelta,
         owner: str,
-    ) -> list[InstanceRecord]:
+    ) -> list[ClaimedRecord]:
         """Atomically lease up to ``limit`` instances whose ``ready_at <= now``, oldest first.
 
         Each returned record carries a fresh ``lease`` token, ``locked_until = now +
@@ -261,7 +329,7 @@ class Store(abc.ABC):
         lease: str,
         next_run: datetime | None,
         now: datetime,
-        status: str = "success",
+        status: Status = "success",
     ) -> None:
         """Finish a leased execution.
 
@@ -291,7 +359,7 @@ class Store(abc.ABC):
         Raises :class:`LeaseLostError` when the lease does not match or the instance is gone.
         """
 
-    def unlock_many(self, items: Sequence[tuple[InstanceKey, str]]) -> list[InstanceKey]:
+    def unlock_many(self, items: Sequence[LeaseRef]) -> list[InstanceKey]:
         """Unlock a batch; return the keys whose lease was lost."""
         lost: list[InstanceKey] = []
         for key, lease in items:
@@ -315,9 +383,7 @@ class Store(abc.ABC):
         claim either changes the token first or sees the new expiry.
         """
 
-    def extend_leases(
-        self, items: Sequence[tuple[InstanceKey, str]], until: datetime
-    ) -> list[InstanceKey]:
+    def extend_leases(self, items: Sequence[LeaseRef], until: datetime) -> list[InstanceKey]:
         """Extend a batch of leases to ``until``; return the keys whose lease was lost.
 
         Each item has the outcome of :meth:`extend_lease` without ``new_lease``. Stores override

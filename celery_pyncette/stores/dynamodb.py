@@ -58,11 +58,15 @@ from celery_pyncette.stores._dynamodb_quarantine import decode_item
 from celery_pyncette.stores._dynamodb_url import DynamoDBSettings, parse_url
 from celery_pyncette.stores.base import (
     ClaimedBatch,
+    ClaimedRecord,
     InstanceKey,
     InstanceRecord,
+    LeaseRef,
     Quarantined,
+    Status,
     Store,
     Strike,
+    claimed,
     strike_from_id,
     strike_id,
 )
@@ -411,7 +415,7 @@ class DynamoDBStore(Store):
         limit: int,
         lease_duration: timedelta,
         owner: str,
-    ) -> list[InstanceRecord]:
+    ) -> list[ClaimedRecord]:
         return self.claim(task, partition, now, limit, lease_duration, owner).records
 
     def claim(
@@ -430,11 +434,11 @@ class DynamoDBStore(Store):
         until = _number(now + lease_duration)
         update = "SET #until = :until, #ready = :until, #lease = :lease, #by = :owner"
         condition = "attribute_exists(#pk) AND #ready <= :now"
-        claimed: list[InstanceRecord] = []
+        leased: list[ClaimedRecord] = []
         bad: list[Quarantined] = []
         start: dict[str, Any] | None = None
         contended, rereads = False, 0
-        while len(claimed) + len(bad) < limit:
+        while len(leased) + len(bad) < limit:
             page = self._due_page(pid, now, min(max(self.page_factor * limit, 16), 1000), start)
             names = [item[_SK]["S"] for item in page.get("Items", [])]
             stale = False
@@ -473,18 +477,18 @@ class DynamoDBStore(Store):
                             break
                         continue
                 try:
-                    claimed.append(decode_item(key, item))
+                    leased.append(claimed(decode_item(key, item)))
                 except CorruptRecordError as exc:
                     if self.quarantine(key, lease, exc.reason, now):
                         bad.append(Quarantined(key, exc.reason, now))
-                if len(claimed) + len(bad) == limit:
+                if len(leased) + len(bad) == limit:
                     break
             if stale:
                 continue
             start = page.get("LastEvaluatedKey")
             if start is None:
                 break
-        return ClaimedBatch(now, claimed, bad)
+        return ClaimedBatch(now, leased, bad)
 
     def commit(
         self,
@@ -492,7 +496,7 @@ class DynamoDBStore(Store):
         lease: str,
         next_run: datetime | None,
         now: datetime,
-        status: str = "success",
+        status: Status = "success",
     ) -> None:
         check_next_runs(now, [next_run])
         condition = "#lease = :lease"
@@ -545,9 +549,7 @@ class DynamoDBStore(Store):
         check_aware("until", until)
         extend_lease(self, key, lease, until, new_lease)
 
-    def extend_leases(
-        self, items: Sequence[tuple[InstanceKey, str]], until: datetime
-    ) -> list[InstanceKey]:
+    def extend_leases(self, items: Sequence[LeaseRef], until: datetime) -> list[InstanceKey]:
         check_aware("until", until)
         return extend_leases(self, items, until)
 

@@ -15,11 +15,14 @@ from celery_pyncette.errors import LeaseLostError, TaskLockedError
 from celery_pyncette.ids import lease_tokens
 from celery_pyncette.stores._checks import check_aware, check_claim, check_limit, check_next_runs
 from celery_pyncette.stores.base import (
+    ClaimedRecord,
     InstanceKey,
     InstanceRecord,
     Quarantined,
+    Status,
     Store,
     Strike,
+    claimed,
     strike_id,
 )
 
@@ -43,7 +46,7 @@ class MemoryStore(Store):
         limit: int,
         lease_duration: timedelta,
         owner: str,
-    ) -> list[InstanceRecord]:
+    ) -> list[ClaimedRecord]:
         check_claim(now, limit, lease_duration)
         with self._lock:
             due = sorted(
@@ -57,15 +60,15 @@ class MemoryStore(Store):
                 ),
                 key=lambda r: (r.ready_at, r.key.instance),
             )[:limit]
-            claimed = [
+            leased = [
                 r.with_changes(
                     locked_until=now + lease_duration, lease=lease_tokens(1)[0], locked_by=owner
                 )
                 for r in due
             ]
-            for record in claimed:
+            for record in leased:
                 self._records[record.key] = record
-            return claimed
+            return [claimed(record) for record in leased]
 
     def due_partitions(
         self, groups: Sequence[tuple[str, int]], now: datetime
@@ -94,7 +97,7 @@ class MemoryStore(Store):
         lease: str,
         next_run: datetime | None,
         now: datetime,
-        status: str = "success",
+        status: Status = "success",
     ) -> None:
         check_next_runs(now, [next_run])
         with self._lock:

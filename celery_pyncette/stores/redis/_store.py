@@ -27,10 +27,13 @@ from celery_pyncette.errors import (
 from celery_pyncette.stores._checks import check_aware, check_claim, check_limit, check_next_runs
 from celery_pyncette.stores.base import (
     ClaimedBatch,
+    ClaimedRecord,
     Commit,
     InstanceKey,
     InstanceRecord,
+    LeaseRef,
     Quarantined,
+    Status,
     Store,
     Strike,
     strike_from_id,
@@ -195,7 +198,7 @@ class RedisStore(Store):
         limit: int,
         lease_duration: timedelta,
         owner: str,
-    ) -> list[InstanceRecord]:
+    ) -> list[ClaimedRecord]:
         return self.claim(task, partition, now, limit, lease_duration, owner).records
 
     def claim(
@@ -215,7 +218,7 @@ class RedisStore(Store):
         ready = prefix + b":ready"
         now_us = to_micros(now)
         expiry = str(to_micros(now + lease_duration))
-        claimed: list[InstanceRecord] = []
+        claimed: list[ClaimedRecord] = []
         quarantined: list[Quarantined] = []
         fruitless = 0
         with self._errors(f"claim {task!r} partition {partition}"):
@@ -241,7 +244,7 @@ class RedisStore(Store):
 
     def _settle(
         self, task: str, partition: int, now: datetime, reply: ClaimReply
-    ) -> tuple[list[InstanceRecord], list[Quarantined]]:
+    ) -> tuple[list[ClaimedRecord], list[Quarantined]]:
         client = self._redis()
         with self._errors(f"quarantine in {task!r} partition {partition}"):
             return _quarantine.settle(
@@ -349,7 +352,7 @@ class RedisStore(Store):
         lease: str,
         next_run: datetime | None,
         now: datetime,
-        status: str = "success",
+        status: Status = "success",
     ) -> None:
         if self.commit_many([Commit(key, lease, next_run, status)], now):
             raise LeaseLostError(f"lease {lease} of {key} is lost")
@@ -373,10 +376,10 @@ class RedisStore(Store):
         return self._run_batches("commit", calls, [c.key for c in commits], "commit")
 
     def unlock(self, key: InstanceKey, lease: str) -> None:
-        if self.unlock_many([(key, lease)]):
+        if self.unlock_many([LeaseRef(key, lease)]):
             raise LeaseLostError(f"lease {lease} of {key} is lost")
 
-    def unlock_many(self, items: Sequence[tuple[InstanceKey, str]]) -> list[InstanceKey]:
+    def unlock_many(self, items: Sequence[LeaseRef]) -> list[InstanceKey]:
         """One script call per task partition (per 500 items); one round trip on plain Redis."""
         if not items:
             return []
@@ -445,9 +448,7 @@ class RedisStore(Store):
         if lost_keys(calls, self._run_scripts("extend", calls, "extend a lease"), [key]):
             raise LeaseLostError(f"lease {lease} of {key} is lost")
 
-    def extend_leases(
-        self, items: Sequence[tuple[InstanceKey, str]], until: datetime
-    ) -> list[InstanceKey]:
+    def extend_leases(self, items: Sequence[LeaseRef], until: datetime) -> list[InstanceKey]:
         """One script call per task partition (per 500 items); one round trip on plain Redis."""
         check_aware("until", until)
         calls = extend_calls(self._prefix, [(k, t, None) for k, t in items], until, BATCH_CHUNK)

@@ -35,10 +35,13 @@ from celery_pyncette.errors import (
 from celery_pyncette.stores._checks import check_aware, check_claim, check_limit, check_next_runs
 from celery_pyncette.stores.base import (
     ClaimedBatch,
+    ClaimedRecord,
     Commit,
     InstanceKey,
     InstanceRecord,
+    LeaseRef,
     Quarantined,
+    Status,
     Store,
     Strike,
     strike_from_id,
@@ -61,7 +64,7 @@ from celery_pyncette.stores.sql._quarantine import (
     quarantine_params,
     quarantine_statement,
 )
-from celery_pyncette.stores.sql._rows import decode, readable_columns, written_row
+from celery_pyncette.stores.sql._rows import decode, decode_claimed, readable_columns, written_row
 from celery_pyncette.stores.sql._schema import build_schema
 
 T = TypeVar("T")
@@ -214,7 +217,7 @@ class SQLStore(Store):
         limit: int,
         lease_duration: timedelta,
         owner: str,
-    ) -> list[InstanceRecord]:
+    ) -> list[ClaimedRecord]:
         return self.claim(task, partition, now, limit, lease_duration, owner).records
 
     def claim(
@@ -238,11 +241,11 @@ class SQLStore(Store):
             write=True,
             single=self._dialect.claims_in_one_statement,
         )
-        records: list[InstanceRecord] = []
+        records: list[ClaimedRecord] = []
         corrupt: list[tuple[InstanceKey, str, str]] = []
         for row, lease in claimed:
             try:
-                records.append(decode(row, locked_until=until, lease=lease, locked_by=owner))
+                records.append(decode_claimed(row, until, lease, owner))
             except CorruptRecordError as exc:
                 corrupt.append((exc.key, lease, exc.reason))  # type: ignore[arg-type]
         quarantined = [
@@ -297,7 +300,7 @@ class SQLStore(Store):
         lease: str,
         next_run: datetime | None,
         now: datetime,
-        status: str = "success",
+        status: Status = "success",
     ) -> None:
         check_next_runs(now, [next_run])
         params = _leased(key, lease)
@@ -318,8 +321,8 @@ class SQLStore(Store):
         c = table.c
 
         def work(conn: Connection) -> list[bool]:
-            held = self._held(conn, [(item.key, item.lease) for item in commits])
-            groups: defaultdict[tuple[str, int, datetime | None, str], list[str]]
+            held = self._held(conn, [LeaseRef(item.key, item.lease) for item in commits])
+            groups: defaultdict[tuple[str, int, datetime | None, Status], list[str]]
             groups = defaultdict(list)
             for item, ok in zip(commits, held, strict=True):
                 if ok:
@@ -341,7 +344,7 @@ class SQLStore(Store):
     def unlock(self, key: InstanceKey, lease: str) -> None:
         self._leased_write(self._single.unlock, _leased(key, lease))
 
-    def unlock_many(self, items: Sequence[tuple[InstanceKey, str]]) -> list[InstanceKey]:
+    def unlock_many(self, items: Sequence[LeaseRef]) -> list[InstanceKey]:
         if not items:
             return []
         table = self._schema.instances
@@ -365,7 +368,7 @@ class SQLStore(Store):
         held = self._run(work, write=True)
         return [key for (key, _), ok in zip(items, held, strict=True) if not ok]
 
-    def _held(self, conn: Connection, items: Sequence[tuple[InstanceKey, str]]) -> list[bool]:
+    def _held(self, conn: Connection, items: Sequence[LeaseRef]) -> list[bool]:
         """Lock the named rows; for each (key, lease), whether ``lease`` is its current lease.
 
         A key named twice is held at most once (its first matching item).
@@ -399,9 +402,7 @@ class SQLStore(Store):
         check_aware("until", until)
         self._leased_write(self._leases.swap, swap_params(key, lease, until, new_lease))
 
-    def extend_leases(
-        self, items: Sequence[tuple[InstanceKey, str]], until: datetime
-    ) -> list[InstanceKey]:
+    def extend_leases(self, items: Sequence[LeaseRef], until: datetime) -> list[InstanceKey]:
         """One transaction, one ``UPDATE`` per task partition (see ``_leases``)."""
         check_aware("until", until)
         run = lambda work, single: self._run(work, write=True, single=single)  # noqa: E731
@@ -541,7 +542,7 @@ class SQLStore(Store):
         return str(value or 0)
 
 
-def _committed(next_run: datetime, now: datetime, status: str) -> dict[str, Any]:
+def _committed(next_run: datetime, now: datetime, status: Status) -> dict[str, Any]:
     return {
         "next_run": next_run,
         "ready_at": next_run,
