@@ -6,21 +6,16 @@ import contextlib
 import hashlib
 import random
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     Executable,
-    Table,
-    bindparam,
     delete,
     func,
     select,
-    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
@@ -47,7 +42,7 @@ from celery_pyncette.stores.base import (
     strike_from_id,
     strike_id,
 )
-from celery_pyncette.stores.sql._dialects import CHUNK, Dialect, chunks, dialect_for
+from celery_pyncette.stores.sql._dialects import CHUNK, chunks, dialect_for
 from celery_pyncette.stores.sql._engine import (
     NO_BEGIN_OPTION,
     WRITE_OPTION,
@@ -63,6 +58,13 @@ from celery_pyncette.stores.sql._quarantine import (
     listed,
     quarantine_params,
     quarantine_statement,
+)
+from celery_pyncette.stores.sql._releases import (
+    commit_batch,
+    key_params,
+    leased_params,
+    single_row_statements,
+    unlock_batch,
 )
 from celery_pyncette.stores.sql._rows import decode, decode_claimed, readable_columns, written_row
 from celery_pyncette.stores.sql._schema import build_schema
@@ -100,7 +102,7 @@ class SQLStore(Store):
         self._single_reads_without_begin = self._dialect.name == "sqlite"
         # Single-row statements, built once: building and cache-keying a statement costs more
         # than running it on a local server.
-        self._single = _single_row_statements(self._schema.instances, self._dialect)
+        self._single = single_row_statements(self._schema.instances, self._dialect)
         self._quarantine = {
             leased: quarantine_statement(self._schema.instances, leased) for leased in (False, True)
         }
@@ -303,7 +305,7 @@ class SQLStore(Store):
         status: Status = "success",
     ) -> None:
         check_next_runs(now, [next_run])
-        params = _leased(key, lease)
+        params = leased_params(key, lease)
         if next_run is None:
             stmt = self._single.commit_delete
         else:
@@ -317,84 +319,25 @@ class SQLStore(Store):
         check_next_runs(now, (item.next_run for item in commits))
         if not commits:
             return []
-        table = self._schema.instances
-        c = table.c
 
         def work(conn: Connection) -> list[bool]:
-            held = self._held(conn, [LeaseRef(item.key, item.lease) for item in commits])
-            groups: defaultdict[tuple[str, int, datetime | None, Status], list[str]]
-            groups = defaultdict(list)
-            for item, ok in zip(commits, held, strict=True):
-                if ok:
-                    k = item.key
-                    groups[(k.task, k.partition, item.next_run, item.status)].append(k.instance)
-            for (task, partition, next_run, status), names in groups.items():
-                for chunk in chunks(names, CHUNK):
-                    where = (c.task == task, c.partition == partition, c.instance.in_(chunk))
-                    if next_run is None:
-                        conn.execute(delete(table).where(*where))
-                    else:
-                        values = _committed(next_run, now, status)
-                        conn.execute(update(table).where(*where).values(**values))
-            return held
+            return commit_batch(conn, self._schema.instances, commits, now)
 
         held = self._run(work, write=True)
         return [item.key for item, ok in zip(commits, held, strict=True) if not ok]
 
     def unlock(self, key: InstanceKey, lease: str) -> None:
-        self._leased_write(self._single.unlock, _leased(key, lease))
+        self._leased_write(self._single.unlock, leased_params(key, lease))
 
     def unlock_many(self, items: Sequence[LeaseRef]) -> list[InstanceKey]:
         if not items:
             return []
-        table = self._schema.instances
-        c = table.c
 
         def work(conn: Connection) -> list[bool]:
-            held = self._held(conn, items)
-            groups: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
-            for (key, _), ok in zip(items, held, strict=True):
-                if ok:
-                    groups[(key.task, key.partition)].append(key.instance)
-            for (task, partition), names in groups.items():
-                for chunk in chunks(names, CHUNK):
-                    conn.execute(
-                        update(table)
-                        .where(c.task == task, c.partition == partition, c.instance.in_(chunk))
-                        .values(**_unlocked(table))
-                    )
-            return held
+            return unlock_batch(conn, self._schema.instances, items)
 
         held = self._run(work, write=True)
         return [key for (key, _), ok in zip(items, held, strict=True) if not ok]
-
-    def _held(self, conn: Connection, items: Sequence[LeaseRef]) -> list[bool]:
-        """Lock the named rows; for each (key, lease), whether ``lease`` is its current lease.
-
-        A key named twice is held at most once (its first matching item).
-        """
-        c = self._schema.instances.c
-        names: defaultdict[tuple[str, int], set[str]] = defaultdict(set)
-        for key, _ in items:
-            names[(key.task, key.partition)].add(key.instance)
-        current: dict[InstanceKey, str | None] = {}
-        for (task, partition), group in names.items():
-            for chunk in chunks(sorted(group), CHUNK):
-                rows = conn.execute(
-                    select(c.instance, c.lease)
-                    .where(c.task == task, c.partition == partition, c.instance.in_(chunk))
-                    .with_for_update()
-                )
-                for instance, lease in rows:
-                    current[InstanceKey(task, partition, instance)] = lease
-        held: list[bool] = []
-        taken: set[InstanceKey] = set()
-        for key, lease in items:
-            ok = key not in taken and current.get(key) == lease
-            if ok:
-                taken.add(key)
-            held.append(ok)
-        return held
 
     def extend_lease(
         self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
@@ -458,7 +401,7 @@ class SQLStore(Store):
         return self._run(lambda conn: conn.execute(stmt).rowcount, write=True, single=True) > 0
 
     def get(self, key: InstanceKey) -> InstanceRecord | None:
-        stmt, params = self._single.get, _key(key)
+        stmt, params = self._single.get, key_params(key)
         row = self._run(lambda conn: conn.execute(stmt, params).first(), write=False, single=True)
         return None if row is None else decode(row)
 
@@ -477,7 +420,7 @@ class SQLStore(Store):
         return listed(self._run(lambda conn: conn.execute(stmt).all(), write=False))
 
     def lease_of(self, key: InstanceKey) -> str | None:
-        stmt, params = self._single.lease, _key(key)
+        stmt, params = self._single.lease, key_params(key)
         lease: str | None = self._run(
             lambda conn: conn.execute(stmt, params).scalar(), write=False, single=True
         )
@@ -542,68 +485,5 @@ class SQLStore(Store):
         return str(value or 0)
 
 
-def _committed(next_run: datetime, now: datetime, status: Status) -> dict[str, Any]:
-    return {
-        "next_run": next_run,
-        "ready_at": next_run,
-        "locked_until": None,
-        "lease": None,
-        "locked_by": None,
-        "last_run_at": now,
-        "last_status": status,
-    }
-
-
-def _unlocked(table: Any) -> dict[str, Any]:
-    return {"locked_until": None, "lease": None, "locked_by": None, "ready_at": table.c.next_run}
-
-
 def _digest(ident: str) -> str:
     return hashlib.sha256(ident.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class _SingleRow:
-    """Statements on one instance, with parameters ``k_task``, ``k_partition``, ``k_instance``
-    (and ``k_lease`` for those that need the current lease)."""
-
-    get: Executable
-    lease: Executable
-    commit: Executable  # + next_run, now, status
-    commit_delete: Executable
-    unlock: Executable
-
-
-def _single_row_statements(table: Table, dialect: Dialect) -> _SingleRow:
-    c = table.c
-    key = (
-        c.task == bindparam("k_task", type_=c.task.type),
-        c.partition == bindparam("k_partition", type_=c.partition.type),
-        c.instance == bindparam("k_instance", type_=c.instance.type),
-    )
-    leased = (*key, c.lease == bindparam("k_lease", type_=c.lease.type))
-    next_run = bindparam("next_run", type_=c.next_run.type)
-    released = {"locked_until": None, "lease": None, "locked_by": None}
-    return _SingleRow(
-        get=select(*readable_columns(table, dialect.name)).where(*key),
-        lease=select(c.lease).where(*key),
-        commit=update(table)
-        .where(*leased)
-        .values(
-            next_run=next_run,
-            ready_at=next_run,
-            last_run_at=bindparam("now", type_=c.last_run_at.type),
-            last_status=bindparam("status", type_=c.last_status.type),
-            **released,
-        ),
-        commit_delete=delete(table).where(*leased),
-        unlock=update(table).where(*leased).values(ready_at=c.next_run, **released),
-    )
-
-
-def _key(key: InstanceKey) -> dict[str, Any]:
-    return {"k_task": key.task, "k_partition": key.partition, "k_instance": key.instance}
-
-
-def _leased(key: InstanceKey, lease: str) -> dict[str, Any]:
-    return {**_key(key), "k_lease": lease}
