@@ -5,7 +5,8 @@ them and brings older tables up to date, ``_engine`` the connection pool (renewe
 and driver errors, ``_dialects`` the statements that differ per server (claims and upserts),
 ``_rows`` reads rows field by field (one undecodable row fails only itself), ``_quarantine`` the
 quarantine marker, ``_leases`` lease extensions, ``_releases`` commits and unlocks, and
-``_store`` the :class:`SQLStore` that puts them together."""
+``_store`` the :class:`SQLStore` that puts them together.
+"""
 
 from __future__ import annotations
 
