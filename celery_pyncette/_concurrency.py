@@ -21,7 +21,7 @@ from typing import Any
 
 from celery_pyncette._records import slot_pool, slot_records
 from celery_pyncette.errors import LeaseLostError, StoreError
-from celery_pyncette.stores.base import InstanceKey, Store
+from celery_pyncette.stores.base import LeaseRef, Store
 
 logger = logging.getLogger("celery_pyncette.concurrency")
 
@@ -75,14 +75,13 @@ class Slots:
 
     def acquire(
         self, store: Store, pool: str, limit: int, now: datetime, lease: timedelta
-    ) -> tuple[InstanceKey, str] | None:
+    ) -> LeaseRef | None:
         """Claim a free slot of ``pool`` until ``now + lease``; None when all are taken."""
         self._ensure(store, pool, limit, now)
         claimed = store.claim_due(pool, 0, now, 1, lease, self.owner)
         if not claimed:
             return None
-        slot = claimed[0]
-        return slot.key, slot.lease or ""
+        return claimed[0].ref
 
     def _ensure(self, store: Store, pool: str, limit: int, now: datetime) -> None:
         with self._lock:
@@ -100,7 +99,7 @@ class Slots:
             self._ready.add((pool, limit))
 
 
-def release(store: Store, slot: tuple[InstanceKey, str]) -> None:
+def release(store: Store, slot: LeaseRef) -> None:
     """Free a slot. Never raises: a slot whose lease expired (and was perhaps claimed again) is
     left alone, and one the store cannot free now frees itself when its lease expires."""
     try:

@@ -31,7 +31,15 @@ from celery_pyncette._publish import OutgoingMessage, Publisher
 from celery_pyncette._queue_wait import QueueWaitCover
 from celery_pyncette.errors import CorruptRecordError, StoreError
 from celery_pyncette.schedules import Schedule, schedule_from_spec
-from celery_pyncette.stores.base import STATIC_INSTANCE, Commit, InstanceKey, InstanceRecord
+from celery_pyncette.stores.base import (
+    STATIC_INSTANCE,
+    ClaimedRecord,
+    Commit,
+    InstanceKey,
+    InstanceRecord,
+    LeaseRef,
+    Status,
+)
 
 if TYPE_CHECKING:
     from celery_pyncette._runtime import Runtime
@@ -108,9 +116,9 @@ def sync_static(runtime: Runtime, definitions: Iterable[TaskDefinition], now: da
 class Due:
     """A claimed record ready to send, with its schedule."""
 
-    record: InstanceRecord
+    record: ClaimedRecord
     schedule: Schedule
-    slot: tuple[InstanceKey, str] | None = None
+    slot: LeaseRef | None = None
 
     @property
     def scheduled_at(self) -> datetime:
@@ -193,7 +201,7 @@ class Dispatcher:
         return healthy > 0
 
     def _send_batch(
-        self, definition: TaskDefinition, claimed: list[InstanceRecord], now: datetime
+        self, definition: TaskDefinition, claimed: list[ClaimedRecord], now: datetime
     ) -> int:
         """Send one claimed batch; return how many of its records were healthy (not quarantined)."""
         decoded = quarantine.decodable(
@@ -246,7 +254,7 @@ class Dispatcher:
             else:
                 placed.append(replace(due, slot=slot))
         if waiting:
-            self.runtime.store.unlock_many([(d.record.key, d.record.lease or "") for d in waiting])
+            self.runtime.store.unlock_many([d.record.ref for d in waiting])
             logger.info(
                 "%d occurrence(s) of %s wait for a concurrency slot", len(waiting), definition.name
             )
@@ -259,7 +267,7 @@ class Dispatcher:
         return [d for d in ready if d.record.key not in lost]
 
     def _commit(
-        self, definition: TaskDefinition, items: list[Due], now: datetime, status: str
+        self, definition: TaskDefinition, items: list[Due], now: datetime, status: Status
     ) -> list[InstanceKey]:
         """Advance claimed occurrences past ``now``; return the keys not committed: their lease
         was lost, or their next run cannot be computed (then they are quarantined)."""
@@ -271,7 +279,7 @@ class Dispatcher:
             store,
             now,
         )
-        commits = [Commit(d.record.key, d.record.lease or "", run, status) for d, run in done]
+        commits = [Commit(d.record.key, d.record.lease, run, status) for d, run in done]
         return failed + store.commit_many(commits, now)
 
     def _publish(self, definition: TaskDefinition, ready: list[Due]) -> None:
@@ -302,9 +310,7 @@ class Dispatcher:
         )
         if at_least_once:
             try:
-                self.runtime.store.unlock_many(
-                    [(d.record.key, d.record.lease or "") for d in unsent]
-                )
+                self.runtime.store.unlock_many([d.record.ref for d in unsent])
             except StoreError:
                 logger.warning("could not unlock unsent claims; they are re-sent after their lease")
 
@@ -320,7 +326,7 @@ class Dispatcher:
         """
         settings = self.runtime.settings
         leased = definition.execution_mode is ExecutionMode.AT_LEAST_ONCE
-        items = [(d.record.key, d.record.lease or "") for d in sent if leased]
+        items = [d.record.ref for d in sent if leased]
         items += [d.slot for d in sent if d.slot is not None]
         if not items:
             return
@@ -331,7 +337,7 @@ class Dispatcher:
     def _extend(
         self,
         definition: TaskDefinition,
-        items: list[tuple[InstanceKey, str]],
+        items: list[LeaseRef],
         until: datetime,
         sent: int,
     ) -> None:

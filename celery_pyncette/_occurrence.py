@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from celery_pyncette._definitions import ExecutionMode
-from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey
+from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, LeaseRef
 
 HEADER = "pyncette"
 _VERSION = 1
@@ -31,7 +31,7 @@ class Occurrence:
     locked_until: datetime | None = None
     spec: Mapping[str, Any] | None = None
     #: The concurrency slot held for this occurrence: its key and lease token.
-    slot: tuple[InstanceKey, str] | None = None
+    slot: LeaseRef | None = None
 
     @property
     def key(self) -> InstanceKey:
@@ -68,7 +68,7 @@ class Occurrence:
             lease=value.get("lease"),
             locked_until=datetime.fromisoformat(locked_until) if locked_until else None,
             spec=value.get("spec"),
-            slot=(InstanceKey(slot[0], 0, slot[1]), slot[2]) if slot else None,
+            slot=LeaseRef(InstanceKey(slot[0], 0, slot[1]), slot[2]) if slot else None,
         )
 
 
@@ -81,7 +81,7 @@ def header_value(
     lease: str | None,
     locked_until: datetime | None,
     spec: Mapping[str, Any] | None,
-    slot: tuple[InstanceKey, str] | None,
+    slot: LeaseRef | None,
     iso: dict[datetime, str] | None = None,
 ) -> dict[str, Any]:
     """The ``pyncette`` header of an occurrence (:meth:`Occurrence.to_header`), built without an

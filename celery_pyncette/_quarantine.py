@@ -37,6 +37,7 @@ from celery_pyncette.stores.base import (
 logger = logging.getLogger("celery_pyncette.quarantine")
 
 T = TypeVar("T")
+R = TypeVar("R", bound=InstanceRecord)
 
 #: Longest reason stored with a quarantined record (the rest is cut).
 MAX_REASON = 500
@@ -108,13 +109,13 @@ def isolate(
 
 
 def decodable(
-    records: Sequence[InstanceRecord],
-    decode: Callable[[InstanceRecord], Schedule],
+    records: Sequence[R],
+    decode: Callable[[R], Schedule],
     store: Store,
     now: datetime,
-) -> list[tuple[InstanceRecord, Schedule]]:
+) -> list[tuple[R, Schedule]]:
     """The claimed records whose schedule decodes, with it; the others are quarantined."""
-    good: list[tuple[InstanceRecord, Schedule]] = []
+    good: list[tuple[R, Schedule]] = []
     for record in records:
         try:
             schedule = decode(record)

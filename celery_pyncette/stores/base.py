@@ -11,115 +11,51 @@ Static tasks have one record under :data:`STATIC_INSTANCE`. Every record carries
 Stores never compute schedules: the caller passes the next run in. Every operation that depends
 on time takes ``now`` (an aware UTC datetime) from the caller, so tests drive time and all stores
 agree on it. Every method may raise :class:`~celery_pyncette.errors.StoreError` when the backend
-fails; the other errors are named per method.
+fails; the other errors are named per method. Every store refuses the same bad arguments with the
+same :class:`ValueError` before it touches its backend (see :mod:`celery_pyncette.stores._checks`):
+a limit that is not a positive integer, a lease duration that is not positive, a naive time.
 """
 
 from __future__ import annotations
 
 import abc
-import json
-from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from celery_pyncette.errors import LeaseLostError, TaskLockedError
+from celery_pyncette.stores._checks import check_claim, check_next_runs
+from celery_pyncette.stores._values import (
+    STATIC_INSTANCE,
+    ClaimedBatch,
+    ClaimedRecord,
+    Commit,
+    InstanceKey,
+    InstanceRecord,
+    LeaseRef,
+    Quarantined,
+    Status,
+    Strike,
+    claimed,
+    strike_from_id,
+    strike_id,
+)
 
-#: The instance name under which a static task's single record is stored.
-STATIC_INSTANCE = "__static__"
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceKey:
-    """Identity of one stored instance."""
-
-    task: str
-    partition: int
-    instance: str
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceRecord:
-    """One stored instance, as a store returns it.
-
-    ``spec`` is the JSON form of the schedule (see :mod:`celery_pyncette.schedules`) and ``args``
-    the JSON arguments; a store keeps both as given and returns equal values.
-    """
-
-    key: InstanceKey
-    next_run: datetime
-    spec: Mapping[str, Any] = field(default_factory=dict)
-    args: Mapping[str, Any] = field(default_factory=dict)
-    locked_until: datetime | None = None
-    lease: str | None = None
-    locked_by: str | None = None
-    last_run_at: datetime | None = None
-    last_status: str | None = None
-
-    @property
-    def ready_at(self) -> datetime:
-        """When the instance can next be claimed: due and not under a live lease."""
-        if self.locked_until is not None and self.locked_until > self.next_run:
-            return self.locked_until
-        return self.next_run
-
-    def is_locked(self, now: datetime) -> bool:
-        """True while a lease is live at ``now``."""
-        return self.locked_until is not None and self.locked_until > now
-
-    def with_changes(self, **changes: Any) -> InstanceRecord:
-        """A copy with the given fields replaced."""
-        return replace(self, **changes)
-
-
-@dataclass(frozen=True, slots=True)
-class Quarantined:
-    """A record taken out of the due index because it cannot be decoded or computed.
-
-    It stays out until :meth:`Store.upsert` replaces it (a repair) or :meth:`Store.delete`
-    removes it; ``reason`` says what failed, ``since`` when it was quarantined.
-    """
-
-    key: InstanceKey
-    reason: str
-    since: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedBatch:
-    """One batch of :meth:`Store.claim_batches`: the records and the time they were claimed at.
-
-    ``quarantined`` names the records the claim found undecodable and quarantined instead of
-    leasing (see :meth:`Store.quarantine`); they are not in ``records``.
-    """
-
-    now: datetime
-    records: list[InstanceRecord]
-    quarantined: list[Quarantined] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class Commit:
-    """One commit of a batch: see :meth:`Store.commit`."""
-
-    key: InstanceKey
-    lease: str
-    next_run: datetime | None
-    status: str = "success"
-
-
-@dataclass(frozen=True, slots=True)
-class Strike:
-    """A rule that disables occurrences without a deploy.
-
-    ``task`` ``None`` matches every task; ``parameter`` ``None`` matches every occurrence of the
-    task.
-    """
-
-    task: str | None
-    parameter: str | None = None
-    operator: str | None = None
-    value: Any = None
+__all__ = [
+    "STATIC_INSTANCE",
+    "ClaimedBatch",
+    "ClaimedRecord",
+    "Commit",
+    "InstanceKey",
+    "InstanceRecord",
+    "LeaseRef",
+    "Quarantined",
+    "Status",
+    "Store",
+    "Strike",
+    "claimed",
+    "strike_from_id",
+    "strike_id",
+]
 
 
 class Store(abc.ABC):
@@ -146,9 +82,13 @@ class Store(abc.ABC):
         """Release connections this store created. Idempotent; the store may not be used after."""
 
     def after_fork(self) -> None:  # noqa: B027 - optional hook
-        """Called in a forked child before any other call on a store inherited from the parent:
-        drop (never close, never send anything on) the inherited connections; the next call
-        reconnects."""
+        """Called in a forked child before any other call on a store object inherited from the
+        parent: drop (never close, never send anything on) the connections inherited from the
+        parent, and the locks and threads that are not the child's; the next call reconnects.
+
+        The parent's connections stay the parent's: it keeps using them unharmed. Stores without
+        connections (the memory store) need do nothing.
+        """
 
     @abc.abstractmethod
     def claim_due(
@@ -159,7 +99,7 @@ class Store(abc.ABC):
         limit: int,
         lease_duration: timedelta,
         owner: str,
-    ) -> list[InstanceRecord]:
+    ) -> list[ClaimedRecord]:
         """Atomically lease up to ``limit`` instances whose ``ready_at <= now``, oldest first.
 
         Each returned record carries a fresh ``lease`` token, ``locked_until = now +
@@ -204,7 +144,23 @@ class Store(abc.ABC):
         caller stops early (closes the generator, or drops it), a batch claimed ahead and not yet
         yielded is unlocked, so it is due again at once. Callers close the generator promptly
         (``contextlib.closing``): a claim ahead holds a connection of its own until then.
+        Arguments a claim refuses raise :class:`ValueError` here, before any claim.
         """
+        check_claim(None, limit, lease_duration)
+        return self._claims_one_by_one(
+            task, partition, clock, limit, lease_duration, owner, max_batches
+        )
+
+    def _claims_one_by_one(
+        self,
+        task: str,
+        partition: int,
+        clock: Callable[[], datetime],
+        limit: int,
+        lease_duration: timedelta,
+        owner: str,
+        max_batches: int,
+    ) -> Generator[ClaimedBatch, None, None]:
         for _ in range(max_batches):
             batch = self.claim(task, partition, clock(), limit, lease_duration, owner)
             yield batch
@@ -238,7 +194,7 @@ class Store(abc.ABC):
         lease: str,
         next_run: datetime | None,
         now: datetime,
-        status: str = "success",
+        status: Status = "success",
     ) -> None:
         """Finish a leased execution.
 
@@ -252,6 +208,7 @@ class Store(abc.ABC):
 
         Stores override this to save round trips; the outcome per item equals :meth:`commit`.
         """
+        check_next_runs(now, (item.next_run for item in commits))
         lost: list[InstanceKey] = []
         for item in commits:
             try:
@@ -267,7 +224,7 @@ class Store(abc.ABC):
         Raises :class:`LeaseLostError` when the lease does not match or the instance is gone.
         """
 
-    def unlock_many(self, items: Sequence[tuple[InstanceKey, str]]) -> list[InstanceKey]:
+    def unlock_many(self, items: Sequence[LeaseRef]) -> list[InstanceKey]:
         """Unlock a batch; return the keys whose lease was lost."""
         lost: list[InstanceKey] = []
         for key, lease in items:
@@ -291,9 +248,7 @@ class Store(abc.ABC):
         claim either changes the token first or sees the new expiry.
         """
 
-    def extend_leases(
-        self, items: Sequence[tuple[InstanceKey, str]], until: datetime
-    ) -> list[InstanceKey]:
+    def extend_leases(self, items: Sequence[LeaseRef], until: datetime) -> list[InstanceKey]:
         """Extend a batch of leases to ``until``; return the keys whose lease was lost.
 
         Each item has the outcome of :meth:`extend_lease` without ``new_lease``. Stores override
@@ -325,6 +280,7 @@ class Store(abc.ABC):
         Each item has the outcome of :meth:`upsert`; a :class:`StoreError` part-way leaves the
         earlier items written. Stores override this to save round trips.
         """
+        check_next_runs(now, (record.next_run for record in records))
         locked: list[InstanceKey] = []
         for record in records:
             try:
@@ -402,16 +358,3 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def strikes_marker(self) -> str:
         """A cheap value that changes whenever the set of strikes changes (a cache key)."""
-
-
-def strike_id(strike: Strike) -> str:
-    """A canonical string identity of a strike, equal for equal strikes (stores key on it)."""
-    return json.dumps(
-        [strike.task, strike.parameter, strike.operator, strike.value], sort_keys=True
-    )
-
-
-def strike_from_id(ident: str) -> Strike:
-    """The inverse of :func:`strike_id`."""
-    task, parameter, operator, value = json.loads(ident)
-    return Strike(task, parameter, operator, value)

@@ -13,12 +13,16 @@ from typing import Any
 
 from celery_pyncette._ids import lease_tokens
 from celery_pyncette.errors import LeaseLostError, TaskLockedError
+from celery_pyncette.stores._checks import check_aware, check_claim, check_limit, check_next_runs
 from celery_pyncette.stores.base import (
+    ClaimedRecord,
     InstanceKey,
     InstanceRecord,
     Quarantined,
+    Status,
     Store,
     Strike,
+    claimed,
     strike_id,
 )
 
@@ -42,7 +46,8 @@ class MemoryStore(Store):
         limit: int,
         lease_duration: timedelta,
         owner: str,
-    ) -> list[InstanceRecord]:
+    ) -> list[ClaimedRecord]:
+        check_claim(now, limit, lease_duration)
         with self._lock:
             due = sorted(
                 (
@@ -55,20 +60,21 @@ class MemoryStore(Store):
                 ),
                 key=lambda r: (r.ready_at, r.key.instance),
             )[:limit]
-            claimed = [
+            leased = [
                 r.with_changes(
                     locked_until=now + lease_duration, lease=lease_tokens(1)[0], locked_by=owner
                 )
                 for r in due
             ]
-            for record in claimed:
+            for record in leased:
                 self._records[record.key] = record
-            return claimed
+            return [claimed(record) for record in leased]
 
     def due_partitions(
         self, groups: Sequence[tuple[str, int]], now: datetime
     ) -> set[tuple[str, int]]:
         """Exactly the groups holding an instance whose ``ready_at <= now`` (one scan)."""
+        check_aware("now", now)
         wanted = set(groups)
         with self._lock:
             return {
@@ -91,8 +97,9 @@ class MemoryStore(Store):
         lease: str,
         next_run: datetime | None,
         now: datetime,
-        status: str = "success",
+        status: Status = "success",
     ) -> None:
+        check_next_runs(now, [next_run])
         with self._lock:
             record = self._leased(key, lease)
             if next_run is None:
@@ -115,11 +122,13 @@ class MemoryStore(Store):
     def extend_lease(
         self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
     ) -> None:
+        check_aware("until", until)
         with self._lock:
             record = self._leased(key, lease)
             self._records[key] = record.with_changes(locked_until=until, lease=new_lease or lease)
 
     def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
+        check_next_runs(now, [record.next_run])
         with self._lock:
             existing = self._records.get(record.key)
             if existing is not None and existing.is_locked(now) and not force:
@@ -139,6 +148,7 @@ class MemoryStore(Store):
             return self._records.pop(key, None) is not None
 
     def quarantine(self, key: InstanceKey, lease: str | None, reason: str, now: datetime) -> bool:
+        check_aware("now", now)
         with self._lock:
             record = self._records.get(key)
             if record is None or (lease is not None and record.lease != lease):
@@ -162,6 +172,7 @@ class MemoryStore(Store):
     def list_instances(
         self, task: str, partition: int, limit: int, after: str | None = None
     ) -> list[InstanceRecord]:
+        check_limit(limit)
         with self._lock:
             names = sorted(
                 k.instance

@@ -23,7 +23,7 @@ from celery_pyncette._ids import lease_tokens
 from celery_pyncette._occurrence import Occurrence
 from celery_pyncette.errors import LeaseLostError, StoreError
 from celery_pyncette.schedules import Schedule, schedule_from_spec
-from celery_pyncette.stores.base import InstanceRecord
+from celery_pyncette.stores.base import InstanceRecord, Status
 
 if TYPE_CHECKING:
     from celery_pyncette._runtime import Runtime
@@ -175,10 +175,11 @@ class Execution:
             self._settle("failed")
             return
         logger.warning("failed %s (%s): unlocked", self.described, type(exc).__name__)
-        if occurrence.lease is not None:
-            self._guard(lambda: self.runtime.store.unlock(occurrence.key, occurrence.lease or ""))
+        lease = occurrence.lease
+        if lease is not None:
+            self._guard(lambda: self.runtime.store.unlock(occurrence.key, lease))
 
-    def _settle(self, status: str) -> None:
+    def _settle(self, status: Status) -> None:
         occurrence = self.occurrence
         if occurrence is None or occurrence.lease is None:
             self._apply_instance_changes()

@@ -15,7 +15,7 @@ import pytest
 
 from celery_pyncette._ids import lease_tokens
 from celery_pyncette.errors import LeaseLostError
-from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Store
+from celery_pyncette.stores.base import ClaimedRecord, InstanceKey, InstanceRecord, LeaseRef, Store
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=30)
@@ -211,3 +211,17 @@ def test_a_batch_extension_does_not_restore_a_lease_a_worker_took_over(store: St
     assert stored is not None
     assert (stored.lease, stored.locked_until) == (mine, T0 + LEASE * 2)
     assert claimable(store, T0 + LEASE * 2) == ["a"]
+
+
+def test_a_claim_returns_claimed_records_that_name_their_lease(store: Store) -> None:
+    store.upsert(record("a"), T0)
+    store.upsert(record("b"), T0)
+    claimed = store.claim_due("t", 0, T0, 1, LEASE, "beat")
+    (batch,) = list(store.claim_batches("t", 0, lambda: T0, 10, LEASE, "beat", 3))
+    for got in [*claimed, *batch.records]:
+        assert isinstance(got, ClaimedRecord)
+        assert isinstance(got.lease, str)
+        assert got.ref == LeaseRef(got.key, got.lease)
+        assert got.ref == (got.key, got.lease)  # a plain pair, as the stores take it
+        assert got == store.get(got.key)  # equal to the same record read back
+    assert store.unlock_many([r.ref for r in [*claimed, *batch.records]]) == []

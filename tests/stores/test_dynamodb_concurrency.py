@@ -123,7 +123,8 @@ def test_a_client_that_dies_in_the_middle_of_a_request_leaves_the_emulator_servi
 CLAIMER_SCRIPT = """
 import json, sys, time
 from datetime import datetime, timedelta, timezone
-from celery_pyncette.stores.dynamodb import DynamoDBStore, _RefusedError
+from celery_pyncette.stores.dynamodb import DynamoDBStore
+from celery_pyncette.stores.dynamodb._items import RefusedError as _RefusedError
 
 T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
 

@@ -367,6 +367,7 @@ pid = os.fork()
 if pid == 0:
     code = 1
     try:
+        store.after_fork()
         busy("child")
         code = 0 if store._connect() is not parent_client else 3
     finally:

@@ -93,6 +93,7 @@ def test_a_forked_child_uses_its_own_connection(namespace: str) -> None:
         if pid == 0:  # pragma: no cover - the child reports through its exit status
             code = 1
             try:
+                store.after_fork()
                 fresh = store._redis() is not parent_client
                 store.upsert(record("child"), T0)
                 code = 0 if fresh and store.get(record("parent").key) else 2

@@ -21,7 +21,9 @@ from tests.support.servers.local_redis import RedisServer, private_server
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=30)
 SCRIPTS = sorted(
-    p.name for p in resources.files("celery_pyncette.stores").iterdir() if p.name.endswith(".lua")
+    p.name
+    for p in resources.files("celery_pyncette.stores.redis").iterdir()
+    if p.name.endswith(".lua")
 )
 
 
@@ -51,7 +53,7 @@ def command_calls(client: redis.Redis, command: str) -> int:
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_key_a_script_touches_is_declared_in_keys(script: str) -> None:
-    source = (resources.files("celery_pyncette.stores") / script).read_text("utf-8")
+    source = (resources.files("celery_pyncette.stores.redis") / script).read_text("utf-8")
     code = "\n".join(line.split("--", 1)[0] for line in source.splitlines())
     # Locals holding keys may only be bound to KEYS[...] (`local a, b = KEYS[1], KEYS[2]`).
     key_locals: set[str] = set()

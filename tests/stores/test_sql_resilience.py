@@ -219,6 +219,7 @@ def test_sessions_killed_under_traffic_cost_errors_not_instances(backend: Module
 
 def _use_in_child(store: SQLStore, out: Any) -> None:
     try:
+        store.after_fork()
         store.upsert(record("from-child"), T0)
         assert store.get(key("a")) is not None
         out.put(("ok", _session_id(store)))

@@ -70,8 +70,9 @@ def module_name(path: Path, root: Path = PACKAGE) -> str:
 
 
 def unit_of(name: str) -> str:
-    """``stores.base`` is its own unit; any other module belongs to its top-level module/package."""
-    if name == "stores.base" or name.startswith("stores.base."):
+    """The store contract (``stores.base`` with its value types and argument checks) is its own
+    unit; any other module belongs to its top-level module or package."""
+    if name.split(".")[:2] in (["stores", "base"], ["stores", "_values"], ["stores", "_checks"]):
         return "stores.base"
     return name.split(".")[0]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery_pyncette.stores.dynamodb_refused import refused_item
+from celery_pyncette.stores.dynamodb._refused import refused_item
 
 KEY = {"partition_id": {"S": "p"}, "task_id": {"S": "i"}}
 ITEM = {**KEY, "lease": {"S": "mine"}}

@@ -13,7 +13,7 @@ Key layout (``ns``: the namespace; ``T``: the task name's UTF-8 in hex; ``P``: t
 
 Every key of one task partition carries the same hash tag, so a partition lives in one cluster
 slot and partitions spread over the shards. Every change that touches more than one key is one Lua
-script (``stores/redis_*.lua``) that declares all its keys; a claim first reads candidates from the
+script (``stores/redis/*.lua``) that declares all its keys; a claim first reads candidates from the
 ready index (``O(log N + batch)``) and then leases those still claimable in one script.
 """
 

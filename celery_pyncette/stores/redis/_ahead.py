@@ -22,7 +22,13 @@ import redis
 from redis.exceptions import NoScriptError
 
 from celery_pyncette.errors import StoreError
-from celery_pyncette.stores.base import ClaimedBatch, InstanceKey, InstanceRecord, Quarantined
+from celery_pyncette.stores.base import (
+    ClaimedBatch,
+    ClaimedRecord,
+    InstanceKey,
+    LeaseRef,
+    Quarantined,
+)
 from celery_pyncette.stores.redis._layout import (
     ClaimReply,
     claim_script_call,
@@ -70,8 +76,8 @@ class PartitionClaims:
         owner: str,
         errors: Callable[[str], AbstractContextManager[None]],
         claim: Callable[[datetime, int], ClaimedBatch],
-        settle: Callable[[datetime, ClaimReply], tuple[list[InstanceRecord], list[Quarantined]]],
-        unlock: Callable[[Sequence[tuple[InstanceKey, str]]], object],
+        settle: Callable[[datetime, ClaimReply], tuple[list[ClaimedRecord], list[Quarantined]]],
+        unlock: Callable[[Sequence[LeaseRef]], object],
     ) -> None:
         self._client = client
         self._prefix = prefix
@@ -178,7 +184,7 @@ class PartitionClaims:
                 with self._errors("read a claim made ahead"):
                     sent = self._sent
                     records, quarantined = self._settle(sent.now, self._read(sent))
-                self._unlock([(record.key, record.lease or "") for record in records])
+                self._unlock([record.ref for record in records])
                 for entry in quarantined:
                     log.warning("quarantined %s: %s", entry.key, entry.reason)
         except StoreError as exc:

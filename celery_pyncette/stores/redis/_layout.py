@@ -58,8 +58,6 @@ def strikes_keys(namespace: str) -> tuple[bytes, bytes]:
 
 #: The hash field holding an instance's lease token.
 LEASE_FIELD = "l"
-#: The hash fields the claim script returns, in its order (see ``redis_claim.lua``).
-RECORD_FIELDS = ("n", "s", "a", "u", LEASE_FIELD, "o", "r", "t")
 _read_json = json.JSONDecoder().raw_decode
 
 
@@ -126,7 +124,7 @@ def _last_run(value: Any) -> datetime | None:
 def claim_script_call(
     prefix: bytes, candidates: Sequence[bytes], now_us: int, expiry: str, owner: str, wanted: int
 ) -> tuple[list[bytes], list[Any]]:
-    """The keys and arguments of ``redis_claim.lua`` for candidate names (UTF-8)."""
+    """The keys and arguments of ``claim.lua`` for candidate names (UTF-8)."""
     keys = [
         prefix + b":ready",
         prefix + b":names",
@@ -138,7 +136,7 @@ def claim_script_call(
 
 @dataclass(frozen=True, slots=True)
 class ClaimReply:
-    """What one claim script call took, read from its reply (see ``redis_claim.lua``).
+    """What one claim script call took, read from its reply (see ``claim.lua``).
 
     ``leased``: (name, InstanceRecord keyword arguments) of each leased, decodable candidate;
     ``undecodable``: (name, lease, reason) of each leased candidate whose fields Python cannot

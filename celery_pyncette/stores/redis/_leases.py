@@ -1,4 +1,4 @@
-"""The calls of ``redis_extend.lua``: lease extensions, one script call per task partition.
+"""The calls of ``extend.lua``: lease extensions, one script call per task partition.
 
 A heartbeat, the worker's token swap at start, and beat's extension of a whole published batch
 all go through the same script: one call per task partition (per chunk of items), so a batch of

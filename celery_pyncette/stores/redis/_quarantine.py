@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Quarantined
+from celery_pyncette.stores.base import ClaimedRecord, InstanceKey, Quarantined
 from celery_pyncette.stores.redis._layout import (
     ClaimReply,
     from_micros,
@@ -71,10 +71,10 @@ def settle(
     key_of: Callable[[str], InstanceKey],
     now: datetime,
     reply: ClaimReply,
-) -> tuple[list[InstanceRecord], list[Quarantined]]:
+) -> tuple[list[ClaimedRecord], list[Quarantined]]:
     """The records and the quarantined instances of one claim script reply, after quarantining
     the leased candidates Python could not decode."""
-    records = [InstanceRecord(key=key_of(name), **fields) for name, fields in reply.leased]
+    records = [ClaimedRecord(key=key_of(name), **fields) for name, fields in reply.leased]
     quarantined = [Quarantined(key_of(name), reason, now) for name, reason in reply.quarantined]
     if quarantined:
         key = quarantined[0].key

@@ -1,4 +1,4 @@
-"""The Redis store's Lua scripts (``celery_pyncette/stores/redis_*.lua``), run by EVALSHA."""
+"""The Redis store's Lua scripts (``celery_pyncette/stores/redis/*.lua``), run by EVALSHA."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class Lua:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        source = resources.files("celery_pyncette.stores") / f"redis_{name}.lua"
+        source = resources.files("celery_pyncette.stores.redis") / f"{name}.lua"
         self.text = source.read_text("utf-8")
         self.sha = hashlib.sha1(self.text.encode("utf-8")).hexdigest()
 
@@ -34,7 +34,7 @@ class Lua:
             return client.evalsha(self.sha, len(keys), *keys, *args)
 
 
-#: Every script by name; the files are package data in ``celery_pyncette/stores/``.
+#: Every script by name; the files are package data in ``celery_pyncette/stores/redis/``.
 SCRIPTS = {
     name: Lua(name)
     for name in (

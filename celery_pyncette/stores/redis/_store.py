@@ -4,33 +4,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import secrets
-import threading
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import urlsplit
 
-import redis
-from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
-from redis.exceptions import NoScriptError, RedisClusterException, RedisError
-from redis.retry import Retry
 
 from celery_pyncette.errors import (
     ConfigurationError,
     CorruptRecordError,
     LeaseLostError,
-    StoreError,
     TaskLockedError,
 )
+from celery_pyncette.stores._checks import check_aware, check_claim, check_limit, check_next_runs
 from celery_pyncette.stores.base import (
     ClaimedBatch,
+    ClaimedRecord,
     Commit,
     InstanceKey,
     InstanceRecord,
+    LeaseRef,
     Quarantined,
+    Status,
     Store,
     Strike,
     strike_from_id,
@@ -38,6 +35,7 @@ from celery_pyncette.stores.base import (
 )
 from celery_pyncette.stores.redis import _quarantine
 from celery_pyncette.stores.redis._ahead import SPARE, PartitionClaims
+from celery_pyncette.stores.redis._connection import Client, Connection
 from celery_pyncette.stores.redis._layout import (
     BATCH_CHUNK,
     LEASE_FIELD,
@@ -62,10 +60,7 @@ from celery_pyncette.stores.redis._settings import check_server_settings
 
 log = logging.getLogger("celery_pyncette.stores.redis")
 
-Client: TypeAlias = "redis.Redis | RedisCluster"
 
-#: Connection defaults; a query parameter of the URL (``?socket_timeout=1``) wins.
-_CLIENT_DEFAULTS: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_timeout": 10.0}
 #: The most candidates one claim script looks at, and how many failed rounds a claim tolerates.
 _CLAIM_CHUNK = 1000
 _CLAIM_ROUNDS = 16
@@ -76,8 +71,8 @@ class RedisStore(Store):
 
     ``client`` is an optional ready ``redis.Redis`` or ``redis.cluster.RedisCluster``; the store
     then uses it instead of connecting to ``url`` and never closes it. The store connects lazily, on
-    its first call; in a forked child it builds a new client (redis-py's own pools reset a given
-    client's connections after a fork). Every Redis failure is raised as
+    its first call; after :meth:`after_fork` it builds a new client (redis-py's own pools reset a
+    given client's connections after a fork). Every Redis failure is raised as
     :class:`StoreError` (the original chained) and the next call connects again.
     """
 
@@ -97,65 +92,28 @@ class RedisStore(Store):
         scheme = urlsplit(url).scheme.lower()
         if scheme not in {"redis", "rediss", "redis+cluster"}:
             raise ConfigurationError(f"RedisStore cannot use {url!r}: not a redis URL")
-        self._cluster_url = scheme == "redis+cluster"
-        self._given = client
-        self._client: Client | None = client
-        self._pid = os.getpid()
-        self._lock = threading.Lock()
-        self._closed = False
+        self._connection = Connection(url, client)
         self._strikes_key, self._marker_key = strikes_keys(namespace)
 
     # --- connection -----------------------------------------------------------------------------
 
-    def _connect(self) -> Client:
-        if self._cluster_url:
-            parts = urlsplit(self.url)
-            plain = urlunsplit(("redis", parts.netloc, parts.path, parts.query, parts.fragment))
-            return RedisCluster.from_url(plain, retry=Retry(NoBackoff(), 0), **_CLIENT_DEFAULTS)
-        return redis.Redis.from_url(self.url, retry=Retry(NoBackoff(), 0), **_CLIENT_DEFAULTS)
-
     def _redis(self) -> Client:
-        """The client, created on first use and again in a forked child."""
-        if self._closed:
-            raise StoreError("the RedisStore is closed")
-        self._forget_parent()
-        client = self._client
-        if client is not None:
-            return client
-        with self._lock:
-            if self._client is None:
-                try:
-                    self._client = self._connect()
-                except (RedisError, RedisClusterException) as exc:
-                    raise StoreError(
-                        f"cannot connect to Redis at {self._safe_url()}: {exc}"
-                    ) from exc
-            return self._client
+        """The client, created on first use (and again after :meth:`after_fork`)."""
+        return self._connection.client()
 
-    def _forget_parent(self) -> None:
-        """In a forked child, drop the parent's client and lock: their state is not ours."""
-        pid = os.getpid()
-        if self._pid != pid:
-            self._lock = threading.Lock()
-            if self._given is None:
-                self._client = None  # never closed here: the sockets are the parent's
-            self._pid = pid
-
-    def _safe_url(self) -> str:
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{host}{port}{parts.path}"
-
-    @contextlib.contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
+    def _errors(self, action: str) -> contextlib.AbstractContextManager[None]:
         """Raise every Redis failure as StoreError, the original chained."""
-        try:
-            yield
-        except (RedisError, RedisClusterException) as exc:
-            raise StoreError(
-                f"Redis store ({self._safe_url()}) failed to {action}: {type(exc).__name__}: {exc}"
-            ) from exc
+        return self._connection.errors(action)
+
+    def after_fork(self) -> None:
+        """Drop the parent's client and lock: the next call builds a client with a pool of its
+        own. The parent's client is not closed (its sockets are the parent's); a client passed in
+        is kept, its redis-py pools reset themselves in a child."""
+        self._connection.after_fork()
+
+    def close(self) -> None:
+        """Close the client this store created (a client passed in is left open). Idempotent."""
+        self._connection.close()
 
     def setup(self) -> None:
         """Check the connection, load the scripts and warn about settings that lose schedules.
@@ -169,25 +127,10 @@ class RedisStore(Store):
                 client.script_load(script.text)
         check_server_settings(client)
 
-    def close(self) -> None:
-        """Close the client this store created (a client passed in is left open). Idempotent."""
-        self._forget_parent()
-        with self._lock:
-            client, self._client = self._client, None
-            self._closed = True
-        if client is not None and self._given is None:
-            with contextlib.suppress(RedisError, RedisClusterException, OSError):
-                client.close()
-
     # --- keys -----------------------------------------------------------------------------------
 
     def _prefix(self, task: str, partition: int) -> bytes:
         return partition_prefix(self.namespace, task, partition)
-
-    def _script(self, name: str, keys: Sequence[bytes], args: Sequence[Any], action: str) -> Any:
-        client = self._redis()
-        with self._errors(action):
-            return SCRIPTS[name](client, keys, args)
 
     # --- claims ---------------------------------------------------------------------------------
 
@@ -199,7 +142,7 @@ class RedisStore(Store):
         limit: int,
         lease_duration: timedelta,
         owner: str,
-    ) -> list[InstanceRecord]:
+    ) -> list[ClaimedRecord]:
         return self.claim(task, partition, now, limit, lease_duration, owner).records
 
     def claim(
@@ -213,14 +156,13 @@ class RedisStore(Store):
     ) -> ClaimedBatch:
         """Claim scripts over candidates from the ready index; see ``_quarantine.py`` for the
         records they quarantine."""
-        if limit <= 0:
-            return ClaimedBatch(now, [])
+        check_claim(now, limit, lease_duration)
         client = self._redis()
         prefix = self._prefix(task, partition)
         ready = prefix + b":ready"
         now_us = to_micros(now)
         expiry = str(to_micros(now + lease_duration))
-        claimed: list[InstanceRecord] = []
+        claimed: list[ClaimedRecord] = []
         quarantined: list[Quarantined] = []
         fruitless = 0
         with self._errors(f"claim {task!r} partition {partition}"):
@@ -246,7 +188,7 @@ class RedisStore(Store):
 
     def _settle(
         self, task: str, partition: int, now: datetime, reply: ClaimReply
-    ) -> tuple[list[InstanceRecord], list[Quarantined]]:
+    ) -> tuple[list[ClaimedRecord], list[Quarantined]]:
         client = self._redis()
         with self._errors(f"quarantine in {task!r} partition {partition}"):
             return _quarantine.settle(
@@ -270,6 +212,7 @@ class RedisStore(Store):
         """On plain Redis, each batch's claim script is sent before the previous batch is
         yielded (see ``_ahead.py``). On a cluster, where a partition's slot may move between
         shards during the stream, batches are claimed one at a time, as ``claim_due`` does."""
+        check_claim(None, limit, lease_duration)
         client = self._redis()
         if isinstance(client, RedisCluster) or not 0 < limit <= _CLAIM_CHUNK:
             return super().claim_batches(
@@ -315,6 +258,7 @@ class RedisStore(Store):
         Redis they all run in one read-only script call (one round trip); on a cluster, where a
         script may only touch one slot, they go in one pipeline that redis-py splits per node.
         """
+        check_aware("now", now)
         wanted = list(dict.fromkeys(groups))
         if not wanted:
             return set()
@@ -333,7 +277,7 @@ class RedisStore(Store):
                 ([], ready[start : start + BATCH_CHUNK], [now_us])
                 for start in range(0, len(ready), BATCH_CHUNK)
             ]
-            replies = self._run_scripts("due", calls, "poll the due partitions")
+            replies = self._connection.run_scripts("due", calls, "poll the due partitions")
             flags = [flag for reply in replies for flag in reply]
         return {group for group, flag in zip(wanted, flags, strict=True) if flag}
 
@@ -352,13 +296,14 @@ class RedisStore(Store):
         lease: str,
         next_run: datetime | None,
         now: datetime,
-        status: str = "success",
+        status: Status = "success",
     ) -> None:
         if self.commit_many([Commit(key, lease, next_run, status)], now):
             raise LeaseLostError(f"lease {lease} of {key} is lost")
 
     def commit_many(self, commits: Sequence[Commit], now: datetime) -> list[InstanceKey]:
         """One script call per task partition (per 500 items); one round trip on plain Redis."""
+        check_next_runs(now, (item.next_run for item in commits))
         if not commits:
             return []
         now_us = str(to_micros(now))
@@ -372,13 +317,13 @@ class RedisStore(Store):
                 next_run = "" if item.next_run is None else str(to_micros(item.next_run))
                 args += [item.key.instance.encode("utf-8"), item.lease, next_run, item.status]
             calls.append(([i for i, _ in items], keys, args))
-        return self._run_batches("commit", calls, [c.key for c in commits], "commit")
+        return self._connection.run_batches("commit", calls, [c.key for c in commits], "commit")
 
     def unlock(self, key: InstanceKey, lease: str) -> None:
-        if self.unlock_many([(key, lease)]):
+        if self.unlock_many([LeaseRef(key, lease)]):
             raise LeaseLostError(f"lease {lease} of {key} is lost")
 
-    def unlock_many(self, items: Sequence[tuple[InstanceKey, str]]) -> list[InstanceKey]:
+    def unlock_many(self, items: Sequence[LeaseRef]) -> list[InstanceKey]:
         """One script call per task partition (per 500 items); one round trip on plain Redis."""
         if not items:
             return []
@@ -391,67 +336,21 @@ class RedisStore(Store):
                 keys.append(instance_key(prefix, key.instance))
                 args += [key.instance.encode("utf-8"), lease]
             calls.append(([i for i, _ in group], keys, args))
-        return self._run_batches("unlock", calls, [key for key, _ in items], "unlock")
-
-    def _run_batches(
-        self,
-        script_name: str,
-        calls: list[tuple[list[int], list[bytes], list[Any]]],
-        keys: list[InstanceKey],
-        action: str,
-    ) -> list[InstanceKey]:
-        """Run one batch script per call; return the keys whose flag came back 0 (lease lost)."""
-        replies = self._run_scripts(script_name, calls, action)
-        lost = {
-            index
-            for (indexes, _, _), flags in zip(calls, replies, strict=True)
-            for index, flag in zip(indexes, flags, strict=True)
-            if not flag
-        }
-        return [key for index, key in enumerate(keys) if index in lost]
-
-    def _run_scripts(
-        self,
-        script_name: str,
-        calls: list[tuple[list[int], list[bytes], list[Any]]],
-        action: str,
-    ) -> list[Any]:
-        """Run one script call per (indexes, keys, args); return the replies in call order.
-
-        On plain Redis every call goes in one pipeline (one round trip); on a cluster each call
-        goes to the node of its partition's slot (redis-py's cluster pipeline refuses scripts).
-        """
-        script = SCRIPTS[script_name]
-        client = self._redis()
-        replies: list[Any]
-        with self._errors(action):
-            if len(calls) > 1 and not isinstance(client, RedisCluster):
-                pipe = client.pipeline(transaction=False)
-                for _, call_keys, args in calls:
-                    pipe.evalsha(script.sha, len(call_keys), *call_keys, *args)
-                replies = pipe.execute(raise_on_error=False)
-                for n, reply in enumerate(replies):
-                    if isinstance(reply, NoScriptError):
-                        replies[n] = script(client, calls[n][1], calls[n][2])
-                    elif isinstance(reply, Exception):
-                        raise reply
-            else:
-                replies = [script(client, call_keys, args) for _, call_keys, args in calls]
-        return replies
+        return self._connection.run_batches("unlock", calls, [key for key, _ in items], "unlock")
 
     def extend_lease(
         self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
     ) -> None:
+        check_aware("until", until)
         calls = extend_calls(self._prefix, [(key, lease, new_lease)], until, BATCH_CHUNK)
-        if lost_keys(calls, self._run_scripts("extend", calls, "extend a lease"), [key]):
+        if lost_keys(calls, self._connection.run_scripts("extend", calls, "extend a lease"), [key]):
             raise LeaseLostError(f"lease {lease} of {key} is lost")
 
-    def extend_leases(
-        self, items: Sequence[tuple[InstanceKey, str]], until: datetime
-    ) -> list[InstanceKey]:
+    def extend_leases(self, items: Sequence[LeaseRef], until: datetime) -> list[InstanceKey]:
         """One script call per task partition (per 500 items); one round trip on plain Redis."""
+        check_aware("until", until)
         calls = extend_calls(self._prefix, [(k, t, None) for k, t in items], until, BATCH_CHUNK)
-        replies = self._run_scripts("extend", calls, "extend leases")
+        replies = self._connection.run_scripts("extend", calls, "extend leases")
         return lost_keys(calls, replies, [key for key, _ in items])
 
     # --- instances ------------------------------------------------------------------------------
@@ -473,6 +372,7 @@ class RedisStore(Store):
         self, records: Sequence[InstanceRecord], now: datetime, force: bool
     ) -> list[tuple[InstanceKey, datetime]]:
         """Write ``records``; return the (key, lock expiry) of each one refused as locked."""
+        check_next_runs(now, (record.next_run for record in records))
         if not records:
             return []
         encoded = [encode_record(record) for record in records]  # every ValueError before any write
@@ -486,7 +386,7 @@ class RedisStore(Store):
                 keys.append(instance_key(prefix, record.key.instance))
                 args += encoded[index]
             calls.append(([i for i, _ in items], keys, args))
-        replies = self._run_scripts("upsert", calls, "write instances")
+        replies = self._connection.run_scripts("upsert", calls, "write instances")
         return [
             (records[index].key, from_micros(reply))
             for (indexes, _, _), flags in zip(calls, replies, strict=True)
@@ -498,7 +398,9 @@ class RedisStore(Store):
         prefix = self._prefix(key.task, key.partition)
         keys = [prefix + b":ready", prefix + b":names", instance_key(prefix, key.instance)]
         keys.append(quarantine_key(prefix))
-        return bool(self._script("delete", keys, [key.instance.encode("utf-8")], "delete"))
+        return bool(
+            self._connection.script("delete", keys, [key.instance.encode("utf-8")], "delete")
+        )
 
     def get(self, key: InstanceKey) -> InstanceRecord | None:
         client = self._redis()
@@ -513,6 +415,7 @@ class RedisStore(Store):
             raise CorruptRecordError(key, str(exc)) from None
 
     def quarantine(self, key: InstanceKey, lease: str | None, reason: str, now: datetime) -> bool:
+        check_aware("now", now)
         client = self._redis()
         with self._errors("quarantine an instance"):
             return _quarantine.quarantine(client, self.namespace, key, lease, reason, now)
@@ -532,8 +435,7 @@ class RedisStore(Store):
     def list_instances(
         self, task: str, partition: int, limit: int, after: str | None = None
     ) -> list[InstanceRecord]:
-        if limit <= 0:
-            return []
+        check_limit(limit)
         client = self._redis()
         prefix = self._prefix(task, partition)
         low = b"-" if after is None else b"(" + after.encode("utf-8")
@@ -566,7 +468,7 @@ class RedisStore(Store):
         keys = [self._strikes_key, self._marker_key]
         seed = secrets.randbits(48)
         args = [operation, strike_id(strike), seed]
-        return bool(self._script("strike", keys, args, f"{operation} a strike"))
+        return bool(self._connection.script("strike", keys, args, f"{operation} a strike"))
 
     def add_strike(self, strike: Strike) -> None:
         self._strike("add", strike)

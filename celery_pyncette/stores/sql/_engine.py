@@ -1,14 +1,13 @@
-"""Connections: which driver serves a URL, one engine (pool) per process, and driver errors.
+"""Connections: which driver serves a URL, the store's engine (pool), and driver errors.
 
 The engine is created on first use, never in the constructor. A process that forks (Celery's
-prefork pool, a daemonising beat) must not share pooled sockets with its parent, so the engine
-is checked against :func:`os.getpid` on every use and its pool is replaced, without closing the
-parent's connections, in a child.
+prefork pool, a daemonising beat) must not share pooled sockets with its parent: the store's
+``after_fork`` calls :meth:`LazyEngine.after_fork` in the child, which replaces the pool without
+closing the parent's connections.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Any
@@ -165,39 +164,37 @@ def build_engine(url: URL, application_name: str) -> Engine:
     return engine
 
 
-class ProcessEngine:
-    """One engine per process, created on first use and renewed after a fork."""
+class LazyEngine:
+    """The store's engine, created on first use; a new pool after a fork."""
 
     def __init__(self, url: URL, application_name: str) -> None:
         self.url = url
         self.application_name = application_name
         self._engine: Engine | None = None
-        self._pid = 0
         self._lock = threading.Lock()
-        self._lock_pid = os.getpid()
 
     def get(self) -> Engine:
-        """The engine of this process."""
-        pid = os.getpid()
+        """The engine, created on first use."""
         engine = self._engine
-        if engine is not None and self._pid == pid:
+        if engine is not None:
             return engine
-        if self._lock_pid != pid:  # a lock held at fork time would never be released here
-            self._lock, self._lock_pid = threading.Lock(), pid
         with self._lock:
             if self._engine is None:
                 self._engine = build_engine(self.url, self.application_name)
-            elif self._pid != pid:
-                # The parent's connections are the parent's: drop them from the pool unclosed.
-                self._engine.dispose(close=False)
-            self._pid = pid
             return self._engine
 
+    def after_fork(self) -> None:
+        """In a forked child: drop the parent's pooled connections unclosed (they are the
+        parent's), and the lock (one held at fork time would never be released here)."""
+        self._lock = threading.Lock()
+        if self._engine is not None:
+            self._engine.dispose(close=False)
+
     def dispose(self) -> None:
-        """Close this process's pooled connections; the next :meth:`get` starts afresh."""
+        """Close the pooled connections; the next :meth:`get` starts afresh."""
         engine, self._engine = self._engine, None
         if engine is not None:
-            engine.dispose(close=self._pid == os.getpid())
+            engine.dispose()
 
 
 def _mysql_errno(exc: DBAPIError) -> int | None:

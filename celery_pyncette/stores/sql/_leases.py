@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Executable, Table, bindparam, select, tuple_, update
 from sqlalchemy.engine import Connection
 
-from celery_pyncette.stores.base import InstanceKey
+from celery_pyncette.stores.base import InstanceKey, LeaseRef
 from celery_pyncette.stores.sql._dialects import Dialect, chunks
 
 #: Keys per statement: each key takes three parameters (its name twice and its lease), which
@@ -96,7 +96,7 @@ def swap_params(
 
 
 def group_items(
-    items: Sequence[tuple[InstanceKey, str]],
+    items: Sequence[LeaseRef],
 ) -> dict[tuple[str, int], list[Pair]]:
     """The distinct (instance, lease) pairs of ``items`` by task partition."""
     groups: defaultdict[tuple[str, int], dict[Pair, None]] = defaultdict(dict)
@@ -144,7 +144,7 @@ def extend_group(
 def extend_batch(
     run: Callable[[Callable[[Connection], set[tuple[str, int, str, str]]], bool], Any],
     statements: LeaseStatements,
-    items: Sequence[tuple[InstanceKey, str]],
+    items: Sequence[LeaseRef],
     until: datetime,
 ) -> list[InstanceKey]:
     """``Store.extend_leases``; return the keys whose lease was lost. ``run(work, single)`` runs

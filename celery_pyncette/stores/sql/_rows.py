@@ -22,13 +22,13 @@ from __future__ import annotations
 import functools
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, LargeBinary, Table, case, cast, func, type_coerce
 from sqlalchemy.types import NullType
 
 from celery_pyncette.errors import CorruptRecordError
-from celery_pyncette.stores.base import InstanceKey, InstanceRecord
+from celery_pyncette.stores.base import ClaimedRecord, InstanceKey, InstanceRecord
 from celery_pyncette.stores.sql._quarantine import cleared_values
 from celery_pyncette.stores.sql._schema import INSTANCE_BYTES, TASK_BYTES
 
@@ -83,18 +83,24 @@ class _UndecodableError(Exception):
     """One field cannot be decoded; the message names it."""
 
 
-def decode(
-    row: Any,
-    *,
-    locked_until: Any = _DECODE,
-    lease: Any = _DECODE,
-    locked_by: Any = _DECODE,
-) -> InstanceRecord:
-    """The record of a row read with :func:`readable_columns`; the lease fields given replace
-    the row's (a claim's new lease). Raises :class:`CorruptRecordError` naming the first field
-    that cannot be decoded. On the claim's hot path: kept to direct calls."""
+R = TypeVar("R", bound=InstanceRecord)
+
+
+def decode(row: Any) -> InstanceRecord:
+    """The record of a row read with :func:`readable_columns`. Raises
+    :class:`CorruptRecordError` naming the first field that cannot be decoded."""
+    return _decode(InstanceRecord, row, _DECODE, _DECODE, _DECODE)
+
+
+def decode_claimed(row: Any, locked_until: datetime, lease: str, locked_by: str) -> ClaimedRecord:
+    """:func:`decode` for a row a claim just leased: the lease fields given replace the row's."""
+    return _decode(ClaimedRecord, row, locked_until, lease, locked_by)
+
+
+def _decode(record: type[R], row: Any, locked_until: Any, lease: Any, locked_by: Any) -> R:
+    """On the claim's hot path: kept to direct calls."""
     try:
-        return InstanceRecord(
+        return record(
             key=InstanceKey(row.task, row.partition, row.instance),
             next_run=_time(row.next_run, "next_run", required=True),  # type: ignore[arg-type]
             spec=_object(row.spec, "spec"),

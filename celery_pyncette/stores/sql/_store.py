@@ -6,21 +6,16 @@ import contextlib
 import hashlib
 import random
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     Executable,
-    Table,
-    bindparam,
     delete,
     func,
     select,
-    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
@@ -32,22 +27,26 @@ from celery_pyncette.errors import (
     StoreError,
     TaskLockedError,
 )
+from celery_pyncette.stores._checks import check_aware, check_claim, check_limit, check_next_runs
 from celery_pyncette.stores.base import (
     ClaimedBatch,
+    ClaimedRecord,
     Commit,
     InstanceKey,
     InstanceRecord,
+    LeaseRef,
     Quarantined,
+    Status,
     Store,
     Strike,
     strike_from_id,
     strike_id,
 )
-from celery_pyncette.stores.sql._dialects import CHUNK, Dialect, chunks, dialect_for
+from celery_pyncette.stores.sql._dialects import CHUNK, chunks, dialect_for
 from celery_pyncette.stores.sql._engine import (
     NO_BEGIN_OPTION,
     WRITE_OPTION,
-    ProcessEngine,
+    LazyEngine,
     is_missing_table,
     is_retryable,
     parse_url,
@@ -60,7 +59,14 @@ from celery_pyncette.stores.sql._quarantine import (
     quarantine_params,
     quarantine_statement,
 )
-from celery_pyncette.stores.sql._rows import decode, readable_columns, written_row
+from celery_pyncette.stores.sql._releases import (
+    commit_batch,
+    key_params,
+    leased_params,
+    single_row_statements,
+    unlock_batch,
+)
+from celery_pyncette.stores.sql._rows import decode, decode_claimed, readable_columns, written_row
 from celery_pyncette.stores.sql._schema import build_schema
 
 T = TypeVar("T")
@@ -88,7 +94,7 @@ class SQLStore(Store):
         self._url = parse_url(url)
         self._schema = build_schema(namespace)
         self._dialect = dialect_for(self._url.get_backend_name())
-        self._engine = ProcessEngine(self._url, f"celery-pyncette:{namespace}")
+        self._engine = LazyEngine(self._url, f"celery-pyncette:{namespace}")
         self._label = self._url.render_as_string(hide_password=True)
         # psycopg switches autocommit without a round trip; PyMySQL sends a query each way, and
         # SQLite is in-process (and takes its write lock at BEGIN, so only its reads skip it).
@@ -96,7 +102,7 @@ class SQLStore(Store):
         self._single_reads_without_begin = self._dialect.name == "sqlite"
         # Single-row statements, built once: building and cache-keying a statement costs more
         # than running it on a local server.
-        self._single = _single_row_statements(self._schema.instances, self._dialect)
+        self._single = single_row_statements(self._schema.instances, self._dialect)
         self._quarantine = {
             leased: quarantine_statement(self._schema.instances, leased) for leased in (False, True)
         }
@@ -200,6 +206,9 @@ class SQLStore(Store):
     def close(self) -> None:
         self._engine.dispose()
 
+    def after_fork(self) -> None:
+        self._engine.after_fork()
+
     # --- claims and leases -----------------------------------------------------------------------
 
     def claim_due(
@@ -210,7 +219,7 @@ class SQLStore(Store):
         limit: int,
         lease_duration: timedelta,
         owner: str,
-    ) -> list[InstanceRecord]:
+    ) -> list[ClaimedRecord]:
         return self.claim(task, partition, now, limit, lease_duration, owner).records
 
     def claim(
@@ -224,8 +233,7 @@ class SQLStore(Store):
     ) -> ClaimedBatch:
         """Lease the due rows in one statement, decode them one by one, and quarantine (under
         the lease just taken) those that cannot be decoded."""
-        if limit <= 0:
-            return ClaimedBatch(now, [])
+        check_claim(now, limit, lease_duration)
         until = now + lease_duration
         table = self._schema.instances
         claimed = self._run(
@@ -235,11 +243,11 @@ class SQLStore(Store):
             write=True,
             single=self._dialect.claims_in_one_statement,
         )
-        records: list[InstanceRecord] = []
+        records: list[ClaimedRecord] = []
         corrupt: list[tuple[InstanceKey, str, str]] = []
         for row, lease in claimed:
             try:
-                records.append(decode(row, locked_until=until, lease=lease, locked_by=owner))
+                records.append(decode_claimed(row, until, lease, owner))
             except CorruptRecordError as exc:
                 corrupt.append((exc.key, lease, exc.reason))  # type: ignore[arg-type]
         quarantined = [
@@ -261,6 +269,7 @@ class SQLStore(Store):
         whatever the data and the planner's estimates, so a poll costs the same with ten
         instances or ten million, due or not.
         """
+        check_aware("now", now)
         wanted = list(dict.fromkeys(groups))
         if not wanted:
             return set()
@@ -293,9 +302,10 @@ class SQLStore(Store):
         lease: str,
         next_run: datetime | None,
         now: datetime,
-        status: str = "success",
+        status: Status = "success",
     ) -> None:
-        params = _leased(key, lease)
+        check_next_runs(now, [next_run])
+        params = leased_params(key, lease)
         if next_run is None:
             stmt = self._single.commit_delete
         else:
@@ -306,96 +316,38 @@ class SQLStore(Store):
     def commit_many(self, commits: Sequence[Commit], now: datetime) -> list[InstanceKey]:
         """One transaction: lock the rows, check every lease, then one statement per distinct
         (task, partition, next run, status) -- usually a single UPDATE for a whole batch."""
+        check_next_runs(now, (item.next_run for item in commits))
         if not commits:
             return []
-        table = self._schema.instances
-        c = table.c
 
         def work(conn: Connection) -> list[bool]:
-            held = self._held(conn, [(item.key, item.lease) for item in commits])
-            groups: defaultdict[tuple[str, int, datetime | None, str], list[str]]
-            groups = defaultdict(list)
-            for item, ok in zip(commits, held, strict=True):
-                if ok:
-                    k = item.key
-                    groups[(k.task, k.partition, item.next_run, item.status)].append(k.instance)
-            for (task, partition, next_run, status), names in groups.items():
-                for chunk in chunks(names, CHUNK):
-                    where = (c.task == task, c.partition == partition, c.instance.in_(chunk))
-                    if next_run is None:
-                        conn.execute(delete(table).where(*where))
-                    else:
-                        values = _committed(next_run, now, status)
-                        conn.execute(update(table).where(*where).values(**values))
-            return held
+            return commit_batch(conn, self._schema.instances, commits, now)
 
         held = self._run(work, write=True)
         return [item.key for item, ok in zip(commits, held, strict=True) if not ok]
 
     def unlock(self, key: InstanceKey, lease: str) -> None:
-        self._leased_write(self._single.unlock, _leased(key, lease))
+        self._leased_write(self._single.unlock, leased_params(key, lease))
 
-    def unlock_many(self, items: Sequence[tuple[InstanceKey, str]]) -> list[InstanceKey]:
+    def unlock_many(self, items: Sequence[LeaseRef]) -> list[InstanceKey]:
         if not items:
             return []
-        table = self._schema.instances
-        c = table.c
 
         def work(conn: Connection) -> list[bool]:
-            held = self._held(conn, items)
-            groups: defaultdict[tuple[str, int], list[str]] = defaultdict(list)
-            for (key, _), ok in zip(items, held, strict=True):
-                if ok:
-                    groups[(key.task, key.partition)].append(key.instance)
-            for (task, partition), names in groups.items():
-                for chunk in chunks(names, CHUNK):
-                    conn.execute(
-                        update(table)
-                        .where(c.task == task, c.partition == partition, c.instance.in_(chunk))
-                        .values(**_unlocked(table))
-                    )
-            return held
+            return unlock_batch(conn, self._schema.instances, items)
 
         held = self._run(work, write=True)
         return [key for (key, _), ok in zip(items, held, strict=True) if not ok]
 
-    def _held(self, conn: Connection, items: Sequence[tuple[InstanceKey, str]]) -> list[bool]:
-        """Lock the named rows; for each (key, lease), whether ``lease`` is its current lease.
-
-        A key named twice is held at most once (its first matching item).
-        """
-        c = self._schema.instances.c
-        names: defaultdict[tuple[str, int], set[str]] = defaultdict(set)
-        for key, _ in items:
-            names[(key.task, key.partition)].add(key.instance)
-        current: dict[InstanceKey, str | None] = {}
-        for (task, partition), group in names.items():
-            for chunk in chunks(sorted(group), CHUNK):
-                rows = conn.execute(
-                    select(c.instance, c.lease)
-                    .where(c.task == task, c.partition == partition, c.instance.in_(chunk))
-                    .with_for_update()
-                )
-                for instance, lease in rows:
-                    current[InstanceKey(task, partition, instance)] = lease
-        held: list[bool] = []
-        taken: set[InstanceKey] = set()
-        for key, lease in items:
-            ok = key not in taken and current.get(key) == lease
-            if ok:
-                taken.add(key)
-            held.append(ok)
-        return held
-
     def extend_lease(
         self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
     ) -> None:
+        check_aware("until", until)
         self._leased_write(self._leases.swap, swap_params(key, lease, until, new_lease))
 
-    def extend_leases(
-        self, items: Sequence[tuple[InstanceKey, str]], until: datetime
-    ) -> list[InstanceKey]:
+    def extend_leases(self, items: Sequence[LeaseRef], until: datetime) -> list[InstanceKey]:
         """One transaction, one ``UPDATE`` per task partition (see ``_leases``)."""
+        check_aware("until", until)
         run = lambda work, single: self._run(work, write=True, single=single)  # noqa: E731
         return extend_batch(run, self._leases, items, until)
 
@@ -410,6 +362,7 @@ class SQLStore(Store):
     # --- instances -------------------------------------------------------------------------------
 
     def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
+        check_next_runs(now, [record.next_run])
         row = written_row(record)
         table = self._schema.instances
 
@@ -429,6 +382,7 @@ class SQLStore(Store):
         A key given twice is written once, with its last record, as one upsert after the other
         would leave it.
         """
+        check_next_runs(now, (record.next_run for record in records))
         latest = {record.key: written_row(record) for record in records}
         table = self._schema.instances
         refused: set[InstanceKey] = set()
@@ -447,11 +401,12 @@ class SQLStore(Store):
         return self._run(lambda conn: conn.execute(stmt).rowcount, write=True, single=True) > 0
 
     def get(self, key: InstanceKey) -> InstanceRecord | None:
-        stmt, params = self._single.get, _key(key)
+        stmt, params = self._single.get, key_params(key)
         row = self._run(lambda conn: conn.execute(stmt, params).first(), write=False, single=True)
         return None if row is None else decode(row)
 
     def quarantine(self, key: InstanceKey, lease: str | None, reason: str, now: datetime) -> bool:
+        check_aware("now", now)
         stmt = self._quarantine[lease is not None]
         params = quarantine_params(key, lease, reason, now)
         return (
@@ -465,7 +420,7 @@ class SQLStore(Store):
         return listed(self._run(lambda conn: conn.execute(stmt).all(), write=False))
 
     def lease_of(self, key: InstanceKey) -> str | None:
-        stmt, params = self._single.lease, _key(key)
+        stmt, params = self._single.lease, key_params(key)
         lease: str | None = self._run(
             lambda conn: conn.execute(stmt, params).scalar(), write=False, single=True
         )
@@ -474,8 +429,7 @@ class SQLStore(Store):
     def list_instances(
         self, task: str, partition: int, limit: int, after: str | None = None
     ) -> list[InstanceRecord]:
-        if limit <= 0:
-            return []
+        check_limit(limit)
         table = self._schema.instances
         c = table.c
         stmt = select(*readable_columns(table, self._dialect.name))
@@ -531,68 +485,5 @@ class SQLStore(Store):
         return str(value or 0)
 
 
-def _committed(next_run: datetime, now: datetime, status: str) -> dict[str, Any]:
-    return {
-        "next_run": next_run,
-        "ready_at": next_run,
-        "locked_until": None,
-        "lease": None,
-        "locked_by": None,
-        "last_run_at": now,
-        "last_status": status,
-    }
-
-
-def _unlocked(table: Any) -> dict[str, Any]:
-    return {"locked_until": None, "lease": None, "locked_by": None, "ready_at": table.c.next_run}
-
-
 def _digest(ident: str) -> str:
     return hashlib.sha256(ident.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class _SingleRow:
-    """Statements on one instance, with parameters ``k_task``, ``k_partition``, ``k_instance``
-    (and ``k_lease`` for those that need the current lease)."""
-
-    get: Executable
-    lease: Executable
-    commit: Executable  # + next_run, now, status
-    commit_delete: Executable
-    unlock: Executable
-
-
-def _single_row_statements(table: Table, dialect: Dialect) -> _SingleRow:
-    c = table.c
-    key = (
-        c.task == bindparam("k_task", type_=c.task.type),
-        c.partition == bindparam("k_partition", type_=c.partition.type),
-        c.instance == bindparam("k_instance", type_=c.instance.type),
-    )
-    leased = (*key, c.lease == bindparam("k_lease", type_=c.lease.type))
-    next_run = bindparam("next_run", type_=c.next_run.type)
-    released = {"locked_until": None, "lease": None, "locked_by": None}
-    return _SingleRow(
-        get=select(*readable_columns(table, dialect.name)).where(*key),
-        lease=select(c.lease).where(*key),
-        commit=update(table)
-        .where(*leased)
-        .values(
-            next_run=next_run,
-            ready_at=next_run,
-            last_run_at=bindparam("now", type_=c.last_run_at.type),
-            last_status=bindparam("status", type_=c.last_status.type),
-            **released,
-        ),
-        commit_delete=delete(table).where(*leased),
-        unlock=update(table).where(*leased).values(ready_at=c.next_run, **released),
-    )
-
-
-def _key(key: InstanceKey) -> dict[str, Any]:
-    return {"k_task": key.task, "k_partition": key.partition, "k_instance": key.instance}
-
-
-def _leased(key: InstanceKey, lease: str) -> dict[str, Any]:
-    return {**_key(key), "k_lease": lease}

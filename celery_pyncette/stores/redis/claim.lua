@@ -13,7 +13,7 @@
 --
 -- Returns one JSON text (cjson): an array holding, for each candidate taken, [i, fields] with
 -- fields its hash after the change as n s a u l o r t (false where a field is absent; the order
--- is RECORD_FIELDS in redis/_layout.py) when it was leased, or [i, reason] (a string) when it was
+-- claimed_records in _layout.py unpacks) when it was leased, or [i, reason] (a string) when it was
 -- quarantined; "" when none was taken. One string parses much faster in the client than a nested
 -- reply of bulk strings. The fields are read once, before the lease is written; the lease's own
 -- fields are the values written. A candidate another caller leased since it was read is skipped.
