@@ -19,17 +19,16 @@ import logging
 import operator
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from celery_pyncette import _clock as clock
 from celery_pyncette._definitions import validate_args
 from celery_pyncette._strike_values import equal, same_kind
-from celery_pyncette.stores.base import Store, Strike
+from celery_pyncette.stores.base import Store, Strike, StrikeOperator
 
 logger = logging.getLogger("celery_pyncette.strikes")
 
 #: The operators a strike may use.
-StrikeOperator = Literal["==", "!=", "<", "<=", ">", ">="]
 OPERATOR_NAMES: tuple[StrikeOperator, ...] = get_args(StrikeOperator)
 
 OPERATORS: dict[str, Callable[[Any, Any], Any]] = {

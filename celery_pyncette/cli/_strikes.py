@@ -17,6 +17,7 @@ import click
 from celery_pyncette._read_model import sorted_strikes, strike_row
 from celery_pyncette._strike_values import looks_typed, parse_literal
 from celery_pyncette._strikes import OPERATOR_NAMES as STRIKE_OPERATORS
+from celery_pyncette._strikes import make_strike
 from celery_pyncette.cli._common import (
     F,
     emit,
@@ -121,7 +122,8 @@ def restore(
         fail(exc)
     if not removed and not missing_ok:
         raise click.ClickException("no such strike (see `celery pyncette strikes`)")
-    row = {**_strike_cells(Strike(target, parameter, operator, value), as_json), "removed": removed}
+    shown = make_strike(target, parameter, operator, value)
+    row = {**_strike_cells(shown, as_json), "removed": removed}
     emit([row], [*COLUMNS, "removed"], as_json)
 
 

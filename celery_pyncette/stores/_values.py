@@ -19,6 +19,9 @@ STATIC_INSTANCE = "__static__"
 #: struck (advanced without running), or was sent (at-most-once: committed before sending).
 Status = Literal["success", "failed", "struck", "sent"]
 
+#: The comparison a strike with a parameter makes.
+StrikeOperator = Literal["==", "!=", "<", "<=", ">", ">="]
+
 
 @dataclass(frozen=True, slots=True)
 class InstanceKey:
@@ -173,7 +176,7 @@ class Strike:
 
     task: str | None
     parameter: str | None = None
-    operator: str | None = None
+    operator: StrikeOperator | None = None
     value: Any = None
 
 
