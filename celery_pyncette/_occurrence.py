@@ -38,20 +38,6 @@ class Occurrence:
         """The stored instance this occurrence belongs to."""
         return InstanceKey(self.task, self.partition, self.instance or STATIC_INSTANCE)
 
-    def to_header(self) -> dict[str, Any]:
-        """The JSON value of the ``pyncette`` header."""
-        return header_value(
-            self.task,
-            self.instance,
-            self.partition,
-            self.scheduled_at,
-            self.mode,
-            self.lease,
-            self.locked_until,
-            self.spec,
-            self.slot,
-        )
-
     @classmethod
     def from_header(cls, value: Any) -> Occurrence | None:
         """Parse a header value; ``None`` when it is absent or not ours (a malformed one raises)."""
@@ -84,7 +70,8 @@ def header_value(
     slot: LeaseRef | None,
     iso: dict[datetime, str] | None = None,
 ) -> dict[str, Any]:
-    """The ``pyncette`` header of an occurrence (:meth:`Occurrence.to_header`), built without an
+    """The ``pyncette`` header of an occurrence (what :meth:`Occurrence.from_header` reads), built
+    without an
     :class:`Occurrence`: beat makes one for every message it sends. ``iso``, when given, caches
     the ISO texts of the times across calls (a batch's claims share their lease expiry)."""
     if iso is None:
@@ -130,7 +117,17 @@ def update_header(request: Any, occurrence: Occurrence | None) -> None:
     """
     if occurrence is None or occurrence.lease is None:
         return
-    value = occurrence.to_header()
+    value = header_value(
+        occurrence.task,
+        occurrence.instance,
+        occurrence.partition,
+        occurrence.scheduled_at,
+        occurrence.mode,
+        occurrence.lease,
+        occurrence.locked_until,
+        occurrence.spec,
+        occurrence.slot,
+    )
     if isinstance(getattr(request, HEADER, None), Mapping):
         setattr(request, HEADER, value)
     headers = getattr(request, "headers", None)

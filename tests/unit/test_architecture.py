@@ -48,20 +48,6 @@ LAYERS: dict[str, int] = {
 #: Pairs of units that must not import each other, whatever their layers.
 APART = [("_dispatch", "worker"), ("_publish", "worker"), ("beat", "worker")]
 
-#: The public modules: the ones the docs name (everything else starts with an underscore).
-PUBLIC_TOP_LEVEL = {
-    "beat",
-    "cli",
-    "dashboard",
-    "errors",
-    "importers",
-    "metrics",
-    "schedules",
-    "stores",
-    "worker",
-}
-
-
 def module_name(path: Path, root: Path = PACKAGE) -> str:
     parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
@@ -144,15 +130,6 @@ def test_beat_side_and_worker_side_stay_apart() -> None:
             if pair in {tuple(sorted(p)) for p in APART}:
                 wrong.append(f"{module_name(path)} imports {target}")
     assert not wrong, "\n".join(wrong)
-
-
-def test_only_documented_modules_are_public() -> None:
-    public = {
-        module_name(p).split(".")[0]
-        for p in modules()
-        if module_name(p) and not module_name(p).split(".")[0].startswith("_")
-    }
-    assert public == PUBLIC_TOP_LEVEL
 
 
 def test_the_check_sees_a_wrong_import(tmp_path: Path) -> None:

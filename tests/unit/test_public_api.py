@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import celery_pyncette
+
+#: The public modules: the ones the docs name; every other module starts with an underscore.
+PUBLIC_MODULES = {
+    "beat",
+    "cli",
+    "dashboard",
+    "errors",
+    "importers",
+    "metrics",
+    "schedules",
+    "stores",
+    "stores.base",
+    "stores.dynamodb",
+    "stores.memory",
+    "stores.redis",
+    "stores.sql",
+    "worker",
+}
 
 EXPECTED = [
     "BulkWriteError",
@@ -57,3 +77,15 @@ def test_the_scheduler_is_a_celery_beat_scheduler_reachable_by_its_alias() -> No
     assert issubclass(celery_pyncette.Scheduler, CeleryScheduler)
     (command,) = [e for e in entry_points(group="celery.commands") if e.name == "pyncette"]
     assert command.load().name == "pyncette"
+
+
+def test_only_the_documented_modules_are_public() -> None:
+    package = Path(celery_pyncette.__file__).parent
+    public = set()
+    for path in package.rglob("*.py"):
+        parts = list(path.relative_to(package).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts and not any(part.startswith("_") for part in parts):
+            public.add(".".join(parts))
+    assert public == PUBLIC_MODULES
