@@ -18,7 +18,9 @@ import pytest
 from tests.packaging.readme import ROOT, exercise_quick_start
 from tests.support.servers import require_server
 
-pytestmark = [pytest.mark.e2e, pytest.mark.server]
+#: The README runs share one Redis database and the default queue (tests/packaging/readme.py):
+#: one xdist worker runs them one after the other, or each would consume the other's messages.
+pytestmark = [pytest.mark.e2e, pytest.mark.server, pytest.mark.xdist_group("readme-broker")]
 
 
 def _run(*command: str | Path, cwd: Path) -> None:
