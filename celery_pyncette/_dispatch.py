@@ -20,10 +20,13 @@ from collections.abc import Callable, Iterable
 from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from celery.utils.dispatch import Signal
+
+from celery_pyncette import _events as events
 from celery_pyncette import _quarantine as quarantine
-from celery_pyncette import metrics
+from celery_pyncette import metrics, signals
 from celery_pyncette._concurrency import Slots
 from celery_pyncette._definitions import ExecutionMode, TaskDefinition
 from celery_pyncette._occurrence import HEADER, header_value
@@ -209,6 +212,9 @@ class Dispatcher:
         )
         ready = [Due(record, schedule) for record, schedule in decoded]
         healthy = len(ready)
+        if signals.occurrence_claimed.receivers:
+            for due in ready:
+                _send(signals.occurrence_claimed, definition, due, lease=due.record.lease)
         ready = self._skip_struck(definition, ready, now)
         if definition.concurrency_limit is not None:
             ready = self._take_slots(definition, ready, now)
@@ -224,15 +230,20 @@ class Dispatcher:
         view = self.runtime.strike_view
         if not view.current():
             return ready
-        struck = [
-            d for d in ready if view.struck(definition.name, {**definition.args, **d.record.args})
-        ]
-        if not struck:
+        strikes = {
+            d.record.key: strike
+            for d in ready
+            if (strike := view.struck(definition.name, {**definition.args, **d.record.args}))
+        }
+        if not strikes:
             return ready
+        struck = [d for d in ready if d.record.key in strikes]
         failed = set(self._commit(definition, struck, now, "struck"))
         for due in struck:
             if due.record.key not in failed:
                 logger.info("skipped %s: struck", self._describe(definition, due))
+                strike = strikes[due.record.key]
+                _send(signals.occurrence_struck, definition, due, strike=strike, by="beat")
         skipped = {d.record.key for d in struck}
         return [d for d in ready if d.record.key not in skipped]
 
@@ -291,6 +302,10 @@ class Dispatcher:
         messages = [self._message(definition, d, iso) for d in ready]
         unsent_at = set(self.publisher.publish(messages))
         unsent = [ready[i] for i in sorted(unsent_at)]
+        if signals.occurrence_sent.receivers:
+            for index, due in enumerate(ready):
+                if index not in unsent_at:
+                    _send(signals.occurrence_sent, definition, due)
         if len(unsent) < len(ready):
             self._cover_queue_wait(
                 definition, [d for i, d in enumerate(ready) if i not in unsent_at]
@@ -395,3 +410,9 @@ class Dispatcher:
             args=definition.positional,
             options=definition.options,
         )
+
+
+def _send(signal: Signal, definition: TaskDefinition, due: Due, **arguments: Any) -> None:
+    key = due.record.key
+    instance = None if key.instance == STATIC_INSTANCE else key.instance
+    events.send(signal, definition.name, instance, key.partition, due.scheduled_at, **arguments)

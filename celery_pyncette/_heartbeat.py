@@ -23,6 +23,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from celery_pyncette import _events as events
+from celery_pyncette import signals
 from celery_pyncette._context import Context
 from celery_pyncette.errors import LeaseLostError, StoreError
 
@@ -86,6 +88,15 @@ def _beat_once(context: Context) -> bool:
     except LeaseLostError:
         context.lease_lost = True
         logger.warning("lease of %r was lost; the occurrence may run again elsewhere", context)
+        if context.occurrence is not None:
+            occurrence = context.occurrence
+            events.send(
+                signals.lease_lost,
+                context.task.name,
+                occurrence.instance,
+                occurrence.partition,
+                occurrence.scheduled_at,
+            )
         return False
     except StoreError:
         logger.warning("heartbeat of %r failed; retrying", context, exc_info=True)

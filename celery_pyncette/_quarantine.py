@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from celery_pyncette import metrics
+from celery_pyncette import metrics, signals
 from celery_pyncette.schedules import Schedule
 from celery_pyncette.stores.base import (
     STATIC_INSTANCE,
@@ -73,6 +73,8 @@ def announce(key: InstanceKey, reason: str, found_by: str) -> None:
         reason,
     )
     metrics.record_quarantined(key.task)
+    if signals.record_quarantined.receivers:
+        signals.record_quarantined.send(sender=key.task, key=key, reason=reason, found_by=found_by)
 
 
 def report(quarantined: Sequence[Quarantined]) -> None:

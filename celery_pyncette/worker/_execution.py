@@ -13,9 +13,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import Ignore, Reject, Retry
+from celery.utils.dispatch import Signal
 
+from celery_pyncette import _events as events
 from celery_pyncette import _quarantine as quarantine
-from celery_pyncette import metrics
+from celery_pyncette import metrics, signals
 from celery_pyncette._concurrency import release
 from celery_pyncette._context import Context
 from celery_pyncette._definitions import ExecutionMode, FailureMode, TaskDefinition
@@ -83,6 +85,7 @@ class Execution:
             store.extend_lease(occurrence.key, occurrence.lease, until, new_lease=token)
         except LeaseLostError:
             metrics.record_lease_lost(self.definition.name)
+            self._signal(signals.lease_lost)
             logger.warning(
                 "%s %s: its lease was taken over (a redelivered or re-sent message)",
                 "skipped" if can_skip else "running (a plain task cannot be skipped)",
@@ -134,6 +137,7 @@ class Execution:
         if strike is None:
             return False
         logger.info("skipped %s: struck by %s", self.described, strike)
+        self._signal(signals.occurrence_struck, strike=strike, by="worker")
         self._settle("struck")
         return True
 
@@ -168,7 +172,11 @@ class Execution:
         if self.definition.execution_mode is ExecutionMode.AT_MOST_ONCE or mode is FailureMode.NONE:
             outcome = "lease kept" if occurrence.lease else "not retried (at-most-once)"
             logger.warning("failed %s (%s): %s", self.described, type(exc).__name__, outcome)
-            self._apply_instance_changes()
+            if not self._apply_instance_changes():
+                self._signal(
+                    signals.occurrence_settled,
+                    outcome="kept" if occurrence.lease else "not settled",
+                )
             return
         if mode is FailureMode.COMMIT:
             logger.warning("failed %s (%s): committed", self.described, type(exc).__name__)
@@ -176,13 +184,16 @@ class Execution:
             return
         logger.warning("failed %s (%s): unlocked", self.described, type(exc).__name__)
         lease = occurrence.lease
-        if lease is not None:
-            self._guard(lambda: self.runtime.store.unlock(occurrence.key, lease))
+        if lease is not None and self._guard(
+            lambda: self.runtime.store.unlock(occurrence.key, lease)
+        ):
+            self._signal(signals.occurrence_settled, outcome="unlocked")
 
     def _settle(self, status: Status) -> None:
         occurrence = self.occurrence
         if occurrence is None or occurrence.lease is None:
-            self._apply_instance_changes()
+            if not self._apply_instance_changes():
+                self._signal(signals.occurrence_settled, outcome="not settled")
             return
         if self._apply_instance_changes():
             return
@@ -204,6 +215,7 @@ class Execution:
             lambda: self.runtime.store.commit(occurrence.key, lease, next_run, now, status)
         ):
             metrics.record_commit(self.definition.name, status)
+            self._signal(signals.occurrence_settled, outcome=status)
             logger.info(
                 "committed %s: %s, next run %s",
                 self.described,
@@ -212,25 +224,42 @@ class Execution:
             )
 
     def _apply_instance_changes(self) -> bool:
-        """Apply ``context.unschedule()`` / ``reschedule()``; True when one was applied."""
+        """Apply ``context.unschedule()`` / ``reschedule()``; True when one was applied (the
+        ``occurrence_settled`` signal then says which, once the store took it)."""
         occurrence, context = self.occurrence, self.context
         if occurrence is None:
             return False
         store = self.runtime.store
         if context.unscheduled:
-            self._guard(lambda: store.delete(occurrence.key))
+            if self._guard(lambda: store.delete(occurrence.key)):
+                self._signal(signals.occurrence_settled, outcome="removed")
             return True
         if context.rescheduled is not None:
             schedule, args = context.rescheduled
             now = self.runtime.now()
             first = schedule.first_run(now)
             if first is None:
-                self._guard(lambda: store.delete(occurrence.key))
+                if self._guard(lambda: store.delete(occurrence.key)):
+                    self._signal(signals.occurrence_settled, outcome="removed")
                 return True
             record = InstanceRecord(occurrence.key, first, schedule.to_spec(), args)
-            self._guard(lambda: store.upsert(record, now, force=True))
+            if self._guard(lambda: store.upsert(record, now, force=True)):
+                self._signal(signals.occurrence_settled, outcome="rescheduled")
             return True
         return False
+
+    def _signal(self, signal: Signal, **arguments: Any) -> None:
+        """Send ``signal`` about this occurrence (nothing for a direct call)."""
+        occurrence = self.occurrence
+        if occurrence is not None:
+            events.send(
+                signal,
+                self.definition.name,
+                occurrence.instance,
+                occurrence.partition,
+                occurrence.scheduled_at,
+                **arguments,
+            )
 
     @property
     def described(self) -> str:
@@ -249,6 +278,7 @@ class Execution:
             action()
         except LeaseLostError:
             metrics.record_lease_lost(self.definition.name)
+            self._signal(signals.lease_lost)
             logger.warning(
                 "lease of %s was lost before its outcome was recorded; it may run again",
                 self.described,

@@ -307,3 +307,41 @@ if os.environ.get("E2E_CLOCK_OFFSET"):
         return _real_utcnow() + _CLOCK_OFFSET
 
     _clock.utcnow = _skewed_utcnow
+
+
+# --- the scheduler's signals --------------------------------------------------------------------
+# ``E2E_SIGNALS=1``: every celery-pyncette signal appends one line to the side channel (with the
+# process that sent it), and one broken receiver of ``occurrence_sent`` raises every time.
+
+if os.environ.get("E2E_SIGNALS") == "1":
+    import sys
+
+    from celery_pyncette import signals as pyncette_signals
+
+    ROLE = "beat" if "beat" in sys.argv else "worker"
+
+    def _record_signal(name: str) -> Callable[..., None]:
+        def receiver(sender: Any = None, **arguments: Any) -> None:
+            scheduled_at = arguments.get("scheduled_at")
+            event = {
+                "signal": name,
+                "role": ROLE,
+                "sender": sender,
+                "task": arguments.get("task"),
+                "instance": arguments.get("instance"),
+                "scheduled_at": scheduled_at.isoformat() if scheduled_at else None,
+                "outcome": arguments.get("outcome"),
+                "lease": arguments.get("lease"),
+                "pid": os.getpid(),
+            }
+            with open(os.environ["E2E_EVENTS"], "a", encoding="utf-8") as events:
+                events.write(json.dumps(event) + "\n")
+
+        return receiver
+
+    for _name in pyncette_signals.__all__:
+        getattr(pyncette_signals, _name).connect(_record_signal(_name), weak=False)
+
+    @pyncette_signals.occurrence_sent.connect(weak=False)
+    def _broken_receiver(**_: Any) -> None:
+        raise RuntimeError("a receiver that raises")

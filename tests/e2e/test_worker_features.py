@@ -241,3 +241,41 @@ def test_a_per_argument_concurrency_limit_holds_across_workers(
     assert overlaps == [], "two runs for customer 1 overlapped"
     assert len({e["pid"] for e in events if e.get("phase")}) >= 2 or len(spans) >= 8
     pyncette.close()
+
+
+def test_signals_tell_each_occurrence_from_claim_to_settlement(deploy: Deploy) -> None:
+    d = deploy(["every_second", "fail_unlock"], E2E_SIGNALS="1")
+    d.start_beat()
+    d.start_worker()
+    d.must_live = {"beat", "worker"}
+
+    def settled_both(events: list[Event]) -> bool:
+        outcomes = {
+            (e["task"], e["outcome"]) for e in events if e.get("signal") == "occurrence_settled"
+        }
+        return {("e2e.every_second", "success"), ("e2e.fail_unlock", "unlocked")} <= outcomes
+
+    events = d.wait_for(settled_both, 40, "both tasks settled")
+    signalled = [e for e in events if e.get("signal")]
+    for e in signalled:
+        expected_role = (
+            "beat" if e["signal"] in ("occurrence_claimed", "occurrence_sent") else "worker"
+        )
+        assert e["role"] == expected_role, e
+        assert e["sender"] == e["task"], e
+    ran = {
+        e["scheduled_at"] for e in events if e["task"] == "e2e.every_second" and not e.get("signal")
+    }
+    settled = {
+        e["scheduled_at"]
+        for e in signalled
+        if e["signal"] == "occurrence_settled" and e["task"] == "e2e.every_second"
+    }
+    claimed = {e["scheduled_at"] for e in signalled if e["signal"] == "occurrence_claimed"}
+    sent = {e["scheduled_at"] for e in signalled if e["signal"] == "occurrence_sent"}
+    assert settled, "no occurrence settled"
+    assert settled <= ran, "each settled occurrence ran"
+    assert settled <= sent <= claimed, "settled after sent after claimed"
+    assert all(e["lease"] for e in signalled if e["signal"] == "occurrence_claimed")
+    # The receiver that raises on every send was logged, and sending went on.
+    assert "a receiver that raises" in d.log("beat")

@@ -14,7 +14,17 @@ PACKAGE = Path(celery_pyncette.__file__).parent
 LAYERS: dict[str, int] = {
     **dict.fromkeys(["errors", "_ids", "_logs", "_bounds", "_asyncio_bridge"], 0),
     **dict.fromkeys(
-        ["stores.base", "schedules", "_records", "_names", "_strike_values", "metrics"], 1
+        [
+            "stores.base",
+            "schedules",
+            "_records",
+            "_names",
+            "_strike_values",
+            "metrics",
+            "signals",
+            "_events",
+        ],
+        1,
     ),
     "stores": 2,
     **dict.fromkeys(
@@ -47,6 +57,7 @@ LAYERS: dict[str, int] = {
 
 #: Pairs of units that must not import each other, whatever their layers.
 APART = [("_dispatch", "worker"), ("_publish", "worker"), ("beat", "worker")]
+
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:
     parts = list(path.relative_to(root).with_suffix("").parts)

@@ -15,6 +15,7 @@ PUBLIC_MODULES = {
     "importers",
     "metrics",
     "schedules",
+    "signals",
     "stores",
     "stores.base",
     "stores.dynamodb",
