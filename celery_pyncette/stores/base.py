@@ -92,7 +92,6 @@ class Store(abc.ABC):
         connections (the memory store) need do nothing.
         """
 
-    @abc.abstractmethod
     def claim_due(
         self,
         task: str,
@@ -109,7 +108,9 @@ class Store(abc.ABC):
         lease is valid, whatever the number of concurrent claimers. A record that cannot be decoded
         never makes the claim raise: it is quarantined and left out (:meth:`claim` reports it).
         """
+        return self.claim(task, partition, now, limit, lease_duration, owner).records
 
+    @abc.abstractmethod
     def claim(
         self,
         task: str,
@@ -122,10 +123,8 @@ class Store(abc.ABC):
         """:meth:`claim_due`, reporting the records it quarantined on the way.
 
         Quarantined records count against ``limit`` (a batch shorter than ``limit`` still means
-        nothing more was claimable). Stores that can meet undecodable records override this and
-        make :meth:`claim_due` return its ``records``.
+        nothing more was claimable).
         """
-        return ClaimedBatch(now, self.claim_due(task, partition, now, limit, lease_duration, owner))
 
     def claim_batches(
         self,

@@ -15,7 +15,7 @@ from celery_pyncette._ids import lease_tokens
 from celery_pyncette.errors import LeaseLostError, TaskLockedError
 from celery_pyncette.stores._checks import check_aware, check_claim, check_limit, check_next_runs
 from celery_pyncette.stores.base import (
-    ClaimedRecord,
+    ClaimedBatch,
     InstanceKey,
     InstanceRecord,
     Quarantined,
@@ -38,7 +38,7 @@ class MemoryStore(Store):
         self._strikes: dict[str, Strike] = {}
         self._strikes_version = 0
 
-    def claim_due(
+    def claim(
         self,
         task: str,
         partition: int,
@@ -46,7 +46,7 @@ class MemoryStore(Store):
         limit: int,
         lease_duration: timedelta,
         owner: str,
-    ) -> list[ClaimedRecord]:
+    ) -> ClaimedBatch:
         check_claim(now, limit, lease_duration)
         with self._lock:
             due = sorted(
@@ -68,7 +68,7 @@ class MemoryStore(Store):
             ]
             for record in leased:
                 self._records[record.key] = record
-            return [claimed(record) for record in leased]
+            return ClaimedBatch(now, [claimed(record) for record in leased])
 
     def due_partitions(
         self, groups: Sequence[tuple[str, int]], now: datetime

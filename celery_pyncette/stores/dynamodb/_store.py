@@ -21,7 +21,6 @@ from celery_pyncette.errors import StoreError, TaskLockedError
 from celery_pyncette.stores._checks import check_aware, check_claim, check_limit, check_next_runs
 from celery_pyncette.stores.base import (
     ClaimedBatch,
-    ClaimedRecord,
     InstanceKey,
     InstanceRecord,
     LeaseRef,
@@ -231,17 +230,6 @@ class DynamoDBStore(Store):
         """
         check_aware("now", now)
         return _claims.due_partitions(self, groups, now)
-
-    def claim_due(
-        self,
-        task: str,
-        partition: int,
-        now: datetime,
-        limit: int,
-        lease_duration: timedelta,
-        owner: str,
-    ) -> list[ClaimedRecord]:
-        return self.claim(task, partition, now, limit, lease_duration, owner).records
 
     def claim(
         self,

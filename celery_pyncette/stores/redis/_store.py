@@ -134,17 +134,6 @@ class RedisStore(Store):
 
     # --- claims ---------------------------------------------------------------------------------
 
-    def claim_due(
-        self,
-        task: str,
-        partition: int,
-        now: datetime,
-        limit: int,
-        lease_duration: timedelta,
-        owner: str,
-    ) -> list[ClaimedRecord]:
-        return self.claim(task, partition, now, limit, lease_duration, owner).records
-
     def claim(
         self,
         task: str,
