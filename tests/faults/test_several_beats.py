@@ -52,7 +52,8 @@ def names() -> list[str]:
 
 
 def scatter(client: Client, mode: str, over: float) -> None:
-    """Write the 10,000 once-offs, due over ``over`` seconds from now."""
+    """Write the 10,000 once-offs, due over ``over`` seconds from now. The beats are started
+    afterwards, so that they face the backlog due by then at once."""
     client.pyncette.scatter(client.tasks[mode], names(), over=timedelta(seconds=over))
 
 
@@ -172,12 +173,11 @@ def test_a_beat_killed_while_dispatching_10000_occurrences_is_taken_over_within_
         deployed = deploy(redis_broker, target.url, target.namespace, [], E2E_LEASE=str(lease))
         start_workers(deployed)
 
-        # Given three running beats dispatching 10,000 occurrences falling due over 12 s from
-        # when they run (all at once, or while the beats start, they would have sent nearly all
-        # of them before beat1 hangs)
+        # Given three beats dispatching 10,000 occurrences falling due over 12 s (all at once,
+        # the beats would have sent nearly all of them before beat1 hangs)
+        scatter(client, mode, over=12)
         beat1_env = {"E2E_BROKER": with_port(redis_broker, beat1_broker.port)}
         owners = start_beats(deployed, {"beat1": beat1_env})
-        scatter(client, mode, over=12)
         wait_until(
             deployed,
             lambda: (
