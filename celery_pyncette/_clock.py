@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from celery_pyncette.errors import StoreError
 
@@ -25,6 +25,13 @@ WARN_OFFSET = timedelta(seconds=1)
 def utcnow() -> datetime:
     """The current time, aware UTC."""
     return datetime.now(timezone.utc)
+
+
+class Clock(Protocol):
+    """What leases and due times are judged by: :class:`StoreClock`, or a simulation's clock."""
+
+    def now(self) -> datetime:
+        """The current time (aware UTC)."""
 
 
 class StoreClock:

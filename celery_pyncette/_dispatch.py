@@ -30,7 +30,7 @@ from celery_pyncette import metrics, signals
 from celery_pyncette._concurrency import Slots
 from celery_pyncette._definitions import ExecutionMode, TaskDefinition
 from celery_pyncette._occurrence import HEADER, header_value
-from celery_pyncette._publish import OutgoingMessage, Publisher
+from celery_pyncette._publish import MessageSender, OutgoingMessage, Publisher
 from celery_pyncette._queue_wait import QueueWaitCover
 from celery_pyncette.errors import CorruptRecordError, StoreError
 from celery_pyncette.schedules import Schedule, schedule_from_spec
@@ -115,6 +115,11 @@ def sync_static(runtime: Runtime, definitions: Iterable[TaskDefinition], now: da
         )
 
 
+def polled_groups(definitions: Iterable[TaskDefinition]) -> list[tuple[str, int]]:
+    """The ``(task, partition)`` groups a tick claims from: each enabled task's polled ones."""
+    return [(d.name, p) for d in definitions if d.enabled for p in d.polled_partitions]
+
+
 @dataclass(frozen=True, slots=True)
 class Due:
     """A claimed record ready to send, with its schedule."""
@@ -132,10 +137,12 @@ class Due:
 class Dispatcher:
     """The work of one beat tick over every polled task partition."""
 
-    def __init__(self, runtime: Runtime, owner: str) -> None:
+    def __init__(
+        self, runtime: Runtime, owner: str, publisher: MessageSender | None = None
+    ) -> None:
         self.runtime = runtime
         self.owner = owner
-        self.publisher = Publisher(runtime.app)
+        self.publisher: MessageSender = publisher or Publisher(runtime.app)
         self.slots = Slots(owner)
         self.queue_wait = QueueWaitCover()
         #: Asked between batches; True stops claiming (a shutdown was requested).
@@ -154,7 +161,7 @@ class Dispatcher:
 
     def _dispatch(self, definitions: Iterable[TaskDefinition]) -> bool:
         active = [d for d in definitions if d.enabled]
-        groups = [(d.name, p) for d in active for p in d.polled_partitions]
+        groups = polled_groups(active)
         if not groups:
             return False
         due = self.runtime.store.due_partitions(groups, self.runtime.now())

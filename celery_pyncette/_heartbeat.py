@@ -10,7 +10,8 @@ A background thread (for ``async def`` functions, an asyncio task) calls
 :meth:`Context.heartbeat` every ``lease_duration * lease_remaining_ratio``. When the lease is lost,
 ``context.lease_lost`` is set and the heartbeat stops; with ``cancel_on_lease_lost=True`` an
 ``async def`` function is cancelled (a thread cannot be stopped from outside, so a sync function
-should check ``context.lease_lost`` at convenient points).
+should check ``context.lease_lost`` at convenient points). Under a simulation
+(:mod:`celery_pyncette.testing`) the heartbeats run on its simulated clock instead.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from celery_pyncette import _events as events
+from celery_pyncette import _timers as timers
 from celery_pyncette import signals
 from celery_pyncette._context import Context
 from celery_pyncette.errors import LeaseLostError, StoreError
@@ -48,6 +50,15 @@ def with_heartbeat(
             @functools.wraps(function)
             async def run_async(context: Context, *args: Any, **kwargs: Any) -> Any:
                 main = asyncio.current_task()
+                simulated = timers.current()
+                if simulated is not None:
+                    cancel = main.cancel if cancel_on_lease_lost and main is not None else None
+                    loop = asyncio.get_running_loop()
+                    stop = _simulated(simulated, context, lease_remaining_ratio, cancel, loop)
+                    try:
+                        return await function(context, *args, **kwargs)
+                    finally:
+                        stop()
                 beating = asyncio.ensure_future(
                     _beat_async(
                         context, lease_remaining_ratio, main if cancel_on_lease_lost else None
@@ -62,6 +73,13 @@ def with_heartbeat(
 
         @functools.wraps(function)
         def run(context: Context, *args: Any, **kwargs: Any) -> Any:
+            simulated = timers.current()
+            if simulated is not None:
+                cancel = _simulated(simulated, context, lease_remaining_ratio, None, None)
+                try:
+                    return function(context, *args, **kwargs)
+                finally:
+                    cancel()
             stop = threading.Event()
             beating = threading.Thread(
                 target=_beat_thread,
@@ -101,6 +119,24 @@ def _beat_once(context: Context) -> bool:
     except StoreError:
         logger.warning("heartbeat of %r failed; retrying", context, exc_info=True)
     return True
+
+
+def _simulated(
+    simulated: timers.Timers,
+    context: Context,
+    ratio: float,
+    cancel: Callable[[], Any] | None,
+    loop: asyncio.AbstractEventLoop | None,
+) -> Callable[[], None]:
+    """Heartbeat on a simulation's clock; returns the function that stops it."""
+
+    def beat() -> bool:
+        alive = _beat_once(context)
+        if not alive and cancel is not None and loop is not None:
+            loop.call_soon_threadsafe(cancel)
+        return alive
+
+    return simulated.every(context.lease_duration.total_seconds() * ratio, beat)
 
 
 def _beat_thread(context: Context, ratio: float, stop: threading.Event) -> None:

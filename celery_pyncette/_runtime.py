@@ -13,9 +13,11 @@ a worker that meets an app without one creates it from ``app.conf``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import weakref
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +25,7 @@ from celery import Celery
 
 from celery_pyncette import _fixtures as fixture_lifecycle
 from celery_pyncette._catalog import Catalog
-from celery_pyncette._clock import StoreClock
+from celery_pyncette._clock import Clock, StoreClock
 from celery_pyncette._config import Settings, settings_from
 from celery_pyncette._definitions import TaskDefinition
 from celery_pyncette._routing import PartitionRouter
@@ -82,7 +84,7 @@ class _ProcessState:
     def __init__(self, store: Store | None) -> None:
         self.pid = os.getpid()
         self.store = store
-        self.clock: StoreClock | None = None
+        self.clock: Clock | None = None
         self.strike_view: StrikeView | None = None
         self.fixtures: fixture_lifecycle.ActiveFixtures | None = None
 
@@ -154,6 +156,27 @@ class Runtime:
         with self._lock:
             self._process().store = store
 
+    @contextlib.contextmanager
+    def substituted(self, store: Store, clock: Clock) -> Iterator[None]:
+        """Run with ``store`` (set up by the caller) and ``clock`` in place of this process's own.
+
+        For simulations (:mod:`celery_pyncette.testing`): the whole process state (store, clock,
+        strike view, fixtures) and the partition router are swapped for fresh ones, and restored
+        on exit, after the fixtures set up meanwhile are torn down. The caller closes ``store``.
+        """
+        with self._lock:
+            saved, saved_router = self._process(), self.router
+            state = _ProcessState(store)
+            state.clock = clock
+            self._state = state
+            self.router = PartitionRouter(lambda: self.store, self.now)
+        try:
+            yield
+        finally:
+            self.teardown_fixtures()
+            with self._lock:
+                self._state, self.router = saved, saved_router
+
     def import_store(self) -> None:
         """Import the store's module (for SQL, SQLAlchemy) without connecting.
 
@@ -180,7 +203,9 @@ class Runtime:
         state = self._process()
         view = state.strike_view
         if view is None:
-            view = state.strike_view = StrikeView(self.store, self.settings.poll_interval)
+            view = state.strike_view = StrikeView(
+                self.store, self.settings.poll_interval, lambda: self.now().timestamp()
+            )
         return view
 
     def fixture_values(self) -> dict[str, Any]:

@@ -29,7 +29,8 @@ from celery_pyncette import _clock as clock
 from celery_pyncette import _registry as registry
 from celery_pyncette import metrics
 from celery_pyncette._definitions import TaskDefinition
-from celery_pyncette._dispatch import Dispatcher, sync_static
+from celery_pyncette._dispatch import Dispatcher, polled_groups, sync_static
+from celery_pyncette._publish import MessageSender
 from celery_pyncette._quarantine import GaugeRefresher
 from celery_pyncette._runtime import Runtime, runtime_for
 from celery_pyncette.errors import ConfigurationError, PyncetteError
@@ -91,8 +92,16 @@ def deferred_shutdown() -> Iterator[Callable[[], bool]]:
 class Scheduler(CeleryScheduler):  # type: ignore[misc]
     """A Celery beat scheduler whose schedule lives in a celery-pyncette store."""
 
-    def __init__(self, app: Celery, *args: Any, lazy: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        app: Celery,
+        *args: Any,
+        lazy: bool = False,
+        publisher: MessageSender | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._runtime: Runtime | None = None
+        self._publisher = publisher  # a simulation's (celery_pyncette.testing); else the broker
         self._dispatcher: Dispatcher | None = None
         self._definitions: list[TaskDefinition] = []
         self._synced = False
@@ -120,7 +129,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         runtime = self.runtime
         settings = runtime.settings
         self._definitions = runtime.definitions()
-        self._dispatcher = Dispatcher(runtime, self.owner)
+        self._dispatcher = Dispatcher(runtime, self.owner, self._publisher)
         logger.info(
             "celery-pyncette: store %s, %d task(s), poll interval %ss, beat %s",
             redact(settings.url),
@@ -174,6 +183,10 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         if backlog:
             return 0.0
         return self._sleep(tick_started)
+
+    def polled_groups(self) -> list[tuple[str, int]]:
+        """The ``(task, partition)`` groups this beat's ticks claim from."""
+        return polled_groups(self.runtime.router.polled(self._definitions))
 
     def _report(self) -> None:
         """Refresh this beat's record in the store (for ``celery pyncette status``), throttled."""

@@ -18,7 +18,7 @@ The package, one job per module:
 
 from __future__ import annotations
 
-from celery_pyncette._publish._message import PUBLISH_TIMEOUT, OutgoingMessage
+from celery_pyncette._publish._message import PUBLISH_TIMEOUT, MessageSender, OutgoingMessage
 from celery_pyncette._publish._publisher import CONFIRM_TIMEOUT, CONFIRM_WINDOW, Publisher
 from celery_pyncette._publish._repr import plain_repr
 
@@ -26,6 +26,7 @@ __all__ = [
     "CONFIRM_TIMEOUT",
     "CONFIRM_WINDOW",
     "PUBLISH_TIMEOUT",
+    "MessageSender",
     "OutgoingMessage",
     "Publisher",
     "plain_repr",

@@ -33,6 +33,20 @@ class OutgoingMessage:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
+class MessageSender(Protocol):
+    """What the dispatcher sends batches through: :class:`~._publisher.Publisher`, or a
+    simulation's in-process queue (:mod:`celery_pyncette.testing`)."""
+
+    def publish(self, messages: Sequence[OutgoingMessage]) -> list[int]:
+        """Send ``messages`` in order; return the indexes of those not taken. Never raises."""
+
+    def close(self) -> None:
+        """Release the connection (idempotent)."""
+
+    def after_fork(self) -> None:
+        """Forget, never close, what the parent process opened."""
+
+
 class MessageError(Exception):
     """This message alone could not be sent (its route or its serialisation failed)."""
 

@@ -180,6 +180,25 @@ class Store(abc.ABC):
         """
         return set(groups)
 
+    def earliest_ready(self, groups: Sequence[tuple[str, int]]) -> datetime | None:
+        """The earliest ``ready_at`` of an instance of these ``(task, partition)`` groups, or
+        ``None`` when they hold none. Quarantined instances are left out where the store keeps
+        them apart; an answer earlier than the truth is allowed, never a later one.
+
+        A simulation (:mod:`celery_pyncette.testing`) ticks beat at this time instead of every
+        poll interval. This default pages through :meth:`list_instances`; stores override it
+        with one query.
+        """
+        earliest: datetime | None = None
+        for task, partition in dict.fromkeys(groups):
+            after: str | None = None
+            while page := self.list_instances(task, partition, 1000, after):
+                after = page[-1].key.instance
+                for record in page:
+                    if earliest is None or record.ready_at < earliest:
+                        earliest = record.ready_at
+        return earliest
+
     def server_time(self) -> datetime | None:
         """The store server's clock (aware UTC), or ``None`` when the store has none to offer.
 

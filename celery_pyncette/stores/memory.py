@@ -85,6 +85,19 @@ class MemoryStore(Store):
                 and r.key not in self._quarantined
             }
 
+    def earliest_ready(self, groups: Sequence[tuple[str, int]]) -> datetime | None:
+        """Exactly the earliest ``ready_at`` in the groups, quarantined instances left out."""
+        wanted = set(groups)
+        with self._lock:
+            return min(
+                (
+                    r.ready_at
+                    for r in self._records.values()
+                    if (r.key.task, r.key.partition) in wanted and r.key not in self._quarantined
+                ),
+                default=None,
+            )
+
     def _leased(self, key: InstanceKey, lease: str) -> InstanceRecord:
         record = self._records.get(key)
         if record is None or record.lease != lease:

@@ -94,3 +94,24 @@ def test_server_time_is_the_servers_clock_as_aware_utc_with_microseconds(store: 
 @on([b for b in all_backends() if b.NAME in CLOCKLESS])
 def test_stores_without_a_clock_of_their_own_offer_none(store: Store) -> None:
     assert store.server_time() is None
+
+
+# --- the earliest ready time (what a simulation ticks at) ------------------------------------------
+
+
+def test_earliest_ready_is_the_earliest_next_run_or_live_lease_expiry_of_the_groups(
+    store: Store,
+) -> None:
+    assert store.earliest_ready([("t", 0), ("t", 1)]) is None
+    store.upsert(record("later", 1, T0 + 2 * HOUR), T0)
+    store.upsert(record("elsewhere", 7, T0 - HOUR), T0)  # not a group asked about
+    store.upsert(record("other task", 1, T0 - HOUR, task="u"), T0)
+    assert store.earliest_ready([("t", 0), ("t", 1)]) == T0 + 2 * HOUR
+
+    store.upsert(record("leased", 0, T0), T0)
+    store.claim_due("t", 0, T0, 10, LEASE, "b1")  # ready again when its lease expires
+    assert store.earliest_ready([("t", 0), ("t", 1)]) == T0 + LEASE
+
+    store.upsert(record("due", 1, T0 + timedelta(seconds=5)), T0)
+    assert store.earliest_ready([("t", 0), ("t", 1)]) == T0 + timedelta(seconds=5)
+    assert store.earliest_ready([("t", 7)]) == T0 - HOUR

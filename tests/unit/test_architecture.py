@@ -12,7 +12,7 @@ PACKAGE = Path(celery_pyncette.__file__).parent
 
 #: Layer of each top-level unit (a module, or a package as a whole); see docs/architecture.md.
 LAYERS: dict[str, int] = {
-    **dict.fromkeys(["errors", "_ids", "_logs", "_bounds", "_asyncio_bridge"], 0),
+    **dict.fromkeys(["errors", "_ids", "_logs", "_bounds", "_asyncio_bridge", "_timers"], 0),
     **dict.fromkeys(
         [
             "stores.base",
@@ -51,7 +51,7 @@ LAYERS: dict[str, int] = {
         ["_context", "_heartbeat", "_publish", "_queue_wait", "_dispatch", "worker"], 5
     ),
     **dict.fromkeys(["beat", "_declare", "_instances", "_extension"], 6),
-    **dict.fromkeys(["_overview", "_read_model", "cli", "dashboard", "importers"], 7),
+    **dict.fromkeys(["_overview", "_read_model", "cli", "dashboard", "importers", "testing"], 7),
     "": 8,  # celery_pyncette/__init__.py
 }
 

@@ -22,6 +22,7 @@ PUBLIC_MODULES = {
     "stores.memory",
     "stores.redis",
     "stores.sql",
+    "testing",
     "worker",
 }
 
