@@ -222,8 +222,9 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
                 wake = min(wake, (due - now).total_seconds())
         return max(0.0, wake)
 
-    def close(self) -> None:
-        """Release the store connection; safe to call more than once."""
+    def close(self, *, keep_store: bool = False) -> None:
+        """Release the store connection (unless ``keep_store``: a simulation's store outlives its
+        beats); safe to call more than once."""
         if self._closed:
             return
         self._closed = True
@@ -238,7 +239,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         try:
             super().close()
         finally:
-            if self._runtime is not None:
+            if self._runtime is not None and not keep_store:
                 try:
                     self._runtime.close()
                 except PyncetteError:

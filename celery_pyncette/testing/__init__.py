@@ -35,17 +35,23 @@ __all__ = ["Execution", "Simulation", "simulate", "sleep"]
 
 @contextlib.contextmanager
 def simulate(
-    pyncette: Pyncette, *others: Pyncette, start: datetime | None = None, url: str = "memory://"
+    pyncette: Pyncette,
+    *others: Pyncette,
+    start: datetime | None = None,
+    url: str = "memory://",
+    beats: int = 1,
 ) -> Iterator[Simulation]:
     """Simulate ``pyncette``'s beat and workers (and those of ``others``, apps sharing the store)
-    from ``start`` (aware; default now) on a fresh store at ``url``.
+    from ``start`` (aware; default now) on a fresh store at ``url``, with ``beats`` beats per app
+    (they claim from the same partitions, as several beat processes do).
 
     Declared tasks, middlewares and fixtures are the apps' own; schedule instances inside the
     block. Time stands still until :meth:`Simulation.advance`. Fixtures set up during the block
     are torn down on exit; an execution still sleeping then is abandoned (``outcome
-    "running"``). Raises ``ValueError`` for a naive ``start`` or an app given twice.
+    "running"``). Raises ``ValueError`` for a naive ``start``, an app given twice, or ``beats``
+    not a positive integer.
     """
-    simulation, close = open_simulation([pyncette, *others], start, url)
+    simulation, close = open_simulation([pyncette, *others], start, url, beats)
     try:
         yield simulation
     finally:

@@ -163,8 +163,11 @@ class Simulation:
     Made by :func:`celery_pyncette.testing.simulate`; see there.
     """
 
-    def __init__(self, runtimes: Sequence[Runtime], store: Store, clock: SimulatedClock) -> None:
+    def __init__(
+        self, runtimes: Sequence[Runtime], store: Store, clock: SimulatedClock, beats: int = 1
+    ) -> None:
         self._runtimes = list(runtimes)
+        self._beats_per_app = beats
         self._store = store
         self._clock = clock
         self._beats: list[tuple[Scheduler, _Inbox]] = []
@@ -175,6 +178,7 @@ class Simulation:
         self._last_tick: datetime | None = None
         self._beat_wake: datetime | None = None
         self._backlog = False
+        self._beat_down = False
         self._carriers = Carriers()
 
     @property
@@ -198,18 +202,33 @@ class Simulation:
             and (instance is None or run.record.instance == instance)
         ]
 
-    def advance(self, delta: timedelta) -> None:
+    def advance(self, delta: timedelta, *, beat: bool = True) -> None:
         """Move time forward by ``delta``, running every tick, execution step and heartbeat that
-        falls in it, in time order."""
+        falls in it, in time order. With ``beat=False`` no beat runs meanwhile (an outage):
+        executions already running go on, nothing new is sent."""
         if not isinstance(delta, timedelta) or delta < timedelta(0):
             raise ValueError(f"advance() takes a non-negative timedelta, got {delta!r}")
         target = self.now + delta
-        if not self._beats:
-            self._start_beats()
+        self._beat_down = not beat
+        try:
+            self._run_until(target)
+        finally:
+            self._beat_down = False
+
+    def restart_beats(self) -> None:
+        """Replace the beats with new ones, as a deploy or a crash would; the next advance starts
+        them (syncing static schedules from code again). Running executions go on."""
+        for scheduler, _ in self._beats:
+            scheduler.close(keep_store=True)
+        self._beats = []
+        self._last_tick = self._beat_wake = None
+        self._backlog = False
+
+    def _run_until(self, target: datetime) -> None:
         ticks_at_once = 0
         for _ in range(MAX_EVENTS):
-            when, action = self._next_event()
-            if when is None or when > target:
+            when, action = self._next_event(target)
+            if when is None:
                 break
             if when == self.now and action is self._tick:
                 ticks_at_once += 1
@@ -250,16 +269,25 @@ class Simulation:
         self._at(self.now + interval, _HEARTBEAT, fire)
         return cancel
 
-    def _next_event(self) -> tuple[datetime | None, Callable[[], None]]:
+    def _next_event(self, target: datetime) -> tuple[datetime | None, Callable[[], None]]:
+        """The next event at or before ``target`` (taken off the queue), else ``(None, ...)``."""
         tick = self._tick_time()
         if self._events and (tick is None or self._events[0][0] <= tick):
+            if self._events[0][0] > target:
+                return None, self._tick
             when, _, _, action = heapq.heappop(self._events)
             return when, action
+        if tick is None or tick > target:
+            return None, self._tick
         return tick, self._tick
 
     def _tick_time(self) -> datetime | None:
         """When beat ticks next (see the module docstring)."""
         now = self.now
+        if self._beat_down:
+            return None
+        if not self._beats:
+            self._start_beats()
         if self._last_tick is None or self._backlog:
             return now
         groups = [group for beat, _ in self._beats for group in beat.polled_groups()]
@@ -273,8 +301,9 @@ class Simulation:
 
     def _start_beats(self) -> None:
         for runtime in self._runtimes:
-            inbox = _Inbox(runtime)
-            self._beats.append((Scheduler(runtime.app, publisher=inbox), inbox))
+            for _ in range(self._beats_per_app):
+                inbox = _Inbox(runtime)
+                self._beats.append((Scheduler(runtime.app, publisher=inbox), inbox))
 
     def _tick(self) -> None:
         now = self.now
@@ -314,7 +343,7 @@ class Simulation:
             run.thread.end()
         self._carriers.close()
         for beat, _ in self._beats:
-            beat.close()
+            beat.close(keep_store=True)
 
     def _task_name(self, task: Any) -> str:
         if isinstance(task, str):
@@ -333,9 +362,12 @@ def _current_run() -> _Run | None:
 
 
 def open_simulation(
-    pyncettes: Sequence[Pyncette], start: datetime | None, url: str
+    pyncettes: Sequence[Pyncette], start: datetime | None, url: str, beats: int = 1
 ) -> tuple[Simulation, Callable[[], None]]:
-    """Set up a simulation of ``pyncettes`` (apps sharing one store); return it and its closer."""
+    """Set up a simulation of ``pyncettes`` (apps sharing one store, ``beats`` beats each);
+    return it and its closer."""
+    if isinstance(beats, bool) or not isinstance(beats, int) or beats < 1:
+        raise ValueError(f"beats must be a positive integer, got {beats!r}")
     if start is None:
         start = utcnow()
     if not isinstance(start, datetime) or start.tzinfo is None:
@@ -349,7 +381,7 @@ def open_simulation(
     )
     store.setup()
     clock = SimulatedClock(start.astimezone(utcnow().tzinfo))
-    simulation = Simulation(runtimes, store, clock)
+    simulation = Simulation(runtimes, store, clock, beats)
     substitutions = [runtime.substituted(store, clock) for runtime in runtimes]
     for substitution in substitutions:
         substitution.__enter__()

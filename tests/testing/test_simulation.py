@@ -292,3 +292,61 @@ def test_a_simulated_day_of_a_per_minute_task_runs_each_minute_once(
     assert [r.scheduled_at for r in runs] == [
         START + timedelta(minutes=i) for i in range(1, 24 * 60 + 1)
     ]
+
+
+@pytest.mark.parametrize(("catch_up", "late_runs"), [(False, 1), (True, 5)])
+def test_runs_missed_while_beat_was_down_are_coalesced_unless_catch_up(
+    pyncette: Pyncette, catch_up: bool, late_runs: int
+) -> None:
+    @pyncette.task(interval=timedelta(hours=1), catch_up=catch_up)
+    def hourly(context: Context) -> None: ...
+
+    with simulate(pyncette, start=START) as sim:
+        sim.advance(timedelta(hours=1))
+        sim.advance(timedelta(hours=5, minutes=30), beat=False)  # an outage
+        assert len(sim.executions(hourly)) == 1
+        sim.advance(timedelta(seconds=10))  # beat is back
+        runs = sim.executions(hourly)[1:]
+
+    assert len(runs) == late_runs
+    # Each replayed occurrence is sent on the tick after the previous one committed (the
+    # fixture's poll interval is 0.5 s).
+    back = START + timedelta(hours=6, minutes=30)
+    assert [r.started_at for r in runs] == [
+        back + timedelta(seconds=i / 2) for i in range(late_runs)
+    ]
+    missed = [START + timedelta(hours=h) for h in range(2, 7)]
+    assert [r.scheduled_at for r in runs] == (missed if catch_up else [missed[0]])
+
+
+def test_an_execution_runs_on_through_a_beat_outage_and_a_restart(pyncette: Pyncette) -> None:
+    @pyncette.task(interval=timedelta(hours=1), lease_duration=timedelta(minutes=10))
+    def steady(context: Context) -> None:
+        sleep(120)
+
+    with simulate(pyncette, start=START) as sim:
+        sim.advance(timedelta(hours=1, seconds=30))
+        sim.restart_beats()
+        sim.advance(timedelta(seconds=60), beat=False)
+        sim.advance(timedelta(hours=1, minutes=5))
+        runs = sim.executions(steady)
+
+    assert [r.scheduled_at for r in runs] == [START + timedelta(hours=h) for h in (1, 2)]
+    assert [r.finished_at - r.started_at for r in runs] == [timedelta(minutes=2)] * 2
+
+
+def test_several_beats_of_one_app_never_send_one_occurrence_twice(pyncette: Pyncette) -> None:
+    @pyncette.dynamic_task()
+    def per_user(context: Context) -> None: ...
+
+    with simulate(pyncette, start=START, beats=3) as sim:
+        for n in range(50):
+            pyncette.schedule_task(per_user, f"u{n}", interval=timedelta(minutes=5))
+        sim.advance(timedelta(minutes=30))
+        runs = sim.executions(per_user)
+
+    occurrences = [(r.instance, r.scheduled_at) for r in runs]
+    assert len(occurrences) == 50 * 6
+    assert len(set(occurrences)) == len(occurrences)
+    with pytest.raises(ValueError, match="beats must be a positive"), simulate(pyncette, beats=0):
+        pass
