@@ -6,7 +6,6 @@ malformed value raises :class:`~celery_pyncette.errors.ConfigurationError` namin
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -14,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery_pyncette._bounds import MAX_DURATION
+from celery_pyncette._spelling import did_you_mean
 from celery_pyncette.errors import ConfigurationError
 from celery_pyncette.stores import url_scheme
 
@@ -192,6 +192,6 @@ def _check_delivery_timeout(settings: Settings) -> None:
 
 def _unknown(key: str, known: set[str], prefix: str = PREFIX) -> None:
     options = [prefix + k for k in sorted(known)]
-    hint = difflib.get_close_matches(key, options, n=1)
-    did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
-    raise ConfigurationError(f"unknown setting {key!r}{did_you_mean} (known: {', '.join(options)})")
+    raise ConfigurationError(
+        f"unknown setting {key!r}{did_you_mean(key, options)} (known: {', '.join(options)})"
+    )

@@ -18,6 +18,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from celery_pyncette._bounds import check_duration
 from celery_pyncette._definitions import (
     TaskDefinition,
+    arguments_from,
     build_schedule,
     validate_args,
     validate_instance_name,
@@ -101,20 +102,24 @@ class InstanceAPI:
         execute_at: datetime | None = None,
         timezone: str | None = None,
         force: bool = False,
-        **args: Any,
+        args: Mapping[str, Any] | None = None,
+        **extra: Any,
     ) -> TaskState:
         """Create or replace a dynamic instance; written to the store before this returns.
+
+        With no ``schedule`` / ``interval`` / ``execute_at`` the template's default timing is
+        used; one given replaces it. The arguments are the template's defaults, then ``args=``
+        and the extra keywords (an extra keyword named like an option, or close to one, raises
+        ``ValueError``: such names go in ``args=``).
 
         Raises ``ValueError`` for invalid input (nothing is written), ``TaskLockedError`` when the
         instance is running and ``force`` is false, ``StoreError`` when the store fails.
         """
         definition, key = self._dynamic_key(task, instance)
-        built: Schedule | None = build_schedule(
-            schedule, interval, execute_at, timezone, required=True
-        )
-        assert built is not None
+        call_args = arguments_from(extra, args, where="schedule_task")
+        built = definition.default_timing.resolve(schedule, interval, execute_at, timezone)
         record = self._new_record(
-            key, built, validate_args({**definition.args, **args}), self._runtime.now()
+            key, built, validate_args({**definition.args, **call_args}), self._runtime.now()
         )
         self._runtime.store.upsert(record, self._runtime.now(), force=force)
         self._runtime.router.settle_one(
@@ -132,17 +137,25 @@ class InstanceAPI:
         execute_at: datetime | None = None,
         timezone: str | None = None,
         force: bool = False,
+        args: Mapping[str, Any] | None = None,
     ) -> list[str]:
         """Create or replace many instances with one timing: ``{instance: args}``.
 
+        The timing defaults to the template's, as in :meth:`schedule_task`. Each instance's
+        arguments are the template's defaults, then the common ``args=``, then its own.
         Everything is validated before anything is written; writes go through the store's bulk
         path. Returns the instances left unchanged because they are running (``force`` false).
         Raises :class:`BulkWriteError` (with ``.written``) when the store fails part-way.
         """
-        built = build_schedule(schedule, interval, execute_at, timezone, required=True)
-        assert built is not None
+        definition = self._dynamic_definition(task)
+        common = arguments_from({}, args, where="schedule_tasks")
+        if not isinstance(instances, Mapping) or not all(
+            isinstance(own, Mapping) for own in instances.values()
+        ):
+            raise ValueError("instances must be a mapping of instance name to its arguments")
+        built = definition.default_timing.resolve(schedule, interval, execute_at, timezone)
         return self._write_many(
-            task, [(name, built, args) for name, args in instances.items()], force
+            task, [(name, built, {**common, **own}) for name, own in instances.items()], force
         )
 
     def scatter(

@@ -207,9 +207,18 @@ def test_schedule_needs_exactly_one_timing(app: Celery, pyncette: Pyncette, hell
     assert code == 2
     assert "exactly one of --cron, --interval, --at" in output
 
-    code, output = invoke(app, "schedule", "hello", "x", "--interval", "5", "--arg", "force=1")
-    assert code == 2
-    assert "reserved" in output
+
+def test_an_arg_named_like_an_option_is_an_argument(
+    app: Celery, pyncette: Pyncette, hello: object
+) -> None:
+    # --arg values travel as schedule_task(args=...): any name is an argument, none an option.
+    code, output = invoke(
+        app, "schedule", "hello", "x", "--interval", "5", "--arg", "force=1", "--arg", "name=Ann"
+    )
+    assert code == 0, output
+    state = pyncette.get_task_state(hello, "x")
+    assert state is not None
+    assert dict(state.args) == {"force": 1, "name": "Ann"}
 
 
 def test_unschedule_removes_and_reports_a_missing_instance(
