@@ -328,7 +328,9 @@ def arguments_from(extra: Mapping[str, Any], args: Any, *, where: str) -> dict[s
     (``lease_duraton``), raises ``ValueError`` naming the option meant: a misspelt option would
     otherwise silently become an argument. ``args=`` carries arguments whose names look like
     options. A name given both ways is refused. The values are not checked here (see
-    :func:`validate_args`).
+    :func:`validate_args`). ``where`` names the call: ``@pyncette.task``,
+    ``@pyncette.dynamic_task``, ``@pyncette.partitioned_task``, ``schedule_task``,
+    ``schedule_tasks`` or ``context.reschedule``.
     """
     for key in extra:
         if key in OPTION_NAMES:
@@ -342,7 +344,7 @@ def arguments_from(extra: Mapping[str, Any], args: Any, *, where: str) -> dict[s
                 "" if meant in _options_of(where) else f" (an option of {_accepted_by(meant)})"
             )
             raise ValueError(
-                f"{where} got {key!r}: did you mean {meant!r}?{elsewhere} An argument of that "
+                f"{where} got {key!r}: did you mean {meant!r}{elsewhere}? An argument of that "
                 f"name goes in args={{{key!r}: ...}}"
             )
     if args is None:
@@ -360,11 +362,14 @@ def arguments_from(extra: Mapping[str, Any], args: Any, *, where: str) -> dict[s
 
 
 def _options_of(where: str) -> frozenset[str]:
-    if where == "partitioned_task":
+    """The options the call named ``where`` takes (as :func:`arguments_from` names calls)."""
+    if where == "@pyncette.partitioned_task":
         return DECORATOR_OPTIONS | PARTITION_OPTIONS
-    if where in ("schedule_task", "schedule_tasks", "context.reschedule"):
-        return INSTANCE_OPTIONS
-    return DECORATOR_OPTIONS
+    if where.startswith("@pyncette."):
+        return DECORATOR_OPTIONS
+    if where == "context.reschedule":
+        return INSTANCE_OPTIONS - {"force"}
+    return INSTANCE_OPTIONS
 
 
 def parse_task_options(
@@ -383,7 +388,8 @@ def parse_task_options(
     (:attr:`TaskDefinition.default_timing`).
     """
     options = dict(options)
-    where = "partitioned_task" if partitions is not None else "dynamic_task" if dynamic else "task"
+    kind = "partitioned_task" if partitions is not None else "dynamic_task" if dynamic else "task"
+    where = f"@pyncette.{kind}"
     cron, interval, zone = (options.pop(k, None) for k in ("schedule", "interval", "timezone"))
     built = build_schedule(cron, interval, None, zone, required=not dynamic)
     schedule, default_timing = built, DefaultTiming()
