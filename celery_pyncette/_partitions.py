@@ -18,12 +18,12 @@ The record also says which selector placed the instances, for tasks on the defau
 :func:`~celery_pyncette._definitions.default_partition_selector`, Pyncette's). A record without
 it was written by a version up to 0.1.0, whose default selector took the SHA-1 modulo the count
 (:func:`modulo_partition_selector`). A process on the default selector meeting such a record
-treats it like a changed count: it refuses until :func:`repartition` moved the instances (same
-count, range form). Automatic migration is not done: processes of the older version, still
-running during a rolling upgrade, would keep writing by the modulo form without re-reading any
-selector, so only an operator who stopped them can tell that the move is safe. A task with its
-own ``partition_selector`` records no selector and is never refused for it: its selector placed
-every layout (a plain dynamic task has no selector: partition 0).
+refuses, like a changed count, until :func:`repartition` moved the instances (same count, range
+form), and even when the task has no instances. Automatic migration is not done: processes of
+the older version, still running during a rolling upgrade, keep writing by the modulo form and
+never read a selector, so only an operator who stopped them knows that the move is safe. A task
+with its own ``partition_selector`` records no selector and is never refused for it: its
+selector placed every layout (a plain dynamic task has no selector: partition 0).
 """
 
 from __future__ import annotations
@@ -168,16 +168,32 @@ def _placed_as_declared(layout: PartitionLayout, definition: TaskDefinition) -> 
 
 
 def check_partition_count(store: Store, definition: TaskDefinition, now: datetime) -> None:
-    """Record the declared partition layout, or refuse a changed one while instances remain.
+    """Record the declared partition layout, or refuse a changed one.
 
-    Changed: another partition count, or, on the default selector, instances placed by the modulo
-    selector of older versions (a layout recorded without a ``selector``). Raises
+    Refused: another partition count while instances remain; and, on the default selector, a
+    layout of more than one partition that 0.1.0 recorded (no ``selector``: placed by the modulo
+    form), even without instances, since a 0.1.0 process still running would keep writing by the
+    modulo form without noticing a recorded change (it does notice a changed count). Raises
     :class:`ConfigurationError` naming the command that moves the instances.
     """
     declared = definition.partition_count
     name = definition.name
     layout = stored_layout(store, name)
-    if layout is not None and layout.count == declared and _placed_as_declared(layout, definition):
+    if layout is None:
+        _record_layout(
+            store, name, PartitionLayout(declared, selector=selector_tag(definition)), now
+        )
+        return
+    command = f"`celery -A <app> pyncette repartition {name} --to {declared}`"
+    if not _placed_as_declared(layout, definition):
+        counts = "" if layout.count == declared else f", declared with {declared} partitions"
+        raise ConfigurationError(
+            f"task {name!r} has a partition layout recorded by celery-pyncette 0.1.0 or earlier "
+            f"({layout.count} partitions placed by SHA-1 modulo the count{counts}); this version "
+            "places instances by Pyncette's selector (SHA-1 as a range). Stop every process of "
+            f"the older version, then move the instances with {command}"
+        )
+    if layout.count == declared:
         if layout.moving:
             logger.warning(
                 "the repartition of %s is not complete: instances that were running stay in the "
@@ -189,19 +205,11 @@ def check_partition_count(store: Store, definition: TaskDefinition, now: datetim
                 declared,
             )
         return
-    if layout is not None and _holds_instances(store, name, range(layout.spanned)):
-        command = f"`celery -A <app> pyncette repartition {name} --to {declared}`"
-        if layout.count != declared:
-            raise ConfigurationError(
-                f"task {name!r} is declared with partition_count={declared} but its "
-                f"instances are stored in {layout.count} partitions; deploy code declaring "
-                f"partition_count={layout.count}, or move them first with {command}"
-            )
+    if _holds_instances(store, name, range(layout.spanned)):
         raise ConfigurationError(
-            f"task {name!r} has instances placed by the partition selector of celery-pyncette "
-            "0.1.0 and earlier (SHA-1 modulo the count); this version places them by Pyncette's "
-            "(SHA-1 as a range). Stop the processes of the older version, then move the "
-            f"instances with {command}"
+            f"task {name!r} is declared with partition_count={declared} but its "
+            f"instances are stored in {layout.count} partitions; deploy code declaring "
+            f"partition_count={layout.count}, or move them first with {command}"
         )
     _record_layout(store, name, PartitionLayout(declared, selector=selector_tag(definition)), now)
 

@@ -58,13 +58,18 @@ def test_a_new_layout_records_the_range_selector(fake_clock: FakeClock) -> None:
     assert where(store, "spread", "bill", 8) == [default_partition_selector(8, "bill")]
 
 
-def test_an_unrecorded_layout_without_instances_is_simply_recorded(fake_clock: FakeClock) -> None:
+def test_an_unrecorded_layout_is_refused_even_without_instances(fake_clock: FakeClock) -> None:
+    # A 0.1.0 process still running would write by modulo without noticing a recorded selector.
     store = MemoryStore()
     write_legacy_store(store, "spread", 4, [], fake_clock.now, fake_clock.now)
     pyncette, spread = declare(store, 4)
+    with pytest.raises(ConfigurationError, match=r"repartition spread --to 4"):
+        pyncette.schedule_task(spread, "bill", interval=timedelta(minutes=5))
 
+    moved = repartition(store, pyncette.definition("spread"), 4, fake_clock.now)
     pyncette.schedule_task(spread, "bill", interval=timedelta(minutes=5))
 
+    assert (moved.moved, moved.kept, moved.complete) == (0, 0, True)
     assert stored_layout(store, "spread") == PartitionLayout(4, selector=RANGE_SELECTOR)
 
 
@@ -105,7 +110,7 @@ def test_the_refusal_names_the_command_and_writes_nothing(fake_clock: FakeClock)
         pyncette.schedule_task(spread, "bill", interval=timedelta(minutes=5))
 
     assert "`celery -A <app> pyncette repartition spread --to 4`" in str(refused.value)
-    assert "Stop the processes of the older version" in str(refused.value)
+    assert "Stop every process of the older version" in str(refused.value)
     assert stored_layout(store, "spread") == PartitionLayout(4)
     assert where(store, "spread", "bill", 4) == []
 
@@ -114,7 +119,9 @@ def test_a_changed_count_and_the_selector_move_in_one_repartition(fake_clock: Fa
     store = MemoryStore()
     placed = write_legacy_store(store, "spread", 4, NAMES, fake_clock.now, fake_clock.now)
     pyncette, _ = declare(store, 8)
-    with pytest.raises(ConfigurationError, match=r"partition_count=8 .* stored in 4 partitions"):
+    with pytest.raises(
+        ConfigurationError, match=r"4 partitions placed by SHA-1 modulo the count, declared with 8"
+    ):
         pyncette.check_partitions(pyncette.definition("spread"))
     busy = NAMES[0]
     store.claim_due("spread", placed[busy], fake_clock.now, 100, timedelta(minutes=1), "beat")
