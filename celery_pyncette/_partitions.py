@@ -185,6 +185,11 @@ def check_partition_count(store: Store, definition: TaskDefinition, now: datetim
         )
         return
     command = f"`celery -A <app> pyncette repartition {name} --to {declared}`"
+    if layout.selector not in (None, RANGE_SELECTOR) and selector_tag(definition) is not None:
+        raise ConfigurationError(
+            f"task {name!r} has a partition layout placed by the selector {layout.selector!r}, "
+            "which this version does not know (a newer version recorded it); run that version"
+        )
     if not _placed_as_declared(layout, definition):
         counts = "" if layout.count == declared else f", declared with {declared} partitions"
         raise ConfigurationError(
@@ -236,11 +241,10 @@ def repartition(
 
     The new layout is stored first, with ``moving_from`` / ``moving_from_modulo`` (the placements
     that may still hold instances), so every process routes new writes by it while the move runs;
-    then each instance
-    is written under its new key before the old one is deleted, so a crash leaves at worst a
-    duplicate, never a loss. A running (locked) instance is left where it is and reported (beats
-    keep polling the old partitions meanwhile); run again once it finished. ``moving_from`` is
-    cleared when everything was moved.
+    then each instance is written under its new key before the old one is deleted, so a crash
+    leaves at worst a duplicate, never a loss. A running (locked) instance is left where it is
+    and reported (beats keep polling the old partitions meanwhile); run again once it finished.
+    ``moving_from`` and ``moving_from_modulo`` are cleared when everything was moved.
     """
     if isinstance(to, bool) or not isinstance(to, int) or to < 1:
         raise ValueError(f"the new partition count must be a positive integer, got {to!r}")

@@ -188,3 +188,14 @@ def test_during_an_interrupted_selector_move_instances_are_found_and_kept_once(
     for name in NAMES:
         if name != removed:
             assert where(store, "spread", name, 4) == [default_partition_selector(4, name)], name
+
+
+def test_a_selector_this_version_does_not_know_is_refused(fake_clock: FakeClock) -> None:
+    store = MemoryStore()
+    args = {"partition_count": 4, "selector": "sha3-spiral"}
+    store.upsert(partition_count_record("spread", args, fake_clock.now), fake_clock.now)
+    pyncette, spread = declare(store, 4)
+
+    with pytest.raises(ConfigurationError, match="'sha3-spiral', which this version does not"):
+        pyncette.schedule_task(spread, "bill", interval=timedelta(minutes=5))
+    assert where(store, "spread", "bill", 4) == []
