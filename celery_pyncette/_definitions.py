@@ -237,12 +237,16 @@ def validate_modes(
 
 
 def default_partition_selector(partition_count: int, instance: str) -> int:
-    """SHA-1 of the instance name (UTF-8) as a big-endian integer, modulo ``partition_count``.
+    """Pyncette's selector: the SHA-1 of the instance name (UTF-8), a big-endian 160-bit integer,
+    scaled onto the partitions as a range, ``(sha1 * partition_count) >> 160``.
 
-    Stable across processes, machines and Python versions (unlike ``hash()``).
+    Stable across processes, machines and Python versions (unlike ``hash()``). Multiplying the
+    count by ``k`` splits partition ``p`` into ``k*p .. k*p + k - 1`` (doubling: ``2p`` and
+    ``2p + 1``). Versions up to 0.1.0 took the digest modulo the count; the stored partition
+    layout says which form placed a task's instances (:mod:`celery_pyncette._partitions`).
     """
     digest = hashlib.sha1(instance.encode(), usedforsecurity=False).digest()
-    return int.from_bytes(digest, "big") % partition_count
+    return (int.from_bytes(digest, "big") * partition_count) >> 160
 
 
 def validate_partitions(

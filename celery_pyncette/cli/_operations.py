@@ -236,9 +236,10 @@ def _import_beat_schedule(extension: Pyncette, as_json: bool) -> None:
 def repartition(ctx: click.Context, task: str, to: int, as_json: bool) -> None:
     """Move a dynamic task's stored instances to N partitions.
 
-    Run it after changing partition_count in code: beat refuses to poll the task until its
-    instances are moved. Running instances stay where they are; exit status 1 then says to run it
-    again once they finished.
+    Run it after changing partition_count in code, and after upgrading from 0.1.0 (same N: it
+    moves the instances from 0.1.0's modulo selector to Pyncette's range selector; stop the 0.1.0
+    processes first): beat refuses to poll the task until its instances are moved. Running
+    instances stay where they are; exit status 1 then says to run it again once they finished.
     """
     from celery_pyncette._partitions import repartition as move
 

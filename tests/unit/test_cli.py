@@ -485,6 +485,52 @@ def test_repartition_moves_instances_and_reports_running_ones(tmp_path: Path) ->
         old_app.close()
 
 
+def test_repartition_moves_a_store_placed_by_the_modulo_selector(tmp_path: Path) -> None:
+    from celery_pyncette._extension import default_partition_selector
+    from celery_pyncette._partitions import RANGE_SELECTOR, PartitionLayout, stored_layout
+    from celery_pyncette.errors import ConfigurationError
+    from tests.support.legacy_layout import where, write_legacy_store
+
+    app = Celery("upgraded", broker="memory://", set_as_current=False)
+    extension = Pyncette(app, url=f"sqlite:///{tmp_path}/store.sqlite3")
+
+    @extension.partitioned_task(partition_count=4, name="spread")
+    def spread(context: Context) -> None: ...
+
+    names = [f"customer-{i}" for i in range(12)]
+    now = extension.now()
+    placed = write_legacy_store(extension.store, "spread", 4, names, now + timedelta(hours=1), now)
+    try:
+        with pytest.raises(ConfigurationError, match="pyncette repartition spread --to 4"):
+            extension.schedule_task(spread, "new", interval=timedelta(minutes=5))
+
+        code, stdout, stderr = invoke_split(app, "repartition", "spread", "--to", "4", "--json")
+
+        assert code == 0, stderr
+        (row,) = json.loads(stdout)
+        must_move = sum(placed[n] != default_partition_selector(4, n) for n in names)
+        assert must_move > 0
+        assert row == {
+            "task": "spread",
+            "partitions": 4,
+            "moved": must_move,
+            "kept": len(names) - must_move,
+            "running": 0,
+            "complete": True,
+        }
+        assert stored_layout(extension.store, "spread") == PartitionLayout(
+            4, selector=RANGE_SELECTOR
+        )
+        for name in names:
+            assert where(extension.store, "spread", name, 4) == [
+                default_partition_selector(4, name)
+            ]
+        extension.schedule_task(spread, "new", interval=timedelta(minutes=5))
+    finally:
+        extension.close()
+        app.close()
+
+
 def test_repartition_of_a_static_task_is_an_error(app: Celery, pyncette: Pyncette) -> None:
     @pyncette.task(schedule="0 * * * *", name="hourly")
     def hourly(context: Context) -> None: ...
