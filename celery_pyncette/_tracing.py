@@ -60,11 +60,23 @@ _TRACER_NAME = "celery_pyncette"
 UNSETTLED = "unsettled"
 
 
+#: Whether a tracer provider was found set (it stays set: OpenTelemetry sets it once).
+_provider_set = False
+
+
 def active() -> bool:
-    """True when ``opentelemetry`` is installed and a tracer provider was set (spans record)."""
-    return _trace is not None and not isinstance(
-        _trace.get_tracer_provider(), _trace.ProxyTracerProvider
-    )
+    """True when ``opentelemetry`` is installed and a tracer provider was set (spans record).
+
+    Once a provider was found, the answer is kept; until then each call looks again (a provider
+    set late, after the first batch or run, is taken up).
+    """
+    global _provider_set
+    if _provider_set:
+        return True
+    if _trace is None:
+        return False
+    _provider_set = not isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider)
+    return _provider_set
 
 
 def _tracer() -> Any:
