@@ -3,7 +3,8 @@
 Both processes load :mod:`tests.e2e.traced`, which exports every finished span to a JSON-lines
 file; the tests read the spans of both processes back and check the trace each run is in:
 
-* tracing alone: beat's claim span → its send span → the worker's execution span;
+* tracing alone: beat's claim span → its send span → the worker's execution span, with beat
+  on either publish path (the batched factory one, the plain ``send_task`` one);
 * with ``opentelemetry-instrumentation-celery`` in beat and worker: claim → send →
   ``apply_async`` → ``run`` → execution, for a pyncette task; a plain Celery task's execution
   span (made in a signal receiver) is parented on the context its message carries
@@ -134,10 +135,11 @@ def assert_execution_attributes(span: Span, task: str, instance: str) -> None:
     assert span["status"] == "UNSET"
 
 
+@pytest.mark.parametrize("plain", ["0", "1"], ids=["fast-publish", "plain-publish"])
 def test_the_execution_span_continues_beats_send_span(
-    traced: Callable[..., tuple[Deployment, Path]],
+    traced: Callable[..., tuple[Deployment, Path]], plain: str
 ) -> None:
-    d, path = traced()
+    d, path = traced(E2E_PLAIN_PUBLISH=plain)
 
     spans = wait_for_traces(d, path, ["e2e.hello", "plain-every-second"])
 

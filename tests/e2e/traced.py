@@ -2,7 +2,8 @@
 
 Each process sets a tracer provider whose spans go, as each ends, to ``E2E_SPANS``: one JSON line
 per span (the SDK's ``SimpleSpanProcessor``, so nothing waits in a buffer when a process is
-stopped). With ``E2E_OTEL_CELERY=1``, ``opentelemetry-instrumentation-celery`` is enabled too.
+stopped). With ``E2E_OTEL_CELERY=1``, ``opentelemetry-instrumentation-celery`` is enabled too;
+with ``E2E_PLAIN_PUBLISH=1``, beat publishes through its plain ``send_task`` path.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ class JsonLinesExporter(SpanExporter):
 provider = TracerProvider()
 provider.add_span_processor(SimpleSpanProcessor(JsonLinesExporter(os.environ["E2E_SPANS"])))
 trace.set_tracer_provider(provider)
+
+if os.environ.get("E2E_PLAIN_PUBLISH") == "1":
+    # beat's publisher takes its plain ``app.send_task`` path, as on a Celery it is not verified on
+    from celery_pyncette._publish import _publisher
+
+    _publisher.factory_for = lambda app: None  # type: ignore[attr-defined]
 
 if os.environ.get("E2E_OTEL_CELERY") == "1":
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
