@@ -44,8 +44,7 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def tick(pyncette: Pyncette, plain: bool = False) -> list[Message]:
-    dispatcher = Dispatcher(pyncette.runtime, "beat-1")
-    dispatcher.publisher = Publisher(pyncette.app, plain=plain)
+    dispatcher = Dispatcher(pyncette.runtime, "beat-1", Publisher(pyncette.app, plain=plain))
     definitions = pyncette.definitions()
     sync_static(pyncette.runtime, definitions, pyncette.runtime.now())
     try:
