@@ -56,7 +56,7 @@ ENABLED = _trace is not None
 NO_HEADERS: Mapping[str, str] = {}
 
 _TRACER_NAME = "celery_pyncette"
-#: The outcome of a run that settled nothing (a store failure, a direct call).
+#: The outcome of a run that settled nothing (the store failed, or Celery retried the run).
 UNSETTLED = "unsettled"
 
 
