@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
             "metrics",
             "signals",
             "_events",
+            "_tracing",
         ],
         1,
     ),
