@@ -302,18 +302,14 @@ def _targets(
         try:
             definition = extension.definition(target)
         except ValueError as exc:
-            unknown.append(f"{described}: {_reason(exc)}")
+            ambiguous = "ambiguous" in str(exc)  # the lookup's message names the candidates
+            unknown.append(f"{described}: {exc if ambiguous else f'no task {target!r} here'}")
             continue
         if not definition.dynamic:
             unknown.append(f"{described}: {definition.name!r} is a static task")
             continue
         found[task] = definition
     return found, unknown
-
-
-def _reason(exc: ValueError) -> str:
-    """The lookup's message without its list of known tasks (the error lists dynamic ones)."""
-    return str(exc).split(" (known tasks:")[0]
 
 
 def _refuse(what: str, problems: list[str]) -> None:

@@ -1,11 +1,11 @@
 """``celery pyncette import --from-pyncette`` against stores the real Pyncette 1.1 wrote.
 
-Each store (SQLite in a temporary file, Redis db 7, PostgreSQL in a table of its own) is written
-by the ``pyncette`` package (the ``test`` extra): a cron instance with a time zone, an interval
-one whose name holds a ``:``, once-off ones (one overdue), arguments, a partitioned task and a
-static one. The import then runs through the CLI, and every instance is read back from this
-project's store: timing, arguments, next run (Pyncette's own, or now when it was overdue) and the
-partition this project's selector picks.
+Each store (SQLite in a temporary file, Redis db 7 under a namespace of its own, PostgreSQL in a
+table of its own) is written by the ``pyncette`` package (the ``test`` extra): a cron instance with
+a time zone, an interval one whose name holds a ``:``, once-off ones (one overdue), arguments, a
+partitioned task and a static one. The import then runs through the CLI, and every instance is
+read back from this project's store: timing, arguments, next run (Pyncette's own, or now when it
+was overdue) and the partition this project's selector picks.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from tests.support.servers import IN_CI, require_server
 pytestmark = pytest.mark.filterwarnings("ignore:(read|open)_text is deprecated:DeprecationWarning")
 
 UTC = timezone.utc
-#: A Redis database no other test uses; the fixture flushes it (and only it).
+#: A Redis database no other test uses; each test removes its own namespace's keys.
 REDIS_URL = "redis://127.0.0.1:6379/7"
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 OUR_PARTITIONS = 8
@@ -125,6 +125,7 @@ async def write_with_pyncette(source: Source, future_once: datetime) -> dict[str
 
 @pytest.fixture
 def sqlite_source(tmp_path: Path) -> Source:
+    require_pyncette()
     from pyncette.sqlite import sqlite_repository
 
     path = tmp_path / "pyncette.db"
@@ -133,6 +134,7 @@ def sqlite_source(tmp_path: Path) -> Source:
 
 @pytest.fixture
 def redis_source() -> Iterator[Source]:
+    require_pyncette()
     require_server("Redis", "127.0.0.1", 6379)
     import redis
     from pyncette.redis import redis_repository
@@ -141,12 +143,15 @@ def redis_source() -> Iterator[Source]:
     config = {"redis_url": REDIS_URL, "redis_namespace": namespace}
     yield Source(REDIS_URL, redis_repository, config, ["--pyncette-namespace", namespace])
     client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
+    keys = list(client.scan_iter(match=f"pyncette:{namespace}:*", count=500))
+    if keys:  # only this test's keys: the other Redis runs of this file may share the db
+        client.delete(*keys)
     client.close()
 
 
 @pytest.fixture
 def postgres_source() -> Iterator[Source]:
+    require_pyncette()
     require_server("PostgreSQL", "127.0.0.1", 5432)
     import psycopg
     from pyncette.postgres import postgres_repository
@@ -159,9 +164,14 @@ def postgres_source() -> Iterator[Source]:
         conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-@pytest.fixture(params=["sqlite", "redis", "postgres"])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.server),
+        pytest.param("postgres", marks=pytest.mark.server),
+    ]
+)
 def source(request: pytest.FixtureRequest) -> Source:
-    require_pyncette()
     found: Source = request.getfixturevalue(f"{request.param}_source")
     return found
 
@@ -291,7 +301,6 @@ def test_a_dry_run_prints_the_table_and_writes_nothing(
 def test_the_dry_run_as_json_names_each_instance(
     app: Celery, target: Pyncette, sqlite_source: Source
 ) -> None:
-    require_pyncette()
     asyncio.run(write_with_pyncette(sqlite_source, datetime.now(UTC) + timedelta(days=1)))
 
     code, stdout, stderr = invoke(
@@ -330,7 +339,6 @@ def test_an_undeclared_task_is_an_error_listing_the_known_ones_and_nothing_is_wr
 def test_a_mapping_to_a_static_task_is_refused(
     app: Celery, target: Pyncette, sqlite_source: Source
 ) -> None:
-    require_pyncette()
     asyncio.run(write_with_pyncette(sqlite_source, datetime.now(UTC) + timedelta(days=1)))
 
     code, _, stderr = invoke(
@@ -344,12 +352,55 @@ def test_a_mapping_to_a_static_task_is_refused(
     assert imported(target) == {}
 
 
+def test_a_name_that_fits_several_declared_tasks_is_an_error_naming_them(
+    app: Celery, target: Pyncette, sqlite_source: Source
+) -> None:
+    @target.dynamic_task(name="other.remind")
+    def remind(context: Context) -> None: ...
+
+    asyncio.run(write_with_pyncette(sqlite_source, datetime.now(UTC) + timedelta(days=1)))
+
+    code, _, stderr = invoke(app, "import", "--from-pyncette", sqlite_source.url, *MAPPING)
+
+    assert code == 1
+    assert "Pyncette task 'remind' (3 instances)" in stderr
+    assert "ambiguous: it names other.remind, proj.remind" in stderr
+    assert imported(target) == {}
+
+
+def test_an_instance_running_here_is_kept_unless_forced(
+    app: Celery, target: Pyncette, sqlite_source: Source
+) -> None:
+    asyncio.run(write_with_pyncette(sqlite_source, datetime.now(UTC) + timedelta(days=1)))
+    now = target.now()
+    target.schedule_task("proj.remind", "launch", execute_at=now, username="here")
+    (claimed,) = target.store.claim_due("proj.remind", 0, now, 10, timedelta(minutes=5), "test")
+    assert claimed.key.instance == "launch"  # running here, under a lease
+
+    code, stdout, stderr = invoke(app, "import", "--from-pyncette", sqlite_source.url, *MAPPING)
+
+    assert code == 1
+    assert f"wrote {3 + len(FEEDS)} instance(s) of 3 task(s)" in stdout
+    assert "not written, running here (--force replaces them): proj.remind/launch" in stderr
+    kept = target.get_task_state("proj.remind", "launch")
+    assert kept is not None
+    assert kept.args == {"username": "here"}
+
+    code, stdout, stderr = invoke(
+        app, "import", "--from-pyncette", sqlite_source.url, *MAPPING, "--force"
+    )
+
+    assert code == 0, stderr
+    state = target.get_task_state("proj.remind", "launch")
+    assert state is not None
+    assert (state.args, state.locked_until) == ({"username": "ann"}, None)
+
+
 def test_an_instance_that_cannot_be_converted_stops_the_import_before_any_write(
     app: Celery, target: Pyncette, sqlite_source: Source
 ) -> None:
     import sqlite3
 
-    require_pyncette()
     asyncio.run(write_with_pyncette(sqlite_source, datetime.now(UTC) + timedelta(days=1)))
     path = sqlite_source.config["sqlite_database"]
     with sqlite3.connect(path) as db:  # a timezone Pyncette accepted that no zone database has
