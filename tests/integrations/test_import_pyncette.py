@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time as systime
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -394,6 +395,51 @@ def test_an_instance_running_here_is_kept_unless_forced(
     state = target.get_task_state("proj.remind", "launch")
     assert state is not None
     assert (state.args, state.locked_until) == ({"username": "ann"}, None)
+
+
+@pytest.fixture
+def local_zone_new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's local time zone is New York (Pyncette reads a naive ``execute_at`` in it)."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    systime.tzset()
+    yield
+    monkeypatch.undo()
+    systime.tzset()
+
+
+@pytest.mark.usefixtures("local_zone_new_york")
+def test_colons_in_task_names_and_a_naive_execute_at_read_as_pyncette_meant_them(
+    app: Celery, target: Pyncette, sqlite_source: Source
+) -> None:
+    from pyncette import Pyncette as PyncetteApp
+
+    naive = (datetime.now() + timedelta(days=2)).replace(microsecond=0)  # Pyncette: local time
+
+    async def write() -> None:
+        source = PyncetteApp(repository_factory=sqlite_source.factory, **sqlite_source.config)
+
+        @source.partitioned_task(name="feeds:", partition_count=PYNCETTE_PARTITIONS)
+        async def feeds(context: Any) -> None: ...
+
+        @source.dynamic_task(name="remind:me")
+        async def remind(context: Any) -> None: ...
+
+        async with source.create() as ctx:
+            await ctx.schedule_task(feeds, ":feed-3", interval=timedelta(hours=1))
+            await ctx.schedule_task(remind, "a::b", execute_at=naive)
+
+    asyncio.run(write())
+
+    code, _, stderr = invoke(
+        app, "import", "--from-pyncette", sqlite_source.url,
+        "--task", "feeds:=proj.poll", "--task", "remind:me=proj.remind",
+    )  # fmt: skip
+
+    assert code == 0, stderr
+    states = imported(target)
+    assert set(states) == {":feed-3", "a::b"}
+    assert states[":feed-3"].partition == feed_partition(OUR_PARTITIONS, ":feed-3")
+    assert states["a::b"].execute_at == naive.astimezone(UTC)
 
 
 def test_an_instance_that_cannot_be_converted_stops_the_import_before_any_write(
