@@ -31,9 +31,10 @@ logger = logging.getLogger("celery_pyncette.health")
 
 #: Ticks that may pass without one ending before beat counts as stuck ...
 STUCK_POLLS = 10
-#: ... but never fewer seconds than this (a short poll interval must not make a slow store
-#: write look like a hang).
-STUCK_AT_LEAST = 10.0
+#: ... but never fewer seconds than this, the registry's report period: a short poll interval
+#: must not make a slow store write look like a hang, and a tick that takes longer than this
+#: keeps beat from refreshing its record on time anyway.
+STUCK_AT_LEAST = registry.REPORT_EVERY.total_seconds()
 #: The longest a probe waits for a store read it started.
 ANSWER_WITHIN = 0.5
 #: Reasons are cut to this many characters (an exception message can be long).
@@ -133,22 +134,25 @@ class BeatHealth:
             return Verdict(tuple(problems))
 
     def _local_problems(self, now: float) -> list[str]:
+        problems = []
         if self._failures:
-            return [
+            problems.append(
                 f"beat's ticks are failing: {self._failures} in a row, last: {self._last_error}"
-            ]
+            )
         if self._tick_ended is None:
             since = now - self._started
             if since > self._stuck_after:
-                return [f"no tick has ended since beat started {since:.0f}s ago"]
-            return [f"beat has not completed its first tick yet (started {since:.0f}s ago)"]
-        silent = now - self._tick_ended
-        if silent > self._stuck_after:
-            return [
+                problems.append(f"no tick has ended since beat started {since:.0f}s ago")
+            else:
+                problems.append(
+                    f"beat has not completed its first tick yet (started {since:.0f}s ago)"
+                )
+        elif (silent := now - self._tick_ended) > self._stuck_after:
+            problems.append(
                 f"beat's last tick ended {silent:.0f}s ago (more than {self._stuck_after:g}s: "
                 "a tick hangs, or beat stopped ticking)"
-            ]
-        return []
+            )
+        return problems
 
     def _start_read(self) -> threading.Thread | None:
         """A new reading thread when a read is due and none is in flight (else ``None``)."""

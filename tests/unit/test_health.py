@@ -15,7 +15,7 @@ from celery import Celery
 
 from celery_pyncette import ConfigurationError, Context, Pyncette, StoreError
 from celery_pyncette import _registry as registry
-from celery_pyncette._health import STUCK_AT_LEAST, BeatHealth, Verdict, stuck_after
+from celery_pyncette._health import STUCK_AT_LEAST, STUCK_POLLS, BeatHealth, Verdict, stuck_after
 from celery_pyncette._health_server import HealthServer
 from celery_pyncette._records import beat_key
 from celery_pyncette.beat import Scheduler
@@ -157,11 +157,25 @@ def test_failing_ticks_are_a_problem_until_one_succeeds(
     assert health.verdict().healthy
 
 
+def test_a_failed_tick_then_a_hang_reports_both(store: CountingStore, clock: Ticking) -> None:
+    health = health_of(store, clock)
+    ticked(store, clock, health)
+    health.tick_failed(StoreError("connection reset"))
+    report(store, OWNER, clock.now + timedelta(seconds=11))  # keep the store's rule out of it
+    clock.advance(11)
+
+    assert health.verdict().problems == (
+        "beat's ticks are failing: 1 in a row, last: StoreError: connection reset",
+        "beat's last tick ended 11s ago (more than 10s: a tick hangs, or beat stopped ticking)",
+    )
+
+
 def test_a_tick_that_never_ends_makes_beat_unhealthy(store: CountingStore, clock: Ticking) -> None:
     health = health_of(store, clock)
     ticked(store, clock, health)
     limit = stuck_after(1.0)
-    assert limit == STUCK_AT_LEAST
+    assert limit == STUCK_POLLS * 1.0
+    assert stuck_after(0.2) == STUCK_AT_LEAST == 5.0, "a short poll interval has a floor"
 
     clock.advance(limit - 1)
     report(store, OWNER, clock.now)  # the store alone would still call it alive
