@@ -98,6 +98,10 @@ def serve_health(health: BeatHealth, host: str, port: int) -> HealthServer:
     """Start ``GET /healthz`` on ``host:port``; a port that cannot be bound stops beat, named."""
     try:
         server = HealthServer(host, port, health.verdict)
+    except socket.gaierror as exc:
+        raise ConfigurationError(
+            f"pyncette_health_host: {host!r} is not an address to listen on ({exc.strerror})"
+        ) from exc
     except OSError as exc:
         raise ConfigurationError(
             f"pyncette_health_port: cannot listen on {host}:{port} ({exc.strerror or exc}); "

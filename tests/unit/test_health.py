@@ -380,3 +380,10 @@ def test_a_port_in_use_stops_beat_naming_the_setting(app: Celery) -> None:
             ConfigurationError, match=f"pyncette_health_port: cannot listen on 127.0.0.1:{port}"
         ):
             Scheduler(app)
+
+
+def test_a_host_that_is_no_address_stops_beat_naming_the_setting(app: Celery) -> None:
+    Pyncette(app, url="memory://", health_port=free_port(), health_host="no such host.invalid")
+
+    with pytest.raises(ConfigurationError, match=r"pyncette_health_host: 'no such host\.invalid'"):
+        Scheduler(app)
