@@ -121,10 +121,13 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         *args: Any,
         lazy: bool = False,
         publisher: MessageSender | None = None,
+        serve_health: bool = True,
         **kwargs: Any,
     ) -> None:
         self._runtime: Runtime | None = None
-        self._publisher = publisher  # a simulation's (celery_pyncette.testing); else the broker
+        # A simulation (celery_pyncette.testing) gives its own publisher and serves no health.
+        self._publisher = publisher
+        self._serve_health = serve_health
         self._dispatcher: Dispatcher | None = None
         self._definitions: list[TaskDefinition] = []
         self._synced = False
@@ -158,7 +161,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         self._health = BeatHealth(
             self.owner, lambda: runtime.store, runtime.now, settings.poll_interval
         )
-        if settings.health_port is not None and self._health_server is None:
+        if self._serve_health and settings.health_port is not None and self._health_server is None:
             self._health_server = serve_health(
                 self._health, settings.health_host, settings.health_port
             )

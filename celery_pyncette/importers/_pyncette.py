@@ -33,7 +33,6 @@ from celery_pyncette._definitions import (
     validate_instance_name,
 )
 from celery_pyncette._extension import Pyncette
-from celery_pyncette._routing import routed
 from celery_pyncette.importers._entries import Skipped
 from celery_pyncette.importers._pyncette_stores import (
     RawRecord,
@@ -134,7 +133,6 @@ def plan_pyncette_import(
             f"(known dynamic tasks: {', '.join(known) or 'none'}); nothing written"
         )
     now = extension.now()
-    counts: dict[str, int] = {}
     planned: list[PlannedInstance] = []
     problems: list[str] = []
     for item in store.instances:
@@ -145,11 +143,7 @@ def plan_pyncette_import(
         except ValueError as exc:
             problems.append(f"{_source_name(item)}:{item.instance}: {exc}")
             continue
-        if definition.name not in counts:
-            counts[definition.name] = (
-                extension.router.stored(definition).count if routed(definition) else 1
-            )
-        key = extension.router.key_under(definition, counts[definition.name], name)
+        key = extension.router.key(definition, name)
         planned.append(
             PlannedInstance(item, definition.name, key.partition, args, max(item.next_run, now))
         )
