@@ -6,7 +6,6 @@ malformed value raises :class:`~celery_pyncette.errors.ConfigurationError` namin
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -14,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery_pyncette._bounds import MAX_DURATION
+from celery_pyncette._spelling import did_you_mean
 from celery_pyncette.errors import ConfigurationError
 from celery_pyncette.stores import url_scheme
 
@@ -36,6 +36,9 @@ class Settings:
     skip_table_create: bool = False
     #: Task name -> the partitions this process polls (overrides ``enabled_partitions=``).
     enabled_partitions: Mapping[str, tuple[int, ...]] | None = None
+    #: Port of beat's ``GET /healthz`` (``None``: no endpoint), and the address it listens on.
+    health_port: int | None = None
+    health_host: str = "0.0.0.0"
 
 
 def _as_int(key: str, value: Any) -> int:
@@ -128,6 +131,28 @@ def _as_partitions(key: str, value: Any) -> dict[str, tuple[int, ...]]:
     return result
 
 
+def _as_port(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigurationError(f"{key}: expected a port number (1-65535), got {value!r}")
+    try:
+        port = int(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"{key}: expected a port number (1-65535), got {value!r}"
+        ) from None
+    if not 1 <= port <= 65535:
+        raise ConfigurationError(f"{key}: expected a port number (1-65535), got {value!r}")
+    return port
+
+
+def _as_host(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or value != value.strip() or "/" in value:
+        raise ConfigurationError(
+            f"{key}: expected an address to listen on (e.g. 0.0.0.0, ::, 127.0.0.1), got {value!r}"
+        )
+    return value
+
+
 def _parse(name: str, value: Any) -> Any:
     key = PREFIX + name
     if name == "url":
@@ -143,6 +168,10 @@ def _parse(name: str, value: Any) -> Any:
         return timedelta(seconds=_as_seconds(key, value))
     if name == "enabled_partitions":
         return _as_partitions(key, value)
+    if name == "health_port":
+        return _as_port(key, value)
+    if name == "health_host":
+        return _as_host(key, value)
     if name == "namespace":
         if not isinstance(value, str) or not _NAMESPACE.fullmatch(value):
             raise ConfigurationError(
@@ -192,6 +221,6 @@ def _check_delivery_timeout(settings: Settings) -> None:
 
 def _unknown(key: str, known: set[str], prefix: str = PREFIX) -> None:
     options = [prefix + k for k in sorted(known)]
-    hint = difflib.get_close_matches(key, options, n=1)
-    did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
-    raise ConfigurationError(f"unknown setting {key!r}{did_you_mean} (known: {', '.join(options)})")
+    raise ConfigurationError(
+        f"unknown setting {key!r}{did_you_mean(key, options)} (known: {', '.join(options)})"
+    )

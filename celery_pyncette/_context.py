@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from celery_pyncette._definitions import build_schedule, validate_args
+from celery_pyncette._definitions import arguments_from, build_schedule, validate_args
 from celery_pyncette.errors import LeaseLostError
 from celery_pyncette.schedules import schedule_from_spec
 
@@ -109,19 +109,23 @@ class Context:
         interval: timedelta | None = None,
         execute_at: datetime | None = None,
         timezone: str | None = None,
-        **args: Any,
+        args: Mapping[str, Any] | None = None,
+        **extra: Any,
     ) -> None:
         """Change the timing and/or arguments of this dynamic instance's later runs.
 
-        Arguments not given keep their values. Applied when the execution ends.
+        Arguments not given keep their values; ``args=`` carries arguments whose names look like
+        options (an extra keyword named like an option, or close to one, raises ``ValueError``).
+        Applied when the execution ends.
         """
         self._require_dynamic("reschedule")
+        changed = arguments_from(extra, args, where="context.reschedule")
         built = build_schedule(schedule, interval, execute_at, timezone, required=False)
         if built is None:
             if self.occurrence is None or self.occurrence.spec is None:
                 raise ValueError("reschedule needs a schedule, interval or execute_at")
             built = schedule_from_spec(self.occurrence.spec)
-        new_args = validate_args({**self.args, **args})
+        new_args = validate_args({**self.args, **changed})
         self.rescheduled = (built, new_args)
 
     def _require_dynamic(self, what: str) -> None:
@@ -129,6 +133,18 @@ class Context:
             raise ValueError(
                 f"{what}() works only in an execution of a dynamic instance sent by beat"
             )
+
+
+#: Attributes every context sets in ``__init__`` (``logger``: promised by the API for every
+#: context), beside the methods and properties of the class.
+_INSTANCE_ATTRIBUTES = frozenset(
+    {
+        "task", "args", "occurrence", "instance", "scheduled_at", "locked_until", "lease_lost",
+        "unscheduled", "rescheduled", "logger", "_runtime", "_fixtures",
+    }
+)  # fmt: skip
+#: Names a fixture cannot take: a context attribute of that name would hide the fixture.
+RESERVED_FIXTURE_NAMES = frozenset(dir(Context)) | _INSTANCE_ATTRIBUTES
 
 
 def current_context() -> Context | None:

@@ -14,6 +14,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from celery_pyncette._context import RESERVED_FIXTURE_NAMES
 from celery_pyncette._definitions import (
     ExecutionMode,
     TaskDefinition,
@@ -62,15 +63,30 @@ class DeclarationAPI:
         return function
 
     def fixture(self, name: str | None = None) -> Callable[[F], F]:
-        """Register a generator (or async generator) fixture, available as ``context.<name>``."""
+        """Register a generator (or async generator) fixture, available as ``context.<name>``.
+
+        ``ValueError`` when the name is not an identifier, is taken by the context itself
+        (``scheduled_at``, ``args``, ``heartbeat``, ...), or is already registered.
+        """
 
         def register(function: F) -> F:
             if not (inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function)):
                 raise ValueError(f"fixture {function!r} must be a generator function (yield once)")
             fixture_name = name or function.__name__
-            if not fixture_name.isidentifier():
+            if not isinstance(fixture_name, str) or not fixture_name.isidentifier():
                 raise ValueError(f"fixture name {fixture_name!r} is not an identifier")
-            self._runtime.catalog.fixtures[fixture_name] = function
+            if fixture_name in RESERVED_FIXTURE_NAMES:
+                raise ValueError(
+                    f"fixture name {fixture_name!r} is taken by the context itself "
+                    f"(context.{fixture_name}); give the fixture another name="
+                )
+            fixtures = self._runtime.catalog.fixtures
+            if fixture_name in fixtures:
+                raise ValueError(
+                    f"fixture {fixture_name!r} is already registered "
+                    f"(by {fixtures[fixture_name]!r}); give each fixture its own name="
+                )
+            fixtures[fixture_name] = function
             return function
 
         return register

@@ -25,6 +25,7 @@ from celery_pyncette._names import (  # noqa: F401 - re-exported limits
     check_instance_name,
     check_task_name,
 )
+from celery_pyncette._spelling import closest
 from celery_pyncette.schedules import (
     CronSchedule,
     IntervalSchedule,
@@ -60,6 +61,47 @@ class FailureMode(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class DefaultTiming:
+    """A dynamic template's default timing, which ``schedule_task`` uses when a call gives none.
+
+    Kept apart from :attr:`TaskDefinition.schedule` (a template is never a static schedule).
+    At most one of ``schedule`` (cron) and ``interval`` is set; ``timezone`` is the zone of any
+    cron an instance ends up with, unless the call names its own.
+    """
+
+    schedule: str | None = None
+    interval: timedelta | None = None
+    timezone: str | None = None
+
+    def resolve(
+        self,
+        schedule: str | None = None,
+        interval: timedelta | None = None,
+        execute_at: datetime | None = None,
+        timezone: str | None = None,
+    ) -> Schedule:
+        """The schedule of one instance: the call's timing, else this default.
+
+        A timing given by the call (``schedule``, ``interval`` or ``execute_at``) replaces the
+        default's timing entirely (an ``interval`` over a default cron is not two timings); the
+        default zone applies to a cron when the call names no zone. ``ValueError`` when neither
+        the call nor the default has a timing, or the combination is invalid.
+        """
+        if schedule is None and interval is None and execute_at is None:
+            if self.schedule is None and self.interval is None:
+                raise ValueError(
+                    "give schedule (a cron expression), interval or execute_at: "
+                    "the task has no default timing"
+                )
+            schedule, interval = self.schedule, self.interval
+        if timezone is None and schedule is not None:
+            timezone = self.timezone
+        built = build_schedule(schedule, interval, execute_at, timezone, required=True)
+        assert built is not None
+        return built
+
+
+@dataclass(frozen=True, slots=True)
 class TaskDefinition:
     """One registered schedule (static) or template (dynamic).
 
@@ -89,6 +131,8 @@ class TaskDefinition:
     concurrency_limit: ConcurrencyLimit | None = None
     #: Arguments that may appear in log lines, and how: ``(name, "value" | "length")``.
     log_args: tuple[tuple[str, str], ...] = ()
+    #: A dynamic template's default timing for ``schedule_task`` (``schedule`` stays ``None``).
+    default_timing: DefaultTiming = DefaultTiming()
 
     def describe(self, instance: str | None, scheduled_at: Any, args: Mapping[str, Any]) -> str:
         """The log form of one occurrence (arguments only where marked loggable)."""
@@ -193,12 +237,16 @@ def validate_modes(
 
 
 def default_partition_selector(partition_count: int, instance: str) -> int:
-    """SHA-1 of the instance name (UTF-8) as a big-endian integer, modulo ``partition_count``.
+    """Pyncette's selector: the SHA-1 of the instance name (UTF-8), a big-endian 160-bit integer,
+    scaled onto the partitions as a range, ``(sha1 * partition_count) >> 160``.
 
-    Stable across processes, machines and Python versions (unlike ``hash()``).
+    Stable across processes, machines and Python versions (unlike ``hash()``). Multiplying the
+    count by ``k`` splits partition ``p`` into ``k*p .. k*p + k - 1`` (doubling: ``2p`` and
+    ``2p + 1``). Versions up to 0.1.0 took the digest modulo the count; the stored partition
+    layout says which form placed a task's instances (:mod:`celery_pyncette._partitions`).
     """
     digest = hashlib.sha1(instance.encode(), usedforsecurity=False).digest()
-    return int.from_bytes(digest, "big") % partition_count
+    return (int.from_bytes(digest, "big") * partition_count) >> 160
 
 
 def validate_partitions(
@@ -238,6 +286,95 @@ CELERY_TASK_OPTIONS = frozenset(
 #: The Celery options that travel with each message beat sends.
 MESSAGE_OPTIONS = frozenset({"queue", "routing_key", "exchange", "priority", "expires"})
 
+#: Keywords of the task decorators (``task``, ``dynamic_task``, ``partitioned_task``).
+DECORATOR_OPTIONS = (
+    frozenset(
+        {
+            "schedule", "interval", "timezone", "execution_mode", "failure_mode",
+            "lease_duration", "enabled", "catch_up", "name", "concurrency_limit", "log_args",
+            "args",
+        }
+    )
+    | CELERY_TASK_OPTIONS
+)  # fmt: skip
+#: The keywords only ``partitioned_task`` takes.
+PARTITION_OPTIONS = frozenset({"partition_count", "partition_selector", "enabled_partitions"})
+#: Keywords of ``schedule_task`` / ``schedule_tasks`` (``context.reschedule``: all but ``force``).
+INSTANCE_OPTIONS = frozenset({"schedule", "interval", "execute_at", "timezone", "force", "args"})
+#: Every keyword that has a meaning somewhere in the task API: an extra keyword named like one of
+#: them, or close to one, is refused rather than taken for an argument.
+OPTION_NAMES = DECORATOR_OPTIONS | PARTITION_OPTIONS | INSTANCE_OPTIONS
+#: Similarity (difflib's ratio) from which an extra keyword counts as a misspelt option: one wrong
+#: letter in a five-letter option (``forse``) and any near-miss of a longer one (``lease_duraton``,
+#: ``excution_mode``). ``username`` or ``customer`` are not taken for ``name``; an argument that
+#: is refused (``names``, ``rename``, ``scheduled``) goes in ``args={...}``.
+TYPO_CUTOFF = 0.8
+
+
+def _accepted_by(option: str) -> str:
+    places = [
+        where
+        for where, names in (
+            ("the task decorators", DECORATOR_OPTIONS),
+            ("partitioned_task", PARTITION_OPTIONS),
+            ("schedule_task", INSTANCE_OPTIONS),
+        )
+        if option in names
+    ]
+    return " and ".join(places)
+
+
+def arguments_from(extra: Mapping[str, Any], args: Any, *, where: str) -> dict[str, Any]:
+    """The task arguments of one call: its extra keywords and its ``args=`` mapping.
+
+    An extra keyword named like an option that ``where`` does not take (``execute_at`` on a
+    decorator, ``lease_duration`` on ``schedule_task``), or a close match of any option
+    (``lease_duraton``), raises ``ValueError`` naming the option meant: a misspelt option would
+    otherwise silently become an argument. ``args=`` carries arguments whose names look like
+    options. A name given both ways is refused. The values are not checked here (see
+    :func:`validate_args`). ``where`` names the call: ``@pyncette.task``,
+    ``@pyncette.dynamic_task``, ``@pyncette.partitioned_task``, ``schedule_task``,
+    ``schedule_tasks`` or ``context.reschedule``.
+    """
+    for key in extra:
+        if key in OPTION_NAMES:
+            raise ValueError(
+                f"{key!r} is an option of {_accepted_by(key)}, not of {where}; an argument of "
+                f"that name goes in args={{{key!r}: ...}}"
+            )
+        meant = closest(key, OPTION_NAMES, cutoff=TYPO_CUTOFF)
+        if meant is not None:
+            elsewhere = (
+                "" if meant in _options_of(where) else f" (an option of {_accepted_by(meant)})"
+            )
+            raise ValueError(
+                f"{where} got {key!r}: did you mean {meant!r}{elsewhere}? An argument of that "
+                f"name goes in args={{{key!r}: ...}}"
+            )
+    if args is None:
+        explicit: dict[str, Any] = {}
+    elif isinstance(args, Mapping) and all(isinstance(k, str) for k in args):
+        explicit = dict(args)
+    else:
+        raise ValueError(f"args must be a mapping of argument names to values, got {args!r}")
+    twice = sorted(set(extra) & set(explicit))
+    if twice:
+        raise ValueError(
+            f"argument(s) {', '.join(map(repr, twice))} given both as keywords and in args="
+        )
+    return {**extra, **explicit}
+
+
+def _options_of(where: str) -> frozenset[str]:
+    """The options the call named ``where`` takes (as :func:`arguments_from` names calls)."""
+    if where == "@pyncette.partitioned_task":
+        return DECORATOR_OPTIONS | PARTITION_OPTIONS
+    if where.startswith("@pyncette."):
+        return DECORATOR_OPTIONS
+    if where == "context.reschedule":
+        return INSTANCE_OPTIONS - {"force"}
+    return INSTANCE_OPTIONS
+
 
 def parse_task_options(
     options: Mapping[str, Any],
@@ -249,20 +386,19 @@ def parse_task_options(
 
     Returns a definition (its ``name`` still empty), the Celery task options, and the ``name=``
     given, if any. Schedule options, modes and limits are checked here; Celery's own task options
-    pass through; every other keyword is an argument and must be JSON-serialisable.
+    pass through; ``args=`` and every other keyword are arguments (checked by
+    :func:`arguments_from`) and must be JSON-serialisable. A dynamic template's ``schedule`` /
+    ``interval`` / ``timezone`` are optional defaults for ``schedule_task``
+    (:attr:`TaskDefinition.default_timing`).
     """
     options = dict(options)
-    schedule = build_schedule(
-        options.pop("schedule", None),
-        options.pop("interval", None),
-        None,
-        options.pop("timezone", None),
-        required=not dynamic,
-    )
-    if dynamic and schedule is not None:
-        raise ValueError(
-            "a dynamic task takes its schedule from schedule_task(), not the decorator"
-        )
+    kind = "partitioned_task" if partitions is not None else "dynamic_task" if dynamic else "task"
+    where = f"@pyncette.{kind}"
+    cron, interval, zone = (options.pop(k, None) for k in ("schedule", "interval", "timezone"))
+    built = build_schedule(cron, interval, None, zone, required=not dynamic)
+    schedule, default_timing = built, DefaultTiming()
+    if dynamic:
+        schedule, default_timing = None, DefaultTiming(cron, interval, zone)
     execution_mode, failure_mode, lease_duration = validate_modes(
         options.pop("execution_mode", ExecutionMode.AT_LEAST_ONCE),
         options.pop("failure_mode", FailureMode.NONE),
@@ -276,7 +412,8 @@ def parse_task_options(
     concurrency_limit = ConcurrencyLimit.parse(options.pop("concurrency_limit", None))
     log_args = logs.parse_log_args(options.pop("log_args", None))
     celery_options = {k: options.pop(k) for k in list(options) if k in CELERY_TASK_OPTIONS}
-    args = validate_args(options, "extra task arguments")
+    explicit = options.pop("args", None)
+    args = validate_args(arguments_from(options, explicit, where=where), "task arguments")
     partition_count, selector, enabled_partitions = partitions or (1, None, None)
     definition = TaskDefinition(
         name="",
@@ -295,5 +432,6 @@ def parse_task_options(
         options={k: v for k, v in celery_options.items() if k in MESSAGE_OPTIONS},
         concurrency_limit=concurrency_limit,
         log_args=log_args,
+        default_timing=default_timing,
     )
     return definition, celery_options, name

@@ -20,6 +20,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import numbers
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -38,11 +39,29 @@ logger = logging.getLogger("celery_pyncette.heartbeat")
 def with_heartbeat(
     lease_remaining_ratio: float = 0.5, cancel_on_lease_lost: bool = False
 ) -> Callable[[F], F]:
-    """Heartbeat in the background while the decorated task function runs."""
-    if not 0 < lease_remaining_ratio < 1:
+    """Heartbeat in the background while the decorated task function runs.
+
+    A heartbeat is due every ``lease_duration * lease_remaining_ratio`` (as in Pyncette, the ratio
+    is the part of the lease elapsed when it is extended): with the default 0.5, halfway through
+    each lease. ``lease_remaining_ratio`` must be a real number strictly between 0 and 1
+    (``ValueError`` otherwise, ``True`` and ``False`` included).
+    """
+    given: object = lease_remaining_ratio  # checked at run time: callers pass anything
+    if (
+        isinstance(given, bool)
+        or not isinstance(given, numbers.Real)
+        or not 0 < float(given) < 1  # float(): also false for NaN
+    ):
         raise ValueError(
-            f"lease_remaining_ratio must be between 0 and 1, got {lease_remaining_ratio}"
+            "lease_remaining_ratio must be a number strictly between 0 and 1, "
+            f"got {lease_remaining_ratio!r}"
         )
+    flag: object = cancel_on_lease_lost
+    if not isinstance(flag, bool):
+        raise ValueError(
+            f"cancel_on_lease_lost must be True or False, got {cancel_on_lease_lost!r}"
+        )
+    ratio = float(given)
 
     def decorate(function: F) -> F:
         if inspect.iscoroutinefunction(function):
@@ -60,9 +79,7 @@ def with_heartbeat(
                     finally:
                         stop()
                 beating = asyncio.ensure_future(
-                    _beat_async(
-                        context, lease_remaining_ratio, main if cancel_on_lease_lost else None
-                    )
+                    _beat_async(context, ratio, main if cancel_on_lease_lost else None)
                 )
                 try:
                     return await function(context, *args, **kwargs)
@@ -83,7 +100,7 @@ def with_heartbeat(
             stop = threading.Event()
             beating = threading.Thread(
                 target=_beat_thread,
-                args=(context, lease_remaining_ratio, stop),
+                args=(context, ratio, stop),
                 name="pyncette-heartbeat",
                 daemon=True,
             )

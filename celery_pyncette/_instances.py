@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from celery_pyncette._bounds import check_duration
 from celery_pyncette._definitions import (
     TaskDefinition,
+    arguments_from,
     build_schedule,
     validate_args,
     validate_instance_name,
@@ -101,20 +102,24 @@ class InstanceAPI:
         execute_at: datetime | None = None,
         timezone: str | None = None,
         force: bool = False,
-        **args: Any,
+        args: Mapping[str, Any] | None = None,
+        **extra: Any,
     ) -> TaskState:
         """Create or replace a dynamic instance; written to the store before this returns.
+
+        With no ``schedule`` / ``interval`` / ``execute_at`` the template's default timing is
+        used; one given replaces it. The arguments are the template's defaults, then ``args=``
+        and the extra keywords (an extra keyword named like an option, or close to one, raises
+        ``ValueError``: such names go in ``args=``).
 
         Raises ``ValueError`` for invalid input (nothing is written), ``TaskLockedError`` when the
         instance is running and ``force`` is false, ``StoreError`` when the store fails.
         """
         definition, key = self._dynamic_key(task, instance)
-        built: Schedule | None = build_schedule(
-            schedule, interval, execute_at, timezone, required=True
-        )
-        assert built is not None
+        call_args = arguments_from(extra, args, where="schedule_task")
+        built = definition.default_timing.resolve(schedule, interval, execute_at, timezone)
         record = self._new_record(
-            key, built, validate_args({**definition.args, **args}), self._runtime.now()
+            key, built, validate_args({**definition.args, **call_args}), self._runtime.now()
         )
         self._runtime.store.upsert(record, self._runtime.now(), force=force)
         self._runtime.router.settle_one(
@@ -132,17 +137,25 @@ class InstanceAPI:
         execute_at: datetime | None = None,
         timezone: str | None = None,
         force: bool = False,
+        args: Mapping[str, Any] | None = None,
     ) -> list[str]:
         """Create or replace many instances with one timing: ``{instance: args}``.
 
+        The timing defaults to the template's, as in :meth:`schedule_task`. Each instance's
+        arguments are the template's defaults, then the common ``args=``, then its own.
         Everything is validated before anything is written; writes go through the store's bulk
         path. Returns the instances left unchanged because they are running (``force`` false).
         Raises :class:`BulkWriteError` (with ``.written``) when the store fails part-way.
         """
-        built = build_schedule(schedule, interval, execute_at, timezone, required=True)
-        assert built is not None
+        definition = self._dynamic_definition(task)
+        common = arguments_from({}, args, where="schedule_tasks")
+        if not isinstance(instances, Mapping) or not all(
+            isinstance(own, Mapping) for own in instances.values()
+        ):
+            raise ValueError("instances must be a mapping of instance name to its arguments")
+        built = definition.default_timing.resolve(schedule, interval, execute_at, timezone)
         return self._write_many(
-            task, [(name, built, args) for name, args in instances.items()], force
+            task, [(name, built, {**common, **own}) for name, own in instances.items()], force
         )
 
     def scatter(
@@ -198,6 +211,43 @@ class InstanceAPI:
                 first = self._new_record(key, schedule, {}, now)
                 timing = timings[id(schedule)] = (first.next_run, dict(first.spec))
             records.append(InstanceRecord(key=key, next_run=timing[0], spec=timing[1], args=merged))
+        return self._write_records(definition, records, now, force)
+
+    def _write_instances(
+        self,
+        task: Any,
+        planned: Sequence[tuple[str, Schedule, Mapping[str, Any], datetime]],
+        force: bool,
+    ) -> list[str]:
+        """Create or replace instances each with its own schedule *and next run* (an import).
+
+        Validates, merges the task's default arguments and routes like :meth:`schedule_tasks`
+        (every name and argument is checked before anything is written); returns and raises
+        like it. Each next run (an aware datetime) is written as given: the caller decides what
+        an overdue one becomes.
+        """
+        now = self._runtime.now()
+        definition = self._dynamic_definition(task)
+        records = [
+            InstanceRecord(
+                key=self._instance_key(definition, name),
+                next_run=next_run,
+                spec=schedule.to_spec(),
+                args=validate_args({**definition.args, **args}, f"arguments of {name!r}"),
+            )
+            for name, schedule, args, next_run in planned
+        ]
+        return self._write_records(definition, records, now, force)
+
+    def _write_records(
+        self,
+        definition: TaskDefinition,
+        records: Sequence[InstanceRecord],
+        now: datetime,
+        force: bool,
+    ) -> list[str]:
+        """Bulk-write ``records`` in chunks, then let the router move what a repartition meanwhile
+        routes elsewhere; the instances left unchanged because they run (``force`` false)."""
         store = self._runtime.store
         written: list[str] = []
         locked: list[str] = []

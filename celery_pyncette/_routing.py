@@ -4,15 +4,16 @@ A process caches each partitioned task's stored layout (:class:`~celery_pyncette
 PartitionLayout`). A process started before ``celery pyncette repartition`` would otherwise keep
 writing into partitions of the old count, which the new count's beats never poll. So:
 
-* instance keys are computed with the stored count, not the declared one;
+* instance keys are computed with the stored count, and the selector the stored layout records
+  (:func:`~celery_pyncette._partitions.placing_selector`), not the declared ones;
 * after each write (``schedule_task``: once per call; ``schedule_tasks``: once per call, not per
   instance) the stored layout is read again; when it changed, the cache is refreshed and every
   instance just written under the old count is moved to its partition under the new one (a
-  repartition stores the new count before it moves anything, so a write it did not see is always
-  followed by a re-read that sees the new count);
+  repartition stores the new layout before it moves anything, so a write it did not see is always
+  followed by a re-read that sees it);
 * a read or delete that misses looks again under the new layout, and while a move is not complete
-  under the previous counts too; a write during an unfinished move removes the copy a previous
-  count left behind (a running one wins without ``force``: ``TaskLockedError``);
+  under the previous placements too; a write during an unfinished move removes the copy a
+  previous placement left behind (a running one wins without ``force``: ``TaskLockedError``);
 * beats poll every partition that may hold instances (``layout.spanned``), re-read every
   :data:`REFRESH_EVERY`.
 
@@ -28,7 +29,13 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 
 from celery_pyncette._definitions import TaskDefinition
-from celery_pyncette._partitions import PartitionLayout, check_partition_count, stored_layout
+from celery_pyncette._partitions import (
+    PartitionLayout,
+    Placement,
+    check_partition_count,
+    placing_selector,
+    stored_layout,
+)
 from celery_pyncette.errors import TaskLockedError
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Store
 
@@ -84,10 +91,12 @@ class PartitionRouter:
     # --- keys -------------------------------------------------------------------------------
 
     @staticmethod
-    def key_under(definition: TaskDefinition, count: int, instance: str) -> InstanceKey:
-        """The key of ``instance`` when the task has ``count`` partitions."""
+    def key_under(definition: TaskDefinition, placement: Placement, instance: str) -> InstanceKey:
+        """The key of ``instance`` under ``placement`` (a partition count and the stored selector
+        tag that placed it)."""
+        count, tag = placement
         partition = 0
-        selector = definition.partition_selector
+        selector = placing_selector(definition, tag)
         if count > 1 and selector is not None:
             partition = selector(count, instance)
             if not 0 <= partition < count:
@@ -95,9 +104,9 @@ class PartitionRouter:
         return InstanceKey(definition.name, partition, instance)
 
     def key(self, definition: TaskDefinition, instance: str) -> InstanceKey:
-        """Where ``instance`` belongs now (by the cached stored count)."""
-        count = self.layout(definition).count if routed(definition) else 1
-        return self.key_under(definition, count, instance)
+        """Where ``instance`` belongs now (by the cached stored layout)."""
+        placement = self.layout(definition).placements[0] if routed(definition) else (1, None)
+        return self.key_under(definition, placement, instance)
 
     # --- after writes, reads and deletes ----------------------------------------------------
 
@@ -122,9 +131,9 @@ class PartitionRouter:
         # Compared record by record (not "did the cache change"): another thread of this process
         # may have refreshed the cache after this write's key was computed.
         layout = self.reread(definition)
+        current = layout.placements[0]
         moves = [
-            (record, self.key_under(definition, layout.count, record.key.instance))
-            for record in written
+            (record, self.key_under(definition, current, record.key.instance)) for record in written
         ]
         moves = [(record, target) for record, target in moves if target != record.key]
         store, now = self._store(), self._now()
@@ -134,9 +143,9 @@ class PartitionRouter:
             locked = {key.instance for key in store.upsert_many(moved, now, force)}
             for record, _ in moves:
                 store.delete(record.key)
-        if layout.moving_from:  # an unfinished move: a copy may still be at its old key
+        if layout.moving:  # an unfinished move: a copy may still be at its old key
             placed = [
-                self.key_under(definition, layout.count, record.key.instance)
+                self.key_under(definition, current, record.key.instance)
                 for record in written
                 if record.key.instance not in locked
             ]
@@ -155,8 +164,8 @@ class PartitionRouter:
         store, now = self._store(), self._now()
         locked: set[str] = set()
         for key in placed:
-            for count in layout.moving_from:
-                old_key = self.key_under(definition, count, key.instance)
+            for placement in layout.moving:
+                old_key = self.key_under(definition, placement, key.instance)
                 old = None if old_key == key else store.get(old_key)
                 if old is None:
                     continue
@@ -198,13 +207,12 @@ class PartitionRouter:
 
     def other_keys(self, definition: TaskDefinition, key: InstanceKey) -> list[InstanceKey]:
         """After ``key`` missed: the keys the instance may have under a changed layout (the new
-        count's, and the previous count's while a move is not complete)."""
+        layout's, and the previous placements' while a move is not complete)."""
         if not routed(definition):
             return []
         layout = self.reread(definition)
         candidates = [
-            self.key_under(definition, count, key.instance)
-            for count in (layout.count, *layout.moving_from)
+            self.key_under(definition, placement, key.instance) for placement in layout.placements
         ]
         unique: list[InstanceKey] = []
         for candidate in candidates:

@@ -24,9 +24,6 @@ from celery_pyncette.cli._common import (
 )
 from celery_pyncette.errors import PyncetteError
 
-#: Keywords of ``schedule_task`` that cannot be task arguments.
-RESERVED_ARGS = frozenset({"schedule", "interval", "execute_at", "timezone", "force"})
-
 
 def _parse_value(text: str) -> Any:
     """JSON when it parses, else the text itself."""
@@ -159,8 +156,6 @@ def schedule(
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise click.UsageError(f"--arg {item!r}: expected KEY=VALUE")
-        if key in RESERVED_ARGS:
-            raise click.UsageError(f"--arg {key!r}: that name is reserved by schedule_task")
         arguments[key] = _parse_value(text)
     extension = extension_of(ctx)
     try:
@@ -172,7 +167,7 @@ def schedule(
             execute_at=None if at is None else _parse_at(at),
             timezone=zone,
             force=force,
-            **arguments,
+            args=arguments,
         )
     except (PyncetteError, ValueError, OverflowError) as exc:
         fail(exc)

@@ -82,7 +82,7 @@ class _Api:
             raise ValueError("args must be a JSON object")
         force = body.get("force", False) is True
         state = await run_in_threadpool(
-            lambda: self.pyncette.schedule_task(name, instance, force=force, **timing, **args)
+            lambda: self.pyncette.schedule_task(name, instance, force=force, **timing, args=args)
         )
         return json_response(_read_model.state_row(state))
 

@@ -137,7 +137,7 @@ class _Pages:
         args = _formats.json_object(form.get("args", "") or "{}")
         timing = _formats.timing_from(form)
         await run_in_threadpool(
-            lambda: self.pyncette.schedule_task(name, instance, **timing, **args)
+            lambda: self.pyncette.schedule_task(name, instance, **timing, args=args)
         )
         return self.site.back(
             request, _instance_path(name, instance), notice=f"scheduled {instance}"
@@ -151,7 +151,7 @@ class _Pages:
         force = form.get("force") == "1"
         await run_in_threadpool(
             lambda: self.pyncette.schedule_task(
-                name, instance, force=force, **timing, **dict(state.args)
+                name, instance, force=force, **timing, args=dict(state.args)
             )
         )
         return self.site.back(request, _instance_path(name, instance), notice="rescheduled")

@@ -6,11 +6,11 @@ that store is used; a missing optional dependency is reported with the extra tha
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from typing import Any
 from urllib.parse import urlsplit
 
+from celery_pyncette._spelling import did_you_mean
 from celery_pyncette.errors import ConfigurationError
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Store, Strike
 
@@ -39,11 +39,10 @@ def url_scheme(url: str) -> str:
         )
     scheme = urlsplit(url).scheme.lower()
     if scheme not in STORES:
-        hint = difflib.get_close_matches(scheme, STORES, n=1)
-        did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
         known = ", ".join(sorted(STORES))
         raise ConfigurationError(
-            f"pyncette_url: unknown store scheme {scheme!r}{did_you_mean} (known: {known})"
+            f"pyncette_url: unknown store scheme {scheme!r}{did_you_mean(scheme, STORES)} "
+            f"(known: {known})"
         )
     return scheme
 

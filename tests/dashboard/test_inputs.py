@@ -46,6 +46,21 @@ def test_scheduling_the_static_instance_name_is_refused_naming_the_rule(
     assert demo.pyncette.get_task_state(demo.hello, "user-000") is not None
 
 
+def test_arguments_named_like_options_are_arguments(demo: Demo, http: TestClient) -> None:
+    # The API hands its "args" object to schedule_task(args=...): any name is an argument.
+    args = {"force": True, "name": "Ann", "lease_duraton": 5}
+    response = http.put(
+        "/api/tasks/reminders.hello/instances/ann",
+        json={"interval": 60, "args": args},
+        headers={"x-csrf-token": token_of(http)},
+    )
+
+    assert response.status_code == 200, response.text
+    state = demo.pyncette.get_task_state(demo.hello, "ann")
+    assert state is not None
+    assert {k: state.args[k] for k in args} == args
+
+
 def test_a_reserved_task_name_is_refused_naming_the_rule(http: TestClient) -> None:
     response = http.get("/api/tasks/__pyncette_beats__/instances")
 

@@ -12,7 +12,9 @@ PACKAGE = Path(celery_pyncette.__file__).parent
 
 #: Layer of each top-level unit (a module, or a package as a whole); see docs/architecture.md.
 LAYERS: dict[str, int] = {
-    **dict.fromkeys(["errors", "_ids", "_logs", "_bounds", "_asyncio_bridge", "_timers"], 0),
+    **dict.fromkeys(
+        ["errors", "_ids", "_logs", "_bounds", "_asyncio_bridge", "_timers", "_spelling"], 0
+    ),
     **dict.fromkeys(
         [
             "stores.base",
@@ -23,6 +25,7 @@ LAYERS: dict[str, int] = {
             "metrics",
             "signals",
             "_events",
+            "_tracing",
         ],
         1,
     ),
@@ -48,7 +51,17 @@ LAYERS: dict[str, int] = {
     ),
     "_runtime": 4,
     **dict.fromkeys(
-        ["_context", "_heartbeat", "_publish", "_queue_wait", "_dispatch", "worker"], 5
+        [
+            "_context",
+            "_heartbeat",
+            "_publish",
+            "_queue_wait",
+            "_dispatch",
+            "_health",
+            "_health_server",
+            "worker",
+        ],
+        5,
     ),
     **dict.fromkeys(["beat", "_declare", "_instances", "_extension"], 6),
     **dict.fromkeys(["_overview", "_read_model", "cli", "dashboard", "importers", "testing"], 7),

@@ -207,9 +207,18 @@ def test_schedule_needs_exactly_one_timing(app: Celery, pyncette: Pyncette, hell
     assert code == 2
     assert "exactly one of --cron, --interval, --at" in output
 
-    code, output = invoke(app, "schedule", "hello", "x", "--interval", "5", "--arg", "force=1")
-    assert code == 2
-    assert "reserved" in output
+
+def test_an_arg_named_like_an_option_is_an_argument(
+    app: Celery, pyncette: Pyncette, hello: object
+) -> None:
+    # --arg values travel as schedule_task(args=...): any name is an argument, none an option.
+    code, output = invoke(
+        app, "schedule", "hello", "x", "--interval", "5", "--arg", "force=1", "--arg", "name=Ann"
+    )
+    assert code == 0, output
+    state = pyncette.get_task_state(hello, "x")
+    assert state is not None
+    assert dict(state.args) == {"force": 1, "name": "Ann"}
 
 
 def test_unschedule_removes_and_reports_a_missing_instance(
@@ -474,6 +483,52 @@ def test_repartition_moves_instances_and_reports_running_ones(tmp_path: Path) ->
         new.close()
         new_app.close()
         old_app.close()
+
+
+def test_repartition_moves_a_store_placed_by_the_modulo_selector(tmp_path: Path) -> None:
+    from celery_pyncette._extension import default_partition_selector
+    from celery_pyncette._partitions import RANGE_SELECTOR, PartitionLayout, stored_layout
+    from celery_pyncette.errors import ConfigurationError
+    from tests.support.legacy_layout import where, write_legacy_store
+
+    app = Celery("upgraded", broker="memory://", set_as_current=False)
+    extension = Pyncette(app, url=f"sqlite:///{tmp_path}/store.sqlite3")
+
+    @extension.partitioned_task(partition_count=4, name="spread")
+    def spread(context: Context) -> None: ...
+
+    names = [f"customer-{i}" for i in range(12)]
+    now = extension.now()
+    placed = write_legacy_store(extension.store, "spread", 4, names, now + timedelta(hours=1), now)
+    try:
+        with pytest.raises(ConfigurationError, match="pyncette repartition spread --to 4"):
+            extension.schedule_task(spread, "new", interval=timedelta(minutes=5))
+
+        code, stdout, stderr = invoke_split(app, "repartition", "spread", "--to", "4", "--json")
+
+        assert code == 0, stderr
+        (row,) = json.loads(stdout)
+        must_move = sum(placed[n] != default_partition_selector(4, n) for n in names)
+        assert must_move > 0
+        assert row == {
+            "task": "spread",
+            "partitions": 4,
+            "moved": must_move,
+            "kept": len(names) - must_move,
+            "running": 0,
+            "complete": True,
+        }
+        assert stored_layout(extension.store, "spread") == PartitionLayout(
+            4, selector=RANGE_SELECTOR
+        )
+        for name in names:
+            assert where(extension.store, "spread", name, 4) == [
+                default_partition_selector(4, name)
+            ]
+        extension.schedule_task(spread, "new", interval=timedelta(minutes=5))
+    finally:
+        extension.close()
+        app.close()
 
 
 def test_repartition_of_a_static_task_is_an_error(app: Celery, pyncette: Pyncette) -> None:

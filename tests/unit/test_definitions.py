@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from celery import Celery
@@ -94,9 +95,22 @@ def test_invalid_declarations_are_refused_with_the_problem_named(
         pyncette.task(**options)
 
 
-def test_a_dynamic_template_takes_no_schedule(pyncette: Pyncette) -> None:
-    with pytest.raises(ValueError, match="dynamic"):
-        pyncette.dynamic_task(schedule="* * * * *")
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"schedule": "* * * * *", "interval": timedelta(seconds=1)}, "exactly one"),
+        ({"schedule": "61 * * * *"}, "61"),
+        ({"interval": timedelta(0)}, "interval"),
+        ({"interval": timedelta(seconds=5), "timezone": "Europe/Paris"}, "cron schedule only"),
+        ({"timezone": "Mars/Olympus"}, "Mars/Olympus"),
+    ],
+)
+def test_a_dynamic_template_default_timing_is_checked_at_decoration(
+    pyncette: Pyncette, options: dict[str, Any], message: str
+) -> None:
+    # Accepted as defaults for schedule_task (tests/unit/test_template_defaults.py), but checked.
+    with pytest.raises(ValueError, match=message):
+        pyncette.dynamic_task(**options)
 
 
 def test_arguments_too_large_for_every_store_are_refused(pyncette: Pyncette) -> None:

@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import timedelta
+from fractions import Fraction
+from typing import Any
 
 import pytest
 
 from celery_pyncette import Context, LeaseLostError, Pyncette, with_heartbeat
 from celery_pyncette._definitions import ExecutionMode, TaskDefinition
+from celery_pyncette._dispatch import Dispatcher, sync_static
 from celery_pyncette._occurrence import Occurrence
-from celery_pyncette.stores.base import InstanceKey, InstanceRecord
+from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, InstanceRecord
+from tests.conftest import FakeClock
+from tests.support.messages import take_waiting
 
 LEASE = timedelta(milliseconds=200)
 
@@ -107,3 +112,79 @@ def test_with_heartbeat_can_cancel_an_async_task_that_lost_its_lease(pyncette: P
 def test_with_heartbeat_refuses_a_bad_ratio() -> None:
     with pytest.raises(ValueError, match="lease_remaining_ratio"):
         with_heartbeat(lease_remaining_ratio=1.5)
+
+
+@pytest.mark.parametrize(
+    "ratio", [True, False, "0.5", None, 0, 1, 0.0, 1.0, -0.5, float("nan"), float("inf")]
+)
+def test_with_heartbeat_refuses_a_ratio_that_is_not_a_number_strictly_between_0_and_1(
+    ratio: object,
+) -> None:
+    with pytest.raises(ValueError, match="lease_remaining_ratio"):
+        with_heartbeat(lease_remaining_ratio=ratio)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("ratio", [0.25, Fraction(1, 3), 0.999])
+def test_with_heartbeat_takes_any_real_ratio_strictly_between_0_and_1(ratio: float) -> None:
+    @with_heartbeat(lease_remaining_ratio=ratio)
+    def job(context: Context) -> None: ...
+
+    assert callable(job)
+
+
+def test_with_heartbeat_refuses_a_cancel_flag_that_is_not_a_bool() -> None:
+    with pytest.raises(ValueError, match="cancel_on_lease_lost"):
+        with_heartbeat(cancel_on_lease_lost="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("mode", "extended"), [(ExecutionMode.AT_MOST_ONCE, False), (ExecutionMode.AT_LEAST_ONCE, True)]
+)
+def test_a_heartbeat_of_an_at_most_once_run_is_a_no_op(
+    fake_clock: FakeClock,
+    pyncette: Pyncette,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: ExecutionMode,
+    extended: bool,
+) -> None:
+    """Through beat's dispatch and the worker path: an at-most-once run holds no lease, so its
+    heartbeat writes nothing and raises nothing (as in Pyncette); an at-least-once one extends."""
+    store = pyncette.store
+    writes: list[InstanceKey] = []
+    real_extend = store.extend_lease
+
+    def spy(key: InstanceKey, *args: Any, **kwargs: Any) -> Any:
+        writes.append(key)
+        return real_extend(key, *args, **kwargs)
+
+    seen: list[tuple[Any, Any, int]] = []
+
+    @pyncette.task(name="beats", schedule="* * * * * *", execution_mode=mode)
+    def beats(context: Context) -> None:
+        before, writes_before = context.locked_until, len(writes)
+        fake_clock.advance(seconds=5)
+        context.heartbeat()
+        seen.append((before, context.locked_until, len(writes) - writes_before))
+
+    dispatcher = Dispatcher(pyncette.runtime, "beat-1")
+    definitions = pyncette.definitions()
+    sync_static(pyncette.runtime, definitions, fake_clock.now)
+    fake_clock.advance(seconds=1)
+    dispatcher.dispatch(definitions)
+    (message,) = take_waiting(pyncette.app)
+    monkeypatch.setattr(store, "extend_lease", spy)
+
+    result = pyncette.app.tasks["beats"].apply(kwargs=message.decode()[1], headers=message.headers)
+
+    assert result.successful(), result.traceback
+    ((before, after, heartbeat_writes),) = seen
+    if extended:
+        assert heartbeat_writes == 1
+        assert after == fake_clock.now + pyncette.runtime.settings.lease_duration
+        state = store.get(InstanceKey("beats", 0, STATIC_INSTANCE))
+        assert state is not None
+        assert state.last_status == "success"
+    else:
+        assert writes == [], "neither the worker nor the heartbeat touched a lease"
+        assert before is None
+        assert after is None

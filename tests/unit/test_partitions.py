@@ -11,6 +11,7 @@ from celery_pyncette import ConfigurationError, Context, Pyncette
 from celery_pyncette._config import settings_from
 from celery_pyncette._extension import default_partition_selector
 from celery_pyncette._partitions import (
+    RANGE_SELECTOR,
     PartitionLayout,
     repartition,
     stored_layout,
@@ -116,12 +117,14 @@ def test_a_changed_partition_count_is_refused_until_the_instances_are_moved(
     first = repartition(store, definition, 16, fake_clock.now)
     assert not first.complete, "running instances stay until they finish"
     # the new count is in force at once; the old partitions are still polled until the rerun
-    assert stored_layout(store, "spread") == PartitionLayout(16, moving_from=(4,))
+    assert stored_layout(store, "spread") == PartitionLayout(
+        16, moving_from=(4,), selector=RANGE_SELECTOR
+    )
 
     fake_clock.advance(minutes=1)  # the leases expire
     second = repartition(store, definition, 16, fake_clock.now)
     assert second.complete
-    assert stored_layout(store, "spread") == PartitionLayout(16)
+    assert stored_layout(store, "spread") == PartitionLayout(16, selector=RANGE_SELECTOR)
     for name in names:
         record = store.get(InstanceKey("spread", default_partition_selector(16, name), name))
         assert record is not None, name

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from celery_pyncette import _records
 from celery_pyncette import _registry as registry
 from celery_pyncette._concurrency import ConcurrencyLimit, Slots
-from celery_pyncette._definitions import TaskDefinition
+from celery_pyncette._definitions import TaskDefinition, default_partition_selector
 from celery_pyncette._partitions import check_partition_count, repartition
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 from celery_pyncette.stores.memory import MemoryStore
@@ -49,7 +49,7 @@ def test_a_partition_count_record_is_stored_as_before() -> None:
 
     check_partition_count(store, definition, NOW)
     recorded = store.get(InstanceKey("__pyncette_tasks__", 0, "spread"))
-    store.upsert(InstanceRecord(InstanceKey("spread", 1, "x"), NOW), NOW)
+    store.upsert(InstanceRecord(InstanceKey("spread", 1, "u25"), NOW), NOW)
     store.claim_due("spread", 1, NOW, 1, timedelta(minutes=1), "w")  # running: not moved
     repartition(store, definition, 2, NOW)
     moving = store.get(InstanceKey("__pyncette_tasks__", 0, "spread"))
@@ -62,6 +62,38 @@ def test_a_partition_count_record_is_stored_as_before() -> None:
     )
     assert recorded == expected
     assert moving == expected.with_changes(args={"partition_count": 2, "moving_from": [4]})
+
+
+def test_a_default_selector_layout_records_which_selector_placed_it() -> None:
+    # 0.1.0 wrote {"partition_count": 4} for a task on the (modulo) default selector too: the
+    # absent selector is what tells its layouts apart.
+    store = MemoryStore()
+    definition = TaskDefinition(
+        "spread",
+        "spread",
+        None,
+        dynamic=True,
+        partition_count=4,
+        partition_selector=default_partition_selector,
+    )
+    key = InstanceKey("__pyncette_tasks__", 0, "spread")
+    store.upsert(InstanceRecord(key, NOW, {"kind": "task"}, {"partition_count": 4}), NOW)
+    placed = InstanceKey("spread", 1, "u25")  # modulo: partition 1, range: partition 2
+    store.upsert(InstanceRecord(placed, NOW), NOW)
+    store.claim_due("spread", 1, NOW, 1, timedelta(minutes=1), "w")  # running: not moved
+
+    repartition(store, definition, 4, NOW)
+    moving = store.get(key)
+    store.unlock(placed, store.lease_of(placed) or "")
+    repartition(store, definition, 4, NOW)
+    moved = store.get(key)
+
+    expected = InstanceRecord(key, NOW + CENTURY, {"kind": "task"}, {})
+    assert moving == expected.with_changes(
+        args={"partition_count": 4, "selector": "sha1-range", "moving_from_modulo": [4]}
+    )
+    assert moved == expected.with_changes(args={"partition_count": 4, "selector": "sha1-range"})
+    assert store.get(InstanceKey("spread", 2, "u25")) is not None
 
 
 def test_slot_records_are_stored_as_before() -> None:

@@ -24,7 +24,12 @@ from celery_pyncette import ConfigurationError, Context, Pyncette, TaskLockedErr
 from celery_pyncette import _routing as routing
 from celery_pyncette._dispatch import Dispatcher
 from celery_pyncette._extension import default_partition_selector
-from celery_pyncette._partitions import PartitionLayout, repartition, stored_layout
+from celery_pyncette._partitions import (
+    RANGE_SELECTOR,
+    PartitionLayout,
+    repartition,
+    stored_layout,
+)
 from celery_pyncette._records import TASKS_TASK
 from celery_pyncette.stores.base import InstanceKey, InstanceRecord
 from tests.backends import postgres as postgres_backend
@@ -40,8 +45,8 @@ def partition(count: int, name: str) -> int:
     return default_partition_selector(count, name)
 
 
-# The example: under 4 partitions "user1" is in partition 3, which 2 partitions lack.
-assert partition(4, "user1") == 3
+# The example: under 4 partitions "user1" is in a partition (2) that 2 partitions lack.
+assert partition(4, "user1") == 2
 
 
 @pytest.fixture(params=["sqlite", "redis", "postgresql"])
@@ -116,7 +121,7 @@ def test_an_old_process_routes_a_new_instance_by_the_repartitioned_count(
 
     state = old.schedule_task(spread_old, "user1", execute_at=PAST)
 
-    assert where(old, "user1") == [partition(2, "user1")], "not left in partition 3"
+    assert where(old, "user1") == [partition(2, "user1")], "not left in its partition under 4"
     assert state.instance == "user1"
     found = old.get_task_state(spread_old, "user1")
     assert found is not None
@@ -204,22 +209,28 @@ def test_a_running_instance_left_behind_is_still_found_and_polled(
 ) -> None:
     old, spread_old = processes.start(4)
     old.schedule_task(spread_old, "user1", execute_at=PAST)
-    claimed = old.store.claim_due("spread", 3, old.now(), 10, timedelta(minutes=5), "beat")
+    claimed = old.store.claim_due(
+        "spread", partition(4, "user1"), old.now(), 10, timedelta(minutes=5), "beat"
+    )
     assert [r.key.instance for r in claimed] == ["user1"]
     new, _ = processes.start(4)
 
     result = repartition(new.store, new.definition("spread"), 2, new.now())
 
     assert result.locked == ["user1"]
-    assert stored_layout(new.store, "spread") == PartitionLayout(2, moving_from=(4,))
+    assert stored_layout(new.store, "spread") == PartitionLayout(
+        2, moving_from=(4,), selector=RANGE_SELECTOR
+    )
     with caplog.at_level(logging.WARNING, "celery_pyncette.partitions"):
         newer, spread_newer = processes.start(2)
     assert "repartition of spread is not complete" in caplog.text
     state = newer.get_task_state(spread_newer, "user1")
     assert state is not None
-    assert state.partition == 3  # still where it runs, until the repartition is run again
+    assert state.partition == partition(
+        4, "user1"
+    )  # still where it runs, until the repartition is run again
     (polled,) = [d for d in newer.router.polled(newer.definitions()) if d.name == "spread"]
-    assert 3 in polled.polled_partitions
+    assert partition(4, "user1") in polled.polled_partitions
 
 
 def test_old_code_started_after_the_repartition_refuses_naming_both_counts(
@@ -237,14 +248,16 @@ def test_replacing_an_instance_left_behind_keeps_one_copy(processes: Processes) 
     old, spread_old = processes.start(4)
     old.schedule_task(spread_old, "user1", execute_at=PAST)
     old.schedule_task(spread_old, "idle", execute_at=PAST)
-    claimed = old.store.claim_due("spread", 3, old.now(), 10, timedelta(minutes=5), "beat")
+    claimed = old.store.claim_due(
+        "spread", partition(4, "user1"), old.now(), 10, timedelta(minutes=5), "beat"
+    )
     assert "user1" in [r.key.instance for r in claimed]
     assert not repartition(old.store, old.definition("spread"), 2, old.now()).complete
     new, spread_new = processes.start(2)
 
     with pytest.raises(TaskLockedError):
         new.schedule_task(spread_new, "user1", interval=timedelta(minutes=5))
-    assert where(new, "user1") == [3], "the running copy stays, no second copy"
+    assert where(new, "user1") == [partition(4, "user1")], "the running copy stays, no second copy"
 
     new.schedule_task(spread_new, "user1", interval=timedelta(minutes=5), force=True)
     assert where(new, "user1") == [partition(2, "user1")], "replaced: one copy, where it belongs"
