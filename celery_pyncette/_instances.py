@@ -292,6 +292,8 @@ class InstanceAPI:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be a positive integer, got {limit!r}")
         definition = self._runtime.definition(task)
+        if not definition.dynamic:
+            raise ValueError(f"{definition.name!r} is a static task: it has no instances to list")
         partition, after = (
             (0, None) if continuation_token is None else decode_token(continuation_token)
         )

@@ -160,7 +160,6 @@ def test_an_unscheduled_instance_is_gone_for_good() -> None:
         assert sim.executions() == []
 
 
-@pytest.mark.xfail(strict=True, reason="needs branch opts (template defaults)")
 def test_template_keywords_are_defaults_of_its_instances() -> None:
     """Pyncette (test_dynamic_default_args): rajeev, jeethu and the default for one template;
     a template interval and a template cron used by instances that give only arguments."""

@@ -37,7 +37,6 @@ def test_a_fixture_is_set_up_once_shared_by_every_run_and_torn_down_once() -> No
     assert counts == {"entered": 1, "called": 5, "exited": 1}
 
 
-@pytest.mark.xfail(strict=True, reason="needs branch opts (reserved and duplicate fixture names)")
 def test_a_fixture_named_like_a_context_attribute_or_twice_is_refused() -> None:
     """Pyncette (test_fixture_name_invalid): ValueError for "scheduled_at" and for a duplicate."""
     pyncette = pyncette_like()
