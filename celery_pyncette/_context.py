@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from celery_pyncette._definitions import arguments_from, build_schedule, validate_args
+from celery_pyncette._definitions import build_schedule, validate_args
+from celery_pyncette._options import arguments_from
 from celery_pyncette.errors import LeaseLostError
 from celery_pyncette.schedules import schedule_from_spec
 

@@ -18,11 +18,11 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from celery_pyncette._bounds import check_duration
 from celery_pyncette._definitions import (
     TaskDefinition,
-    arguments_from,
     build_schedule,
     validate_args,
     validate_instance_name,
 )
+from celery_pyncette._options import arguments_from
 from celery_pyncette._runtime import Runtime
 from celery_pyncette._state import TaskState, TaskStatePage, decode_token, encode_token
 from celery_pyncette.errors import BulkWriteError, StoreError

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(
         [
             "_definitions",
+            "_options",
             "_concurrency",
             "_occurrence",
             "_state",

@@ -16,9 +16,10 @@ from celery import Celery
 
 import celery_pyncette
 from celery_pyncette import Context, ExecutionMode, Pyncette
-from celery_pyncette._definitions import OPTION_NAMES, TaskDefinition
 from celery_pyncette._definitions import ExecutionMode as Mode
+from celery_pyncette._definitions import TaskDefinition
 from celery_pyncette._occurrence import Occurrence
+from celery_pyncette._options import OPTION_NAMES
 from tests.conftest import FakeClock
 
 
