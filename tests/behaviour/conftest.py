@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from celery_pyncette import Pyncette
+from celery_pyncette import Pyncette, signals
 
 _names = itertools.count()
 
@@ -40,3 +40,16 @@ def make_pyncette() -> Iterator[MakePyncette]:
 def pyncette(make_pyncette: MakePyncette) -> Pyncette:
     """An app with Pyncette's defaults: poll every second, leases of 60 s."""
     return make_pyncette()
+
+
+@pytest.fixture
+def lost_leases() -> Iterator[list[tuple[str, str | None, Any]]]:
+    """Each ``lease_lost`` signal sent during the test: ``(task, instance, scheduled_at)``."""
+    sent: list[tuple[str, str | None, Any]] = []
+
+    def receive(sender: Any = None, **fields: Any) -> None:
+        sent.append((fields["task"], fields["instance"], fields["scheduled_at"]))
+
+    signals.lease_lost.connect(receive, weak=False)
+    yield sent
+    signals.lease_lost.disconnect(receive)
