@@ -13,7 +13,7 @@ DYNALITE_INSTALLED := $(DYNALITE)/node_modules/.installed
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[redis,postgres,mysql,dynamodb,dashboard,metrics,test,lint,docs]'
+	$(BIN)/python -m pip install --quiet -e '.[redis,postgres,mysql,dynamodb,dashboard,metrics,otel,test,lint,docs]'
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)

@@ -36,6 +36,9 @@ class Settings:
     skip_table_create: bool = False
     #: Task name -> the partitions this process polls (overrides ``enabled_partitions=``).
     enabled_partitions: Mapping[str, tuple[int, ...]] | None = None
+    #: Port of beat's ``GET /healthz`` (``None``: no endpoint), and the address it listens on.
+    health_port: int | None = None
+    health_host: str = "0.0.0.0"
 
 
 def _as_int(key: str, value: Any) -> int:
@@ -128,6 +131,28 @@ def _as_partitions(key: str, value: Any) -> dict[str, tuple[int, ...]]:
     return result
 
 
+def _as_port(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigurationError(f"{key}: expected a port number (1-65535), got {value!r}")
+    try:
+        port = int(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"{key}: expected a port number (1-65535), got {value!r}"
+        ) from None
+    if not 1 <= port <= 65535:
+        raise ConfigurationError(f"{key}: expected a port number (1-65535), got {value!r}")
+    return port
+
+
+def _as_host(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or value != value.strip() or "/" in value:
+        raise ConfigurationError(
+            f"{key}: expected an address to listen on (e.g. 0.0.0.0, ::, 127.0.0.1), got {value!r}"
+        )
+    return value
+
+
 def _parse(name: str, value: Any) -> Any:
     key = PREFIX + name
     if name == "url":
@@ -143,6 +168,10 @@ def _parse(name: str, value: Any) -> Any:
         return timedelta(seconds=_as_seconds(key, value))
     if name == "enabled_partitions":
         return _as_partitions(key, value)
+    if name == "health_port":
+        return _as_port(key, value)
+    if name == "health_host":
+        return _as_host(key, value)
     if name == "namespace":
         if not isinstance(value, str) or not _NAMESPACE.fullmatch(value):
             raise ConfigurationError(

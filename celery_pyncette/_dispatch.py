@@ -16,7 +16,7 @@ the batch, and is not claimed again until it is repaired.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -26,6 +26,7 @@ from celery.utils.dispatch import Signal
 
 from celery_pyncette import _events as events
 from celery_pyncette import _quarantine as quarantine
+from celery_pyncette import _tracing as tracing
 from celery_pyncette import metrics, signals
 from celery_pyncette._concurrency import Slots
 from celery_pyncette._definitions import ExecutionMode, TaskDefinition
@@ -184,6 +185,7 @@ class Dispatcher:
         lease = definition.lease_duration or settings.lease_duration
         if self.stopping():
             return False
+        started = tracing.clock()
         batches = self.runtime.store.claim_batches(
             definition.name,
             partition,
@@ -196,24 +198,42 @@ class Dispatcher:
         healthy = 0
         with closing(batches):
             for batch in batches:
+                claim = tracing.claimed(
+                    definition.name,
+                    partition,
+                    started,
+                    len(batch.records),
+                    len(batch.quarantined),
+                )
                 quarantine.report(batch.quarantined)
                 healthy = 0
                 if batch.records:
                     metrics.record_claimed(definition.name, len(batch.records))
-                    healthy = self._send_batch(definition, batch.records, batch.now)
+                    with tracing.sending(
+                        definition.name, partition, len(batch.records), claim
+                    ) as span:
+                        healthy = self._send_batch(definition, batch.records, batch.now, span)
                 # Quarantined records count against the claim's limit: a batch they filled is
                 # followed by another, so the healthy records behind them go out in this tick.
                 taken = len(batch.records) + len(batch.quarantined)
                 if taken < settings.batch_size or self.stopping():
                     return False
+                started = tracing.clock()
         # Every batch was full. Only healthy records make a backlog: a last batch of quarantined
         # records alone does not (its like are quarantined on the next tick, at the usual pace).
         return healthy > 0
 
     def _send_batch(
-        self, definition: TaskDefinition, claimed: list[ClaimedRecord], now: datetime
+        self,
+        definition: TaskDefinition,
+        claimed: list[ClaimedRecord],
+        now: datetime,
+        span: tracing.SendSpan = tracing.NO_SEND,
     ) -> int:
-        """Send one claimed batch; return how many of its records were healthy (not quarantined)."""
+        """Send one claimed batch; return how many of its records were healthy (not quarantined).
+
+        ``span`` is the batch's send span: its headers go into every message, and it is told what
+        the broker took."""
         decoded = quarantine.decodable(
             claimed, lambda r: schedule_of(definition, r), self.runtime.store, now
         )
@@ -227,7 +247,7 @@ class Dispatcher:
             ready = self._take_slots(definition, ready, now)
         if definition.execution_mode is ExecutionMode.AT_MOST_ONCE:
             ready = self._commit_before_send(definition, ready, now)
-        self._publish(definition, ready)
+        self._publish(definition, ready, span)
         return healthy
 
     def _skip_struck(
@@ -300,15 +320,20 @@ class Dispatcher:
         commits = [Commit(d.record.key, d.record.lease, run, status) for d, run in done]
         return failed + store.commit_many(commits, now)
 
-    def _publish(self, definition: TaskDefinition, ready: list[Due]) -> None:
+    def _publish(
+        self, definition: TaskDefinition, ready: list[Due], span: tracing.SendSpan
+    ) -> None:
         if not ready:
+            span.published(0, 0)
             return
         at_least_once = definition.execution_mode is ExecutionMode.AT_LEAST_ONCE
         # A batch's claims share their lease expiry, and often their due time: format each once.
         iso: dict[datetime, str] = {}
-        messages = [self._message(definition, d, iso) for d in ready]
+        trace_headers = span.headers
+        messages = [self._message(definition, d, iso, trace_headers) for d in ready]
         unsent_at = set(self.publisher.publish(messages))
         unsent = [ready[i] for i in sorted(unsent_at)]
+        span.published(len(ready) - len(unsent), len(unsent))
         if signals.occurrence_sent.receivers:
             for index, due in enumerate(ready):
                 if index not in unsent_at:
@@ -393,8 +418,14 @@ class Dispatcher:
         )
 
     @staticmethod
-    def _message(definition: TaskDefinition, due: Due, iso: dict[datetime, str]) -> OutgoingMessage:
-        """The message of one claim; ``iso`` memoizes ``datetime.isoformat`` for the batch."""
+    def _message(
+        definition: TaskDefinition,
+        due: Due,
+        iso: dict[datetime, str],
+        trace_headers: Mapping[str, str] = tracing.NO_HEADERS,
+    ) -> OutgoingMessage:
+        """The message of one claim; ``iso`` memoizes ``datetime.isoformat`` for the batch, and
+        ``trace_headers`` (the send span's context, if any) go into its headers."""
         record = due.record
         leased = definition.execution_mode is ExecutionMode.AT_LEAST_ONCE
         instance = None if record.key.instance == STATIC_INSTANCE else record.key.instance
@@ -413,7 +444,7 @@ class Dispatcher:
         return OutgoingMessage(
             task=definition.celery_name,
             kwargs={**definition.args, **record.args} if definition.args else record.args,
-            headers={HEADER: header},
+            headers={HEADER: header, **trace_headers} if trace_headers else {HEADER: header},
             args=definition.positional,
             options=definition.options,
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -211,6 +211,43 @@ class InstanceAPI:
                 first = self._new_record(key, schedule, {}, now)
                 timing = timings[id(schedule)] = (first.next_run, dict(first.spec))
             records.append(InstanceRecord(key=key, next_run=timing[0], spec=timing[1], args=merged))
+        return self._write_records(definition, records, now, force)
+
+    def _write_instances(
+        self,
+        task: Any,
+        planned: Sequence[tuple[str, Schedule, Mapping[str, Any], datetime]],
+        force: bool,
+    ) -> list[str]:
+        """Create or replace instances each with its own schedule *and next run* (an import).
+
+        Validates, merges the task's default arguments and routes like :meth:`schedule_tasks`
+        (every name and argument is checked before anything is written); returns and raises
+        like it. Each next run (an aware datetime) is written as given: the caller decides what
+        an overdue one becomes.
+        """
+        now = self._runtime.now()
+        definition = self._dynamic_definition(task)
+        records = [
+            InstanceRecord(
+                key=self._instance_key(definition, name),
+                next_run=next_run,
+                spec=schedule.to_spec(),
+                args=validate_args({**definition.args, **args}, f"arguments of {name!r}"),
+            )
+            for name, schedule, args, next_run in planned
+        ]
+        return self._write_records(definition, records, now, force)
+
+    def _write_records(
+        self,
+        definition: TaskDefinition,
+        records: Sequence[InstanceRecord],
+        now: datetime,
+        force: bool,
+    ) -> list[str]:
+        """Bulk-write ``records`` in chunks, then let the router move what a repartition meanwhile
+        routes elsewhere; the instances left unchanged because they run (``force`` false)."""
         store = self._runtime.store
         written: list[str] = []
         locked: list[str] = []
@@ -255,6 +292,8 @@ class InstanceAPI:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be a positive integer, got {limit!r}")
         definition = self._runtime.definition(task)
+        if not definition.dynamic:
+            raise ValueError(f"{definition.name!r} is a static task: it has no instances to list")
         partition, after = (
             (0, None) if continuation_token is None else decode_token(continuation_token)
         )

@@ -227,15 +227,9 @@ def health(pyncette: Pyncette, now: datetime, *, with_backlog: bool = True) -> H
     """Which beats are alive, whether any is stale, what is unpolled, what is quarantined (a
     warning, not a problem: beat runs the rest), and the due backlog."""
     beats = sorted(registry.list_beats(pyncette.store), key=lambda b: b.owner)
-    problems: list[str] = []
+    problems = registry.beat_problems(beats, now)
     warnings: list[str] = []
     alive = [beat for beat in beats if not beat.is_stale(now)]
-    if not alive:
-        problems.append("no beat is alive")
-    for beat in beats:
-        if beat.is_stale(now):
-            silent = int((now - beat.last_tick).total_seconds())
-            problems.append(f"beat {beat.owner} is stale: last report {silent}s ago")
     if alive:
         for definition in pyncette.definitions():
             if not definition.enabled:

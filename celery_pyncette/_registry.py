@@ -40,6 +40,27 @@ class BeatInfo:
         return now - self.last_tick > STALE_AFTER
 
 
+def beat_problems(beats: Sequence[BeatInfo], now: datetime, owner: str | None = None) -> list[str]:
+    """What makes ``celery pyncette status`` unhealthy: no beat alive, or a stale beat.
+
+    With ``owner``, the same rule judges one beat alone (its own ``GET /healthz``): that beat
+    has no record, or its record is stale. Other beats' records are not its problems: a beat
+    killed without a goodbye must not make every other beat's probe fail.
+    """
+    if owner is not None:
+        beats = [beat for beat in beats if beat.owner == owner]
+        if not beats:
+            return [f"beat {owner} has no record in the store"]
+    problems: list[str] = []
+    if owner is None and all(beat.is_stale(now) for beat in beats):
+        problems.append("no beat is alive")
+    for beat in beats:
+        if beat.is_stale(now):
+            silent = int((now - beat.last_tick).total_seconds())
+            problems.append(f"beat {beat.owner} is stale: last report {silent}s ago")
+    return problems
+
+
 def record_beat(
     store: Store,
     owner: str,

@@ -6,6 +6,9 @@ run against one store: each due occurrence is claimed under a lease by exactly o
 Beat builds one extra scheduler with ``lazy=True`` only to print its banner: that instance does
 no I/O. The store is first contacted on the first tick, so a store that is down at start-up is
 retried like one that goes down later; a bad setting still stops beat at once.
+
+With ``pyncette_health_port`` set, the real (not the lazy) scheduler also serves ``GET /healthz``
+(:mod:`celery_pyncette._health_server`) from its setup until :meth:`Scheduler.close`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from celery_pyncette import _registry as registry
 from celery_pyncette import metrics
 from celery_pyncette._definitions import TaskDefinition
 from celery_pyncette._dispatch import Dispatcher, polled_groups, sync_static
+from celery_pyncette._health import BeatHealth
+from celery_pyncette._health_server import HealthServer
 from celery_pyncette._publish import MessageSender
 from celery_pyncette._quarantine import GaugeRefresher
 from celery_pyncette._runtime import Runtime, runtime_for
@@ -89,6 +94,24 @@ def deferred_shutdown() -> Iterator[Callable[[], bool]]:
             raise SystemExit(0)
 
 
+def serve_health(health: BeatHealth, host: str, port: int) -> HealthServer:
+    """Start ``GET /healthz`` on ``host:port``; a port that cannot be bound stops beat, named."""
+    try:
+        server = HealthServer(host, port, health.verdict)
+    except socket.gaierror as exc:
+        raise ConfigurationError(
+            f"pyncette_health_host: {host!r} is not an address to listen on ({exc.strerror})"
+        ) from exc
+    except OSError as exc:
+        raise ConfigurationError(
+            f"pyncette_health_port: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            "choose a free port, or pyncette_health_host another address"
+        ) from exc
+    bound_host, bound_port = server.address
+    logger.info("celery-pyncette: health endpoint on http://%s:%d/healthz", bound_host, bound_port)
+    return server
+
+
 class Scheduler(CeleryScheduler):  # type: ignore[misc]
     """A Celery beat scheduler whose schedule lives in a celery-pyncette store."""
 
@@ -98,10 +121,13 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         *args: Any,
         lazy: bool = False,
         publisher: MessageSender | None = None,
+        serve_health: bool = True,
         **kwargs: Any,
     ) -> None:
         self._runtime: Runtime | None = None
-        self._publisher = publisher  # a simulation's (celery_pyncette.testing); else the broker
+        # A simulation (celery_pyncette.testing) gives its own publisher and serves no health.
+        self._publisher = publisher
+        self._serve_health = serve_health
         self._dispatcher: Dispatcher | None = None
         self._definitions: list[TaskDefinition] = []
         self._synced = False
@@ -111,6 +137,8 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         self._reported_at: datetime | None = None
         self._pruned_at = self._started_at
         self._quarantine_gauge = GaugeRefresher()
+        self._health: BeatHealth | None = None
+        self._health_server: HealthServer | None = None
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         super().__init__(app, *args, lazy=lazy, **kwargs)
         if not lazy:
@@ -130,6 +158,13 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         settings = runtime.settings
         self._definitions = runtime.definitions()
         self._dispatcher = Dispatcher(runtime, self.owner, self._publisher)
+        self._health = BeatHealth(
+            self.owner, lambda: runtime.store, runtime.now, settings.poll_interval
+        )
+        if self._serve_health and settings.health_port is not None and self._health_server is None:
+            self._health_server = serve_health(
+                self._health, settings.health_host, settings.health_port
+            )
         logger.info(
             "celery-pyncette: store %s, %d task(s), poll interval %ss, beat %s",
             redact(settings.url),
@@ -141,10 +176,12 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """Send what is due; return how long to sleep. Never raises (beat would die)."""
         try:
-            return self._tick()
+            delay = self._tick()
         except ConfigurationError:
             raise  # a misconfiguration found in the store (a changed partition_count) stops beat
         except Exception as exc:
+            if self._health is not None:
+                self._health.tick_failed(exc)
             self._failures += 1
             backoff: float = self.runtime.settings.poll_interval * 2 ** min(self._failures, 6)
             delay = min(backoff, MAX_BACKOFF)
@@ -159,6 +196,9 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
                     delay,
                 )
             return delay
+        if self._health is not None:
+            self._health.tick_succeeded()
+        return delay
 
     def _tick(self) -> float:
         assert self._dispatcher is not None, "setup_schedule() was not called"
@@ -228,6 +268,8 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         if self._closed:
             return
         self._closed = True
+        if self._health_server is not None:
+            self._health_server.close()
         try:
             if self._reported_at is not None and self._runtime is not None:
                 registry.forget_beat(self._runtime.store, self.owner)

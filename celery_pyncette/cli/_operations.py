@@ -118,6 +118,39 @@ def _ranges(numbers: Sequence[int]) -> str:
     help="Prefix of django-celery-beat's table names.",
 )
 @click.option(
+    "--from-pyncette",
+    metavar="STORE_URL",
+    help="A Pyncette 1.x store (sqlite:///PATH, postgresql://..., redis://...): write its dynamic "
+    "instances into this store.",
+)
+@click.option(
+    "--task",
+    "task_map",
+    multiple=True,
+    metavar="PYNCETTE_NAME=TASK",
+    help="With --from-pyncette: the declared task a Pyncette task's instances go to (repeatable; "
+    "unmapped tasks keep their name).",
+)
+@click.option(
+    "--pyncette-table",
+    default="pyncette_tasks",
+    show_default=True,
+    help="Pyncette's SQL table (its sqlite_table_name / postgres_table_name).",
+)
+@click.option(
+    "--pyncette-namespace",
+    default="",
+    help="Pyncette's redis_namespace.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="With --from-pyncette: print what would be written, write nothing.",
+)
+@click.option(
+    "--force", is_flag=True, help="With --from-pyncette: replace instances running here too."
+)
+@click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False),
@@ -134,24 +167,58 @@ def import_(
     redbeat_prefix: str,
     from_django_celery_beat: str | None,
     table_prefix: str,
+    from_pyncette: str | None,
+    task_map: tuple[str, ...],
+    pyncette_table: str,
+    pyncette_namespace: str,
+    dry_run: bool,
+    force: bool,
     output: str | None,
     overwrite: bool,
     as_json: bool,
 ) -> None:
-    """Bring an existing schedule over from beat_schedule, RedBeat or django-celery-beat.
+    """Bring an existing schedule over from beat_schedule, RedBeat, django-celery-beat or Pyncette.
 
     RedBeat and django-celery-beat entries are Celery tasks by name; here they become a
     beat_schedule module to add to your Celery config (each entry validated the way beat will run
     it). Entries that cannot be converted are listed with the reason.
+
+    Pyncette's dynamic instances are written into this store under the declared dynamic task of
+    the same name (or the one --task maps it to), each with its timing, arguments and next run (an
+    overdue one is due now), in the partition this task's selector picks. Everything is checked
+    before anything is written.
     """
-    chosen = [from_beat_schedule, from_redbeat is not None, from_django_celery_beat is not None]
+    chosen = [
+        from_beat_schedule,
+        from_redbeat is not None,
+        from_django_celery_beat is not None,
+        from_pyncette is not None,
+    ]
     if sum(chosen) != 1:
         raise click.UsageError(
-            "give exactly one of --from-beat-schedule, --from-redbeat, --from-django-celery-beat"
+            "give exactly one of --from-beat-schedule, --from-redbeat, --from-django-celery-beat, "
+            "--from-pyncette"
         )
+    if from_pyncette is None and (task_map or dry_run or force):
+        raise click.UsageError("--task, --dry-run and --force go with --from-pyncette")
     extension = extension_of(ctx)
     if from_beat_schedule:
         _import_beat_schedule(extension, as_json)
+        return
+    if from_pyncette is not None:
+        from celery_pyncette.cli._pyncette_import import import_pyncette
+
+        import_pyncette(
+            ctx,
+            extension,
+            from_pyncette,
+            mapping=_task_map(task_map),
+            sql_table=pyncette_table,
+            namespace=pyncette_namespace,
+            dry_run=dry_run,
+            force=force,
+            as_json=as_json,
+        )
         return
     from celery_pyncette import importers
 
@@ -196,6 +263,21 @@ def import_(
     for entry in result.entries:
         for note in entry.notes:
             click.echo(f"note {entry.name}: {note}", err=True)
+
+
+def _task_map(pairs: Sequence[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        source, sep, target = (part.strip() for part in pair.partition("="))
+        if not sep or not source or not target:
+            raise click.BadParameter(f"{pair!r}: give PYNCETTE_NAME=TASK", param_hint="'--task'")
+        if mapping.get(source, target) != target:
+            raise click.BadParameter(
+                f"{source!r} is mapped twice ({mapping[source]!r}, {target!r})",
+                param_hint="'--task'",
+            )
+        mapping[source] = target
+    return mapping
 
 
 def _import_beat_schedule(extension: Pyncette, as_json: bool) -> None:

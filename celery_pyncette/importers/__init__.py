@@ -1,4 +1,5 @@
-"""Read an existing schedule from RedBeat or django-celery-beat, for ``celery pyncette import``.
+"""Read an existing schedule from RedBeat, django-celery-beat or Pyncette, for
+``celery pyncette import``.
 
 Those schedulers keep *Celery tasks by name* with positional and keyword arguments; in
 celery-pyncette such schedules live in code, as ``beat_schedule`` entries, which beat with
@@ -12,6 +13,11 @@ Entries that cannot be converted are reported with the reason; disabled ones go 
 * :func:`from_django_celery_beat`: django-celery-beat's tables, read with SQLAlchemy (``_django``);
 * :func:`render_module`: the generated module (``_render``).
 
+Pyncette 1.x keeps *dynamic instances*, which this project stores too, so those are not turned into
+code but written into the store, next runs included (``_pyncette``): :func:`read_pyncette` reads a
+Pyncette SQLite, PostgreSQL or Redis store, :func:`plan_pyncette_import` maps its tasks to declared
+ones and picks each instance's partition (writing nothing), :func:`write_pyncette_import` writes.
+
 The generated module's one runtime dependency on celery-pyncette is
 :func:`celery_pyncette.schedules.zoned` (a crontab in a zone other than the app's), which it
 imports from ``celery_pyncette.schedules``; ``from celery_pyncette.importers import zoned``, what
@@ -22,6 +28,14 @@ from __future__ import annotations
 
 from celery_pyncette.importers._django import from_django_celery_beat
 from celery_pyncette.importers._entries import ImportedEntry, ImportResult, Skipped
+from celery_pyncette.importers._pyncette import (
+    PlannedInstance,
+    PyncetteInstance,
+    PyncetteStore,
+    plan_pyncette_import,
+    read_pyncette,
+    write_pyncette_import,
+)
 from celery_pyncette.importers._redbeat import from_redbeat
 from celery_pyncette.importers._render import render_module
 from celery_pyncette.importers._specs import ConversionError
@@ -31,9 +45,15 @@ __all__ = [
     "ConversionError",
     "ImportResult",
     "ImportedEntry",
+    "PlannedInstance",
+    "PyncetteInstance",
+    "PyncetteStore",
     "Skipped",
     "from_django_celery_beat",
     "from_redbeat",
+    "plan_pyncette_import",
+    "read_pyncette",
     "render_module",
+    "write_pyncette_import",
     "zoned",
 ]

@@ -303,7 +303,8 @@ class Simulation:
         for runtime in self._runtimes:
             for _ in range(self._beats_per_app):
                 inbox = _Inbox(runtime)
-                self._beats.append((Scheduler(runtime.app, publisher=inbox), inbox))
+                beat = Scheduler(runtime.app, publisher=inbox, serve_health=False)
+                self._beats.append((beat, inbox))
 
     def _tick(self) -> None:
         now = self.now

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celery_pyncette.worker")
 
 #: Exceptions that are Celery control flow, not failures of the task.
-_CONTROL_FLOW = (Retry, Ignore, Reject)
+CONTROL_FLOW = (Retry, Ignore, Reject)
 
 
 class Execution:
@@ -53,6 +53,9 @@ class Execution:
         self.started_at = runtime.now()
         self.context = Context(runtime=runtime, task=definition, args=args, occurrence=occurrence)
         self._slot_held = True
+        #: How the run was settled (the ``outcome`` of ``occurrence_settled``), ``"skipped"`` when
+        #: its lease was taken over; ``None`` while nothing was (or when the store failed).
+        self.outcome: str | None = None
 
     @property
     def leased(self) -> bool:
@@ -93,6 +96,8 @@ class Execution:
             )
             # The slot is the lease holder's (a first delivery still running keeps it).
             self._slot_held = False
+            if can_skip:
+                self.outcome = "skipped"
             return not can_skip
         except StoreError:
             logger.warning(
@@ -162,7 +167,7 @@ class Execution:
 
     def failed(self, exc: BaseException) -> None:
         """Apply the outcome of a run that raised ``exc``."""
-        if isinstance(exc, _CONTROL_FLOW):
+        if isinstance(exc, CONTROL_FLOW):
             return
         metrics.record_failure(self.definition.name)
         mode = self.definition.failure_mode
@@ -173,10 +178,7 @@ class Execution:
             outcome = "lease kept" if occurrence.lease else "not retried (at-most-once)"
             logger.warning("failed %s (%s): %s", self.described, type(exc).__name__, outcome)
             if not self._apply_instance_changes():
-                self._signal(
-                    signals.occurrence_settled,
-                    outcome="kept" if occurrence.lease else "not settled",
-                )
+                self._settled("kept" if occurrence.lease else "not settled")
             return
         if mode is FailureMode.COMMIT:
             logger.warning("failed %s (%s): committed", self.described, type(exc).__name__)
@@ -190,13 +192,13 @@ class Execution:
         if lease is not None and self._guard(
             lambda: self.runtime.store.unlock(occurrence.key, lease)
         ):
-            self._signal(signals.occurrence_settled, outcome="unlocked")
+            self._settled("unlocked")
 
     def _settle(self, status: Status) -> None:
         occurrence = self.occurrence
         if occurrence is None or occurrence.lease is None:
             if not self._apply_instance_changes():
-                self._signal(signals.occurrence_settled, outcome="not settled")
+                self._settled("not settled")
             return
         if self._apply_instance_changes():
             return
@@ -218,7 +220,7 @@ class Execution:
             lambda: self.runtime.store.commit(occurrence.key, lease, next_run, now, status)
         ):
             metrics.record_commit(self.definition.name, status)
-            self._signal(signals.occurrence_settled, outcome=status)
+            self._settled(status)
             logger.info(
                 "committed %s: %s, next run %s",
                 self.described,
@@ -235,7 +237,7 @@ class Execution:
         store = self.runtime.store
         if context.unscheduled:
             if self._guard(lambda: store.delete(occurrence.key)):
-                self._signal(signals.occurrence_settled, outcome="removed")
+                self._settled("removed")
             return True
         if context.rescheduled is not None:
             schedule, args = context.rescheduled
@@ -243,13 +245,18 @@ class Execution:
             first = schedule.first_run(now)
             if first is None:
                 if self._guard(lambda: store.delete(occurrence.key)):
-                    self._signal(signals.occurrence_settled, outcome="removed")
+                    self._settled("removed")
                 return True
             record = InstanceRecord(occurrence.key, first, schedule.to_spec(), args)
             if self._guard(lambda: store.upsert(record, now, force=True)):
-                self._signal(signals.occurrence_settled, outcome="rescheduled")
+                self._settled("rescheduled")
             return True
         return False
+
+    def _settled(self, outcome: str) -> None:
+        """The run is settled with ``outcome``: kept (for its span) and sent as a signal."""
+        self.outcome = outcome
+        self._signal(signals.occurrence_settled, outcome=outcome)
 
     def _signal(self, signal: Signal, **arguments: Any) -> None:
         """Send ``signal`` about this occurrence (nothing for a direct call)."""

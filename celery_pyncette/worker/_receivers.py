@@ -22,9 +22,10 @@ import billiard.process
 from celery import signals
 
 from celery_pyncette import _runtime
+from celery_pyncette import _tracing as tracing
 from celery_pyncette._context import Context, reset_current, set_current
 from celery_pyncette._occurrence import occurrence_of, update_header
-from celery_pyncette.worker._execution import Execution
+from celery_pyncette.worker._execution import CONTROL_FLOW, Execution
 from celery_pyncette.worker._task import PyncetteTaskMixin
 
 logger = logging.getLogger("celery_pyncette.worker")
@@ -51,7 +52,9 @@ def connect() -> None:
 
 # --- plain Celery tasks scheduled through beat_schedule ------------------------------------------
 
-_PLAIN_EXECUTIONS: dict[str, tuple[Execution, contextvars.Token[Context | None]]] = {}
+_PLAIN_EXECUTIONS: dict[
+    str, tuple[Execution, contextvars.Token[Context | None], tracing.ExecutionSpan]
+] = {}
 
 
 def _plain_task_started(sender: Any = None, task_id: str = "", task: Any = None, **_: Any) -> None:
@@ -68,10 +71,19 @@ def _plain_task_started(sender: Any = None, task_id: str = "", task: Any = None,
             "%s carries a pyncette header for unknown schedule %r", task.name, occurrence.task
         )
         return
+    # Not made current: the Celery instrumentation attaches its own context in these signals.
+    span = tracing.execution(
+        task.request,
+        definition.name,
+        occurrence.instance,
+        occurrence.partition,
+        occurrence.scheduled_at,
+        current=False,
+    )
     execution = Execution(runtime, definition, occurrence, dict(task.request.kwargs or {}))
     execution.claim(can_skip=False)
     update_header(task.request, execution.occurrence)
-    _PLAIN_EXECUTIONS[task_id] = (execution, set_current(execution.context))
+    _PLAIN_EXECUTIONS[task_id] = (execution, set_current(execution.context), span)
 
 
 def _plain_task_finished(
@@ -80,14 +92,17 @@ def _plain_task_finished(
     entry = _PLAIN_EXECUTIONS.pop(task_id, None)
     if entry is None:
         return
-    execution, token = entry
+    execution, token, span = entry
     with contextlib.suppress(ValueError):  # reset from another context: nothing to restore
         reset_current(token)
     if state == "SUCCESS":
         execution.succeeded()
     elif state == "FAILURE" and isinstance(retval, BaseException):
+        if not isinstance(retval, CONTROL_FLOW):
+            span.failed(retval)
         execution.failed(retval)
     execution.release_slot()
+    span.finish(execution.outcome)
 
 
 # --- opening the store when a worker starts -----------------------------------------------------

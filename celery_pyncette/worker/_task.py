@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from celery_pyncette import _tracing as tracing
 from celery_pyncette._context import reset_current, set_current
 from celery_pyncette._occurrence import occurrence_of, update_header
-from celery_pyncette.worker._execution import Execution
+from celery_pyncette.worker._execution import CONTROL_FLOW, Execution
 from celery_pyncette.worker._middleware import run_chain
 
 if TYPE_CHECKING:
@@ -35,6 +36,25 @@ class PyncetteTaskMixin:
         definition = runtime.definition(occurrence.task if occurrence else self.name)
         call_args = {**definition.args, **kwargs}
         execution = Execution(runtime, definition, occurrence, call_args)
+        if occurrence is None:  # a direct call, not an occurrence: no span
+            return self._execute(execution, runtime)
+        with tracing.execution(
+            self.request,
+            definition.name,
+            occurrence.instance,
+            occurrence.partition,
+            occurrence.scheduled_at,
+        ) as span:
+            try:
+                return self._execute(execution, runtime)
+            except BaseException as exc:
+                if not isinstance(exc, CONTROL_FLOW):
+                    span.failed(exc)
+                raise
+            finally:
+                span.finish(execution.outcome)
+
+    def _execute(self, execution: Execution, runtime: Runtime) -> Any:
         try:
             if not execution.claim() or execution.struck():
                 return None

@@ -96,7 +96,7 @@ def test_stores_without_a_clock_of_their_own_offer_none(store: Store) -> None:
     assert store.server_time() is None
 
 
-# --- the earliest ready time (what a simulation ticks at) ------------------------------------------
+# --- the earliest ready time (what a simulation ticks at) ----------------------------------------
 
 
 def test_earliest_ready_is_the_earliest_next_run_or_live_lease_expiry_of_the_groups(

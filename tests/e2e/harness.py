@@ -51,11 +51,13 @@ class Deployment:
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.must_live: set[str] = set()
+        #: The module ``celery -A`` loads (one that exposes :mod:`tests.e2e.proj`'s app).
+        self.app_module = "tests.e2e.proj"
 
     def _start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tests.e2e.proj", *args],
+            [sys.executable, "-m", "celery", "-A", self.app_module, *args],
             cwd=ROOT,
             env=self.env,
             stdout=log,

@@ -7,7 +7,8 @@ Configured from the environment by the test that starts the processes:
 * ``E2E_EVENTS``: a file each execution appends one JSON line to (the side channel);
 * ``E2E_TASKS``: comma-separated names of the static tasks to enable (all others are disabled);
 * ``E2E_LEASE``: lease seconds; ``E2E_SLEEP``: seconds the ``slow`` task runs;
-* ``E2E_DELIVERY_TIMEOUT``: ``pyncette_delivery_timeout`` seconds (the default when unset).
+* ``E2E_DELIVERY_TIMEOUT``: ``pyncette_delivery_timeout`` seconds (the default when unset);
+* ``E2E_HEALTH_PORT``, ``E2E_HEALTH_HOST``: beat's ``GET /healthz`` (off when unset).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ app.conf.update(
     pyncette_poll_interval=0.2,
     pyncette_lease_duration=float(os.environ.get("E2E_LEASE", "3")),
     pyncette_delivery_timeout=os.environ.get("E2E_DELIVERY_TIMEOUT"),
+    pyncette_health_port=os.environ.get("E2E_HEALTH_PORT"),
+    pyncette_health_host=os.environ.get("E2E_HEALTH_HOST"),
 )
 if os.environ.get("E2E_BEAT_SCHEDULE") == "1":
     app.conf.beat_schedule = {

@@ -350,3 +350,15 @@ def test_several_beats_of_one_app_never_send_one_occurrence_twice(pyncette: Pync
     assert len(set(occurrences)) == len(occurrences)
     with pytest.raises(ValueError, match="beats must be a positive"), simulate(pyncette, beats=0):
         pass
+
+
+def test_a_simulation_serves_no_health_endpoint_even_when_the_app_sets_one() -> None:
+    app = Celery("healthy", set_as_current=False)
+    pyncette = Pyncette(app, url="memory://", health_port=18231)  # two beats: one port
+
+    @pyncette.task(interval=timedelta(minutes=1))
+    def job(context: Context) -> None: ...
+
+    with simulate(pyncette, start=START, beats=2) as sim:
+        sim.advance(timedelta(minutes=2))
+        assert len(sim.executions(job)) == 2

@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
             "metrics",
             "signals",
             "_events",
+            "_tracing",
         ],
         1,
     ),
@@ -50,7 +51,17 @@ LAYERS: dict[str, int] = {
     ),
     "_runtime": 4,
     **dict.fromkeys(
-        ["_context", "_heartbeat", "_publish", "_queue_wait", "_dispatch", "worker"], 5
+        [
+            "_context",
+            "_heartbeat",
+            "_publish",
+            "_queue_wait",
+            "_dispatch",
+            "_health",
+            "_health_server",
+            "worker",
+        ],
+        5,
     ),
     **dict.fromkeys(["beat", "_declare", "_instances", "_extension"], 6),
     **dict.fromkeys(["_overview", "_read_model", "cli", "dashboard", "importers", "testing"], 7),

@@ -63,6 +63,14 @@ def test_django_namespaced_keys_are_accepted() -> None:
         ({"pyncette_lease_duration": "soon"}, {}, "pyncette_lease_duration"),
         ({"pyncette_namespace": "bad name;"}, {}, "pyncette_namespace"),
         ({"pyncette_skip_table_create": "maybe"}, {}, "pyncette_skip_table_create"),
+        ({"pyncette_health_port": "http"}, {}, "pyncette_health_port: expected a port number"),
+        ({"pyncette_health_port": 0}, {}, "pyncette_health_port"),
+        ({"pyncette_health_port": 65536}, {}, "pyncette_health_port"),
+        ({"pyncette_health_port": True}, {}, "pyncette_health_port"),
+        ({"pyncette_health_port": "0.0.0.0:8080"}, {}, "pyncette_health_port"),
+        ({}, {"health_port": 8.5}, "pyncette_health_port"),
+        ({"pyncette_health_host": ""}, {}, "pyncette_health_host"),
+        ({"pyncette_health_host": 8080}, {}, "pyncette_health_host"),
     ],
 )
 def test_a_bad_setting_is_refused_with_its_key_named(
@@ -70,6 +78,21 @@ def test_a_bad_setting_is_refused_with_its_key_named(
 ) -> None:
     with pytest.raises(ConfigurationError, match=named):
         settings_from(conf, overrides)
+
+
+def test_the_health_endpoint_is_off_by_default_and_takes_a_port_from_the_environment() -> None:
+    assert settings_from({}, {}).health_port is None
+    assert settings_from({"pyncette_health_port": None}, {}).health_port is None
+
+    settings = settings_from({"PYNCETTE_HEALTH_PORT": "8080", "pyncette_health_host": "::"}, {})
+
+    assert (settings.health_port, settings.health_host) == (8080, "::")
+    assert settings_from({}, {}).health_host == "0.0.0.0"
+
+
+def test_a_misspelt_health_key_gets_a_suggestion() -> None:
+    with pytest.raises(ConfigurationError, match="did you mean 'pyncette_health_port'"):
+        settings_from({"pyncette_healthport": 8080}, {})
 
 
 def test_a_misspelt_key_gets_a_suggestion() -> None:
