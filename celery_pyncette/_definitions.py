@@ -311,6 +311,16 @@ OPTION_NAMES = DECORATOR_OPTIONS | PARTITION_OPTIONS | INSTANCE_OPTIONS
 TYPO_CUTOFF = 0.8
 
 
+#: Pyncette's own options that have no counterpart here, and what to do instead. A ported task
+#: would otherwise keep them as silent arguments and get another behaviour than it asked for.
+PYNCETTE_ONLY_OPTIONS = {
+    "fast_forward": (
+        "missed runs are coalesced into one run by default here (catch_up=False), close to "
+        "Pyncette's fast_forward=True; catch_up=True replays each one, as Pyncette does by default"
+    ),
+}
+
+
 def _accepted_by(option: str) -> str:
     places = [
         where
@@ -337,6 +347,12 @@ def arguments_from(extra: Mapping[str, Any], args: Any, *, where: str) -> dict[s
     ``schedule_tasks`` or ``context.reschedule``.
     """
     for key in extra:
+        if key in PYNCETTE_ONLY_OPTIONS:
+            raise ValueError(
+                f"{where} got {key!r}, a Pyncette option with no counterpart here: "
+                f"{PYNCETTE_ONLY_OPTIONS[key]}. An argument of that name goes in "
+                f"args={{{key!r}: ...}}"
+            )
         if key in OPTION_NAMES:
             raise ValueError(
                 f"{key!r} is an option of {_accepted_by(key)}, not of {where}; an argument of "

@@ -4,6 +4,7 @@ ported in place of Pyncette's test_concurrency_limit."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 from celery_pyncette import Context
@@ -29,6 +30,6 @@ def test_a_concurrency_limit_of_one_runs_due_instances_one_after_the_other() -> 
 
     assert started(runs) == [1.0, 6.0, 11.0]
     assert all(r.outcome == "success" for r in runs)
-    for earlier, later in zip(runs, runs[1:], strict=False):
+    for earlier, later in itertools.pairwise(runs):
         assert earlier.finished_at is not None
         assert earlier.finished_at <= later.started_at

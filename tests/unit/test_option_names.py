@@ -92,6 +92,30 @@ def test_an_option_of_another_call_is_refused_not_taken_for_an_argument(
         getattr(pyncette, declare)(**options)
 
 
+@pytest.mark.parametrize("declare", ["task", "dynamic_task", "schedule_task"])
+def test_pyncettes_fast_forward_is_refused_saying_what_to_use(
+    pyncette: Pyncette, declare: str
+) -> None:
+    @pyncette.dynamic_task(name="template")
+    def template(context: Context) -> None: ...
+
+    calls = {
+        "task": lambda: pyncette.task(interval=timedelta(seconds=5), fast_forward=True),
+        "dynamic_task": lambda: pyncette.dynamic_task(fast_forward=True),
+        "schedule_task": lambda: pyncette.schedule_task(
+            template, "i", interval=timedelta(seconds=5), fast_forward=True
+        ),
+    }
+    with pytest.raises(ValueError, match=r"a Pyncette option with no counterpart here.*catch_up"):
+        calls[declare]()
+    assert pyncette.get_task_state(template, "i") is None
+
+    @pyncette.task(interval=timedelta(seconds=5), args={"fast_forward": True}, name="kept")
+    def kept(context: Context) -> None: ...
+
+    assert dict(pyncette.definition(kept).args) == {"fast_forward": True}
+
+
 def test_extra_keywords_that_are_no_option_still_become_arguments(pyncette: Pyncette) -> None:
     # ``username`` shares most of its letters with ``name``, ``kind`` three of ``bind``'s: neither
     # is close enough to count as a typo.
