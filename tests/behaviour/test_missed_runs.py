@@ -143,3 +143,14 @@ def test_fast_forward_cronspec_replayed_with_catch_up(pyncette: Pyncette) -> Non
 
     assert sched(runs) == [3, 6, 9, 12, 15, 18]
     assert starts(runs) == [3, 13, 14, 15, 16, 18]
+
+
+def test_fast_forward_is_not_an_option_here(pyncette: Pyncette) -> None:
+    """Pyncette: ``fast_forward=True`` drops the missed occurrences.
+
+    Ours has no such option (the default coalesces, see above): passing it is a ``ValueError``
+    that says so, not a silent ``context.args["fast_forward"]``."""
+    with pytest.raises(ValueError, match=r"fast_forward.*catch_up"):
+
+        @pyncette.task(interval=timedelta(seconds=3), fast_forward=True)
+        def stale(context: Context) -> None: ...
