@@ -9,8 +9,9 @@ Put it under the schedule decorator::
 A background thread (for ``async def`` functions, an asyncio task) calls
 :meth:`Context.heartbeat` every ``lease_duration * lease_remaining_ratio``. When the lease is lost,
 ``context.lease_lost`` is set and the heartbeat stops; with ``cancel_on_lease_lost=True`` an
-``async def`` function is cancelled (a thread cannot be stopped from outside, so a sync function
-should check ``context.lease_lost`` at convenient points). Under a simulation
+``async def`` function is cancelled at its next ``await`` and the run fails with
+:class:`~celery_pyncette.errors.LeaseLostError` (a thread cannot be stopped from outside, so a
+sync function should check ``context.lease_lost`` at convenient points). Under a simulation
 (:mod:`celery_pyncette.testing`) the heartbeats run on its simulated clock instead.
 """
 
@@ -22,7 +23,7 @@ import inspect
 import logging
 import numbers
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from celery_pyncette import _events as events
@@ -75,14 +76,14 @@ def with_heartbeat(
                     loop = asyncio.get_running_loop()
                     stop = _simulated(simulated, context, lease_remaining_ratio, cancel, loop)
                     try:
-                        return await function(context, *args, **kwargs)
+                        return await _cancellable(function(context, *args, **kwargs), context)
                     finally:
                         stop()
                 beating = asyncio.ensure_future(
                     _beat_async(context, ratio, main if cancel_on_lease_lost else None)
                 )
                 try:
-                    return await function(context, *args, **kwargs)
+                    return await _cancellable(function(context, *args, **kwargs), context)
                 finally:
                     beating.cancel()
 
@@ -116,8 +117,21 @@ def with_heartbeat(
     return decorate
 
 
+async def _cancellable(run: Coroutine[Any, Any, Any], context: Context) -> Any:
+    """Await ``run``; a cancellation after the heartbeat found the lease lost ends it with
+    :class:`LeaseLostError`, a failure Celery records (a ``CancelledError`` is no ``Exception``:
+    it would escape Celery's tracer, and the pool's worker loop with it)."""
+    try:
+        return await run
+    except asyncio.CancelledError as exc:
+        if not context.lease_lost:
+            raise
+        raise LeaseLostError(f"cancelled: the lease of {context!r} was lost") from exc
+
+
 def _beat_once(context: Context) -> bool:
-    """One heartbeat; False when the lease is lost (the heartbeat stops)."""
+    """One heartbeat; False when the heartbeat stops: the lease is lost, or the heartbeat raised
+    something other than a :class:`StoreError` (which is retried at the next beat)."""
     try:
         context.heartbeat()
     except LeaseLostError:
@@ -135,6 +149,10 @@ def _beat_once(context: Context) -> bool:
         return False
     except StoreError:
         logger.warning("heartbeat of %r failed; retrying", context, exc_info=True)
+    except Exception:
+        # Not the store being away (a bug, say): retrying would hide it. The run goes on.
+        logger.error("heartbeat of %r failed; no more heartbeats", context, exc_info=True)
+        return False
     return True
 
 

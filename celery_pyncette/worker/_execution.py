@@ -184,6 +184,9 @@ class Execution:
             logger.warning("failed %s (%s): committed", self.described, type(exc).__name__)
             self._settle("failed")
             return
+        if self._apply_instance_changes():  # unschedule() / reschedule() stand, as in NONE
+            logger.warning("failed %s (%s): instance changed", self.described, type(exc).__name__)
+            return
         logger.warning("failed %s (%s): unlocked", self.described, type(exc).__name__)
         lease = occurrence.lease
         if lease is not None and self._guard(

@@ -95,17 +95,7 @@ def test_an_instance_that_unschedules_itself_runs_once() -> None:
     assert scheduled(runs) == [1.0]
 
 
-@pytest.mark.parametrize(
-    "mode",
-    [
-        FailureMode.NONE,
-        FailureMode.COMMIT,
-        pytest.param(
-            FailureMode.UNLOCK,
-            marks=pytest.mark.xfail(strict=True, reason="needs branch port1 (UNLOCK fix)"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("mode", [FailureMode.NONE, FailureMode.COMMIT, FailureMode.UNLOCK])
 def test_an_instance_that_unschedules_itself_and_then_raises_stops(mode: FailureMode) -> None:
     """Pyncette (test_dynamic_execute_once_unlock): 1 execution. Ours, in every failure mode: the
     failed run still applies context.unschedule()."""

@@ -102,8 +102,9 @@ def test_with_heartbeat_can_cancel_an_async_task_that_lost_its_lease(pyncette: P
         return "finished"
 
     async def scenario() -> None:
-        with pytest.raises(asyncio.CancelledError):
+        with pytest.raises(LeaseLostError, match="cancelled") as raised:
             await asyncio.wait_for(job(context), timeout=10)
+        assert isinstance(raised.value.__cause__, asyncio.CancelledError)
 
     asyncio.run(scenario())
     assert context.lease_lost is True
