@@ -27,6 +27,7 @@ STORES: dict[str, tuple[str, str | None]] = {
     "redis": ("celery_pyncette.stores.redis:RedisStore", "redis"),
     "rediss": ("celery_pyncette.stores.redis:RedisStore", "redis"),
     "redis+cluster": ("celery_pyncette.stores.redis:RedisStore", "redis"),
+    "redis+sentinel": ("celery_pyncette.stores.redis:RedisStore", "redis"),
     "dynamodb": ("celery_pyncette.stores.dynamodb:DynamoDBStore", "dynamodb"),
 }
 
