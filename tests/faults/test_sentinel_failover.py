@@ -2,7 +2,8 @@
 
 The store is a private deployment (a primary, a replica and three sentinels); a real ``celery
 beat`` and a solo worker run the per-second task through it. ``SENTINEL FAILOVER`` promotes the
-replica. What replication guarantees, and so what the test asserts:
+replica, or ``kill -9`` of the primary makes them promote it. What replication guarantees, and so
+what the test asserts:
 
 * an occurrence whose commit the replica had when it was promoted is not sent again. The test knows
   such commits by a fence: it writes a key and waits (``WAIT 1``) until the replica acknowledges
@@ -50,8 +51,9 @@ def occurrences(deployed: Deployment) -> Counter[float]:
     )
 
 
+@pytest.mark.parametrize("how", ["SENTINEL FAILOVER", "kill -9 the primary"])
 def test_beat_finds_the_new_primary_after_a_sentinel_failover_and_goes_on(
-    deploy: Deploy,
+    deploy: Deploy, how: str
 ) -> None:
     require_server("redis", "127.0.0.1", 6379)
     with private_sentinel() as sentinel:
@@ -81,7 +83,12 @@ def test_beat_finds_the_new_primary_after_a_sentinel_failover_and_goes_on(
 
         # When the sentinels fail the primary over
         started = time.time()
-        sentinel.failover()
+        if how == "SENTINEL FAILOVER":
+            sentinel.failover()
+        else:
+            old, new = sentinel.primary(), sentinel.replica()
+            old.kill()
+            sentinel.wait_switched(old, new)
         switched = time.time()
 
         # Then beat goes on with the new primary: every occurrence due after it runs once
@@ -103,6 +110,7 @@ def test_beat_finds_the_new_primary_after_a_sentinel_failover_and_goes_on(
     assert {at: runs[at] for at in before} == dict.fromkeys(before, 1)
     report(
         "Redis Sentinel failover during dispatch",
+        how=how,
         failover_seconds=round(switched - started, 1),
         first_run_after_seconds=round(resumed - switched, 1),
         committed_before_fence=len(before),

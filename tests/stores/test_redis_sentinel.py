@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import pytest
 import redis
+from redis.sentinel import MasterNotFoundError
 
 from celery_pyncette.errors import ConfigurationError, StoreError
 from celery_pyncette.stores import store_from_url
@@ -120,13 +121,15 @@ def test_no_sentinel_answering_is_a_store_error_without_the_password() -> None:
         namespace="app",
     )
     try:
-        with pytest.raises(StoreError, match="No master found") as caught:
+        with pytest.raises(StoreError, match="no sentinel named a primary for 'm'") as caught:
             store.get(record("a").key)
     finally:
         store.close()
 
     assert f"redis+sentinel://127.0.0.1:{port}/0?service_name=m" in str(caught.value)
     assert "hunter2" not in str(caught.value)
+    assert len(str(caught.value)) < 300  # not redis-py's repr of every sentinel client
+    assert isinstance(caught.value.__cause__, MasterNotFoundError)
 
 
 # --- on a local Sentinel deployment -----------------------------------------------------------

@@ -23,7 +23,7 @@ from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 from celery_pyncette.errors import StoreError
 from celery_pyncette.stores.base import InstanceKey
@@ -106,8 +106,18 @@ class Connection:
             yield
         except (RedisError, RedisClusterException) as exc:
             raise StoreError(
-                f"Redis store ({self.safe_url()}) failed to {action}: {type(exc).__name__}: {exc}"
+                f"Redis store ({self.safe_url()}) failed to {action}: {self._describe(exc)}"
             ) from exc
+
+    def _describe(self, exc: BaseException) -> str:
+        if isinstance(exc, MasterNotFoundError) and self._sentinel_url is not None:
+            # redis-py's message repeats every sentinel client's whole repr
+            return (
+                f"MasterNotFoundError: no sentinel named a primary for "
+                f"{self._sentinel_url.service_name!r} (none reachable, or the primary is down "
+                "and not replaced yet)"
+            )
+        return f"{type(exc).__name__}: {exc}"
 
     def close(self) -> None:
         """Close the client made here (a client passed in is left open). Idempotent."""
