@@ -244,3 +244,28 @@ def test_the_url_database_is_the_one_used() -> None:
             assert list(direct.scan_iter(match=f"{namespace}:*"))
         with redis.Redis(port=deployment.primary().port, db=0) as other:
             assert not list(other.scan_iter(match=f"{namespace}:*"))
+
+
+def sentinel_clients(deployment: LocalSentinel) -> list[int]:
+    counts = []
+    for sentinel in deployment.sentinels:
+        with redis.Redis(port=sentinel.port, socket_timeout=5) as client:
+            counts.append(len(client.client_list()) - 1)  # not this one
+    return counts
+
+
+def test_close_closes_the_connections_to_the_primary_and_the_sentinels() -> None:
+    deployment = session_sentinel()
+    idle = sentinel_clients(deployment)
+    store = RedisStore(deployment.url(redis_sentinel.DB), namespace=f"t{uuid.uuid4().hex[:10]}")
+    store.get(record("a").key)
+    client = store._redis()
+    assert sum(sentinel_clients(deployment)) > sum(idle)
+
+    store.close()
+
+    deadline = time.monotonic() + 5
+    while sentinel_clients(deployment) != idle:
+        assert time.monotonic() < deadline, (sentinel_clients(deployment), idle)
+        time.sleep(0.05)
+    assert all(c._sock is None for c in client.connection_pool._available_connections)  # type: ignore[attr-defined]

@@ -129,8 +129,10 @@ class Connection:
             with contextlib.suppress(RedisError, RedisClusterException, OSError):
                 client.close()
         if sentinel is not None:
-            with contextlib.suppress(RedisError, OSError):
-                sentinel.close()
+            # each sentinel's client (Sentinel.close() is missing from older redis-py)
+            for node in sentinel.sentinels:
+                with contextlib.suppress(RedisError, OSError):
+                    node.close()
 
     def script(self, name: str, keys: Sequence[bytes], args: Sequence[Any], action: str) -> Any:
         client = self.client()
