@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -260,6 +260,7 @@ def test_close_closes_the_connections_to_the_primary_and_the_sentinels() -> None
     store = RedisStore(deployment.url(redis_sentinel.DB), namespace=f"t{uuid.uuid4().hex[:10]}")
     store.get(record("a").key)
     client = store._redis()
+    assert isinstance(client, redis.Redis)
     assert sum(sentinel_clients(deployment)) > sum(idle)
 
     store.close()
@@ -268,4 +269,5 @@ def test_close_closes_the_connections_to_the_primary_and_the_sentinels() -> None
     while sentinel_clients(deployment) != idle:
         assert time.monotonic() < deadline, (sentinel_clients(deployment), idle)
         time.sleep(0.05)
-    assert all(c._sock is None for c in client.connection_pool._available_connections)  # type: ignore[attr-defined]
+    pool: Any = client.connection_pool
+    assert all(c._sock is None for c in pool._available_connections)
