@@ -247,10 +247,14 @@ def test_the_url_database_is_the_one_used() -> None:
 
 
 def sentinel_clients(deployment: LocalSentinel) -> list[int]:
+    """Each sentinel's clients other than this one and the other sentinels (which name their
+    links ``sentinel-<id>-cmd``)."""
     counts = []
     for sentinel in deployment.sentinels:
         with redis.Redis(port=sentinel.port, socket_timeout=5) as client:
-            counts.append(len(client.client_list()) - 1)  # not this one
+            clients = client.client_list()
+        others = [c for c in clients if not str(c.get("name", "")).startswith("sentinel-")]
+        counts.append(len(others) - 1)  # not this one
     return counts
 
 
