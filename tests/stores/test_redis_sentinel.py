@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 import redis
-from redis.sentinel import MasterNotFoundError
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 from celery_pyncette.errors import ConfigurationError, StoreError
 from celery_pyncette.stores import store_from_url
@@ -21,8 +21,13 @@ from celery_pyncette.stores.redis import RedisStore
 from celery_pyncette.stores.redis._scripts import SCRIPTS
 from celery_pyncette.stores.redis._sentinel import SentinelURL, parse_sentinel_url
 from tests.backends import redis_sentinel
-from tests.support.servers.local_redis import free_port
-from tests.support.servers.local_sentinel import LocalSentinel, private_sentinel, session_sentinel
+from tests.support.servers.local_redis import delete_namespace, free_port
+from tests.support.servers.local_sentinel import (
+    SERVICE,
+    LocalSentinel,
+    private_sentinel,
+    session_sentinel,
+)
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=30)
@@ -98,6 +103,32 @@ def test_a_bad_url_is_a_configuration_error_naming_the_problem(url: str, problem
         RedisStore(url, namespace="app")
 
     assert problem in str(caught.value)
+
+
+def test_the_options_reach_the_primary_and_the_sentinels_clients() -> None:
+    parsed = parse_sentinel_url(
+        "redis+sentinel://app:pw@s1:1,s2:2/5?service_name=m&sentinel_username=watch"
+        "&sentinel_password=spw&min_other_sentinels=1&socket_timeout=2&health_check_interval=30"
+    )
+    client, sentinel = parsed.connect({"socket_connect_timeout": 5.0, "socket_timeout": 10.0})
+    try:
+        primary: dict[str, Any] = client.connection_pool.connection_kwargs
+        watchers: list[dict[str, Any]] = [
+            s.connection_pool.connection_kwargs for s in sentinel.sentinels
+        ]
+
+        assert client.connection_pool.service_name == "m"  # type: ignore[attr-defined]
+        assert sentinel.min_other_sentinels == 1
+        assert (primary["db"], primary["username"], primary["password"]) == (5, "app", "pw")
+        assert (primary["socket_timeout"], primary["socket_connect_timeout"]) == (2.0, 5.0)
+        assert primary["health_check_interval"] == 30
+        assert [(w["host"], w["port"]) for w in watchers] == [("s1", 1), ("s2", 2)]
+        for watcher in watchers:
+            assert (watcher["username"], watcher["password"]) == ("watch", "spw")
+            assert (watcher["socket_timeout"], watcher["socket_connect_timeout"]) == (2.0, 5.0)
+            assert watcher.get("db", 0) == 0
+    finally:
+        client.close()
 
 
 def test_a_bad_url_names_no_password() -> None:
@@ -233,6 +264,25 @@ def test_a_forked_child_finds_the_primary_with_its_own_connection() -> None:
         assert os.waitstatus_to_exitcode(waited[1]) == 0
         assert store._redis() is parent_client
         assert [r.key.instance for r in store.list_instances("t", 0, 10)] == ["child", "parent"]
+
+
+def test_a_given_client_is_used_and_the_url_not_parsed() -> None:
+    deployment = session_sentinel()
+    hosts = [("127.0.0.1", s.port) for s in deployment.sentinels]
+    sentinel = Sentinel(hosts, socket_timeout=5)  # type: ignore[no-untyped-call]
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        SERVICE, db=redis_sentinel.DB, socket_timeout=5
+    )
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    store = RedisStore("redis+sentinel://", namespace=namespace, client=client)
+    try:
+        store.upsert(record("a"), T0)
+
+        assert store.get(record("a").key) is not None
+    finally:
+        store.close()
+        delete_namespace(client, namespace)
+        client.close()
 
 
 def test_the_url_database_is_the_one_used() -> None:
