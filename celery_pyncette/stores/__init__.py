@@ -38,7 +38,12 @@ def url_scheme(url: str) -> str:
         raise ConfigurationError(
             f"pyncette_url: {url!r} is not a URL (expected e.g. sqlite:///x.db)"
         )
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as exc:  # e.g. an unbalanced [ of an IPv6 host
+        raise ConfigurationError(
+            f"pyncette_url: {url.split('@')[-1]!r} is not a URL: {exc}"
+        ) from None
     if scheme not in STORES:
         hint = difflib.get_close_matches(scheme, STORES, n=1)
         did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""

@@ -131,6 +131,13 @@ def test_the_options_reach_the_primary_and_the_sentinels_clients() -> None:
         client.close()
 
 
+def test_a_url_urllib_cannot_split_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="Invalid IPv6 URL") as caught:
+        store_from_url("redis+sentinel://:hunter2@[::1/0?service_name=m")
+
+    assert "hunter2" not in str(caught.value)
+
+
 def test_a_bad_url_names_no_password() -> None:
     with pytest.raises(ConfigurationError) as caught:
         store_from_url("redis+sentinel://:hunter2@s1/0")
