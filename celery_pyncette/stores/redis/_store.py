@@ -8,7 +8,6 @@ import secrets
 from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from redis.cluster import RedisCluster
 
@@ -67,7 +66,8 @@ _CLAIM_ROUNDS = 16
 
 
 class RedisStore(Store):
-    """A store on Redis (``redis://``, ``rediss://``) or Redis Cluster (``redis+cluster://``).
+    """A store on Redis (``redis://``, ``rediss://``), on the primary that Redis Sentinel names
+    (``redis+sentinel://``) or on Redis Cluster (``redis+cluster://``).
 
     ``client`` is an optional ready ``redis.Redis`` or ``redis.cluster.RedisCluster``; the store
     then uses it instead of connecting to ``url`` and never closes it. The store connects lazily, on
@@ -89,8 +89,8 @@ class RedisStore(Store):
             raise ConfigurationError(
                 f"RedisStore namespace {namespace!r}: expected a non-empty string without braces"
             )
-        scheme = urlsplit(url).scheme.lower()
-        if scheme not in {"redis", "rediss", "redis+cluster"}:
+        scheme = url.partition("://")[0].lower()  # urlsplit may raise on a bad netloc
+        if scheme not in {"redis", "rediss", "redis+cluster", "redis+sentinel"}:
             raise ConfigurationError(f"RedisStore cannot use {url!r}: not a redis URL")
         self._connection = Connection(url, client)
         self._strikes_key, self._marker_key = strikes_keys(namespace)
