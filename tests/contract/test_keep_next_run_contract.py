@@ -7,8 +7,11 @@ takes the new arguments; anything else takes the record's next run. Time is driv
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -41,6 +44,17 @@ def stored(store: Store, name: str = "a") -> InstanceRecord:
     found = store.get(key(name))
     assert found is not None
     return found
+
+
+@contextlib.contextmanager
+def other_client(backend: ModuleType, store: Store) -> Iterator[Store]:
+    """Another client of the backend (another process) where it has one, else the same store."""
+    make = getattr(backend, "make_second_client", None)
+    if make is None:
+        yield store
+        return
+    with make(store) as other:
+        yield other
 
 
 def claim_one(store: Store, now: datetime) -> InstanceRecord:
@@ -234,3 +248,61 @@ def test_the_bulk_path_with_force_replaces_running_instances(store: Store) -> No
     assert refused == []
     assert [stored(store, name).next_run for name in ("same", "changed")] == [T0, later]
     assert [stored(store, name).lease for name in ("same", "changed")] == [None, None]
+
+
+def test_keeping_writes_racing_claims_and_commits_never_move_the_next_run_back(
+    backend: ModuleType, store: Store
+) -> None:
+    """A beat claims and a worker commits, moving the next run one second on each time, while
+    start-up code keeps re-scheduling with the same spec from another client. Were the kept value
+    read before the write, a write would put back a next run already committed past, and the
+    claim after it would return an occurrence that already ran."""
+    far = T0 + timedelta(days=1)  # every next run below is due at it
+    store.upsert(record(), T0)
+    rounds, errors = 60, []
+    committed: list[datetime] = []
+    done = threading.Event()
+
+    def beat_and_worker() -> None:
+        try:
+            for _ in range(rounds):
+                claimed = store.claim_due("t", 0, far, 10, LEASE, "beat")
+                if not claimed:
+                    continue
+                (got,) = claimed
+                if committed:
+                    assert got.next_run >= committed[-1], "a next run already committed is back"
+                with contextlib.suppress(LeaseLostError):  # a forced write would void it
+                    store.commit(got.key, got.lease or "", got.next_run + timedelta(seconds=1), far)
+                    committed.append(got.next_run + timedelta(seconds=1))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    def start_up_code(client: Store) -> None:
+        try:
+            for n in range(rounds * 3):
+                if done.is_set():
+                    return
+                with contextlib.suppress(TaskLockedError):  # claimed right now
+                    client.upsert(record(next_run=far, n=n), far, keep_next_run=True)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    with other_client(backend, store) as client:
+        threads = [
+            threading.Thread(target=beat_and_worker),
+            threading.Thread(target=start_up_code, args=(client,)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+
+    assert errors == []
+    assert not any(thread.is_alive() for thread in threads)
+    assert committed, "the worker never committed"
+    state = stored(store)
+    assert state.next_run >= committed[-1]
+    assert state.next_run < far, "a keeping write never takes its own next run"
