@@ -282,12 +282,12 @@ class Store(abc.ABC):
         :class:`~celery_pyncette.errors.TaskLockedError` and changes nothing. ``last_run_at`` and
         ``last_status`` of an existing instance are kept.
 
-        With ``keep_next_run``, an existing instance whose stored spec equals ``record.spec``
-        (compared on :func:`spec_text`) and which is not
-        quarantined keeps its stored next run; its args are replaced all the same. The comparison
-        and the write are one atomic step in the store, so a claim and commit that move the next
-        run meanwhile are never undone by an older value. A new instance, a changed spec or a
-        quarantined record takes ``record.next_run``.
+        With ``keep_next_run``, an existing healthy instance whose stored spec equals
+        ``record.spec`` (compared on :func:`spec_text`) keeps its stored next run; its args are
+        replaced all the same. The comparison and the write are one atomic step in the store, so a
+        claim and commit that move the next run meanwhile are never undone by an older value. A
+        new instance, a changed spec, a quarantined record or one whose stored next run cannot be
+        read takes ``record.next_run`` (a repair).
         """
 
     def upsert_many(

@@ -306,3 +306,27 @@ def test_keeping_writes_racing_claims_and_commits_never_move_the_next_run_back(
     state = stored(store)
     assert state.next_run >= committed[-1]
     assert state.next_run < far, "a keeping write never takes its own next run"
+
+
+@pytest.mark.garbage("CORRUPTIONS")
+def test_a_keeping_write_over_an_undecodable_record_leaves_a_healthy_one(
+    store: Store, backend: ModuleType
+) -> None:
+    """A record not yet quarantined with a field that cannot be read: the keeping write repairs
+    it. It keeps the stored next run only when that and the spec are readable (garbage in the
+    arguments or the lock is replaced); a spec that is garbage is not the same spec."""
+    for field in backend.CORRUPTIONS:
+        task = f"t-{field}"
+        bad = InstanceKey(task, 0, "bad")
+        store.upsert(InstanceRecord(bad, T0, CRON), T0 - HOUR)
+        backend.corrupt(store, bad, field)
+
+        kept = store.upsert(InstanceRecord(bad, T0 + HOUR, CRON, {"n": 1}), T0, keep_next_run=True)
+
+        timing_garbage = field.split("/")[0] in {"spec", "s", "next_run", "n"}
+        assert kept == (T0 + HOUR if timing_garbage else T0), field
+        state = store.get(bad)  # decodes
+        assert state is not None, field
+        assert (state.next_run, dict(state.args), state.lease) == (kept, {"n": 1}, None), field
+        assert store.claim_due(task, 0, kept - timedelta(microseconds=1), 10, LEASE, "b") == []
+        assert [r.key for r in store.claim_due(task, 0, kept, 10, LEASE, "b")] == [bad], field

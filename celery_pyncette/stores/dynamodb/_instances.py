@@ -54,8 +54,14 @@ def upsert(
         except _OtherError:  # only the lock check can refuse this one
             raise TaskLockedError(f"{record.key} is locked by a running execution") from None
         return record.next_run
-    other = "(attribute_not_exists(#spec) OR #spec <> :spec OR attribute_exists(#qsince))"
-    same = "#spec = :spec AND attribute_not_exists(#qsince)"
+    # "Healthy": not quarantined, and a next run that is a number (one to keep, and to copy into
+    # the ready_at index, whose key is a number).
+    other = (
+        "(attribute_not_exists(#spec) OR #spec <> :spec OR attribute_exists(#qsince)"
+        " OR NOT attribute_type(#next, :number))"
+    )
+    same = "#spec = :spec AND attribute_not_exists(#qsince) AND attribute_type(#next, :number)"
+    values[":number"] = {"S": "N"}
     kept_values = {name: value for name, value in values.items() if name != ":next"}
     for _ in range(KEEP_ATTEMPTS):
         try:

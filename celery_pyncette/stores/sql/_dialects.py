@@ -7,7 +7,7 @@ Each function runs inside a transaction the store opened (on SQLite a ``BEGIN IM
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
@@ -57,6 +57,8 @@ REPLACED_COLUMNS = (
     "quarantine_reason",
     "locked_until",
 )
+#: The earliest time a MySQL DATETIME holds.
+MYSQL_EARLIEST = datetime(1000, 1, 1, tzinfo=timezone.utc)
 #: Most keys or rows in one statement (``IN (...)`` lists, ``CASE`` arms, multi-row inserts).
 CHUNK = 500
 
@@ -92,6 +94,11 @@ class Dialect:
     ) -> ColumnElement[datetime]:
         """``max(left, when)`` for two non-null times (``when`` a value or an expression)."""
         return func.max(left, _time(when), type_=UTCDateTime())
+
+    def readable_time(self, column: ColumnElement[Any]) -> ColumnElement[bool]:
+        """True when the stored time ``column`` reads as a time (SQLite keeps any text in any
+        column): an upsert keeps only a next run it can return."""
+        return func.datetime(column).is_not(None)
 
     def __init__(self) -> None:
         self._probes: dict[tuple[str, int], Any] = {}
@@ -200,7 +207,7 @@ class Dialect:
         stmt = self._insert(table)
         new = {name: stmt.excluded[name] for name in REPLACED_COLUMNS}
         if keep_next_run:
-            new.update(_kept_next_run(table, new["spec"], new["next_run"]))
+            new.update(self._kept_next_run(table, new["spec"], new["next_run"]))
         stmt = stmt.on_conflict_do_update(
             index_elements=list(KEY_COLUMNS),
             set_=new,
@@ -212,6 +219,18 @@ class Dialect:
         written = conn.execute(returning, [dict(row) for row in rows]).all()
         next_runs = {(row[0], row[1], row[2]): row[3] for row in written}
         return _keys(rows) - set(next_runs), next_runs
+
+    def _kept_next_run(
+        self, table: Table, new_spec: ColumnElement[Any], new_next_run: ColumnElement[Any]
+    ) -> dict[str, ColumnElement[Any]]:
+        """``next_run`` and ``ready_at`` of an upsert that keeps the stored next run of a healthy
+        row (not quarantined, its next run readable) whose spec text equals the new one (both are
+        written as canonical text, see :func:`~celery_pyncette.stores.base.spec_text`), and takes
+        the new one otherwise."""
+        c = table.c
+        same = and_(c.spec == new_spec, c.quarantined_at.is_(None), self.readable_time(c.next_run))
+        kept = case((same, c.next_run), else_=new_next_run)
+        return {"next_run": kept, "ready_at": kept}
 
     def insert_missing(self, conn: Connection, table: Table, values: Mapping[str, Any]) -> None:
         """Insert a row unless its primary key exists."""
@@ -278,6 +297,10 @@ class PostgresDialect(Dialect):
     ) -> ColumnElement[datetime]:
         return func.greatest(left, _time(when), type_=UTCDateTime())
 
+    def readable_time(self, column: ColumnElement[Any]) -> ColumnElement[bool]:
+        # timestamptz holds 'infinity', which psycopg cannot return.
+        return func.isfinite(column)
+
     def claim(
         self,
         conn: Connection,
@@ -342,6 +365,10 @@ class MySQLDialect(Dialect):
     ) -> ColumnElement[datetime]:
         return func.greatest(left, _time(when), type_=UTCDateTime())
 
+    def readable_time(self, column: ColumnElement[Any]) -> ColumnElement[bool]:
+        # The zero date (stored unless NO_ZERO_DATE is set) is before DATETIME's range.
+        return column >= _time(MYSQL_EARLIEST)
+
     def upsert(
         self,
         conn: Connection,
@@ -363,7 +390,7 @@ class MySQLDialect(Dialect):
             name: stmt.inserted[name] for name in REPLACED_COLUMNS
         }
         if keep_next_run:
-            new.update(_kept_next_run(table, new["spec"], new["next_run"]))
+            new.update(self._kept_next_run(table, new["spec"], new["next_run"]))
         assignments: list[tuple[str, Any]] = []
         for name in REPLACED_COLUMNS[:-1]:
             assignments.append(
@@ -410,18 +437,6 @@ def _time(when: datetime | ColumnElement[Any]) -> ColumnElement[Any]:
 
 def _unlocked(table: Table, now: datetime) -> ColumnElement[bool]:
     return or_(table.c.locked_until.is_(None), table.c.locked_until <= now)
-
-
-def _kept_next_run(
-    table: Table, new_spec: ColumnElement[Any], new_next_run: ColumnElement[Any]
-) -> dict[str, ColumnElement[Any]]:
-    """``next_run`` and ``ready_at`` of an upsert that keeps the stored next run of a healthy row
-    whose spec text equals the new one (both are written as canonical text, see
-    :func:`~celery_pyncette.stores.base.spec_text`), and takes the new one otherwise."""
-    c = table.c
-    same = and_(c.spec == new_spec, c.quarantined_at.is_(None))
-    kept = case((same, c.next_run), else_=new_next_run)
-    return {"next_run": kept, "ready_at": kept}
 
 
 def _key(row: Mapping[str, Any]) -> Key:
