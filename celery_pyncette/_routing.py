@@ -210,7 +210,7 @@ class PartitionRouter:
             raise TaskLockedError(f"instance {record.key.instance!r} is running (locked)")
         if not routed(definition):
             return record
-        target = self.key_under(definition, self.layout(definition).count, record.key.instance)
+        target = self.key(definition, record.key.instance)
         placed = None if target == record.key else self._store().get(target)
         return record if placed is None else placed
 

@@ -142,7 +142,7 @@ def test_context_reschedule_with_the_same_timing_moves_past_the_occurrence_it_ra
 ) -> None:
     """A reschedule from inside a run is not a re-schedule of a waiting instance: the stored next
     run is the occurrence just run, so it takes the first occurrence after now."""
-    pyncette.schedule_task(hello, "bill", schedule="0 * * * *", reschedule=True)
+    pyncette.schedule_task(hello, "bill", schedule="0 * * * *", args={"reschedule": True})
     fake_clock.advance(hours=1)
     Dispatcher(pyncette.runtime, "beat-1").dispatch(pyncette.definitions())
     (message,) = take_waiting(pyncette.app)
