@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 if TYPE_CHECKING:
     from celery_pyncette._definitions import TaskDefinition
 
-from celery_pyncette import metrics
+from celery_pyncette import _events as events
+from celery_pyncette import metrics, signals
 from celery_pyncette._bounds import MAX_DURATION, check_duration
 from celery_pyncette.stores.base import STATIC_INSTANCE, ClaimedRecord, InstanceKey, Status
 
@@ -202,7 +203,8 @@ def skip_late(
     ``commit`` advances the given claims, each with its status (``"missed"`` or ``"expired"``),
     in one store call, and returns the keys it could not commit (a lost lease: the lease holder
     settles them; a next run that cannot be computed: quarantined). Counted in the
-    ``pyncette_commits_total`` metric by status, and logged once for the batch.
+    ``pyncette_commits_total`` metric by status, logged once for the batch, and each committed
+    one sent as ``occurrence_settled`` (``outcome`` its status).
     """
     expires = definition.options.get("expires")
     if expires is None and definition.misfire_grace is None and not definition.dynamic:
@@ -219,8 +221,20 @@ def skip_late(
     settled = late.missed + late.expired
     failed = set(commit(settled, late.status_of))
     for status, claimed in (("missed", late.missed), ("expired", late.expired)):
-        committed = sum(1 for c in claimed if c.record.key not in failed)
-        metrics.record_commit(definition.name, status, committed)
+        committed = [c for c in claimed if c.record.key not in failed]
+        metrics.record_commit(definition.name, status, len(committed))
+        if signals.occurrence_settled.receivers:
+            for claim in committed:
+                key = claim.record.key
+                instance = None if key.instance == STATIC_INSTANCE else key.instance
+                events.send(
+                    signals.occurrence_settled,
+                    definition.name,
+                    instance,
+                    key.partition,
+                    claim.scheduled_at,
+                    outcome=status,
+                )
     report(definition.name, late, len(settled) - len(failed))
     skipped = {c.record.key for c in settled}
     return [c for c in claims if c.record.key not in skipped]

@@ -254,3 +254,32 @@ def test_reschedule_refuses_a_grace(pyncette: Pyncette) -> None:
 
     assert len(errors) == 1
     assert "not of context.reschedule" in str(errors[0])
+
+
+def test_beat_sends_occurrence_settled_for_what_it_settles_late(pyncette: Pyncette) -> None:
+    from celery_pyncette import signals
+
+    settled: list[tuple[str | None, str]] = []
+
+    def receiver(sender: str, instance: str | None, outcome: str, **_: Any) -> None:
+        settled.append((instance, outcome))
+
+    @pyncette.partitioned_task(partition_count=2, expires=20)
+    def each(context: Context) -> None:
+        pass
+
+    signals.occurrence_settled.connect(receiver, weak=False)
+    try:
+        with simulate(pyncette, start=T0) as sim:
+            pyncette.schedule_task(
+                each, "a", execute_at=at(60), misfire_grace=timedelta(seconds=10)
+            )
+            pyncette.schedule_task(each, "b", execute_at=at(45))
+            sim.advance(timedelta(seconds=75), beat=False)
+            sim.advance(timedelta(seconds=1))  # "a" is 15 s late (past its grace), "b" 30 s
+            runs = sim.executions(each)
+    finally:
+        signals.occurrence_settled.disconnect(receiver)
+
+    assert runs == []
+    assert sorted(settled) == [("a", "missed"), ("b", "expired")]

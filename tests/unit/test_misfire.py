@@ -148,3 +148,17 @@ def test_a_stored_grace_is_read_back_from_every_stores_numbers() -> None:
     for unreadable in (None, {}, {misfire.SPEC_KEY: "x"}, {misfire.SPEC_KEY: True}):
         assert misfire.stored_grace(unreadable) is None
     assert misfire.with_grace({"kind": "once"}, None) == {"kind": "once"}
+
+
+def test_a_beat_schedule_entry_with_a_bad_expires_is_refused(app: Celery) -> None:
+    from celery_pyncette.errors import ConfigurationError
+
+    app.conf.beat_schedule = {
+        "bad": {"task": "unit.plain", "schedule": 10.0, "options": {"expires": "soon"}}
+    }
+    pyncette = Pyncette(app, url="memory://")
+    try:
+        with pytest.raises(ConfigurationError, match=r"beat_schedule\['bad'\].*expires"):
+            pyncette.definitions()
+    finally:
+        pyncette.close()
