@@ -29,13 +29,13 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-if TYPE_CHECKING:
-    from celery_pyncette._definitions import TaskDefinition
-
 from celery_pyncette import _events as events
 from celery_pyncette import metrics, signals
 from celery_pyncette._bounds import MAX_DURATION, check_duration
 from celery_pyncette.stores.base import STATIC_INSTANCE, ClaimedRecord, InstanceKey, Status
+
+if TYPE_CHECKING:
+    from celery_pyncette._definitions import TaskDefinition
 
 logger = logging.getLogger("celery_pyncette.dispatch")
 
@@ -151,21 +151,25 @@ C = TypeVar("C", bound=_Claim)
 @dataclass
 class Late(Generic[C]):
     """The late claims of a batch: ``missed`` (past their grace) and ``expired`` (past their
-    expiry), each with how late the latest of them was."""
+    expiry), and how late the latest of them was."""
 
     missed: list[C] = field(default_factory=list)
     expired: list[C] = field(default_factory=list)
     most_late: timedelta = timedelta(0)
-    _expired_ids: set[int] = field(default_factory=set, repr=False)
+    statuses: dict[InstanceKey, Status] = field(default_factory=dict, repr=False)
+
+    def add(self, claim: C, status: Status, lateness: timedelta) -> None:
+        """Count ``claim`` as late by ``lateness``, to be settled with ``status``."""
+        (self.expired if status == "expired" else self.missed).append(claim)
+        self.statuses[claim.record.key] = status
+        self.most_late = max(self.most_late, lateness)
 
     def __bool__(self) -> bool:
-        return bool(self.missed or self.expired)
+        return bool(self.statuses)
 
     def status_of(self, claim: C) -> Status:
         """``"expired"`` or ``"missed"``: what ``claim`` (one of these) is settled as."""
-        if len(self._expired_ids) != len(self.expired):
-            self._expired_ids = {id(c) for c in self.expired}
-        return "expired" if id(claim) in self._expired_ids else "missed"
+        return self.statuses[claim.record.key]
 
 
 def late_claims(
@@ -182,13 +186,11 @@ def late_claims(
         lateness = now - claim.scheduled_at
         until = expiry(claim.scheduled_at, expires)
         if until is not None and now >= until:
-            late.expired.append(claim)
-        else:
-            grace = grace_of(claim)
-            if grace is None or lateness <= grace:
-                continue
-            late.missed.append(claim)
-        late.most_late = max(late.most_late, lateness)
+            late.add(claim, "expired", lateness)
+            continue
+        grace = grace_of(claim)
+        if grace is not None and lateness > grace:
+            late.add(claim, "missed", lateness)
     return late
 
 
@@ -236,8 +238,7 @@ def skip_late(
                     outcome=status,
                 )
     report(definition.name, late, len(settled) - len(failed))
-    skipped = {c.record.key for c in settled}
-    return [c for c in claims if c.record.key not in skipped]
+    return [c for c in claims if c.record.key not in late.statuses]
 
 
 def report(task: str, late: Late[Any], settled: int) -> None:

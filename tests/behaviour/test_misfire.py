@@ -283,3 +283,26 @@ def test_beat_sends_occurrence_settled_for_what_it_settles_late(pyncette: Pyncet
 
     assert runs == []
     assert sorted(settled) == [("a", "missed"), ("b", "expired")]
+
+
+def test_an_at_most_once_occurrence_past_its_grace_is_missed_not_sent(
+    pyncette: Pyncette,
+) -> None:
+    from celery_pyncette import ExecutionMode
+
+    tick = _every_minute(
+        pyncette, misfire_grace=timedelta(seconds=30), execution_mode=ExecutionMode.AT_MOST_ONCE
+    )
+    with simulate(pyncette, start=T0) as sim:
+        sim.advance(timedelta(seconds=30))  # beat starts: first run at +60
+        sim.advance(timedelta(seconds=60), beat=False)  # down until 90
+        sim.advance(timedelta(seconds=1))  # +60 is 30 s late: in its grace, sent and run
+        sim.advance(timedelta(seconds=70), beat=False)  # down until 161
+        sim.advance(timedelta(seconds=1))  # +120 is 41 s late: missed
+        state = pyncette.get_task_state(tick)
+        runs = sim.executions(tick)
+
+    assert sched(runs) == [60]
+    assert state is not None
+    assert state.last_status == "missed"
+    assert state.scheduled_at == at(180)
