@@ -306,3 +306,28 @@ def test_an_at_most_once_occurrence_past_its_grace_is_missed_not_sent(
     assert state is not None
     assert state.last_status == "missed"
     assert state.scheduled_at == at(180)
+
+
+def test_scheduling_again_with_the_same_timing_and_grace_keeps_the_next_run(
+    pyncette: Pyncette,
+) -> None:
+    @pyncette.dynamic_task(interval=MINUTE)
+    def each(context: Context) -> None:
+        pass
+
+    grace = timedelta(seconds=10)
+    with simulate(pyncette, start=T0) as sim:
+        pyncette.schedule_task(each, "a", misfire_grace=grace)  # next run at 60
+        sim.advance(timedelta(seconds=30))
+        pyncette.schedule_task(each, "a", misfire_grace=grace)
+        same = pyncette.get_task_state(each, "a")
+        pyncette.schedule_task(each, "a", misfire_grace=timedelta(seconds=20))
+        changed = pyncette.get_task_state(each, "a")
+
+    assert same is not None
+    assert same.scheduled_at == at(60)
+    assert same.misfire_grace == grace
+    # Another grace is another stored spec: the instance is scheduled afresh from now.
+    assert changed is not None
+    assert changed.scheduled_at == at(90)
+    assert changed.misfire_grace == timedelta(seconds=20)
