@@ -13,6 +13,7 @@ from typing import Any
 
 from celery import Celery
 
+from celery_pyncette import _misfire as misfire
 from celery_pyncette._definitions import TaskDefinition, validate_task_name
 from celery_pyncette._lookup import find_definition
 from celery_pyncette._names import check_task_name, is_reserved_task_name
@@ -101,6 +102,7 @@ class Catalog:
                 )
             try:
                 schedule = from_celery(entry["schedule"], self.app)
+                misfire.check_expires((entry.get("options") or {}).get("expires"))
             except ValueError as exc:
                 raise ConfigurationError(f"beat_schedule[{entry_name!r}]: {exc}") from exc
             definitions[entry_name] = TaskDefinition(

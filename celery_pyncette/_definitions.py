@@ -18,6 +18,7 @@ from typing import Any
 
 from celery_pyncette import _bounds as bounds
 from celery_pyncette import _logs as logs
+from celery_pyncette import _misfire as misfire
 from celery_pyncette._concurrency import ConcurrencyLimit
 from celery_pyncette._names import (  # noqa: F401 - re-exported limits
     MAX_INSTANCE_BYTES,
@@ -133,6 +134,8 @@ class TaskDefinition:
     log_args: tuple[tuple[str, str], ...] = ()
     #: A dynamic template's default timing for ``schedule_task`` (``schedule`` stays ``None``).
     default_timing: DefaultTiming = DefaultTiming()
+    #: Occurrences claimed later than this after their time are settled as missed, not run.
+    misfire_grace: timedelta | None = None
 
     def describe(self, instance: str | None, scheduled_at: Any, args: Mapping[str, Any]) -> str:
         """The log form of one occurrence (arguments only where marked loggable)."""
@@ -307,7 +310,10 @@ def parse_task_options(
     name = options.pop("name", None)
     concurrency_limit = ConcurrencyLimit.parse(options.pop("concurrency_limit", None))
     log_args = logs.parse_log_args(options.pop("log_args", None))
+    misfire_grace = misfire.check_grace(options.pop("misfire_grace", None))
     celery_options = {k: options.pop(k) for k in list(options) if k in CELERY_TASK_OPTIONS}
+    if isinstance(misfire.check_expires(celery_options.get("expires")), timedelta):
+        celery_options["expires"] = celery_options["expires"].total_seconds()  # Celery's form
     explicit = options.pop("args", None)
     args = validate_args(arguments_from(options, explicit, where=where), "task arguments")
     partition_count, selector, enabled_partitions = partitions or (1, None, None)
@@ -329,5 +335,6 @@ def parse_task_options(
         concurrency_limit=concurrency_limit,
         log_args=log_args,
         default_timing=default_timing,
+        misfire_grace=misfire_grace,
     )
     return definition, celery_options, name

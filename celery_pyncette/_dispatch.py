@@ -20,11 +20,12 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from celery.utils.dispatch import Signal
 
 from celery_pyncette import _events as events
+from celery_pyncette import _misfire as misfire
 from celery_pyncette import _quarantine as quarantine
 from celery_pyncette import _tracing as tracing
 from celery_pyncette import metrics, signals
@@ -53,6 +54,8 @@ logger = logging.getLogger("celery_pyncette.dispatch")
 #: Most batches drained from one task partition in one tick, so one busy partition cannot starve
 #: the others; what is left is taken on the next tick, which then comes at once.
 MAX_BATCHES_PER_PARTITION = 20
+#: A commit's status, or the status of each committed claim.
+StatusOf: TypeAlias = "Status | Callable[[Due], Status]"
 
 
 def schedule_of(definition: TaskDefinition, record: InstanceRecord) -> Schedule:
@@ -243,6 +246,9 @@ class Dispatcher:
             for due in ready:
                 _send(signals.occurrence_claimed, definition, due, lease=due.record.lease)
         ready = self._skip_struck(definition, ready, now)
+        ready = misfire.skip_late(
+            definition, ready, now, lambda late, status: self._commit(definition, late, now, status)
+        )
         if definition.concurrency_limit is not None:
             ready = self._take_slots(definition, ready, now)
         if definition.execution_mode is ExecutionMode.AT_MOST_ONCE:
@@ -305,10 +311,11 @@ class Dispatcher:
         return [d for d in ready if d.record.key not in lost]
 
     def _commit(
-        self, definition: TaskDefinition, items: list[Due], now: datetime, status: Status
+        self, definition: TaskDefinition, items: list[Due], now: datetime, status: StatusOf
     ) -> list[InstanceKey]:
-        """Advance claimed occurrences past ``now``; return the keys not committed: their lease
-        was lost, or their next run cannot be computed (then they are quarantined)."""
+        """Advance claimed occurrences past ``now`` with ``status`` (or each with its own); return
+        the keys not committed: their lease was lost, or their next run cannot be computed (then
+        they are quarantined)."""
         store = self.runtime.store
         done, failed = quarantine.computed(
             items,
@@ -317,7 +324,8 @@ class Dispatcher:
             store,
             now,
         )
-        commits = [Commit(d.record.key, d.record.lease, run, status) for d, run in done]
+        of = status if callable(status) else lambda _: status
+        commits = [Commit(d.record.key, d.record.lease, run, of(d)) for d, run in done]
         return failed + store.commit_many(commits, now)
 
     def _publish(
@@ -329,8 +337,9 @@ class Dispatcher:
         at_least_once = definition.execution_mode is ExecutionMode.AT_LEAST_ONCE
         # A batch's claims share their lease expiry, and often their due time: format each once.
         iso: dict[datetime, str] = {}
+        options: dict[datetime, Mapping[str, Any]] = {}  # per occurrence time, with its expiry
         trace_headers = span.headers
-        messages = [self._message(definition, d, iso, trace_headers) for d in ready]
+        messages = [self._message(definition, d, iso, trace_headers, options) for d in ready]
         unsent_at = set(self.publisher.publish(messages))
         unsent = [ready[i] for i in sorted(unsent_at)]
         span.published(len(ready) - len(unsent), len(unsent))
@@ -423,9 +432,11 @@ class Dispatcher:
         due: Due,
         iso: dict[datetime, str],
         trace_headers: Mapping[str, str] = tracing.NO_HEADERS,
+        options: dict[datetime, Mapping[str, Any]] | None = None,
     ) -> OutgoingMessage:
         """The message of one claim; ``iso`` memoizes ``datetime.isoformat`` for the batch, and
-        ``trace_headers`` (the send span's context, if any) go into its headers."""
+        ``trace_headers`` (the send span's context, if any) go into its headers. ``options``
+        memoizes the Celery options per occurrence time (``expires`` counts from it)."""
         record = due.record
         leased = definition.execution_mode is ExecutionMode.AT_LEAST_ONCE
         instance = None if record.key.instance == STATIC_INSTANCE else record.key.instance
@@ -446,7 +457,7 @@ class Dispatcher:
             kwargs={**definition.args, **record.args} if definition.args else record.args,
             headers={HEADER: header, **trace_headers} if trace_headers else {HEADER: header},
             args=definition.positional,
-            options=definition.options,
+            options=misfire.message_options(definition.options, due.scheduled_at, options),
         )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from celery_pyncette import _misfire as misfire
 from celery_pyncette._bounds import check_duration
 from celery_pyncette._definitions import (
     TaskDefinition,
@@ -103,6 +104,7 @@ class InstanceAPI:
         timezone: str | None = None,
         force: bool = False,
         args: Mapping[str, Any] | None = None,
+        misfire_grace: timedelta | None = None,
         **extra: Any,
     ) -> TaskState:
         """Create or replace a dynamic instance; written to the store before this returns.
@@ -110,17 +112,21 @@ class InstanceAPI:
         With no ``schedule`` / ``interval`` / ``execute_at`` the template's default timing is
         used; one given replaces it. The arguments are the template's defaults, then ``args=``
         and the extra keywords (an extra keyword named like an option, or close to one, raises
-        ``ValueError``: such names go in ``args=``).
+        ``ValueError``: such names go in ``args=``). ``misfire_grace`` is stored with the
+        instance and replaces the task's (see :mod:`celery_pyncette._misfire`).
 
         Raises ``ValueError`` for invalid input (nothing is written), ``TaskLockedError`` when the
         instance is running and ``force`` is false, ``StoreError`` when the store fails.
         """
         definition, key = self._dynamic_key(task, instance)
         call_args = arguments_from(extra, args, where="schedule_task")
+        grace = misfire.check_grace(misfire_grace)
         built = definition.default_timing.resolve(schedule, interval, execute_at, timezone)
         record = self._new_record(
             key, built, validate_args({**definition.args, **call_args}), self._runtime.now()
         )
+        if grace is not None:
+            record = record.with_changes(spec=misfire.with_grace(record.spec, grace))
         # The same timing keeps the stored next run (decided by the store, atomically); force
         # replaces the instance whole, its timer too.
         kept = self._runtime.store.upsert(
@@ -143,24 +149,30 @@ class InstanceAPI:
         timezone: str | None = None,
         force: bool = False,
         args: Mapping[str, Any] | None = None,
+        misfire_grace: timedelta | None = None,
     ) -> list[str]:
         """Create or replace many instances with one timing: ``{instance: args}``.
 
         The timing defaults to the template's, as in :meth:`schedule_task`. Each instance's
         arguments are the template's defaults, then the common ``args=``, then its own.
         Everything is validated before anything is written; writes go through the store's bulk
-        path. Returns the instances left unchanged because they are running (``force`` false).
+        path; ``misfire_grace`` is stored with each instance, as in :meth:`schedule_task`.
+        Returns the instances left unchanged because they are running (``force`` false).
         Raises :class:`BulkWriteError` (with ``.written``) when the store fails part-way.
         """
         definition = self._dynamic_definition(task)
         common = arguments_from({}, args, where="schedule_tasks")
+        grace = misfire.check_grace(misfire_grace)
         if not isinstance(instances, Mapping) or not all(
             isinstance(own, Mapping) for own in instances.values()
         ):
             raise ValueError("instances must be a mapping of instance name to its arguments")
         built = definition.default_timing.resolve(schedule, interval, execute_at, timezone)
         return self._write_many(
-            task, [(name, built, {**common, **own}) for name, own in instances.items()], force
+            task,
+            [(name, built, {**common, **own}) for name, own in instances.items()],
+            force,
+            grace,
         )
 
     def scatter(
@@ -202,7 +214,11 @@ class InstanceAPI:
         return self._write_many(task, planned, force)
 
     def _write_many(
-        self, task: Any, planned: list[tuple[str, Schedule, Mapping[str, Any]]], force: bool
+        self,
+        task: Any,
+        planned: list[tuple[str, Schedule, Mapping[str, Any]]],
+        force: bool,
+        grace: timedelta | None = None,
     ) -> list[str]:
         now = self._runtime.now()
         definition = self._dynamic_definition(task)
@@ -214,7 +230,8 @@ class InstanceAPI:
             timing = timings.get(id(schedule))
             if timing is None:
                 first = self._new_record(key, schedule, {}, now)
-                timing = timings[id(schedule)] = (first.next_run, dict(first.spec))
+                spec = misfire.with_grace(first.spec, grace)
+                timing = timings[id(schedule)] = (first.next_run, spec)
             records.append(InstanceRecord(key=key, next_run=timing[0], spec=timing[1], args=merged))
         return self._write_records(definition, records, now, force)
 

@@ -34,15 +34,18 @@ DECORATOR_OPTIONS = (
         {
             "schedule", "interval", "timezone", "execution_mode", "failure_mode",
             "lease_duration", "enabled", "catch_up", "name", "concurrency_limit", "log_args",
-            "args",
+            "args", "misfire_grace",
         }
     )
     | CELERY_TASK_OPTIONS
 )  # fmt: skip
 #: The keywords only ``partitioned_task`` takes.
 PARTITION_OPTIONS = frozenset({"partition_count", "partition_selector", "enabled_partitions"})
-#: Keywords of ``schedule_task`` / ``schedule_tasks`` (``context.reschedule``: all but ``force``).
-INSTANCE_OPTIONS = frozenset({"schedule", "interval", "execute_at", "timezone", "force", "args"})
+#: Keywords of ``schedule_task`` / ``schedule_tasks`` (``context.reschedule``: all but ``force``
+#: and ``misfire_grace``, which a rescheduled instance keeps).
+INSTANCE_OPTIONS = frozenset(
+    {"schedule", "interval", "execute_at", "timezone", "force", "args", "misfire_grace"}
+)
 #: Every keyword that has a meaning somewhere in the task API: an extra keyword named like one of
 #: them, or close to one, is refused rather than taken for an argument.
 OPTION_NAMES = DECORATOR_OPTIONS | PARTITION_OPTIONS | INSTANCE_OPTIONS
@@ -130,5 +133,5 @@ def _options_of(where: str) -> frozenset[str]:
     if where.startswith("@pyncette."):
         return DECORATOR_OPTIONS
     if where == "context.reschedule":
-        return INSTANCE_OPTIONS - {"force"}
+        return INSTANCE_OPTIONS - {"force", "misfire_grace"}
     return INSTANCE_OPTIONS

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery_pyncette import _misfire as misfire
 from celery_pyncette.schedules import StoredSpec, read_spec
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceRecord
 
@@ -30,6 +31,8 @@ class TaskState:
     last_run_at: datetime | None
     last_status: str | None
     partition: int = 0
+    #: The instance's own misfire grace (``None``: the task's applies, if it has one).
+    misfire_grace: timedelta | None = None
 
     @classmethod
     def from_record(cls, record: InstanceRecord) -> TaskState:
@@ -57,6 +60,7 @@ class TaskState:
             last_run_at=record.last_run_at,
             last_status=record.last_status,
             partition=record.key.partition,
+            misfire_grace=misfire.stored_grace(record.spec),
         )
 
 

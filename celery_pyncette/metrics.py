@@ -10,7 +10,8 @@ metric                           type       labels: meaning
 ===============================  =========  =====================================================
 ``pyncette_claimed_total``       counter    ``task``: occurrences claimed by beat
 ``pyncette_sent_total``          counter    ``task``: messages published
-``pyncette_commits_total``       counter    ``task``, ``status``: executions committed
+``pyncette_commits_total``       counter    ``task``, ``status``: occurrences committed (runs,
+                                           and ``missed`` / ``expired`` ones that did not run)
 ``pyncette_failures_total``      counter    ``task``: executions that raised
 ``pyncette_lease_lost_total``    counter    ``task``: commits or heartbeats whose lease was lost
 ``pyncette_tick_seconds``        histogram  one beat tick, claim to publish
@@ -145,11 +146,12 @@ def record_sent(task: str, n: int = 1) -> None:
         metric.labels(task=task).inc(n)
 
 
-def record_commit(task: str, status: str = "success") -> None:
-    """An execution of ``task`` was committed with ``status``."""
+def record_commit(task: str, status: str = "success", n: int = 1) -> None:
+    """``n`` occurrences of ``task`` were committed with ``status`` (``"missed"`` and
+    ``"expired"`` ones by beat, without running)."""
     metric = _get("commits")
-    if metric is not None:
-        metric.labels(task=task, status=status).inc()
+    if metric is not None and n:
+        metric.labels(task=task, status=status).inc(n)
 
 
 def record_failure(task: str) -> None:

@@ -12,8 +12,9 @@ Connect a receiver as with Celery's signals::
 name of the record. Every signal carries keyword arguments only; accept ``**kwargs`` so that
 arguments added later do not break a receiver. A receiver that raises is logged by Celery
 (``celery.utils.dispatch.signal``) and never stops dispatch or settlement. Receivers run in the
-process that sends: beat for ``occurrence_claimed``, ``occurrence_sent`` and a strike found by
-beat, the worker for the rest. Keep them quick: beat sends a batch between them.
+process that sends: beat for ``occurrence_claimed``, ``occurrence_sent``, a strike found by
+beat and an occurrence it settles as missed or expired, the worker for the rest. Keep them quick:
+beat sends a batch between them.
 
 =======================  =======  =================================================================
 signal                   process  arguments (besides ``sender``)
@@ -24,9 +25,11 @@ signal                   process  arguments (besides ``sender``)
 ``occurrence_struck``    both     ``task``, ``instance``, ``partition``, ``scheduled_at``,
                                   ``strike`` (a :class:`~celery_pyncette.Strike`), ``by``
                                   (``"beat"`` or ``"worker"``)
-``occurrence_settled``   worker   ``task``, ``instance``, ``partition``, ``scheduled_at``,
+``occurrence_settled``   both     ``task``, ``instance``, ``partition``, ``scheduled_at``,
                                   ``outcome``: ``"success"`` / ``"failed"`` / ``"struck"``
-                                  (committed),
+                                  (committed), ``"expired"`` (its message came after its
+                                  expiry; beat too, at claim), ``"missed"`` (beat: claimed past
+                                  its misfire grace),
                                   ``"unlocked"`` (runs again at once), ``"kept"`` (the lease is
                                   kept, runs again after it), ``"removed"`` (unscheduled or no
                                   later run), ``"rescheduled"``, ``"not settled"`` (at-most-once:

@@ -151,7 +151,12 @@ class _Pages:
         force = form.get("force") == "1"
         await run_in_threadpool(
             lambda: self.pyncette.schedule_task(
-                name, instance, force=force, **timing, args=dict(state.args)
+                name,
+                instance,
+                force=force,
+                **timing,
+                args=dict(state.args),
+                misfire_grace=state.misfire_grace,
             )
         )
         return self.site.back(request, _instance_path(name, instance), notice="rescheduled")

@@ -16,8 +16,9 @@ from typing import Any, Literal, NamedTuple
 STATIC_INSTANCE = "__static__"
 
 #: What a commit records as ``last_status``: the run succeeded, failed (and was committed), was
-#: struck (advanced without running), or was sent (at-most-once: committed before sending).
-Status = Literal["success", "failed", "struck", "sent"]
+#: struck (advanced without running), or was sent (at-most-once: committed before sending); or it
+#: did not run because it was claimed past its misfire grace (missed) or past its expiry (expired).
+Status = Literal["success", "failed", "struck", "sent", "missed", "expired"]
 
 #: The comparison a strike with a parameter makes.
 StrikeOperator = Literal["==", "!=", "<", "<=", ">", ">="]

@@ -15,6 +15,9 @@ AT_LEAST_ONCE      commit (next run, unlock)   NONE: keep lease; UNLOCK: unlock;
 AT_MOST_ONCE       nothing (beat committed)    nothing (logged by Celery)
 =================  ==========================  =========================================
 
+A message received after its expiry is discarded by Celery and its occurrence committed as
+``"expired"`` (:mod:`celery_pyncette.worker._expiry`).
+
 Celery's own ``retry()`` keeps the lease: the request's header is updated in place with the
 execution's token, so the retried message carries it; ``Ignore`` and ``Reject`` keep it too.
 Tasks declared with the decorators get :class:`PyncetteTaskMixin`, bound to their app's runtime;

@@ -16,6 +16,7 @@ from celery.exceptions import Ignore, Reject, Retry
 from celery.utils.dispatch import Signal
 
 from celery_pyncette import _events as events
+from celery_pyncette import _misfire as misfire
 from celery_pyncette import _quarantine as quarantine
 from celery_pyncette import metrics, signals
 from celery_pyncette._concurrency import release
@@ -165,6 +166,13 @@ class Execution:
         """Apply the outcome of a run that returned."""
         self._settle("success")
 
+    def expired(self) -> None:
+        """Settle an occurrence whose message expired before it ran (status ``"expired"``), and
+        free its concurrency slot."""
+        logger.info("expired %s: its message came after its expiry; not run", self.described)
+        self._settle("expired")
+        self.release_slot()
+
     def failed(self, exc: BaseException) -> None:
         """Apply the outcome of a run that raised ``exc``."""
         if isinstance(exc, CONTROL_FLOW):
@@ -247,7 +255,8 @@ class Execution:
                 if self._guard(lambda: store.delete(occurrence.key)):
                     self._settled("removed")
                 return True
-            record = InstanceRecord(occurrence.key, first, schedule.to_spec(), args)
+            spec = misfire.with_grace(schedule.to_spec(), misfire.stored_grace(occurrence.spec))
+            record = InstanceRecord(occurrence.key, first, spec, args)
             if self._guard(lambda: store.upsert(record, now, force=True)):
                 self._settled("rescheduled")
             return True

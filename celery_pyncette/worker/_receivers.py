@@ -3,6 +3,8 @@
 - ``task_prerun`` / ``task_postrun``: plain Celery tasks scheduled through ``beat_schedule`` get
   the lease and outcome handling of pyncette tasks; signals can commit but cannot skip a run
   (Celery swallows exceptions raised by signal receivers).
+- ``task_revoked`` (``expired=True``): a message received after its expiry settles its
+  occurrence as ``"expired"`` (:mod:`celery_pyncette.worker._expiry`).
 - ``worker_init``: import the store's module before the pool forks (nothing connects there).
 - ``worker_process_init`` / ``worker_ready``: open the store in the background, in each prefork
   pool process, or once a solo/threads worker is ready.
@@ -26,6 +28,7 @@ from celery_pyncette import _tracing as tracing
 from celery_pyncette._context import Context, reset_current, set_current
 from celery_pyncette._occurrence import occurrence_of, update_header
 from celery_pyncette.worker._execution import CONTROL_FLOW, Execution
+from celery_pyncette.worker._expiry import task_expired
 from celery_pyncette.worker._task import PyncetteTaskMixin
 
 logger = logging.getLogger("celery_pyncette.worker")
@@ -42,6 +45,7 @@ def connect() -> None:
             return
         signals.task_prerun.connect(_plain_task_started, weak=False)
         signals.task_postrun.connect(_plain_task_finished, weak=False)
+        signals.task_revoked.connect(task_expired, weak=False)
         signals.worker_init.connect(_worker_starting, weak=False)
         signals.worker_process_init.connect(_pool_process_starting, weak=False)
         signals.worker_ready.connect(_worker_ready, weak=False)

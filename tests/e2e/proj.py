@@ -239,6 +239,12 @@ def limited(context: Context) -> None:
     record(context, phase="end")
 
 
+@pyncette.dynamic_task(name="e2e.expiring", expires=2)
+def expiring(context: Context) -> None:
+    """Messages that expire 2 s after their occurrence (tests/e2e/test_expires.py)."""
+    record(context)
+
+
 # --- fault tests (tests/faults) -------------------------------------------------------------------
 #
 # * ``E2E_PARTITIONS``: partition count of the ``e2e.fault_*`` tasks (default 8);

@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
             "_config",
             "_fixtures",
             "_catalog",
+            "_misfire",
         ],
         3,
     ),
