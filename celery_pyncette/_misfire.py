@@ -27,15 +27,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from celery_pyncette import _events as events
 from celery_pyncette import metrics, signals
 from celery_pyncette._bounds import MAX_DURATION, check_duration
 from celery_pyncette.stores.base import STATIC_INSTANCE, ClaimedRecord, InstanceKey, Status
-
-if TYPE_CHECKING:
-    from celery_pyncette._definitions import TaskDefinition
 
 logger = logging.getLogger("celery_pyncette.dispatch")
 
@@ -194,8 +191,24 @@ def late_claims(
     return late
 
 
+class _Task(Protocol):
+    """What :func:`skip_late` reads of a task definition (``_definitions`` imports this module)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dynamic(self) -> bool: ...
+
+    @property
+    def misfire_grace(self) -> timedelta | None: ...
+
+    @property
+    def options(self) -> Mapping[str, Any]: ...
+
+
 def skip_late(
-    definition: TaskDefinition,
+    definition: _Task,
     claims: list[C],
     now: datetime,
     commit: Callable[[list[C], Callable[[C], Status]], list[InstanceKey]],
