@@ -56,10 +56,11 @@ MAX_BATCHES_PER_PARTITION = 20
 
 
 def schedule_of(definition: TaskDefinition, record: InstanceRecord) -> Schedule:
-    """The schedule of a claimed record: the code's for a static task, the stored one otherwise."""
+    """The schedule of a claimed record: the code's for a static task, the stored one otherwise
+    (bound to its instance)."""
     if record.key.instance == STATIC_INSTANCE and definition.schedule is not None:
         return definition.schedule
-    return schedule_from_spec(record.spec)
+    return schedule_from_spec(record.spec).bound_to(record.key.task, record.key.instance)
 
 
 def sync_static(runtime: Runtime, definitions: Iterable[TaskDefinition], now: datetime) -> None:
@@ -97,6 +98,8 @@ def sync_static(runtime: Runtime, definitions: Iterable[TaskDefinition], now: da
             logger.warning(
                 "static task %s has no future occurrence; not scheduled", definition.name
             )
+            if existing is not None or key in broken:  # the old schedule must not run on
+                store.delete(key)
             continue
         record = InstanceRecord(key=key, next_run=first, spec=spec, args={})
         store.upsert(record, now, force=True)
@@ -131,8 +134,9 @@ class Due:
 
     @property
     def scheduled_at(self) -> datetime:
-        """The occurrence this claim runs: the stored next run (kept when it is sent again)."""
-        return self.record.next_run
+        """The occurrence this claim runs: the stored next run (kept when it is sent again), or
+        the nominal time it was sent for (a jittered schedule stores the send time)."""
+        return self.schedule.nominal(self.record.next_run)
 
 
 class Dispatcher:
