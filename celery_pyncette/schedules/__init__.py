@@ -29,7 +29,7 @@ from __future__ import annotations
 from celery_pyncette.schedules._base import Schedule
 from celery_pyncette.schedules._celery import CelerySchedule
 from celery_pyncette.schedules._cron import CronSchedule
-from celery_pyncette.schedules._from_celery import from_celery, zoned
+from celery_pyncette.schedules._from_celery import bounded, from_celery, zoned
 from celery_pyncette.schedules._interval import IntervalSchedule, OnceSchedule
 from celery_pyncette.schedules._jitter import JitteredSchedule
 from celery_pyncette.schedules._spec import StoredSpec, read_spec, schedule_from_spec
@@ -45,6 +45,7 @@ __all__ = [
     "OnceSchedule",
     "Schedule",
     "StoredSpec",
+    "bounded",
     "from_celery",
     "parse_timezone",
     "read_spec",
