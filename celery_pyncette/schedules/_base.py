@@ -122,6 +122,11 @@ class Schedule(abc.ABC):
         shows); ``due_at`` itself unless the schedule sends its occurrences late (jitter)."""
         return due_at
 
+    def send_after(self, after: datetime) -> datetime | None:
+        """The first instant strictly after ``after`` at which an occurrence is sent (beat's
+        wake-up time); :meth:`next_after` unless the schedule sends its occurrences late."""
+        return self.next_after(after)
+
     def bound_to(self, task: str, instance: str | None) -> Schedule:
         """This schedule as it runs for one instance (``None``: a static task). Only a jittered
         schedule depends on it (its offsets are derived from the instance); others are returned

@@ -124,6 +124,23 @@ class JitteredSchedule(Schedule):
             return due_at
         return self.inner.due_occurrence(candidate, due_at, catch_up=False)
 
+    def send_after(self, after: datetime) -> datetime | None:
+        """The first send time strictly after ``after``: only occurrences within the jitter
+        before ``after`` can still be sent after it, and sends keep the occurrences' order. (An
+        interval has no fixed times: its next occurrence after ``after``, sent at its offset.)"""
+        after = aware_utc(after, "after")
+        if isinstance(_core(self.inner), IntervalSchedule):
+            return self._sent(self.inner.next_after(after))
+        start = shift(after, -self.jitter)
+        candidate = None if start is None else self.inner.next_after(start)
+        if candidate is None or candidate > after:
+            return self._sent(candidate)
+        latest = self.inner.due_occurrence(candidate, after, catch_up=False)
+        sent = self._sent(latest)
+        if sent is not None and sent > after:
+            return sent
+        return self._sent(self.inner.next_after(latest))
+
     def to_spec(self) -> dict[str, Any]:
         return {**self.inner.to_spec(), "jitter": self.jitter.total_seconds()}
 

@@ -202,3 +202,22 @@ def test_a_next_run_the_schedule_did_not_write_is_read_as_the_latest_occurrence(
     jittered = JitteredSchedule(DAILY, timedelta(minutes=10)).bound_to("t", "i")
     assert jittered.nominal(at(3)) == at(3)  # stored before the jitter was added
     assert jittered.nominal(at(3, 12)) == at(3, 12)  # no occurrence within the jitter before
+
+
+@pytest.mark.parametrize("inner", [DAILY, CronSchedule("* * * * * */3")], ids=["daily", "3 s"])
+def test_send_after_is_the_first_send_time_after_an_instant(inner: CronSchedule) -> None:
+    jittered = JitteredSchedule(inner, timedelta(minutes=10)).bound_to("t", "i")
+    occurrence = inner.first_run(T0)
+    sends: list[datetime] = []
+    for _ in range(50):
+        assert occurrence is not None
+        sent = jittered._sent(occurrence)
+        assert sent is not None
+        sends.append(sent)
+        occurrence = inner.next_after(occurrence)
+    # Each send time, just before each, and each occurrence itself (due, not yet sent).
+    probes = [*sends[:-1], *(s - timedelta(microseconds=1) for s in sends[1:-1])]
+    probes += [jittered.nominal(s) for s in sends[1:-1]]
+    for probe in probes:
+        assert jittered.send_after(probe) == min(s for s in sends if s > probe)
+    assert DAILY.send_after(T0) == DAILY.next_after(T0)
