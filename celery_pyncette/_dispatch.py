@@ -131,12 +131,14 @@ class Due:
     record: ClaimedRecord
     schedule: Schedule
     slot: LeaseRef | None = None
+    #: The occurrence's nominal time when it differs from the stored next run (jitter).
+    nominal: datetime | None = None
 
     @property
     def scheduled_at(self) -> datetime:
         """The occurrence this claim runs: the stored next run (kept when it is sent again), or
         the nominal time it was sent for (a jittered schedule stores the send time)."""
-        return self.schedule.nominal(self.record.next_run)
+        return self.record.next_run if self.nominal is None else self.nominal
 
 
 class Dispatcher:
@@ -241,7 +243,10 @@ class Dispatcher:
         decoded = quarantine.decodable(
             claimed, lambda r: schedule_of(definition, r), self.runtime.store, now
         )
-        ready = [Due(record, schedule) for record, schedule in decoded]
+        ready = [
+            Due(record, schedule, nominal=schedule.nominal(record.next_run))
+            for record, schedule in decoded
+        ]
         healthy = len(ready)
         if signals.occurrence_claimed.receivers:
             for due in ready:

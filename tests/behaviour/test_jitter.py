@@ -194,3 +194,23 @@ def test_jitter_on_a_once_off_is_refused_and_nothing_is_written(pyncette: Pyncet
             pyncette.schedule_tasks(once, {"y": {}}, execute_at=NINE)
         assert pyncette.get_task_state(once, "x") is None
         assert pyncette.get_task_state(once, "y") is None
+
+
+def test_jitter_on_a_sql_store_sends_each_occurrence_once_at_its_offset(
+    pyncette: Pyncette, tmp_path: Any
+) -> None:
+    @pyncette.dynamic_task(schedule="0 9 * * *", jitter=TEN_MINUTES)
+    def remind(context: Context) -> None: ...
+
+    url = f"sqlite:///{tmp_path}/jitter.sqlite3"
+    with simulate(pyncette, start=START, url=url, beats=2) as sim:
+        pyncette.schedule_tasks(remind, {f"u{i}": {} for i in range(50)})
+        sim.advance(timedelta(days=2))
+        runs = sim.executions(remind)
+
+    assert len(runs) == 100
+    assert {(r.instance, r.scheduled_at) for r in runs} == {
+        (f"u{i}", NINE + k * timedelta(days=1)) for i in range(50) for k in range(2)
+    }
+    assert all(timedelta(0) <= r.started_at - r.scheduled_at < TEN_MINUTES for r in runs)  # type: ignore[operator]
+    assert len({r.started_at - r.scheduled_at for r in runs}) == 100  # type: ignore[operator]
