@@ -122,10 +122,9 @@ class InstanceAPI:
         """
         definition, key = self._dynamic_key(task, instance)
         call_args = arguments_from(extra, args, where="schedule_task")
-        built = (
-            Window.of(start_at, end_at, jitter)
-            .over(definition.window)
-            .apply(definition.default_timing.resolve(schedule, interval, execute_at, timezone))
+        built = Window.of(start_at, end_at, jitter).applied_over(
+            definition.window,
+            definition.default_timing.resolve(schedule, interval, execute_at, timezone),
         )
         record = self._new_record(
             key, built, validate_args({**definition.args, **call_args}), self._runtime.now()
@@ -170,10 +169,9 @@ class InstanceAPI:
             isinstance(own, Mapping) for own in instances.values()
         ):
             raise ValueError("instances must be a mapping of instance name to its arguments")
-        built = (
-            Window.of(start_at, end_at, jitter)
-            .over(definition.window)
-            .apply(definition.default_timing.resolve(schedule, interval, execute_at, timezone))
+        built = Window.of(start_at, end_at, jitter).applied_over(
+            definition.window,
+            definition.default_timing.resolve(schedule, interval, execute_at, timezone),
         )
         return self._write_many(
             task, [(name, built, {**common, **own}) for name, own in instances.items()], force

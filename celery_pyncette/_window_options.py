@@ -19,6 +19,7 @@ from celery_pyncette import _bounds as bounds
 from celery_pyncette.schedules import (
     BoundedSchedule,
     JitteredSchedule,
+    OnceSchedule,
     Schedule,
     read_spec,
 )
@@ -69,14 +70,22 @@ class Window:
             return cls()
         return cls(stored.start_at, stored.end_at, stored.jitter)
 
-    def over(self, default: Window) -> Window:
+    def over(self, default: Window, *, recurring: bool = True) -> Window:
         """This window's values, and ``default``'s where this one has none (checked again: a
-        call's ``end_at`` may fall before a template's ``start_at``)."""
+        call's ``end_at`` may fall before a template's ``start_at``). A schedule that is not
+        ``recurring`` (a once-off) does not take the default's jitter; one given for it is kept,
+        and refused by :meth:`apply`."""
+        inherited = default.jitter if recurring else None
         return Window.of(
             default.start_at if self.start_at is None else self.start_at,
             default.end_at if self.end_at is None else self.end_at,
-            default.jitter if self.jitter is None else self.jitter,
+            inherited if self.jitter is None else self.jitter,
         )
+
+    def applied_over(self, default: Window, schedule: Schedule) -> Schedule:
+        """``schedule`` under this window over ``default`` (see :meth:`over`)."""
+        once = isinstance(schedule, OnceSchedule)
+        return self.over(default, recurring=not once).apply(schedule)
 
     def apply(self, schedule: Schedule) -> Schedule:
         """``schedule`` bounded and jittered as this window says (itself when it is empty).

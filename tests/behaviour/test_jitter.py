@@ -184,16 +184,28 @@ def test_a_bad_jitter_is_refused_naming_it(
 
 
 def test_jitter_on_a_once_off_is_refused_and_nothing_is_written(pyncette: Pyncette) -> None:
-    @pyncette.dynamic_task(jitter=TEN_MINUTES)
+    @pyncette.dynamic_task()
     def once(context: Context) -> None: ...
 
     with simulate(pyncette, start=START):
         with pytest.raises(ValueError, match="jitter applies to a recurring schedule"):
-            pyncette.schedule_task(once, "x", execute_at=NINE)
+            pyncette.schedule_task(once, "x", execute_at=NINE, jitter=TEN_MINUTES)
         with pytest.raises(ValueError, match="jitter applies to a recurring schedule"):
-            pyncette.schedule_tasks(once, {"y": {}}, execute_at=NINE)
+            pyncette.schedule_tasks(once, {"y": {}}, execute_at=NINE, jitter=TEN_MINUTES)
         assert pyncette.get_task_state(once, "x") is None
         assert pyncette.get_task_state(once, "y") is None
+
+
+def test_a_once_off_of_a_jittered_template_runs_at_its_time(pyncette: Pyncette) -> None:
+    @pyncette.dynamic_task(schedule="0 9 * * *", jitter=TEN_MINUTES)
+    def remind(context: Context) -> None: ...
+
+    with simulate(pyncette, start=START) as sim:
+        state = pyncette.schedule_task(remind, "now", execute_at=NINE)
+        assert state.jitter is None
+        sim.advance(timedelta(hours=2))
+        (run,) = sim.executions(remind, "now")
+    assert run.scheduled_at == run.started_at == NINE
 
 
 def test_jitter_on_a_sql_store_sends_each_occurrence_once_at_its_offset(
