@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from celery_pyncette import Context, Pyncette
+from celery_pyncette import Context, ExecutionMode, Pyncette
 from celery_pyncette.testing import simulate, sleep
 
 START = datetime(2026, 3, 2, 8, tzinfo=timezone.utc)
@@ -226,3 +226,25 @@ def test_jitter_on_a_sql_store_sends_each_occurrence_once_at_its_offset(
     }
     assert all(timedelta(0) <= r.started_at - r.scheduled_at < TEN_MINUTES for r in runs)  # type: ignore[operator]
     assert len({r.started_at - r.scheduled_at for r in runs}) == 100  # type: ignore[operator]
+
+
+def test_an_at_most_once_jittered_task_is_committed_for_its_nominal_time(
+    pyncette: Pyncette,
+) -> None:
+    @pyncette.dynamic_task(
+        schedule="0 9 * * *", jitter=TEN_MINUTES, execution_mode=ExecutionMode.AT_MOST_ONCE
+    )
+    def digest(context: Context) -> None: ...
+
+    with simulate(pyncette, start=START) as sim:
+        pyncette.schedule_tasks(digest, {f"d{i}": {} for i in range(20)})
+        sim.advance(timedelta(days=2, hours=2))
+        runs = sim.executions(digest)
+        states = [pyncette.get_task_state(digest, f"d{i}") for i in range(20)]
+
+    days = [NINE + k * timedelta(days=1) for k in range(3)]  # 2, 3 and 4 March
+    assert sorted((r.scheduled_at, r.instance) for r in runs) == sorted(
+        (day, f"d{i}") for day in days for i in range(20)
+    )
+    assert all(timedelta(0) <= r.started_at - r.scheduled_at < TEN_MINUTES for r in runs)  # type: ignore[operator]
+    assert {s.scheduled_at for s in states if s is not None} == {NINE + timedelta(days=3)}
