@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from celery_pyncette._definitions import build_schedule, validate_args
 from celery_pyncette._options import arguments_from
+from celery_pyncette._window_options import Window
 from celery_pyncette.errors import LeaseLostError
-from celery_pyncette.schedules import schedule_from_spec
+from celery_pyncette.schedules import OnceSchedule, schedule_from_spec
 
 if TYPE_CHECKING:
     from celery_pyncette._definitions import TaskDefinition
@@ -115,7 +117,8 @@ class Context:
     ) -> None:
         """Change the timing and/or arguments of this dynamic instance's later runs.
 
-        Arguments not given keep their values; ``args=`` carries arguments whose names look like
+        Arguments not given keep their values (a new timing keeps the instance's ``start_at``,
+        ``end_at`` and ``jitter``); ``args=`` carries arguments whose names look like
         options (an extra keyword named like an option, or close to one, raises ``ValueError``).
         Applied when the execution ends.
         """
@@ -126,6 +129,11 @@ class Context:
             if self.occurrence is None or self.occurrence.spec is None:
                 raise ValueError("reschedule needs a schedule, interval or execute_at")
             built = schedule_from_spec(self.occurrence.spec)
+        elif self.occurrence is not None and self.occurrence.spec is not None:
+            window = Window.of_spec(self.occurrence.spec)
+            if isinstance(built, OnceSchedule):  # a once-off runs at the time given
+                window = dataclasses.replace(window, jitter=None)
+            built = window.apply(built)
         new_args = validate_args({**self.args, **changed})
         self.rescheduled = (built, new_args)
 

@@ -114,7 +114,12 @@ class DeclarationAPI:
                 raise ValueError(
                     f"task {task_name!r} is already registered; give each schedule its own name="
                 )
-            definition = dataclasses.replace(template, name=task_name, celery_name=task_name)
+            definition = dataclasses.replace(
+                template,
+                name=task_name,
+                celery_name=task_name,
+                schedule=template.schedule and template.schedule.bound_to(task_name, None),
+            )
             celery_task = _celery_task(runtime, function, definition, dict(celery_options))
             runtime.catalog.add(definition, celery_task, function)
             return celery_task

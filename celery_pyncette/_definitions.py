@@ -27,6 +27,7 @@ from celery_pyncette._names import (  # noqa: F401 - re-exported limits
     check_task_name,
 )
 from celery_pyncette._options import CELERY_TASK_OPTIONS, MESSAGE_OPTIONS, arguments_from
+from celery_pyncette._window_options import Window
 from celery_pyncette.schedules import (
     CronSchedule,
     IntervalSchedule,
@@ -136,6 +137,9 @@ class TaskDefinition:
     default_timing: DefaultTiming = DefaultTiming()
     #: Occurrences claimed later than this after their time are settled as missed, not run.
     misfire_grace: timedelta | None = None
+    #: ``start_at`` / ``end_at`` / ``jitter``: in a static task's schedule already; a dynamic
+    #: template's defaults for its instances.
+    window: Window = field(default_factory=Window)
 
     def describe(self, instance: str | None, scheduled_at: Any, args: Mapping[str, Any]) -> str:
         """The log form of one occurrence (arguments only where marked loggable)."""
@@ -295,7 +299,8 @@ def parse_task_options(
     where = f"@pyncette.{kind}"
     cron, interval, zone = (options.pop(k, None) for k in ("schedule", "interval", "timezone"))
     built = build_schedule(cron, interval, None, zone, required=not dynamic)
-    schedule, default_timing = built, DefaultTiming()
+    window = Window.pop_from(options)
+    schedule, default_timing = None if built is None else window.apply(built), DefaultTiming()
     if dynamic:
         schedule, default_timing = None, DefaultTiming(cron, interval, zone)
     execution_mode, failure_mode, lease_duration = validate_modes(
@@ -336,5 +341,6 @@ def parse_task_options(
         log_args=log_args,
         default_timing=default_timing,
         misfire_grace=misfire_grace,
+        window=window,
     )
     return definition, celery_options, name

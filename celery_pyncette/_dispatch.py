@@ -59,10 +59,11 @@ StatusOf: TypeAlias = "Status | Callable[[Due], Status]"
 
 
 def schedule_of(definition: TaskDefinition, record: InstanceRecord) -> Schedule:
-    """The schedule of a claimed record: the code's for a static task, the stored one otherwise."""
+    """The schedule of a claimed record: the code's for a static task, the stored one otherwise
+    (bound to its instance)."""
     if record.key.instance == STATIC_INSTANCE and definition.schedule is not None:
         return definition.schedule
-    return schedule_from_spec(record.spec)
+    return schedule_from_spec(record.spec).bound_to(record.key.task, record.key.instance)
 
 
 def sync_static(runtime: Runtime, definitions: Iterable[TaskDefinition], now: datetime) -> None:
@@ -100,6 +101,8 @@ def sync_static(runtime: Runtime, definitions: Iterable[TaskDefinition], now: da
             logger.warning(
                 "static task %s has no future occurrence; not scheduled", definition.name
             )
+            if existing is not None or key in broken:  # the old schedule must not run on
+                store.delete(key)
             continue
         record = InstanceRecord(key=key, next_run=first, spec=spec, args={})
         store.upsert(record, now, force=True)
@@ -131,11 +134,14 @@ class Due:
     record: ClaimedRecord
     schedule: Schedule
     slot: LeaseRef | None = None
+    #: The occurrence's nominal time when it differs from the stored next run (jitter).
+    nominal: datetime | None = None
 
     @property
     def scheduled_at(self) -> datetime:
-        """The occurrence this claim runs: the stored next run (kept when it is sent again)."""
-        return self.record.next_run
+        """The occurrence this claim runs: the stored next run (kept when it is sent again), or
+        the nominal time it was sent for (a jittered schedule stores the send time)."""
+        return self.record.next_run if self.nominal is None else self.nominal
 
 
 class Dispatcher:
@@ -240,7 +246,10 @@ class Dispatcher:
         decoded = quarantine.decodable(
             claimed, lambda r: schedule_of(definition, r), self.runtime.store, now
         )
-        ready = [Due(record, schedule) for record, schedule in decoded]
+        ready = [
+            Due(record, schedule, nominal=schedule.nominal(record.next_run))
+            for record, schedule in decoded
+        ]
         healthy = len(ready)
         if signals.occurrence_claimed.receivers:
             for due in ready:

@@ -26,8 +26,9 @@ from celery_pyncette._definitions import (
 from celery_pyncette._options import arguments_from
 from celery_pyncette._runtime import Runtime
 from celery_pyncette._state import TaskState, TaskStatePage, decode_token, encode_token
+from celery_pyncette._window_options import Window
 from celery_pyncette.errors import BulkWriteError, StoreError
-from celery_pyncette.schedules import OnceSchedule, Schedule
+from celery_pyncette.schedules import JitteredSchedule, OnceSchedule, Schedule
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, InstanceRecord
 
 S = TypeVar("S")
@@ -105,12 +106,16 @@ class InstanceAPI:
         force: bool = False,
         args: Mapping[str, Any] | None = None,
         misfire_grace: timedelta | None = None,
+        start_at: datetime | None = None,
+        end_at: datetime | None = None,
+        jitter: timedelta | None = None,
         **extra: Any,
     ) -> TaskState:
         """Create or replace a dynamic instance; written to the store before this returns.
 
         With no ``schedule`` / ``interval`` / ``execute_at`` the template's default timing is
-        used; one given replaces it. The arguments are the template's defaults, then ``args=``
+        used; one given replaces it. ``start_at`` / ``end_at`` / ``jitter`` each default to the
+        template's. The arguments are the template's defaults, then ``args=``
         and the extra keywords (an extra keyword named like an option, or close to one, raises
         ``ValueError``: such names go in ``args=``). ``misfire_grace`` is stored with the
         instance and replaces the task's (see :mod:`celery_pyncette._misfire`).
@@ -121,7 +126,10 @@ class InstanceAPI:
         definition, key = self._dynamic_key(task, instance)
         call_args = arguments_from(extra, args, where="schedule_task")
         grace = misfire.check_grace(misfire_grace)
-        built = definition.default_timing.resolve(schedule, interval, execute_at, timezone)
+        built = Window.of(start_at, end_at, jitter).applied_over(
+            definition.window,
+            definition.default_timing.resolve(schedule, interval, execute_at, timezone),
+        )
         record = self._new_record(
             key, built, validate_args({**definition.args, **call_args}), self._runtime.now()
         )
@@ -150,6 +158,9 @@ class InstanceAPI:
         force: bool = False,
         args: Mapping[str, Any] | None = None,
         misfire_grace: timedelta | None = None,
+        start_at: datetime | None = None,
+        end_at: datetime | None = None,
+        jitter: timedelta | None = None,
     ) -> list[str]:
         """Create or replace many instances with one timing: ``{instance: args}``.
 
@@ -167,7 +178,10 @@ class InstanceAPI:
             isinstance(own, Mapping) for own in instances.values()
         ):
             raise ValueError("instances must be a mapping of instance name to its arguments")
-        built = definition.default_timing.resolve(schedule, interval, execute_at, timezone)
+        built = Window.of(start_at, end_at, jitter).applied_over(
+            definition.window,
+            definition.default_timing.resolve(schedule, interval, execute_at, timezone),
+        )
         return self._write_many(
             task,
             [(name, built, {**common, **own}) for name, own in instances.items()],
@@ -227,7 +241,8 @@ class InstanceAPI:
         for name, schedule, args in planned:
             key = self._instance_key(definition, name)
             merged = validate_args({**definition.args, **args}, f"arguments of {name!r}")
-            timing = timings.get(id(schedule))
+            # A jittered schedule's first run depends on the instance: computed for each.
+            timing = None if isinstance(schedule, JitteredSchedule) else timings.get(id(schedule))
             if timing is None:
                 first = self._new_record(key, schedule, {}, now)
                 spec = misfire.with_grace(first.spec, grace)
@@ -294,7 +309,7 @@ class InstanceAPI:
     def _new_record(
         key: InstanceKey, schedule: Schedule, args: Mapping[str, Any], now: datetime
     ) -> InstanceRecord:
-        first = schedule.first_run(now)
+        first = schedule.bound_to(key.task, key.instance).first_run(now)
         if first is None:
             raise ValueError(f"{schedule.description} has no occurrence after {now.isoformat()}")
         return InstanceRecord(key=key, next_run=first, spec=schedule.to_spec(), args=args)

@@ -177,10 +177,12 @@ def late_claims(
 ) -> Late[C]:
     """Sort out the claims that are too late to send at ``now``: past their expiry (``expires``,
     the task's Celery option) or claimed more than their grace (``grace_of``) after their time.
-    An occurrence past both is ``expired``."""
+    An occurrence past both is ``expired``. Lateness is counted from when the occurrence was due
+    to be sent (its stored next run: a jittered occurrence's offset is not lateness); the expiry
+    from its nominal time, as the message carries it."""
     late: Late[C] = Late()
     for claim in claims:
-        lateness = now - claim.scheduled_at
+        lateness = now - claim.record.next_run
         until = expiry(claim.scheduled_at, expires)
         if until is not None and now >= until:
             late.add(claim, "expired", lateness)

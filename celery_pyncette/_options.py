@@ -34,7 +34,7 @@ DECORATOR_OPTIONS = (
         {
             "schedule", "interval", "timezone", "execution_mode", "failure_mode",
             "lease_duration", "enabled", "catch_up", "name", "concurrency_limit", "log_args",
-            "args", "misfire_grace",
+            "args", "misfire_grace", "start_at", "end_at", "jitter",
         }
     )
     | CELERY_TASK_OPTIONS
@@ -44,8 +44,9 @@ PARTITION_OPTIONS = frozenset({"partition_count", "partition_selector", "enabled
 #: Keywords of ``schedule_task`` / ``schedule_tasks`` (``context.reschedule``: all but ``force``
 #: and ``misfire_grace``, which a rescheduled instance keeps).
 INSTANCE_OPTIONS = frozenset(
-    {"schedule", "interval", "execute_at", "timezone", "force", "args", "misfire_grace"}
-)
+    {"schedule", "interval", "execute_at", "timezone", "force", "args", "misfire_grace",
+     "start_at", "end_at", "jitter"}
+)  # fmt: skip
 #: Every keyword that has a meaning somewhere in the task API: an extra keyword named like one of
 #: them, or close to one, is refused rather than taken for an argument.
 OPTION_NAMES = DECORATOR_OPTIONS | PARTITION_OPTIONS | INSTANCE_OPTIONS

@@ -62,7 +62,9 @@ def task_row(summary: TaskSummary) -> dict[str, Any]:
 
 def state_row(state: TaskState) -> dict[str, Any]:
     """A stored instance: its timing (one of ``schedule``, ``interval``, ``execute_at``), next run
-    (``scheduled_at``), lease, last run and arguments; ``instance`` is ``None`` when static."""
+    (``scheduled_at``), lease, last run and arguments; ``instance`` is ``None`` when static. Then
+    its bounds (``start_at``, ``end_at``), ``jitter``, and when beat sends the next run
+    (``sends_at``: ``scheduled_at`` plus its offset under jitter)."""
     return {
         "task": state.task,
         "instance": state.instance,
@@ -77,6 +79,10 @@ def state_row(state: TaskState) -> dict[str, Any]:
         "last_run_at": state.last_run_at,
         "last_status": state.last_status,
         "args": dict(state.args),
+        "start_at": state.start_at,
+        "end_at": state.end_at,
+        "jitter": state.jitter,
+        "sends_at": state.sends_at,
     }
 
 

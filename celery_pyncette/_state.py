@@ -10,13 +10,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery_pyncette import _misfire as misfire
-from celery_pyncette.schedules import StoredSpec, read_spec
+from celery_pyncette.schedules import StoredSpec, read_spec, schedule_from_spec
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceRecord
 
 
 @dataclass(frozen=True, slots=True)
 class TaskState:
-    """The stored state of one instance (``instance`` is ``None`` for a static task)."""
+    """The stored state of one instance (``instance`` is ``None`` for a static task).
+
+    ``scheduled_at`` is the next occurrence, as ``context.scheduled_at`` will show it; ``sends_at``
+    is when beat sends it: later by the occurrence's offset under ``jitter``, else the same.
+    ``start_at`` / ``end_at`` bound the occurrences (``None``: unbounded).
+    """
 
     task: str
     instance: str | None
@@ -33,6 +38,10 @@ class TaskState:
     partition: int = 0
     #: The instance's own misfire grace (``None``: the task's applies, if it has one).
     misfire_grace: timedelta | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    jitter: timedelta | None = None
+    sends_at: datetime | None = None
 
     @classmethod
     def from_record(cls, record: InstanceRecord) -> TaskState:
@@ -54,14 +63,31 @@ class TaskState:
             interval=stored.interval,
             execute_at=stored.execute_at,
             timezone=stored.timezone,
-            scheduled_at=record.next_run,
+            scheduled_at=_nominal(record, stored),
             locked_until=record.locked_until,
             locked_by=record.locked_by,
             last_run_at=record.last_run_at,
             last_status=record.last_status,
             partition=record.key.partition,
             misfire_grace=misfire.stored_grace(record.spec),
+            start_at=stored.start_at,
+            end_at=stored.end_at,
+            jitter=stored.jitter,
+            sends_at=record.next_run,
         )
+
+
+def _nominal(record: InstanceRecord, stored: StoredSpec) -> datetime:
+    """The occurrence a record's next run sends: recovered from the spec under jitter (the
+    stored time itself when the spec does not decode)."""
+    if stored.jitter is None:
+        return record.next_run
+    instance = None if record.key.instance == STATIC_INSTANCE else record.key.instance
+    try:
+        schedule = schedule_from_spec(record.spec).bound_to(record.key.task, instance)
+        return schedule.nominal(record.next_run)
+    except ValueError:
+        return record.next_run
 
 
 @dataclass(frozen=True, slots=True)

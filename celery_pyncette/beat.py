@@ -257,7 +257,7 @@ class Scheduler(CeleryScheduler):  # type: ignore[misc]
         for definition in self._definitions:
             if definition.dynamic or definition.schedule is None or not definition.enabled:
                 continue
-            due = definition.schedule.next_after(now)
+            due = definition.schedule.send_after(now)
             if due is not None:
                 wake = min(wake, (due - now).total_seconds())
         return max(0.0, wake)

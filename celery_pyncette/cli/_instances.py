@@ -41,7 +41,7 @@ def _emit_states(states: Sequence[TaskState], as_json: bool) -> None:
     table([{**state_row(s), "schedule": _timing(s)} for s in states], STATE_COLUMNS)
 
 
-def _timing(state: TaskState) -> str | None:
+def _base_timing(state: TaskState) -> str | None:
     if state.schedule is not None:
         return f"{state.schedule} ({state.timezone or 'UTC'})"
     if state.interval is not None:
@@ -49,6 +49,20 @@ def _timing(state: TaskState) -> str | None:
     if state.execute_at is not None:
         return f"once at {state.execute_at.isoformat(timespec='seconds')}"
     return None
+
+
+def _timing(state: TaskState) -> str | None:
+    """The timing as one text, with its bounds and jitter."""
+    text = _base_timing(state)
+    if text is None:
+        return None
+    if state.start_at is not None:
+        text += f" from {state.start_at.isoformat(timespec='seconds')}"
+    if state.end_at is not None:
+        text += f" until {state.end_at.isoformat(timespec='seconds')}"
+    if state.jitter is not None:
+        text += f" jitter {state.jitter}"
+    return text
 
 
 STATE_COLUMNS = (
@@ -126,6 +140,11 @@ def show(
 @click.option("--interval", metavar="SECONDS", type=float, help="Run every SECONDS.")
 @click.option("--at", "at", metavar="ISO", help="Run once at this ISO 8601 time (with offset).")
 @click.option("--timezone", "zone", metavar="TZ", help="Time zone of --cron, e.g. Europe/Dublin.")
+@click.option("--start-at", metavar="ISO", help="No occurrence before this ISO 8601 time.")
+@click.option("--end-at", metavar="ISO", help="No occurrence after this ISO 8601 time.")
+@click.option(
+    "--jitter", metavar="SECONDS", type=float, help="Send each occurrence up to SECONDS late."
+)
 @click.option(
     "--arg",
     "args",
@@ -144,6 +163,9 @@ def schedule(
     interval: float | None,
     at: str | None,
     zone: str | None,
+    start_at: str | None,
+    end_at: str | None,
+    jitter: float | None,
     args: tuple[str, ...],
     force: bool,
     as_json: bool,
@@ -168,19 +190,22 @@ def schedule(
             timezone=zone,
             force=force,
             args=arguments,
+            start_at=None if start_at is None else _parse_at(start_at, "--start-at"),
+            end_at=None if end_at is None else _parse_at(end_at, "--end-at"),
+            jitter=None if jitter is None else bounds.seconds(jitter, "jitter"),
         )
     except (PyncetteError, ValueError, OverflowError) as exc:
         fail(exc)
     _emit_states([state], as_json)
 
 
-def _parse_at(text: str) -> datetime:
+def _parse_at(text: str, option: str = "--at") -> datetime:
     try:
         value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     except ValueError:
-        raise ValueError(f"--at {text!r} is not an ISO 8601 time") from None
+        raise ValueError(f"{option} {text!r} is not an ISO 8601 time") from None
     if value.tzinfo is None:
-        raise ValueError(f"--at {text!r} has no UTC offset; add one, e.g. {text}+00:00")
+        raise ValueError(f"{option} {text!r} has no UTC offset; add one, e.g. {text}+00:00")
     return value.astimezone(timezone.utc)
 
 

@@ -1,15 +1,18 @@
 """Reading django-celery-beat's periodic tasks from its database, with SQLAlchemy.
 
 The ``periodictask`` table and the ``crontabschedule``, ``intervalschedule``, ``solarschedule`` and
-``clockedschedule`` tables it points to (columns a version lacks are treated as empty). Clocked and
-one-off tasks have no ``beat_schedule`` equivalent and are skipped with the reason; a crontab whose
-own time zone differs from the app's keeps it (:func:`celery_pyncette.schedules.zoned`).
+``clockedschedule`` tables it points to (columns a version lacks are treated as empty). Clocked
+tasks have no ``beat_schedule`` equivalent and are skipped with the reason; a crontab whose own time
+zone differs from the app's keeps it (:func:`celery_pyncette.schedules.zoned`). ``start_time`` and
+``expires`` become the entry's bounds (:func:`celery_pyncette.schedules.bounded`; a naive time is
+UTC), and a ``one_off`` task is bounded to its next occurrence, so it runs once.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 from celery import Celery
@@ -114,11 +117,6 @@ def _django_entry(
             "a clocked (one-off) task has no beat_schedule equivalent; schedule it from code with "
             "pyncette.schedule_task(..., execute_at=...)"
         )
-    if row.get("one_off"):
-        raise ConversionError(
-            "a one-off task has no beat_schedule equivalent; schedule it from code with "
-            "pyncette.schedule_task(..., execute_at=...)"
-        )
     if row.get("crontab_id") is not None:
         cron = _referenced(schedules["crontabschedule"], row["crontab_id"], "crontab")
         zone = cron.get("timezone")
@@ -151,10 +149,6 @@ def _django_entry(
         options["headers"] = headers
     if row.get("expire_seconds") is not None:
         options["expires"] = int(row["expire_seconds"])
-    if row.get("expires") is not None:
-        notes.append(f"expires={row['expires']} (an absolute end) is not kept")
-    if row.get("start_time") is not None:
-        notes.append(f"start_time={row['start_time']} is not kept: it runs from the next slot")
     return make_entry(
         app,
         row.get("name"),
@@ -165,7 +159,25 @@ def _django_entry(
         options=options,
         enabled=bool(row.get("enabled", True)),
         notes=notes,
+        start_at=_instant(row.get("start_time"), "start_time"),
+        end_at=_instant(row.get("expires"), "expires"),
+        one_off=bool(row.get("one_off")),
     )
+
+
+def _instant(value: Any, column: str) -> datetime | None:
+    """A datetime column as an aware datetime: a naive one is UTC (what Django stores with
+    ``USE_TZ = True``, its default)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ConversionError(f"{column} {value!r} is not a datetime") from None
+    if not isinstance(value, datetime):
+        raise ConversionError(f"{column} {value!r} is not a datetime")
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 def _referenced(rows: Mapping[Any, Mapping[str, Any]], ident: Any, kind: str) -> Mapping[str, Any]:

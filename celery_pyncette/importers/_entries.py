@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from celery import Celery
 
 from celery_pyncette import _clock as clock
 from celery_pyncette.importers._specs import ConversionError, ScheduleSpec
-from celery_pyncette.schedules import Schedule, from_celery
+from celery_pyncette.schedules import BoundedSchedule, Schedule, from_celery
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,21 @@ class ImportedEntry:
     options: dict[str, Any] = field(default_factory=dict)
     enabled: bool = True
     notes: list[str] = field(default_factory=list)
+    #: Bounds carried over from the source (django-celery-beat's ``start_time``, ``expires``).
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+
+    def schedule_code(self) -> str:
+        """The Python expression of the entry's ``schedule`` in the generated module."""
+        code = self.spec.code()
+        if self.start_at is None and self.end_at is None:
+            return code
+        given = [
+            f"{name}=datetime.fromisoformat({value.isoformat()!r})"
+            for name, value in (("start_at", self.start_at), ("end_at", self.end_at))
+            if value is not None
+        ]
+        return f"bounded({code}, {', '.join(given)})"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -44,6 +60,8 @@ class ImportedEntry:
             "options": self.options,
             "enabled": self.enabled,
             "notes": self.notes,
+            "start_at": None if self.start_at is None else self.start_at.isoformat(),
+            "end_at": None if self.end_at is None else self.end_at.isoformat(),
         }
 
 
@@ -90,7 +108,14 @@ def make_entry(
     options: Mapping[str, Any],
     enabled: bool,
     notes: list[str],
+    start_at: datetime | None = None,
+    end_at: datetime | None = None,
+    one_off: bool = False,
 ) -> ImportedEntry:
+    """One validated entry; with ``start_at`` / ``end_at`` its schedule is bounded (and one
+    whose window holds no future occurrence is refused, like one that never fires). A
+    ``one_off`` entry ends at its next occurrence (from now, or from ``start_at``): it runs
+    once."""
     if not isinstance(name, str) or not name:
         raise ConversionError(f"entry name must be a non-empty string, got {name!r}")
     if not isinstance(task, str) or not task:
@@ -102,9 +127,19 @@ def make_entry(
     if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
         raise ConversionError(f"kwargs must be an object, got {type(kwargs).__name__}")
     try:
-        converted = from_celery(spec.celery(app), app)
-        if converted.first_run(clock.utcnow()) is None:
+        plain = from_celery(spec.celery(app), app)
+        converted = plain
+        if start_at is not None or end_at is not None:
+            converted = BoundedSchedule(plain, start_at, end_at)
+        first = converted.first_run(clock.utcnow())
+        if first is None:
             raise ConversionError(f"{converted.description} never fires")
+        if one_off:
+            # TODO(max_runs): max_runs=1 says "once" without fixing the date (issue #18).
+            start_at = None if start_at == first else start_at
+            end_at = first
+            converted = BoundedSchedule(plain, start_at, end_at)
+            notes.append(f"one_off: runs once, at its next occurrence {first.isoformat()}")
     except ConversionError:
         raise
     except ValueError as exc:
@@ -119,4 +154,6 @@ def make_entry(
         options=dict(_json_value(dict(options), "options")),
         enabled=enabled,
         notes=notes,
+        start_at=start_at,
+        end_at=end_at,
     )

@@ -21,11 +21,16 @@ def render_module(result: ImportResult, generated_at: datetime) -> str:
     enabled = [e for e in result.entries if e.enabled]
     disabled = [e for e in result.entries if not e.enabled]
     specs = [e.spec for e in result.entries]
-    imports = (
-        ["from datetime import timedelta"]
-        if any(isinstance(s, IntervalSpec) for s in specs)
-        else []
-    )
+    has_bounds = any(e.start_at or e.end_at for e in result.entries)
+    datetime_names = [
+        n
+        for n, used in (
+            ("datetime", has_bounds),
+            ("timedelta", any(isinstance(s, IntervalSpec) for s in specs)),
+        )
+        if used
+    ]
+    imports = [f"from datetime import {', '.join(datetime_names)}"] if datetime_names else []
     celery_names = [
         n
         for n, kind in (("crontab", CronSpec), ("solar", SolarSpec))
@@ -33,8 +38,16 @@ def render_module(result: ImportResult, generated_at: datetime) -> str:
     ]
     if celery_names:
         imports.append(f"from celery.schedules import {', '.join(celery_names)}")
-    if any(isinstance(s, CronSpec) and s.timezone for s in specs):
-        imports.append("from celery_pyncette.schedules import zoned")
+    pyncette_names = [
+        name
+        for name, used in (
+            ("bounded", has_bounds),
+            ("zoned", any(isinstance(s, CronSpec) and s.timezone for s in specs)),
+        )
+        if used
+    ]
+    if pyncette_names:
+        imports.append(f"from celery_pyncette.schedules import {', '.join(pyncette_names)}")
     lines = [
         f'"""Celery beat_schedule imported from {result.source}.',
         "",
@@ -64,7 +77,7 @@ def _render_dict(variable: str, entries: Iterable[ImportedEntry]) -> list[str]:
             lines.append(f"    # {entry.name}: {note}")
         lines.append(f"    {entry.name!r}: {{")
         lines.append(f"        'task': {entry.task!r},")
-        lines.append(f"        'schedule': {entry.spec.code()},")
+        lines.append(f"        'schedule': {entry.schedule_code()},")
         for key, value in (("args", entry.args), ("kwargs", entry.kwargs)):
             if value:
                 lines.append(f"        {key!r}: {_literal(value, 8)},")

@@ -20,7 +20,8 @@ are stated in full in ``_cron``. Time zones are IANA names (:mod:`zoneinfo`), or
 Layout (private modules, this package is the public face): ``_base`` the contract and missed-run
 policy, ``_zones`` time zone names, ``_cron`` cron and DST, ``_interval`` intervals and once-offs,
 ``_celery`` and ``_celery_spec`` Celery schedule objects and their stable description,
-``_from_celery`` ``beat_schedule`` conversion and :func:`zoned`, ``_spec`` the stored-form codec.
+``_from_celery`` ``beat_schedule`` conversion and :func:`zoned`, ``_window`` bounds (``start_at``,
+``end_at``), ``_jitter`` jittered send times, ``_spec`` the stored-form codec.
 """
 
 from __future__ import annotations
@@ -28,18 +29,23 @@ from __future__ import annotations
 from celery_pyncette.schedules._base import Schedule
 from celery_pyncette.schedules._celery import CelerySchedule
 from celery_pyncette.schedules._cron import CronSchedule
-from celery_pyncette.schedules._from_celery import from_celery, zoned
+from celery_pyncette.schedules._from_celery import bounded, from_celery, zoned
 from celery_pyncette.schedules._interval import IntervalSchedule, OnceSchedule
+from celery_pyncette.schedules._jitter import JitteredSchedule
 from celery_pyncette.schedules._spec import StoredSpec, read_spec, schedule_from_spec
+from celery_pyncette.schedules._window import BoundedSchedule
 from celery_pyncette.schedules._zones import parse_timezone
 
 __all__ = [
+    "BoundedSchedule",
     "CelerySchedule",
     "CronSchedule",
     "IntervalSchedule",
+    "JitteredSchedule",
     "OnceSchedule",
     "Schedule",
     "StoredSpec",
+    "bounded",
     "from_celery",
     "parse_timezone",
     "read_spec",

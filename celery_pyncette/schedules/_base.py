@@ -8,7 +8,11 @@ and aware UTC out:
 - :meth:`Schedule.due_occurrence`: which occurrence runs now for an overdue instance (the missed-run
   policy: coalesce, or catch up one at a time)?
 
-:meth:`Schedule.next_run` combines them into the next run after an occurrence ran. Subclasses
+:meth:`Schedule.next_run` combines them into the next run after an occurrence ran. The time a
+store keeps as an instance's next run is the time its occurrence is *sent*; it is the occurrence's
+own (nominal) time except for a jittered schedule, whose :meth:`Schedule.nominal` recovers the
+occurrence from it and whose :meth:`Schedule.bound_to` names the instance its offsets belong to
+(both are the identity elsewhere). Subclasses
 give :meth:`~Schedule.first_run`, :meth:`~Schedule.next_after`, :meth:`~Schedule.to_spec` and
 :attr:`~Schedule.description`, and may replace the policy's search with arithmetic of their own.
 """
@@ -112,6 +116,22 @@ class Schedule(abc.ABC):
                 break
             latest = found
         return latest
+
+    def nominal(self, due_at: datetime) -> datetime:
+        """The occurrence a stored next run ``due_at`` sends (the time ``context.scheduled_at``
+        shows); ``due_at`` itself unless the schedule sends its occurrences late (jitter)."""
+        return due_at
+
+    def send_after(self, after: datetime) -> datetime | None:
+        """The first instant strictly after ``after`` at which an occurrence is sent (beat's
+        wake-up time); :meth:`next_after` unless the schedule sends its occurrences late."""
+        return self.next_after(after)
+
+    def bound_to(self, task: str, instance: str | None) -> Schedule:
+        """This schedule as it runs for one instance (``None``: a static task). Only a jittered
+        schedule depends on it (its offsets are derived from the instance); others are returned
+        as they are."""
+        return self
 
     @abc.abstractmethod
     def to_spec(self) -> dict[str, Any]:

@@ -2,13 +2,15 @@
 
 :func:`from_celery` turns a Celery ``crontab`` into a :class:`CronSchedule` (in the crontab's own
 zone, else its app's), an interval into an :class:`IntervalSchedule`, and any other Celery schedule
-object into a :class:`CelerySchedule`. :func:`zoned` gives a crontab a zone of its own: the code
-``celery pyncette import`` generates calls it, so its name and signature are stable.
+object into a :class:`CelerySchedule`. :func:`zoned` gives a crontab a zone of its own, and
+:func:`bounded` any entry's schedule bounds: the code ``celery pyncette import`` generates calls
+them, so their names and signatures are stable.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import schedules as celery_schedules
@@ -18,6 +20,7 @@ from celery_pyncette.schedules._base import Schedule
 from celery_pyncette.schedules._celery import CelerySchedule
 from celery_pyncette.schedules._cron import CronSchedule
 from celery_pyncette.schedules._interval import IntervalSchedule
+from celery_pyncette.schedules._window import BoundedSchedule
 from celery_pyncette.schedules._zones import parse_timezone, zone_name
 
 
@@ -33,6 +36,30 @@ def zoned(schedule: celery_schedules.crontab, zone: str) -> celery_schedules.cro
     return schedule
 
 
+@dataclass(frozen=True)
+class BeatBounds:
+    """A ``beat_schedule`` entry's schedule with bounds, as :func:`bounded` makes it."""
+
+    schedule: object
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+
+
+def bounded(
+    schedule: object, *, start_at: datetime | None = None, end_at: datetime | None = None
+) -> BeatBounds:
+    """A ``beat_schedule`` entry's ``schedule`` with no occurrence before ``start_at`` or after
+    ``end_at`` (aware datetimes); :func:`from_celery` makes it a
+    :class:`~celery_pyncette.schedules.BoundedSchedule`.
+
+    What the modules ``celery pyncette import`` generates use for django-celery-beat's
+    ``start_time`` and ``expires``. Only this scheduler understands it (Celery's own beat does
+    not). Raises ``ValueError`` for a naive bound or ``end_at`` not after ``start_at``.
+    """
+    checked = BoundedSchedule(IntervalSchedule(timedelta(seconds=1)), start_at, end_at)
+    return BeatBounds(schedule, checked.start_at, checked.end_at)
+
+
 def from_celery(obj: object, app: Any | None = None) -> Schedule:
     """Convert an ``app.conf.beat_schedule`` entry's ``schedule`` to a :class:`Schedule`.
 
@@ -46,13 +73,16 @@ def from_celery(obj: object, app: Any | None = None) -> Schedule:
       :class:`IntervalSchedule`.
     - ``celery.schedules.solar`` and any other ``BaseSchedule`` → :class:`CelerySchedule`, as is a
       subclass of ``crontab`` or ``schedule`` that replaces their arithmetic.
-    - a :class:`Schedule` is returned as is.
+    - a :class:`Schedule` is returned as is;
+    - :func:`bounded` → the conversion of its schedule in a :class:`BoundedSchedule`.
 
     Raises ``ValueError`` naming the type for anything else, and for a crontab on Celery's local
     time (``enable_utc=False`` without ``timezone``), whose zone has no name to store.
     """
     if isinstance(obj, Schedule):
         return obj
+    if isinstance(obj, BeatBounds):
+        return BoundedSchedule(from_celery(obj.schedule, app), obj.start_at, obj.end_at)
     if isinstance(obj, bool):
         raise ValueError(f"cannot use a bool as a schedule: {obj!r}")
     if isinstance(obj, (int, float)):

@@ -159,7 +159,9 @@ class Execution:
             and occurrence.instance is not None
             and occurrence.spec is not None
         ):
-            return schedule_from_spec(occurrence.spec)
+            return schedule_from_spec(occurrence.spec).bound_to(
+                occurrence.task, occurrence.instance
+            )
         return self.definition.schedule
 
     def succeeded(self) -> None:
@@ -249,6 +251,7 @@ class Execution:
             return True
         if context.rescheduled is not None:
             schedule, args = context.rescheduled
+            schedule = schedule.bound_to(occurrence.task, occurrence.instance)
             now = self.runtime.now()
             first = schedule.first_run(now)
             if first is None:

@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
         [
             "_definitions",
             "_options",
+            "_window_options",
             "_concurrency",
             "_occurrence",
             "_state",

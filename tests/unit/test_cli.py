@@ -202,6 +202,53 @@ def test_schedule_rejects_invalid_timing_in_one_line(
     assert pyncette.get_task_state(hello, "x") is None
 
 
+def test_schedule_takes_bounds_and_jitter(
+    app: Celery, pyncette: Pyncette, hello: object, fake_clock: FakeClock
+) -> None:
+    code, output = invoke(
+        app, "schedule", "hello", "bill", "--cron", "0 9 * * *", "--start-at",
+        "2030-07-01T00:00:00+02:00", "--end-at", "2030-07-31T00:00:00Z", "--jitter", "600",
+        "--json",
+    )  # fmt: skip
+
+    assert code == 0, output
+    (row,) = json.loads(output)
+    assert row["scheduled_at"] == "2030-07-01T09:00:00+00:00"
+    assert row["start_at"] == "2030-06-30T22:00:00+00:00"
+    assert row["end_at"] == "2030-07-31T00:00:00+00:00"
+    state = pyncette.get_task_state(hello, "bill")
+    assert state is not None
+    assert state.jitter == timedelta(minutes=10)
+    assert state.sends_at is not None
+    assert timedelta(0) <= state.sends_at - state.scheduled_at < timedelta(minutes=10)
+    code, output = invoke(app, "show", "hello", "bill")
+    assert code == 0, output
+    assert "from 2030-06-30T22:00:00+00:00 until 2030-07-31T00:00:00+00:00" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--start-at", "2030-07-01T00:00:00"], "--start-at '2030-07-01T00:00:00' has no UTC"),
+        (["--end-at", "July"], "--end-at 'July' is not an ISO 8601 time"),
+        (
+            ["--start-at", "2030-07-02T00:00:00Z", "--end-at", "2030-07-01T00:00:00Z"],
+            "must be after start_at",
+        ),
+        (["--jitter", "0"], "jitter must be positive"),
+    ],
+)
+def test_schedule_rejects_bad_bounds_and_jitter_in_one_line(
+    app: Celery, pyncette: Pyncette, hello: object, args: list[str], message: str
+) -> None:
+    code, _, stderr = invoke_split(app, "schedule", "hello", "x", "--cron", "0 9 * * *", *args)
+
+    assert code == 1
+    assert message in stderr
+    assert stderr.count("\n") == 1
+    assert pyncette.get_task_state(hello, "x") is None
+
+
 def test_schedule_needs_exactly_one_timing(app: Celery, pyncette: Pyncette, hello: object) -> None:
     code, output = invoke(app, "schedule", "hello", "x")
     assert code == 2
