@@ -28,6 +28,7 @@ class Catalog:
         self.app = app
         self._definitions: dict[str, TaskDefinition] = {}
         self._functions: dict[int, Callable[..., Any]] = {}
+        self._modules: dict[str, str] = {}
         self.middlewares: list[Callable[..., Any]] = []
         self.fixtures: dict[str, Callable[..., Any]] = {}
 
@@ -41,6 +42,9 @@ class Catalog:
             )
         self._definitions[definition.name] = definition
         self._functions[id(celery_task)] = function
+        module = getattr(function, "__module__", None)
+        if isinstance(module, str):
+            self._modules[definition.name] = module
 
     def has(self, name: str) -> bool:
         """True when a task of this name was declared with the decorators."""
@@ -49,6 +53,11 @@ class Catalog:
     def function(self, celery_task: Any) -> Callable[..., Any] | None:
         """The user function behind a task declared here (or the object itself when it is one)."""
         return self._functions.get(id(celery_task))
+
+    def module_of(self, name: str) -> str | None:
+        """The module of the function behind the declared task ``name`` (``None`` when unknown,
+        as for a ``beat_schedule`` entry)."""
+        return self._modules.get(name)
 
     def definition(self, task: Any) -> TaskDefinition:
         """The definition of a task given as the decorated task object or its name.

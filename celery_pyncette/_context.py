@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from celery_pyncette._definitions import build_schedule, validate_args
 from celery_pyncette._options import arguments_from
+from celery_pyncette._task_logger import OccurrenceLogger, task_logger
 from celery_pyncette._window_options import Window
 from celery_pyncette.errors import LeaseLostError
 from celery_pyncette.schedules import OnceSchedule, schedule_from_spec
@@ -32,6 +34,7 @@ class Context:
     ``args`` are the instance's arguments; ``task`` the definition; ``instance`` the dynamic
     instance name (``None`` for a static task); ``scheduled_at`` when the occurrence was due (aware
     UTC; ``None`` for a direct ``.delay()`` call). Fixtures are attributes (``context.db``).
+    ``logger`` logs with the occurrence in every record (:mod:`celery_pyncette._task_logger`).
     """
 
     def __init__(
@@ -71,6 +74,22 @@ class Context:
     def use_fixtures(self, fixtures: Mapping[str, Any]) -> None:
         """Make fixture values available as attributes."""
         self._fixtures = dict(fixtures)
+
+    @functools.cached_property
+    def logger(self) -> OccurrenceLogger:
+        """A :class:`logging.LoggerAdapter` over ``get_task_logger`` of the task function's
+        module whose records carry ``task``, ``instance``, ``scheduled_at`` and ``log_args`` as
+        attributes and start with ``[task=… instance=… scheduled_at=…]``."""
+        task = self.task
+        return task_logger(
+            self._runtime.catalog.module_of(task.name),
+            task.celery_name,
+            task.name,
+            self.instance,
+            self.scheduled_at,
+            self.args,
+            task.log_args,
+        )
 
     @property
     def lease_duration(self) -> timedelta:
@@ -144,12 +163,12 @@ class Context:
             )
 
 
-#: Attributes every context sets in ``__init__`` (``logger``: promised by the API for every
-#: context), beside the methods and properties of the class.
+#: Attributes every context sets in ``__init__``, beside the methods and properties of the class
+#: (``logger`` is one of those).
 _INSTANCE_ATTRIBUTES = frozenset(
     {
         "task", "args", "occurrence", "instance", "scheduled_at", "locked_until", "lease_lost",
-        "unscheduled", "rescheduled", "logger", "_runtime", "_fixtures",
+        "unscheduled", "rescheduled", "_runtime", "_fixtures",
     }
 )  # fmt: skip
 #: Names a fixture cannot take: a context attribute of that name would hide the fixture.

@@ -140,9 +140,16 @@ class Pyncette(DeclarationAPI, InstanceAPI):
 
     # --- strikes --------------------------------------------------------------------------------
 
-    def _strike(self, task: Any, parameter: str | None, operator: str | None, value: Any) -> Strike:
+    def _strike(
+        self,
+        task: Any,
+        parameter: str | None,
+        operator: str | None,
+        value: Any,
+        reason: str | None = None,
+    ) -> Strike:
         name = None if task is None else self.definition(task).name
-        return make_strike(name, parameter, operator, value)
+        return make_strike(name, parameter, operator, value, reason)
 
     def strike(
         self,
@@ -150,9 +157,16 @@ class Pyncette(DeclarationAPI, InstanceAPI):
         parameter: str | None = None,
         operator: str | None = None,
         value: Any = None,
+        *,
+        reason: str | None = None,
     ) -> Strike:
-        """Disable every occurrence of ``task`` (``None``: any task) whose argument matches."""
-        struck = self._strike(task, parameter, operator, value)
+        """Disable every occurrence of ``task`` (``None``: any task) whose argument matches.
+
+        ``reason`` (``"incident 4711"``) is stored with the strike and shown by every listing;
+        striking the same rule again replaces it. ``ValueError`` for a reason that is not one
+        line of at most 500 characters, or an invalid rule; nothing is written then.
+        """
+        struck = self._strike(task, parameter, operator, value, reason)
         self.store.add_strike(struck)
         return struck
 

@@ -87,19 +87,28 @@ def state_row(state: TaskState) -> dict[str, Any]:
 
 
 def strike_row(strike: Strike) -> dict[str, Any]:
-    """A strike, its value as stored with the value's ``type`` (``None`` for a whole task)."""
+    """A strike, its value as stored with the value's ``type`` (``None`` for a whole task), and
+    its ``reason`` (``None`` when it has none)."""
     return {
         "task": strike.task,
         "parameter": strike.parameter,
         "operator": strike.operator,
         "value": strike.value,
         "type": type_name(strike.value) if strike.parameter is not None else None,
+        "reason": strike.reason,
     }
 
 
 def sorted_strikes(strikes: Iterable[Strike]) -> list[Strike]:
-    """``strikes`` in the one order every listing shows them (by their rows' JSON)."""
-    return sorted(strikes, key=lambda s: json.dumps(strike_row(s), sort_keys=True))
+    """``strikes`` in the one order every listing shows them (by their rows' JSON, the reason
+    left out: it is a note, not part of the rule)."""
+
+    def rule(strike: Strike) -> str:
+        row = strike_row(strike)
+        del row["reason"]
+        return json.dumps(row, sort_keys=True)
+
+    return sorted(strikes, key=rule)
 
 
 def beat_row(beat: BeatInfo, now: datetime) -> dict[str, Any]:

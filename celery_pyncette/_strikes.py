@@ -7,10 +7,11 @@ a string is not a number except that an integer equals the string of its digits 
 ``!=`` (``12345`` and ``"12345"``). An argument the occurrence does not have, or an ordering
 between different kinds, does not match (the latter is logged once per strike and type).
 
-This module is the one home of strikes' rules: the operators, the validation of a new strike
-(:func:`make_strike`, used by the API, the CLI and the dashboard) and the matching. Every beat and
-worker keeps a :class:`StrikeView`: it re-reads the strikes only when the store's
-cheap change marker moves, and looks at the marker at most once per refresh interval.
+A strike may carry a ``reason`` (a note for people, shown by every listing; it plays no part in
+matching). This module is the one home of strikes' rules: the operators, the validation of a new
+strike (:func:`make_strike`, used by the API, the CLI and the dashboard) and the matching. Every
+beat and worker keeps a :class:`StrikeView`: it re-reads the strikes only when the store's cheap
+change marker moves, and looks at the marker at most once per refresh interval.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, get_args
 from celery_pyncette import _clock as clock
 from celery_pyncette._definitions import validate_args
 from celery_pyncette._strike_values import equal, same_kind
+from celery_pyncette.stores._checks import check_strike_reason
 from celery_pyncette.stores.base import Store, Strike, StrikeOperator
 
 logger = logging.getLogger("celery_pyncette.strikes")
@@ -42,25 +44,32 @@ OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def make_strike(
-    task: str | None, parameter: str | None, operator: str | None, value: Any
+    task: str | None,
+    parameter: str | None,
+    operator: str | None,
+    value: Any,
+    reason: str | None = None,
 ) -> Strike:
-    """A valid strike of ``task`` (a task name, ``None`` for every task).
+    """A valid strike of ``task`` (a task name, ``None`` for every task), with an optional
+    ``reason`` for people (one line, at most ``STRIKE_REASON_CHARS`` characters).
 
     Raises ``ValueError`` naming the problem: an operator or value without a parameter, no task
-    and no parameter, an empty parameter, an unknown operator, a value that is not JSON.
+    and no parameter, an empty parameter, an unknown operator, a value that is not JSON, a
+    reason that is not a short line of text.
     """
+    check_strike_reason(reason)
     if parameter is None:
         if operator is not None or value is not None:
             raise ValueError("a strike with an operator or value needs a parameter")
         if task is None:
             raise ValueError("a strike needs a task, a parameter, or both")
-        return Strike(task)
+        return Strike(task, reason=reason)
     if not isinstance(parameter, str) or not parameter:
         raise ValueError(f"parameter must be a non-empty string, got {parameter!r}")
     if operator not in OPERATOR_NAMES:
         raise ValueError(f"operator must be one of {', '.join(OPERATOR_NAMES)}, got {operator!r}")
     validate_args({"value": value}, "the strike value")
-    return Strike(task, parameter, operator, value)
+    return Strike(task, parameter, operator, value, reason)
 
 
 _warned: set[tuple[str, str, str]] = set()

@@ -4,7 +4,8 @@
 ``float:2.5``, ``bool:true``, ``json:...``; see :mod:`celery_pyncette._strike_values`), so
 ``--where customer_id == 12345`` stores the string ``"12345"``, as ``strike(None, "customer_id",
 "==", "12345")`` does; it strikes the arguments ``"12345"`` and ``12345`` (an integer equals the
-string of its digits). Listings show each value as JSON with its type.
+string of its digits). Listings show each value as JSON with its type, and each strike's
+reason (``strike ... --reason "incident 4711"``; ``-`` for none).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from celery_pyncette.cli._common import (
 from celery_pyncette.errors import PyncetteError
 from celery_pyncette.stores.base import Strike
 
-COLUMNS = ["task", "parameter", "operator", "value", "type"]
+COLUMNS = ["task", "parameter", "operator", "value", "type", "reason"]
 
 
 def _strike_cells(strike: Strike, as_json: bool) -> dict[str, Any]:
@@ -84,6 +85,11 @@ def _strike_from(
 
 
 @pyncette.command(name="strike")
+@click.option(
+    "--reason",
+    metavar="TEXT",
+    help="Why, for whoever reads `strikes` (one line); striking again replaces it.",
+)
 @_strike_options
 def strike(
     ctx: click.Context,
@@ -91,12 +97,13 @@ def strike(
     all_tasks: bool,
     where: tuple[str, str, str] | None,
     as_json: bool,
+    reason: str | None,
 ) -> None:
     """Disable TASK's occurrences (all, or --where an argument matches) until restored."""
     target, parameter, operator, value = _strike_from(task, all_tasks, where)
     extension = extension_of(ctx)
     try:
-        struck = extension.strike(target, parameter, operator, value)
+        struck = extension.strike(target, parameter, operator, value, reason=reason)
     except (PyncetteError, ValueError) as exc:
         fail(exc)
     emit([_strike_cells(struck, as_json)], COLUMNS, as_json)

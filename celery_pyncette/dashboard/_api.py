@@ -103,11 +103,13 @@ class _Api:
     async def add_strike(self, request: Request) -> Response:
         body = await _formats.json_body(request)
         struck = await run_in_threadpool(
-            self.pyncette.strike,
-            body.get("task"),
-            body.get("parameter"),
-            body.get("operator"),
-            body.get("value"),
+            lambda: self.pyncette.strike(
+                body.get("task"),
+                body.get("parameter"),
+                body.get("operator"),
+                body.get("value"),
+                reason=body.get("reason"),
+            )
         )
         return json_response(_read_model.strike_row(struck), status=201)
 

@@ -99,6 +99,11 @@ def strike_from_form(form: Mapping[str, str]) -> tuple[str | None, str | None, s
     return task, parameter, form.get("operator") or None, parse_literal(form.get("value", ""))
 
 
+def reason_from_form(form: Mapping[str, str]) -> str | None:
+    """The strike form's reason; a field left blank is no reason."""
+    return form.get("reason", "").strip() or None
+
+
 def timing(state: TaskState) -> str:
     if state.schedule is not None:
         return f"cron {state.schedule} ({state.timezone or 'UTC'})"

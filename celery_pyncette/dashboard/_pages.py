@@ -169,8 +169,12 @@ class _Pages:
         return self.site.back(request, f"/tasks/{quote(name, safe='')}", notice=message)
 
     async def add_strike(self, request: Request) -> Response:
-        task, parameter, operator, value = _formats.strike_from_form(await form_data(request))
-        await run_in_threadpool(self.pyncette.strike, task, parameter, operator, value)
+        form = await form_data(request)
+        task, parameter, operator, value = _formats.strike_from_form(form)
+        reason = _formats.reason_from_form(form)
+        await run_in_threadpool(
+            lambda: self.pyncette.strike(task, parameter, operator, value, reason=reason)
+        )
         return self.site.back(request, "/strikes", notice="strike added")
 
     async def restore_strike(self, request: Request) -> Response:

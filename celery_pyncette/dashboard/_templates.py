@@ -246,12 +246,13 @@ STRIKES = """{% extends "base.html" %}{% from "macros.html" import csrf_field wi
 <p class="sub">A struck occurrence is skipped, not queued; restoring lets the following ones run.</p>
 <div class="card">
 <table id="strikes">
-  <thead><tr><th>Task</th><th>Where</th>{% if writable %}<th></th>{% endif %}</tr></thead>
+  <thead><tr><th>Task</th><th>Where</th><th>Reason</th>{% if writable %}<th></th>{% endif %}</tr></thead>
   <tbody>
   {% for s in strikes %}
   <tr>
     <td>{{ s.task or 'any task' }}</td>
     <td class="mono">{% if s.parameter %}{{ s.parameter }} {{ s.operator }} {{ typed(s.value) }}{% else %}every occurrence{% endif %}</td>
+    <td class="reason">{{ s.reason or '' }}</td>
     {% if writable %}<td style="text-align:right">
       <form method="post" action="{{ url('/strikes/restore') }}">
         {{ csrf_field() }}
@@ -263,7 +264,7 @@ STRIKES = """{% extends "base.html" %}{% from "macros.html" import csrf_field wi
       </form></td>{% endif %}
   </tr>
   {% else %}
-  <tr><td colspan="3" class="empty">No strikes: everything runs.</td></tr>
+  <tr><td colspan="{{ 4 if writable else 3 }}" class="empty">No strikes: everything runs.</td></tr>
   {% endfor %}
   </tbody>
 </table>
@@ -280,6 +281,7 @@ STRIKES = """{% extends "base.html" %}{% from "macros.html" import csrf_field wi
   <label>Argument (optional)<input name="parameter" placeholder="customer_id"></label>
   <label>Operator<select name="operator">{% for op in operators %}<option>{{ op }}</option>{% endfor %}</select></label>
   <label>Value (text; int:42, float:2.5, bool:true, json:… for other types)<input name="value" placeholder="12345"></label>
+  <label>Reason (optional)<input name="reason" maxlength="500" placeholder="incident 4711"></label>
   <button type="submit">Strike</button>
 </form>
 </div>

@@ -172,17 +172,21 @@ class Strike:
     """A rule that disables occurrences without a deploy.
 
     ``task`` ``None`` matches every task; ``parameter`` ``None`` matches every occurrence of the
-    task.
+    task. ``reason`` is a note for people (``"incident 4711"``): it is stored and listed with the
+    strike but is not part of what it matches, nor of its identity (:func:`strike_id`), so
+    adding the same rule again replaces its reason and a restore needs no reason.
     """
 
     task: str | None
     parameter: str | None = None
     operator: StrikeOperator | None = None
     value: Any = None
+    reason: str | None = None
 
 
 def strike_id(strike: Strike) -> str:
-    """A canonical string identity of a strike, equal for equal strikes (stores key on it)."""
+    """A canonical string identity of a strike, equal for strikes of one rule (stores key on it;
+    the reason is not part of it)."""
     return json.dumps(
         [strike.task, strike.parameter, strike.operator, strike.value], sort_keys=True
     )
@@ -200,7 +204,8 @@ def spec_text(spec: Mapping[str, Any]) -> str:
         raise ValueError(f"a spec must be a JSON object: {exc}") from exc
 
 
-def strike_from_id(ident: str) -> Strike:
-    """The inverse of :func:`strike_id`."""
+def strike_from_id(ident: str, reason: str | None = None) -> Strike:
+    """The inverse of :func:`strike_id`, with the ``reason`` stored beside the id (``None`` for a
+    strike stored without one, as every strike before reasons was)."""
     task, parameter, operator, value = json.loads(ident)
-    return Strike(task, parameter, operator, value)
+    return Strike(task, parameter, operator, value, reason)

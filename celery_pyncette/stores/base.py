@@ -388,7 +388,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def add_strike(self, strike: Strike) -> None:
-        """Store a strike (idempotent) and move the strikes marker."""
+        """Store a strike and move the strikes marker. Idempotent per rule (:func:`strike_id`):
+        adding a rule that is stored replaces its ``reason`` with this one (``None`` clears it).
+        ``ValueError`` for a reason that is not valid (see ``_checks.check_strike_reason``)."""
 
     @abc.abstractmethod
     def remove_strike(self, strike: Strike) -> bool:
@@ -396,7 +398,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_strikes(self) -> list[Strike]:
-        """Every stored strike."""
+        """Every stored strike, with its reason (``None`` when it has none, as strikes stored
+        before reasons existed have not)."""
 
     @abc.abstractmethod
     def strikes_marker(self) -> str:

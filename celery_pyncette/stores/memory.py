@@ -13,7 +13,13 @@ from typing import Any
 
 from celery_pyncette._ids import lease_tokens
 from celery_pyncette.errors import LeaseLostError, TaskLockedError
-from celery_pyncette.stores._checks import check_aware, check_claim, check_limit, check_next_runs
+from celery_pyncette.stores._checks import (
+    check_aware,
+    check_claim,
+    check_limit,
+    check_next_runs,
+    check_strike_reason,
+)
 from celery_pyncette.stores.base import (
     ClaimedBatch,
     InstanceKey,
@@ -216,6 +222,7 @@ class MemoryStore(Store):
             return [self._records[InstanceKey(task, partition, name)] for name in names]
 
     def add_strike(self, strike: Strike) -> None:
+        check_strike_reason(strike.reason)
         with self._lock:
             self._strikes[strike_id(strike)] = strike
             self._strikes_version += 1

@@ -3,8 +3,9 @@ the same per-instance hash, so both backends share it)."""
 
 from __future__ import annotations
 
-from celery_pyncette.stores.base import InstanceKey, Store
+from celery_pyncette.stores.base import InstanceKey, Store, Strike, strike_id
 from celery_pyncette.stores.redis import RedisStore, instance_key, partition_prefix
+from celery_pyncette.stores.redis._layout import strikes_keys
 
 #: Hash field -> garbage. n and u are read by the claim script (which quarantines them: it
 #: cannot tell whether the instance is due), s and a by Python after the claim.
@@ -31,3 +32,12 @@ def corrupt(store: Store, key: InstanceKey, field: str) -> None:
     client = store._redis()
     assert client.exists(name), f"{key} not found"
     client.hset(name, field.split("/", 1)[0], {**CORRUPTIONS, **TOLERATED}[field])
+
+
+def write_legacy_strike(store: Store, strike: Strike) -> None:
+    """SADD ``strike``'s id to the strike set, as a version before reasons did (no reasons
+    hash)."""
+    assert isinstance(store, RedisStore)
+    assert strike.reason is None
+    strikes, _marker, _reasons = strikes_keys(store.namespace)
+    store._redis().sadd(strikes, strike_id(strike))

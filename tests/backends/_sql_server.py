@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from celery_pyncette.stores.base import InstanceKey, Store
+from celery_pyncette.stores.base import InstanceKey, Store, Strike, strike_id
 from celery_pyncette.stores.sql import SQLStore
 from tests.support.servers import require_server
 
@@ -46,6 +47,24 @@ def write_raw(
         engine.dispose()
 
 
+def write_legacy_strike(store: Store, strike: Strike, quote: str = '"') -> None:
+    """INSERT ``strike``'s row naming only the columns a version before reasons wrote (``id``,
+    ``strike``): the ``reason`` column that ``setup()`` added to such a table is NULL."""
+    assert isinstance(store, SQLStore)
+    assert strike.reason is None
+    ident = strike_id(strike)
+    engine = create_engine(store._url)
+    q = quote
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(f"INSERT INTO {q}{store.namespace}_strikes{q} (id, strike) VALUES (:id, :s)"),
+                {"id": hashlib.sha256(ident.encode("utf-8")).hexdigest(), "s": ident},
+            )
+    finally:
+        engine.dispose()
+
+
 class SQLServer:
     """One SQL server the tests reach by URL (the URL's driver-less form, as users write it)."""
 
@@ -77,6 +96,10 @@ class SQLServer:
     def corrupt(self, store: Store, key: InstanceKey, column: str, value: str) -> None:
         """See :func:`write_raw`."""
         write_raw(store, key, column, value, self.quote)
+
+    def write_legacy_strike(self, store: Store, strike: Strike) -> None:
+        """See the module's :func:`write_legacy_strike`."""
+        write_legacy_strike(store, strike, self.quote)
 
     @contextmanager
     def make_store(self, namespace: str) -> Iterator[Store]:

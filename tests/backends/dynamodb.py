@@ -5,12 +5,14 @@ Each test gets its own table, created by the store's ``setup()`` and deleted at 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import boto3
 
-from celery_pyncette.stores.base import InstanceKey, Store
+from celery_pyncette.stores.base import InstanceKey, Store, Strike, strike_id
 from celery_pyncette.stores.dynamodb import DynamoDBStore
 from tests.support.servers.dynalite import (
     admin_client,
@@ -80,6 +82,33 @@ def corrupt(store: Store, key: InstanceKey, field: str) -> None:
             ConditionExpression="attribute_exists(partition_id)",
             ExpressionAttributeNames={"#f": field},
             ExpressionAttributeValues={":v": garbage},
+        )
+    finally:
+        client.close()
+
+
+def write_legacy_strike(store: Store, strike: Strike) -> None:
+    """PutItem ``strike`` with the attributes a version before reasons wrote (no ``reason``)."""
+    assert isinstance(store, DynamoDBStore)
+    assert strike.reason is None
+    ident = strike_id(strike)
+    client = boto3.session.Session().client(
+        "dynamodb",
+        region_name=store.settings.region or "us-east-1",
+        endpoint_url=store.settings.endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    try:
+        client.put_item(
+            TableName=store.table,
+            Item={
+                "partition_id": {
+                    "S": json.dumps([store.namespace, "#strikes"], ensure_ascii=False)
+                },
+                "task_id": {"S": hashlib.sha256(ident.encode()).hexdigest()},
+                "strike": {"S": ident},
+            },
         )
     finally:
         client.close()

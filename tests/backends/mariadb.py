@@ -15,6 +15,7 @@ require = SERVER.require
 drop_tables = SERVER.drop_tables
 make_store = SERVER.make_store
 make_second_client = SERVER.make_second_client
+write_legacy_strike = SERVER.write_legacy_strike
 
 #: Field -> garbage the claim quarantines (the zero date: MariaDB stores it unless the sql_mode
 #: has NO_ZERO_DATE, and PyMySQL returns it as text).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from celery_pyncette.stores.base import InstanceKey, Store
+from celery_pyncette.stores.base import InstanceKey, Store, Strike, strike_id
 from celery_pyncette.stores.memory import MemoryStore
 
 NAME = "memory"
@@ -34,3 +34,11 @@ TOLERATED: dict[str, str] = {}
 def corrupt(store: Store, key: InstanceKey, field: str) -> None:
     """Nothing to corrupt (see CORRUPTIONS)."""
     raise NotImplementedError(f"the memory store cannot hold an undecodable {field}")
+
+
+def write_legacy_strike(store: Store, strike: Strike) -> None:
+    """Put ``strike`` in the store's strike table directly, as a version before reasons did (a
+    Strike object without one)."""
+    assert isinstance(store, MemoryStore)
+    assert strike.reason is None
+    store._strikes[strike_id(strike)] = strike

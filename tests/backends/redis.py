@@ -17,6 +17,7 @@ from tests.backends._redis_garbage import (  # the same hash layout on both
     HEALED_BY_CLAIM,
     TOLERATED,
     corrupt,
+    write_legacy_strike,
 )
 from tests.support.servers import require_server
 from tests.support.servers.local_redis import delete_namespace
@@ -53,4 +54,12 @@ def make_second_client(store: Store) -> Iterator[Store]:
         other.close()
 
 
-__all__ = ["CORRUPTIONS", "FIELD_LABELS", "HEALED_BY_CLAIM", "NAME", "TOLERATED", "corrupt"]
+__all__ = [
+    "CORRUPTIONS",
+    "FIELD_LABELS",
+    "HEALED_BY_CLAIM",
+    "NAME",
+    "TOLERATED",
+    "corrupt",
+    "write_legacy_strike",
+]

@@ -15,6 +15,7 @@ from tests.backends._redis_garbage import (  # the same hash layout on both
     HEALED_BY_CLAIM,
     TOLERATED,
     corrupt,
+    write_legacy_strike,
 )
 from tests.support.servers.local_redis import delete_namespace, session_cluster
 
@@ -48,4 +49,12 @@ def make_second_client(store: Store) -> Iterator[Store]:
         other.close()
 
 
-__all__ = ["CORRUPTIONS", "FIELD_LABELS", "HEALED_BY_CLAIM", "NAME", "TOLERATED", "corrupt"]
+__all__ = [
+    "CORRUPTIONS",
+    "FIELD_LABELS",
+    "HEALED_BY_CLAIM",
+    "NAME",
+    "TOLERATED",
+    "corrupt",
+    "write_legacy_strike",
+]

@@ -16,6 +16,7 @@ from tests.backends._redis_garbage import (  # the same hash layout as plain Red
     HEALED_BY_CLAIM,
     TOLERATED,
     corrupt,
+    write_legacy_strike,
 )
 from tests.support.servers.local_redis import delete_namespace
 from tests.support.servers.local_sentinel import session_sentinel
@@ -52,4 +53,12 @@ def make_second_client(store: Store) -> Iterator[Store]:
         other.close()
 
 
-__all__ = ["CORRUPTIONS", "FIELD_LABELS", "HEALED_BY_CLAIM", "NAME", "TOLERATED", "corrupt"]
+__all__ = [
+    "CORRUPTIONS",
+    "FIELD_LABELS",
+    "HEALED_BY_CLAIM",
+    "NAME",
+    "TOLERATED",
+    "corrupt",
+    "write_legacy_strike",
+]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from celery_pyncette.stores.base import InstanceKey, Store
 from celery_pyncette.stores.sql import SQLStore
-from tests.backends._sql_server import write_raw
+from tests.backends._sql_server import write_legacy_strike, write_raw
 
 NAME = "sqlite"
 
@@ -49,6 +49,9 @@ HEALED_BY_CLAIM = {"locked_until": "never"}
 
 #: Field -> garbage that reads as none (the last run is informational).
 TOLERATED = {"last_run_at": "yesterday"}
+
+
+__all__ = ["write_legacy_strike"]
 
 
 def corrupt(store: Store, key: InstanceKey, field: str) -> None:

@@ -174,6 +174,7 @@ def test_api_writes_take_the_csrf_header(demo: Demo) -> None:
         "operator": "==",
         "value": 1,
         "type": "integer",
+        "reason": None,
     }
     assert restored.json() == {"removed": True}
     assert demo.pyncette.strikes() == []

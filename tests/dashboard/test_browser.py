@@ -1,7 +1,8 @@
 """The dashboard end to end in headless Chromium: uvicorn serving a SQLite-backed app.
 
-Each page is loaded and screenshotted into ``test-artifacts/screenshots/``; a strike is added and
-restored through the forms; an instance is rescheduled and its next run seen to change.
+Each page is loaded and screenshotted into ``test-artifacts/screenshots/``; a strike is added (with
+a reason, shown in the list) and restored through the forms; an instance is rescheduled and its
+next run seen to change.
 """
 
 from __future__ import annotations
@@ -85,12 +86,14 @@ def test_a_strike_is_added_and_restored_through_the_forms(
     form.find_element(By.NAME, "parameter").send_keys("user_id")
     Select(form.find_element(By.NAME, "operator")).select_by_visible_text("<=")
     form.find_element(By.NAME, "value").send_keys("int:3")
+    form.find_element(By.NAME, "reason").send_keys("incident 4711")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
     WebDriverWait(browser, WAIT).until(lambda b: "strike added" in b.page_source)
     assert texts(browser, "#strikes tbody td:nth-child(2)") == ["user_id <= 3 (integer)"]
-    assert [(s.task, s.parameter, s.operator, s.value) for s in pyncette.strikes()] == [
-        ("reminders.hello", "user_id", "<=", 3)
+    assert texts(browser, "#strikes tbody td.reason") == ["incident 4711"]
+    assert [(s.task, s.parameter, s.operator, s.value, s.reason) for s in pyncette.strikes()] == [
+        ("reminders.hello", "user_id", "<=", 3, "incident 4711")
     ]
     screenshot("strikes-added")
 

@@ -230,6 +230,12 @@ def strikable(context: Context) -> None:
     record(context)
 
 
+@pyncette.task(name="e2e.logs", schedule="* * * * * *", enabled="logs" in ENABLED)
+def logs(context: Context) -> None:
+    context.logger.warning("logged through context.logger")
+    record(context)
+
+
 @pyncette.dynamic_task(
     name="e2e.limited", concurrency_limit=("customer_id", 1), failure_mode=FailureMode.UNLOCK
 )

@@ -4,6 +4,7 @@ concurrency limits. Run on the Redis broker (the broker matrix is covered by tes
 from __future__ import annotations
 
 import itertools
+import re
 import signal
 import subprocess
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from celery import Celery
 
 from celery_pyncette import Context, Pyncette
 from tests.e2e.conftest import StoreConfig
-from tests.e2e.harness import Deployment, Event, by_occurrence
+from tests.e2e.harness import Deployment, Event, by_occurrence, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -279,3 +280,23 @@ def test_signals_tell_each_occurrence_from_claim_to_settlement(deploy: Deploy) -
     assert all(e["lease"] for e in signalled if e["signal"] == "occurrence_claimed")
     # The receiver that raises on every send was logged, and sending went on.
     assert "a receiver that raises" in d.log("beat")
+
+
+def test_context_logger_lines_reach_the_worker_log_in_celerys_task_format(
+    deploy: Deploy,
+) -> None:
+    d = deploy(["logs"], E2E_LEASE="30")
+    d.start_worker()
+    d.start_beat()
+    d.must_live = {"worker", "beat"}
+    events = d.wait_for(lambda ev: any(e["task"] == "e2e.logs" for e in ev), 40, "a run")
+
+    # Celery's task format names the task and its id; the message names the occurrence.
+    line = re.compile(
+        r"e2e\.logs\[[0-9a-f-]{36}\]: \[task=e2e\.logs scheduled_at=(\S+)\] "
+        r"logged through context\.logger"
+    )
+    wait_until(d, lambda: line.search(d.log("worker")) is not None, 20, "the line in the log")
+    logged = set(line.findall(d.log("worker")))
+    first = next(e for e in events if e["task"] == "e2e.logs")
+    assert first["scheduled_at"] in logged

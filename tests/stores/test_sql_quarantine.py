@@ -1,12 +1,15 @@
-"""SQL store: the quarantine marker columns, and tables made before they existed.
+"""SQL store: the quarantine marker columns (and the strike reason), and tables made before they
+existed.
 
 The contract (tests/contract/test_quarantine_contract.py) covers what a quarantine does; these
 tests pin how the SQL store keeps it: two nullable columns, which ``setup()`` adds to a table made
-by the previous schema (idempotently), and which ``skip_table_create`` checks for.
+by the previous schema (idempotently), and which ``skip_table_create`` checks for. The strikes
+table of that schema had no ``reason`` column: ``setup()`` adds it, and its strikes still decode.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +19,7 @@ import pytest
 from sqlalchemy import Column, Index, MetaData, Table, insert, inspect, select, text
 
 from celery_pyncette.errors import StoreError
-from celery_pyncette.stores.base import Quarantined
+from celery_pyncette.stores.base import Quarantined, Strike, strike_id
 from celery_pyncette.stores.sql import SQLStore
 from celery_pyncette.stores.sql._quarantine import OUT_OF_INDEX
 from celery_pyncette.stores.sql._schema import build_schema
@@ -33,10 +36,13 @@ from tests.stores.test_sql_store import (
 )
 
 NEW_COLUMNS = ("quarantined_at", "quarantine_reason")
+#: The strike of the previous schema's strikes table (written without a reason).
+OLD_STRIKE = Strike("t", "user", "==", "bill")
 
 
 def create_previous_schema(store: SQLStore, ns: str) -> None:
-    """The tables of ``ns`` as the previous version made them: no quarantine columns or index."""
+    """The tables of ``ns`` as the previous version made them: no quarantine columns or index, no
+    strike reason column; one strike stored."""
     current = build_schema(ns)
     previous = MetaData()
     columns = [
@@ -59,7 +65,18 @@ def create_previous_schema(store: SQLStore, ns: str) -> None:
         mysql_charset="utf8mb4",
         mysql_collate="utf8mb4_bin",
     )
-    current.strikes.to_metadata(previous)
+    Table(
+        current.strikes.name,
+        previous,
+        *(
+            Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+            for c in current.strikes.columns
+            if c.name != "reason"
+        ),
+        mysql_engine="InnoDB",
+        mysql_charset="utf8mb4",
+        mysql_collate="utf8mb4_bin",
+    )
     current.meta.to_metadata(previous)
     with engine_of(store).begin() as conn:
         previous.create_all(conn)
@@ -78,7 +95,10 @@ def create_previous_schema(store: SQLStore, ns: str) -> None:
                 for name in ("a", "b")
             ],
         )
-        conn.execute(insert(current.meta).values(name="strikes", value=0))
+        conn.execute(insert(current.meta).values(name="strikes", value=1))
+        ident = strike_id(OLD_STRIKE)
+        digest = hashlib.sha256(ident.encode("utf-8")).hexdigest()
+        conn.execute(insert(previous.tables[current.strikes.name]).values(id=digest, strike=ident))
 
 
 @contextmanager
@@ -109,6 +129,11 @@ def test_setup_adds_the_quarantine_columns_to_tables_of_the_previous_schema(
             assert set(NEW_COLUMNS) <= columns
             indexes = {i["name"] for i in schema.get_indexes(f"{ns}_instances")}
             assert f"{ns}_instances_quarantined" in indexes
+            assert "reason" in {c["name"] for c in schema.get_columns(f"{ns}_strikes")}
+            # the old strike decodes without a reason, and a reason can be given to it now
+            assert store.list_strikes() == [OLD_STRIKE]
+            store.add_strike(Strike("t", "user", "==", "bill", reason="incident 4711"))
+            assert [s.reason for s in store.list_strikes()] == ["incident 4711"]
             # the rows are intact, and quarantine works on them
             kept = store.get(key("a"))
             assert kept is not None
@@ -128,7 +153,9 @@ def test_skip_table_create_names_the_missing_quarantine_columns_until_migrated(
         checking = SQLStore(existing.url, namespace=ns, skip_table_create=True)
         migrating = SQLStore(existing.url, namespace=ns)
         try:
-            with pytest.raises(StoreError, match=r"quarantined_at.*quarantine_reason.*migrate"):
+            with pytest.raises(
+                StoreError, match=r"quarantined_at.*quarantine_reason.*_strikes\.reason.*migrate"
+            ):
                 checking.setup()
 
             migrating.setup()

@@ -13,7 +13,17 @@ PACKAGE = Path(celery_pyncette.__file__).parent
 #: Layer of each top-level unit (a module, or a package as a whole); see docs/architecture.md.
 LAYERS: dict[str, int] = {
     **dict.fromkeys(
-        ["errors", "_ids", "_logs", "_bounds", "_asyncio_bridge", "_timers", "_spelling"], 0
+        [
+            "errors",
+            "_ids",
+            "_logs",
+            "_task_logger",
+            "_bounds",
+            "_asyncio_bridge",
+            "_timers",
+            "_spelling",
+        ],
+        0,
     ),
     **dict.fromkeys(
         [

@@ -305,6 +305,7 @@ def test_strike_list_and_restore(app: Celery, pyncette: Pyncette, hello: object)
                 "operator": "==",
                 "value": "bill",
                 "type": "string",
+                "reason": None,
             },
             {
                 "task": None,
@@ -312,6 +313,7 @@ def test_strike_list_and_restore(app: Celery, pyncette: Pyncette, hello: object)
                 "operator": "==",
                 "value": "12345",
                 "type": "string",
+                "reason": None,
             },
         ],
         key=str,
@@ -338,6 +340,46 @@ def test_strike_of_a_whole_task_and_usage_errors(
     code, output = invoke(app, "strike", "hello", "--where", "username", "~", "bill")
     assert code == 1
     assert "operator must be one of" in output
+
+
+def test_strike_with_a_reason_is_listed_with_it_in_text_and_json(
+    app: Celery, pyncette: Pyncette, hello: object
+) -> None:
+    code, output = invoke(
+        app, "strike", "hello", "--where", "username", "==", "bill", "--reason", "incident 4711"
+    )
+    assert code == 0, output
+    assert "incident 4711" in output
+    invoke(app, "strike", "--all-tasks", "--where", "customer_id", "==", "1")
+
+    code, output = invoke(app, "strikes", "--json")
+    assert code == 0
+    assert {row["value"]: row["reason"] for row in json.loads(output)} == {
+        "bill": "incident 4711",
+        "1": None,
+    }
+    lines = invoke(app, "strikes")[1].splitlines()
+    assert lines[0].split()[-1] == "REASON"
+    reason_at = lines[0].index("REASON")
+    assert sorted(line[reason_at:] for line in lines[1:]) == ["-", "incident 4711"]
+
+    code, output = invoke(app, "strike", "hello", "--where", "username", "==", "bill", "--json")
+    assert code == 0
+    assert json.loads(output)[0]["reason"] is None  # striking again without one clears it
+    assert [s.reason for s in pyncette.strikes() if s.value == "bill"] == [None]
+
+
+def test_strike_refuses_a_malformed_reason_and_writes_nothing(
+    app: Celery, pyncette: Pyncette, hello: object
+) -> None:
+    for reason in ("", "x" * 501, "two\nlines"):
+        code, output = invoke(app, "strike", "hello", "--reason", reason)
+        assert code == 1, output
+        assert "strike reason" in output
+    assert pyncette.strikes() == []
+    code, output = invoke(app, "restore", "hello", "--reason", "x")
+    assert code == 2  # restore takes no reason: a strike is removed by its rule
+    assert "--reason" in output
 
 
 # --- status -------------------------------------------------------------------------------------

@@ -122,10 +122,10 @@ def test_strikes_shows_each_value_with_its_type(app: Celery, pyncette: Pyncette)
     table = invoke(app, "strikes").output.splitlines()
     rows = json.loads(invoke(app, "strikes", "--json").output)
 
-    assert table[0].split() == ["TASK", "PARAMETER", "OPERATOR", "VALUE", "TYPE"]
+    assert table[0].split() == ["TASK", "PARAMETER", "OPERATOR", "VALUE", "TYPE", "REASON"]
     assert sorted(line.split()[3:] for line in table[1:]) == [
-        ['"12345"', "string"],
-        ["12345", "integer"],
+        ['"12345"', "string", "-"],
+        ["12345", "integer", "-"],
     ]
     assert sorted((r["value"], r["type"]) for r in rows if r["type"] == "string") == [
         ("12345", "string")

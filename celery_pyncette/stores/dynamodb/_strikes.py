@@ -1,8 +1,9 @@
 """Strikes on DynamoDB: one item per strike in the namespace's strikes partition.
 
 Partition ``[namespace, "#strikes"]``: each strike's sort key is the SHA-256 of its id (64 hex
-digits), and the item ``marker`` holds a counter that every add or remove moves (the strikes
-marker, a cache key).
+digits), its item holds the id (``strike``) and, when it has one, its ``reason`` (strikes stored
+before reasons existed have none); the item ``marker`` holds a counter that every add or remove
+moves (the strikes marker, a cache key).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from celery_pyncette.stores._checks import check_strike_reason
 from celery_pyncette.stores.base import Strike, strike_from_id, strike_id
 from celery_pyncette.stores.dynamodb._api import Table
 from celery_pyncette.stores.dynamodb._items import PK, SK, expression
@@ -41,9 +43,12 @@ def _sort_key(strike: Strike) -> str:
 
 
 def add_strike(store: Table, strike: Strike) -> None:
-    """``Store.add_strike`` on ``store``."""
+    """``Store.add_strike`` on ``store``: the item is replaced whole, so is its reason."""
+    check_strike_reason(strike.reason)
     item = _strike_key(store, _sort_key(strike))
     item["strike"] = {"S": strike_id(strike)}
+    if strike.reason is not None:
+        item["reason"] = {"S": strike.reason}
     store._call("put_item", subject=f"strike {strike}", Item=item)
     _move_marker(store)
 
@@ -59,7 +64,7 @@ def remove_strike(store: Table, strike: Strike) -> bool:
 def list_strikes(store: Table) -> list[Strike]:
     """``Store.list_strikes`` on ``store``."""
     return [
-        strike_from_id(item["strike"]["S"])
+        strike_from_id(item["strike"]["S"], item.get("reason", {}).get("S"))
         for page in store._query_partition(_strikes_pid(store), None, None)
         for item in page.get("Items", [])
         if item[SK]["S"] != _MARKER

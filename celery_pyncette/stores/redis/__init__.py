@@ -11,6 +11,7 @@ Key layout (``ns``: the namespace; ``T``: the task name's UTF-8 in hex; ``P``: t
     ns:{quarantine.N}:partitions  set  JSON [task, partition] with quarantined instances
     ns:{strikes.N}:set     set         strike ids   (N: the namespace's UTF-8 bytes in hex)
     ns:{strikes.N}:marker  string      integer moved by every strike change
+    ns:{strikes.N}:reasons hash        strike id -> reason (only strikes that have one)
 
 Every key of one task partition carries the same hash tag, so a partition lives in one cluster
 slot and partitions spread over the shards. Every change that touches more than one key is one Lua

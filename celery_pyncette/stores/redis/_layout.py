@@ -50,10 +50,11 @@ def instance_key(prefix: bytes, instance: str) -> bytes:
     return prefix + b":i:" + instance.encode("utf-8")
 
 
-def strikes_keys(namespace: str) -> tuple[bytes, bytes]:
-    """The strike set and the strikes marker of a namespace (one slot, tagged by the namespace)."""
+def strikes_keys(namespace: str) -> tuple[bytes, bytes, bytes]:
+    """The strike set, the strikes marker and the strike reasons of a namespace (one slot, tagged
+    by the namespace)."""
     prefix = f"{namespace}:{{strikes.{namespace.encode('utf-8').hex()}}}"
-    return f"{prefix}:set".encode(), f"{prefix}:marker".encode()
+    return f"{prefix}:set".encode(), f"{prefix}:marker".encode(), f"{prefix}:reasons".encode()
 
 
 #: The hash field holding an instance's lease token.

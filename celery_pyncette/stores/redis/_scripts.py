@@ -45,6 +45,7 @@ SCRIPTS = {
         "upsert",
         "delete",
         "strike",
+        "list_strikes",
         "due",
         "quarantine",
     )

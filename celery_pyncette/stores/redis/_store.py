@@ -17,7 +17,13 @@ from celery_pyncette.errors import (
     LeaseLostError,
     TaskLockedError,
 )
-from celery_pyncette.stores._checks import check_aware, check_claim, check_limit, check_next_runs
+from celery_pyncette.stores._checks import (
+    check_aware,
+    check_claim,
+    check_limit,
+    check_next_runs,
+    check_strike_reason,
+)
 from celery_pyncette.stores.base import (
     ClaimedBatch,
     ClaimedRecord,
@@ -93,7 +99,7 @@ class RedisStore(Store):
         if scheme not in {"redis", "rediss", "redis+cluster", "redis+sentinel"}:
             raise ConfigurationError(f"RedisStore cannot use {url!r}: not a redis URL")
         self._connection = Connection(url, client)
-        self._strikes_key, self._marker_key = strikes_keys(namespace)
+        self._strikes_key, self._marker_key, self._reasons_key = strikes_keys(namespace)
 
     # --- connection -----------------------------------------------------------------------------
 
@@ -467,22 +473,26 @@ class RedisStore(Store):
     # --- strikes --------------------------------------------------------------------------------
 
     def _strike(self, operation: str, strike: Strike) -> bool:
-        keys = [self._strikes_key, self._marker_key]
+        keys = [self._strikes_key, self._marker_key, self._reasons_key]
         seed = secrets.randbits(48)
-        args = [operation, strike_id(strike), seed]
+        args = [operation, strike_id(strike), seed, strike.reason or ""]
         return bool(self._connection.script("strike", keys, args, f"{operation} a strike"))
 
     def add_strike(self, strike: Strike) -> None:
+        check_strike_reason(strike.reason)
         self._strike("add", strike)
 
     def remove_strike(self, strike: Strike) -> bool:
         return self._strike("remove", strike)
 
     def list_strikes(self) -> list[Strike]:
-        client = self._redis()
-        with self._errors("list strikes"):
-            members = client.smembers(self._strikes_key)
-        return [strike_from_id(text(member)) for member in sorted(members)]
+        keys = [self._strikes_key, self._reasons_key]
+        members, pairs = self._connection.script("list_strikes", keys, [], "list strikes")
+        reasons = {text(pairs[i]): text(pairs[i + 1]) for i in range(0, len(pairs), 2)}
+        return [
+            strike_from_id(ident, reasons.get(ident))
+            for ident in sorted(text(member) for member in members)
+        ]
 
     def strikes_marker(self) -> str:
         client = self._redis()

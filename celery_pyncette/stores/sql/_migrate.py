@@ -2,8 +2,9 @@
 
 Both steps are idempotent and safe to run from several processes at once: a step another process
 made first fails ("already exists"), and the caller runs the whole pass again, which then finds it
-done. Columns added since the first release (the quarantine marker) are added to an existing table
-with ``ALTER TABLE ... ADD COLUMN``: nullable, without a default, so no server rewrites the table.
+done. Columns added since the first release (the quarantine marker, the strike reason) are added
+to an existing table with ``ALTER TABLE ... ADD COLUMN``: nullable, without a default, so no
+server rewrites the table.
 """
 
 from __future__ import annotations

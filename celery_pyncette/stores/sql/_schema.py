@@ -207,6 +207,8 @@ def build_schema(namespace: str) -> Schema:
         # sha256 of stores.base.strike_id: a strike's value may be too long for a key column.
         Column("id", String(64), primary_key=True),
         Column("strike", Text, nullable=False),
+        # Added to older tables by setup(); NULL for strikes stored before reasons existed.
+        Column("reason", Text, nullable=True),
         **_MYSQL_TABLE_OPTIONS,
     )
     meta = Table(

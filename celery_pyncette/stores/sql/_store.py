@@ -16,6 +16,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
@@ -27,7 +28,13 @@ from celery_pyncette.errors import (
     StoreError,
     TaskLockedError,
 )
-from celery_pyncette.stores._checks import check_aware, check_claim, check_limit, check_next_runs
+from celery_pyncette.stores._checks import (
+    check_aware,
+    check_claim,
+    check_limit,
+    check_next_runs,
+    check_strike_reason,
+)
 from celery_pyncette.stores.base import (
     ClaimedBatch,
     ClaimedRecord,
@@ -456,11 +463,17 @@ class SQLStore(Store):
     # --- strikes ---------------------------------------------------------------------------------
 
     def add_strike(self, strike: Strike) -> None:
+        check_strike_reason(strike.reason)
         ident = strike_id(strike)
+        table = self._schema.strikes
+        digest = _digest(ident)
+        # Insert the rule, then set its reason: the same rule added again replaces the reason.
+        set_reason = update(table).where(table.c.id == digest).values(reason=strike.reason)
 
         def work(conn: Connection) -> None:
-            row = {"id": _digest(ident), "strike": ident}
-            self._dialect.insert_missing(conn, self._schema.strikes, row)
+            row = {"id": digest, "strike": ident, "reason": strike.reason}
+            self._dialect.insert_missing(conn, table, row)
+            conn.execute(set_reason)
             self._dialect.bump(conn, self._schema.meta, STRIKES_COUNTER)
 
         self._run(work, write=True)
@@ -478,9 +491,9 @@ class SQLStore(Store):
 
     def list_strikes(self) -> list[Strike]:
         table = self._schema.strikes
-        stmt = select(table.c.strike).order_by(table.c.id)
-        idents = self._run(lambda conn: conn.execute(stmt).scalars().all(), write=False)
-        return [strike_from_id(ident) for ident in idents]
+        stmt = select(table.c.strike, table.c.reason).order_by(table.c.id)
+        rows = self._run(lambda conn: conn.execute(stmt).all(), write=False)
+        return [strike_from_id(ident, reason) for ident, reason in rows]
 
     def strikes_marker(self) -> str:
         meta = self._schema.meta
