@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +21,6 @@ from celery_pyncette.stores._checks import (
     check_claim,
     check_limit,
     check_next_runs,
-    check_strike_reason,
 )
 from celery_pyncette.stores.base import (
     ClaimedBatch,
@@ -35,10 +33,9 @@ from celery_pyncette.stores.base import (
     Status,
     Store,
     Strike,
-    strike_from_id,
-    strike_id,
 )
 from celery_pyncette.stores.redis import _quarantine
+from celery_pyncette.stores.redis import _strikes as redis_strikes
 from celery_pyncette.stores.redis._ahead import SPARE, PartitionClaims
 from celery_pyncette.stores.redis._connection import Client, Connection
 from celery_pyncette.stores.redis._layout import (
@@ -99,7 +96,7 @@ class RedisStore(Store):
         if scheme not in {"redis", "rediss", "redis+cluster", "redis+sentinel"}:
             raise ConfigurationError(f"RedisStore cannot use {url!r}: not a redis URL")
         self._connection = Connection(url, client)
-        self._strikes_key, self._marker_key, self._reasons_key = strikes_keys(namespace)
+        self._strike_keys = strikes_keys(namespace)
 
     # --- connection -----------------------------------------------------------------------------
 
@@ -470,32 +467,16 @@ class RedisStore(Store):
         with self._errors("count instances"):
             return int(client.zcard(self._prefix(task, partition) + b":names"))
 
-    # --- strikes --------------------------------------------------------------------------------
-
-    def _strike(self, operation: str, strike: Strike) -> bool:
-        keys = [self._strikes_key, self._marker_key, self._reasons_key]
-        seed = secrets.randbits(48)
-        args = [operation, strike_id(strike), seed, strike.reason or ""]
-        return bool(self._connection.script("strike", keys, args, f"{operation} a strike"))
+    # --- strikes (celery_pyncette.stores.redis._strikes) ---------------------------------------
 
     def add_strike(self, strike: Strike) -> None:
-        check_strike_reason(strike.reason)
-        self._strike("add", strike)
+        redis_strikes.add(self._connection, self._strike_keys, strike)
 
     def remove_strike(self, strike: Strike) -> bool:
-        return self._strike("remove", strike)
+        return redis_strikes.remove(self._connection, self._strike_keys, strike)
 
     def list_strikes(self) -> list[Strike]:
-        keys = [self._strikes_key, self._reasons_key]
-        members, pairs = self._connection.script("list_strikes", keys, [], "list strikes")
-        reasons = {text(pairs[i]): text(pairs[i + 1]) for i in range(0, len(pairs), 2)}
-        return [
-            strike_from_id(ident, reasons.get(ident))
-            for ident in sorted(text(member) for member in members)
-        ]
+        return redis_strikes.listed(self._connection, self._strike_keys)
 
     def strikes_marker(self) -> str:
-        client = self._redis()
-        with self._errors("read the strikes marker"):
-            value = client.get(self._marker_key)
-        return "0" if value is None else text(value)
+        return redis_strikes.marker(self._connection, self._strike_keys)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -16,7 +15,6 @@ from sqlalchemy import (
     delete,
     func,
     select,
-    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
@@ -33,7 +31,6 @@ from celery_pyncette.stores._checks import (
     check_claim,
     check_limit,
     check_next_runs,
-    check_strike_reason,
 )
 from celery_pyncette.stores.base import (
     ClaimedBatch,
@@ -46,9 +43,8 @@ from celery_pyncette.stores.base import (
     Status,
     Store,
     Strike,
-    strike_from_id,
-    strike_id,
 )
+from celery_pyncette.stores.sql import _strikes as sql_strikes
 from celery_pyncette.stores.sql._dialects import CHUNK, chunks, dialect_for
 from celery_pyncette.stores.sql._engine import (
     NO_BEGIN_OPTION,
@@ -80,8 +76,6 @@ T = TypeVar("T")
 
 #: How often a transaction the server rolled back (deadlock, serialisation failure) is run.
 ATTEMPTS = 3
-#: The strikes change counter in ``{namespace}_meta``.
-STRIKES_COUNTER = "strikes"
 
 _EXTRAS = {"psycopg": "postgres", "pymysql": "mysql"}
 
@@ -208,7 +202,9 @@ class SQLStore(Store):
 
     def _create_schema(self, conn: Connection) -> None:
         create_schema(conn, self._schema, self._dialect)
-        self._dialect.insert_missing(conn, self._schema.meta, {"name": STRIKES_COUNTER, "value": 0})
+        self._dialect.insert_missing(
+            conn, self._schema.meta, {"name": sql_strikes.STRIKES_COUNTER, "value": 0}
+        )
 
     def close(self) -> None:
         self._engine.dispose()
@@ -460,47 +456,16 @@ class SQLStore(Store):
         stmt = select(func.count()).where(c.task == task, c.partition == partition)
         return int(self._run(lambda conn: conn.execute(stmt).scalar_one(), write=False))
 
-    # --- strikes ---------------------------------------------------------------------------------
+    # --- strikes (celery_pyncette.stores.sql._strikes) -----------------------------------------
 
     def add_strike(self, strike: Strike) -> None:
-        check_strike_reason(strike.reason)
-        ident = strike_id(strike)
-        table = self._schema.strikes
-        digest = _digest(ident)
-        # Insert the rule, then set its reason: the same rule added again replaces the reason.
-        set_reason = update(table).where(table.c.id == digest).values(reason=strike.reason)
-
-        def work(conn: Connection) -> None:
-            row = {"id": digest, "strike": ident, "reason": strike.reason}
-            self._dialect.insert_missing(conn, table, row)
-            conn.execute(set_reason)
-            self._dialect.bump(conn, self._schema.meta, STRIKES_COUNTER)
-
-        self._run(work, write=True)
+        sql_strikes.add(self, strike)
 
     def remove_strike(self, strike: Strike) -> bool:
-        table = self._schema.strikes
-        stmt = delete(table).where(table.c.id == _digest(strike_id(strike)))
-
-        def work(conn: Connection) -> bool:
-            existed = conn.execute(stmt).rowcount > 0
-            self._dialect.bump(conn, self._schema.meta, STRIKES_COUNTER)
-            return existed
-
-        return self._run(work, write=True)
+        return sql_strikes.remove(self, strike)
 
     def list_strikes(self) -> list[Strike]:
-        table = self._schema.strikes
-        stmt = select(table.c.strike, table.c.reason).order_by(table.c.id)
-        rows = self._run(lambda conn: conn.execute(stmt).all(), write=False)
-        return [strike_from_id(ident, reason) for ident, reason in rows]
+        return sql_strikes.listed(self)
 
     def strikes_marker(self) -> str:
-        meta = self._schema.meta
-        stmt = select(meta.c.value).where(meta.c.name == STRIKES_COUNTER)
-        value = self._run(lambda conn: conn.execute(stmt).scalar(), write=False)
-        return str(value or 0)
-
-
-def _digest(ident: str) -> str:
-    return hashlib.sha256(ident.encode("utf-8")).hexdigest()
+        return sql_strikes.marker(self)
