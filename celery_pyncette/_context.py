@@ -123,11 +123,21 @@ class Context:
         changed = arguments_from(extra, args, where="context.reschedule")
         built = build_schedule(schedule, interval, execute_at, timezone, required=False)
         if built is None:
-            if self.occurrence is None or self.occurrence.spec is None:
-                raise ValueError("reschedule needs a schedule, interval or execute_at")
-            built = schedule_from_spec(self.occurrence.spec)
+            built = self._current_schedule()
         new_args = validate_args({**self.args, **changed})
         self.rescheduled = (built, new_args)
+
+    def _current_schedule(self) -> Schedule:
+        """The instance's schedule: the message's, or for an extra occurrence (whose message
+        carries its once-off) the instance's stored one."""
+        occurrence = self.occurrence
+        spec = None if occurrence is None else occurrence.spec
+        if occurrence is not None and occurrence.record is not None:
+            stored = self._runtime.store.get(occurrence.instance_key)
+            spec = None if stored is None else stored.spec
+        if spec is None:
+            raise ValueError("reschedule needs a schedule, interval or execute_at")
+        return schedule_from_spec(spec)
 
     def _require_dynamic(self, what: str) -> None:
         if self.instance is None:

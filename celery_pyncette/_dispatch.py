@@ -33,6 +33,7 @@ from celery_pyncette._definitions import ExecutionMode, TaskDefinition
 from celery_pyncette._occurrence import HEADER, header_value
 from celery_pyncette._publish import MessageSender, OutgoingMessage, Publisher
 from celery_pyncette._queue_wait import QueueWaitCover
+from celery_pyncette._records import is_extra_instance, presented_instance
 from celery_pyncette.errors import CorruptRecordError, StoreError
 from celery_pyncette.schedules import Schedule, schedule_from_spec
 from celery_pyncette.stores.base import (
@@ -410,9 +411,8 @@ class Dispatcher:
 
     @staticmethod
     def _describe(definition: TaskDefinition, due: Due) -> str:
-        instance = due.record.key.instance
         return definition.describe(
-            None if instance == STATIC_INSTANCE else instance,
+            presented_instance(due.record),
             due.scheduled_at,
             {**definition.args, **due.record.args},
         )
@@ -428,7 +428,8 @@ class Dispatcher:
         ``trace_headers`` (the send span's context, if any) go into its headers."""
         record = due.record
         leased = definition.execution_mode is ExecutionMode.AT_LEAST_ONCE
-        instance = None if record.key.instance == STATIC_INSTANCE else record.key.instance
+        instance = presented_instance(record)
+        extra = record.key.instance if is_extra_instance(record.key.instance) else None
         header = header_value(
             definition.name,
             instance,
@@ -437,9 +438,10 @@ class Dispatcher:
             definition.execution_mode,
             record.lease if leased else None,
             record.locked_until if leased else None,
-            record.spec if instance is not None else None,
+            record.spec if instance is not None or extra is not None else None,
             due.slot,
             iso,
+            extra,
         )
         return OutgoingMessage(
             task=definition.celery_name,
@@ -452,5 +454,5 @@ class Dispatcher:
 
 def _send(signal: Signal, definition: TaskDefinition, due: Due, **arguments: Any) -> None:
     key = due.record.key
-    instance = None if key.instance == STATIC_INSTANCE else key.instance
+    instance = presented_instance(due.record)
     events.send(signal, definition.name, instance, key.partition, due.scheduled_at, **arguments)

@@ -23,6 +23,7 @@ from celery_pyncette._definitions import (
     validate_instance_name,
 )
 from celery_pyncette._options import arguments_from
+from celery_pyncette._records import is_extra_instance
 from celery_pyncette._runtime import Runtime
 from celery_pyncette._state import TaskState, TaskStatePage, decode_token, encode_token
 from celery_pyncette.errors import BulkWriteError, StoreError
@@ -304,7 +305,9 @@ class InstanceAPI:
                 definition.name, partition, limit - len(states), after
             )
             states.extend(
-                TaskState.from_record(r) for r in page if r.key.instance != STATIC_INSTANCE
+                TaskState.from_record(r)
+                for r in page
+                if r.key.instance != STATIC_INSTANCE and not is_extra_instance(r.key.instance)
             )
             if len(states) >= limit and page:
                 return TaskStatePage(states, encode_token(partition, page[-1].key.instance))

@@ -25,7 +25,7 @@ from celery_pyncette._ids import lease_tokens
 from celery_pyncette._occurrence import Occurrence
 from celery_pyncette.errors import LeaseLostError, StoreError
 from celery_pyncette.schedules import Schedule, schedule_from_spec
-from celery_pyncette.stores.base import InstanceRecord, Status
+from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Status, Store
 
 if TYPE_CHECKING:
     from celery_pyncette._runtime import Runtime
@@ -153,11 +153,8 @@ class Execution:
         :meth:`_settle`, which quarantines the record then).
         """
         occurrence = self.occurrence
-        if (
-            occurrence is not None
-            and occurrence.instance is not None
-            and occurrence.spec is not None
-        ):
+        if occurrence is not None and occurrence.spec is not None:
+            # A dynamic instance's, or an extra occurrence's once-off (static ones too).
             return schedule_from_spec(occurrence.spec)
         return self.definition.schedule
 
@@ -235,8 +232,10 @@ class Execution:
         if occurrence is None:
             return False
         store = self.runtime.store
+        # An extra occurrence (run now, backfill) changes the instance it ran for, and is done.
+        extra = occurrence.key if occurrence.record is not None else None
         if context.unscheduled:
-            if self._guard(lambda: store.delete(occurrence.key)):
+            if self._guard(lambda: _delete(store, occurrence.instance_key, extra)):
                 self._settled("removed")
             return True
         if context.rescheduled is not None:
@@ -244,11 +243,11 @@ class Execution:
             now = self.runtime.now()
             first = schedule.first_run(now)
             if first is None:
-                if self._guard(lambda: store.delete(occurrence.key)):
+                if self._guard(lambda: _delete(store, occurrence.instance_key, extra)):
                     self._settled("removed")
                 return True
-            record = InstanceRecord(occurrence.key, first, schedule.to_spec(), args)
-            if self._guard(lambda: store.upsert(record, now, force=True)):
+            record = InstanceRecord(occurrence.instance_key, first, schedule.to_spec(), args)
+            if self._guard(lambda: _replace(store, record, now, extra)):
                 self._settled("rescheduled")
             return True
         return False
@@ -302,3 +301,19 @@ class Execution:
         else:
             return True
         return False
+
+
+def _delete(store: Store, key: InstanceKey, extra: InstanceKey | None) -> None:
+    """Remove an instance, and the extra occurrence that removed it (if one did)."""
+    store.delete(key)
+    if extra is not None:
+        store.delete(extra)
+
+
+def _replace(
+    store: Store, record: InstanceRecord, now: datetime, extra: InstanceKey | None
+) -> None:
+    """Reschedule an instance, and remove the extra occurrence that rescheduled it (if one did)."""
+    store.upsert(record, now, force=True)
+    if extra is not None:
+        store.delete(extra)

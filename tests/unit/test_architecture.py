@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
             "_config",
             "_fixtures",
             "_catalog",
+            "_backfill",
         ],
         3,
     ),
@@ -64,7 +65,7 @@ LAYERS: dict[str, int] = {
         ],
         5,
     ),
-    **dict.fromkeys(["beat", "_declare", "_instances", "_extension"], 6),
+    **dict.fromkeys(["beat", "_declare", "_instances", "_run_now", "_extension"], 6),
     **dict.fromkeys(["_overview", "_read_model", "cli", "dashboard", "importers", "testing"], 7),
     "": 8,  # celery_pyncette/__init__.py
 }
