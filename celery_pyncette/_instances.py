@@ -22,6 +22,7 @@ from celery_pyncette._definitions import (
     validate_args,
     validate_instance_name,
 )
+from celery_pyncette._extras import drop_extras
 from celery_pyncette._options import arguments_from
 from celery_pyncette._records import is_extra_instance
 from celery_pyncette._runtime import Runtime
@@ -274,8 +275,12 @@ class InstanceAPI:
         return InstanceRecord(key=key, next_run=first, spec=schedule.to_spec(), args=args)
 
     def unschedule_task(self, /, task: Any, instance: str) -> bool:
-        """Remove a dynamic instance (even while it runs); return whether it existed."""
-        return self._runtime.router.delete(*self._dynamic_key(task, instance))
+        """Remove a dynamic instance (even while it runs), and any run now or backfill of it not
+        run yet; return whether it existed."""
+        definition, key = self._dynamic_key(task, instance)
+        removed = self._runtime.router.delete(definition, key)
+        drop_extras(self._runtime.store, [key, *self._runtime.router.other_keys(definition, key)])
+        return removed
 
     def get_task_state(self, /, task: Any, instance: str | None = None) -> TaskState | None:
         """The stored state of a dynamic instance (or of a static task with ``instance=None``)."""

@@ -6,7 +6,8 @@ other occurrence: under the task's execution and failure modes, leases, concurre
 strikes, with ``context.instance`` the instance (``None`` for a static task) and
 ``context.scheduled_at`` the extra occurrence's time. The once-off schedule of an extra record
 has no next run, so settling it deletes it; the instance's own record, and so its next run, is
-never written. ``context.unschedule()`` / ``reschedule()`` in an extra run change the instance.
+never written. ``context.unschedule()`` / ``reschedule()`` in an extra run change the instance;
+removing an instance removes its extra occurrences (:func:`celery_pyncette._extras.drop_extras`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from celery_pyncette import _backfill as backfill_rules
 from celery_pyncette._definitions import TaskDefinition, validate_instance_name
+from celery_pyncette._extras import extras_of
 from celery_pyncette._instances import async_twin
 from celery_pyncette._records import (
     BACKFILL,
@@ -23,16 +25,12 @@ from celery_pyncette._records import (
     backfill_key,
     backfill_record,
     extra_key,
-    extra_prefix,
     extra_record,
 )
 from celery_pyncette._runtime import Runtime
 from celery_pyncette.errors import TaskLockedError
 from celery_pyncette.schedules import Schedule, schedule_from_spec
 from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, InstanceRecord
-
-#: Extra records of one instance read per page when looking for a running one.
-_PAGE = 100
 
 
 class ExtraRunsAPI:
@@ -97,11 +95,13 @@ class ExtraRunsAPI:
         chosen = [at for at in found if not backfill_rules.covered(at, done) and at != pending]
         args = {} if record is None else record.args
         records = [
-            extra_record(extra_key(definition.name, key.partition, target, at), target, at, args,
-                         BACKFILL)
+            extra_record(
+                extra_key(definition.name, key.partition, target, at), target, at, args, BACKFILL
+            )
             for at in chosen
-        ]  # fmt: skip
-        refused = set(store.upsert_many(records, now)) if records else set()  # running: sent
+        ]
+        # One refused is locked: that very occurrence, written by an earlier backfill, is running.
+        refused = set(store.upsert_many(records, now)) if records else set()
         windows = backfill_rules.stored_windows(backfill_rules.merged(done, window))
         store.upsert(backfill_record(definition.name, target, windows, now), now, force=True)
         return [r.next_run for r in records if r.key not in refused]
@@ -141,18 +141,11 @@ class ExtraRunsAPI:
         what = definition.name if target is None else f"{definition.name}[{target}]"
         if record is not None and record.is_locked(now):
             raise TaskLockedError(f"{what} is running (pass force=True to run it again now)")
-        prefix = extra_prefix(target)
-        after = prefix[:-1]  # every extra of the instance sorts after it, and nothing between
         store = self._runtime.store
-        while page := store.list_instances(definition.name, key.partition, _PAGE, after):
-            for extra in page:
-                if not extra.key.instance.startswith(prefix):
-                    return
-                if extra.is_locked(now):
-                    raise TaskLockedError(
-                        f"an extra run of {what} is running (pass force=True to run it again now)"
-                    )
-            after = page[-1].key.instance
+        if any(e.is_locked(now) for e in extras_of(store, definition.name, key.partition, target)):
+            raise TaskLockedError(
+                f"an extra run of {what} is running (pass force=True to run it again now)"
+            )
 
     arun_now = async_twin(run_now)
     abackfill = async_twin(backfill)

@@ -21,6 +21,7 @@ from celery_pyncette import metrics, signals
 from celery_pyncette._concurrency import release
 from celery_pyncette._context import Context
 from celery_pyncette._definitions import ExecutionMode, FailureMode, TaskDefinition
+from celery_pyncette._extras import drop_extras
 from celery_pyncette._ids import lease_tokens
 from celery_pyncette._occurrence import Occurrence
 from celery_pyncette.errors import LeaseLostError, StoreError
@@ -304,10 +305,11 @@ class Execution:
 
 
 def _delete(store: Store, key: InstanceKey, extra: InstanceKey | None) -> None:
-    """Remove an instance, and the extra occurrence that removed it (if one did)."""
+    """Remove an instance, and its extra occurrences (the one that removed it, if one did)."""
     store.delete(key)
     if extra is not None:
         store.delete(extra)
+    drop_extras(store, [key])
 
 
 def _replace(

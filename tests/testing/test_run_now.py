@@ -17,7 +17,8 @@ from celery_pyncette import (
     Pyncette,
     TaskLockedError,
 )
-from celery_pyncette._records import is_extra_instance
+from celery_pyncette._partitions import repartition
+from celery_pyncette._records import extra_target, is_extra_instance
 from celery_pyncette.testing import simulate, sleep
 
 #: A Monday, 12:00 UTC.
@@ -248,3 +249,68 @@ def test_arun_now_is_the_async_twin(pyncette: Pyncette) -> None:
         runs = sim.executions(dyn)
 
     assert [r.scheduled_at for r in runs] == [sent_at]
+
+
+def test_removing_an_instance_removes_its_pending_extra_runs(pyncette: Pyncette) -> None:
+    @pyncette.dynamic_task()
+    def report(context: Context) -> None:
+        if context.args.get("last"):
+            context.unschedule()
+
+    with simulate(pyncette, start=START) as sim:
+        pyncette.schedule_task(report, "gone", schedule="0 9 * * *")
+        pyncette.schedule_task(report, "kept", schedule="0 9 * * *")
+        pyncette.run_now(report, "gone")
+        pyncette.backfill(report, "gone", start=START - timedelta(days=3), end=START)
+        pyncette.run_now(report, "kept")
+        assert pyncette.unschedule_task(report, "gone")
+        left = list(pyncette.store.list_instances(report.name, 0, 100))
+        sim.advance(timedelta(seconds=1))
+        runs = sim.executions(report)
+
+    assert [extra_target(r) for r in left if is_extra_instance(r.key.instance)] == ["kept"]
+    assert [r.instance for r in runs] == ["kept"]
+
+
+def test_context_unschedule_in_a_scheduled_run_removes_the_pending_extra_runs(
+    pyncette: Pyncette,
+) -> None:
+    @pyncette.dynamic_task(lease_duration=timedelta(minutes=5))
+    def report(context: Context) -> None:
+        sleep(60)
+        context.unschedule()
+
+    with simulate(pyncette, start=START) as sim:
+        pyncette.schedule_task(report, "x", interval=timedelta(minutes=1))
+        sim.advance(timedelta(minutes=1, seconds=10))  # its scheduled run is under way
+        written = pyncette.backfill(report, "x", start=START - timedelta(minutes=3), end=START)
+        sim.advance(timedelta(minutes=1), beat=False)  # it ends, unscheduling, before any is sent
+        pending = stored_names(pyncette, report.name)
+        sim.advance(timedelta(minutes=5))
+        runs = sim.executions(report)
+
+    assert len(written) == 3
+    assert pending == []
+    assert [(r.scheduled_at, r.outcome) for r in runs] == [
+        (START + timedelta(minutes=1), "success")
+    ]
+
+
+def test_repartition_moves_extra_runs_with_their_instance(pyncette: Pyncette) -> None:
+    @pyncette.partitioned_task(partition_count=2)
+    def spread(context: Context) -> None: ...
+
+    with simulate(pyncette, start=START) as sim:
+        for i in range(12):
+            pyncette.schedule_task(spread, f"u{i}", interval=timedelta(days=1))
+        for i in range(12):
+            pyncette.run_now(spread, f"u{i}")
+        repartition(pyncette.store, pyncette.definition(spread), 8, sim.now)
+        placed = {
+            (p, extra_target(r) if is_extra_instance(r.key.instance) else r.key.instance)
+            for p in range(8)
+            for r in pyncette.store.list_instances(spread.name, p, 100)
+        }
+
+    assert len(placed) == 12  # each extra sits in its instance's partition
+    assert {p for p, _ in placed} != {0, 1}

@@ -48,6 +48,7 @@ LAYERS: dict[str, int] = {
             "_fixtures",
             "_catalog",
             "_backfill",
+            "_extras",
         ],
         3,
     ),
