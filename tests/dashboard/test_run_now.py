@@ -143,3 +143,59 @@ def test_the_authorisation_hook_decides_on_run_now(demo: Demo) -> None:
     assert refused.status_code == 403
     assert ("POST", PAGE + "/run") in seen
     assert extras(demo) == []
+
+
+# --- the JSON API ----------------------------------------------------------------------------
+
+
+def test_the_api_runs_now_and_answers_409_while_running(demo: Demo) -> None:
+    http = client(demo, token="t", writable=True)
+    auth = {"authorization": "Bearer t"}
+    api = "/api/tasks/reminders.hello/instances/busy/run"
+    demo.pyncette.schedule_task(demo.hello, "busy", execute_at=clock.utcnow())
+    demo.pyncette.store.claim_due(
+        "reminders.hello", 0, clock.utcnow() + timedelta(seconds=1), 10,
+        timedelta(minutes=5), "test",
+    )  # fmt: skip
+
+    locked = http.post(api, headers=auth)
+    forced = http.post(api, json={"force": True}, headers=auth)
+    static = http.post("/api/tasks/reports.daily/run", headers=auth)
+    unknown = http.post("/api/tasks/reminders.hello/instances/nobody/run", headers=auth)
+    read_only = client(demo, token="t").post(api, json={"force": True}, headers=auth)
+
+    assert locked.status_code == 409
+    assert "is running" in locked.json()["error"]
+    assert forced.status_code == 201
+    assert forced.json()["instance"] == "busy"
+    assert static.status_code == 201
+    assert static.json()["instance"] is None
+    assert unknown.status_code == 400
+    assert read_only.status_code == 405
+    assert [t for t, _ in extras(demo)] == ["busy"]
+    assert [t for t, _ in extras(demo, "reports.daily")] == [None]
+
+
+def test_the_api_backfills_a_window_once(demo: Demo) -> None:
+    http = client(demo, token="t", writable=True)
+    auth = {"authorization": "Bearer t"}
+    api = "/api/tasks/billing.invoice/instances/acme/backfill"  # "0 6 1 * *": monthly
+    now = clock.utcnow()
+    window = {"from": (now - timedelta(days=100)).isoformat(), "to": now.isoformat()}
+
+    first = http.post(api, json=window, headers=auth)
+    again = http.post(api, json=window, headers=auth)
+    too_many = http.post(api, json={**window, "max": 1}, headers=auth)
+    naive = http.post(api, json={**window, "from": "2020-01-01T00:00:00"}, headers=auth)
+    missing = http.post(api, json={"to": window["to"]}, headers=auth)
+
+    assert first.status_code == 201
+    rows = first.json()["written"]
+    assert 3 <= len(rows) <= 4
+    assert all(datetime.fromisoformat(r["scheduled_at"]).day == 1 for r in rows)
+    assert again.json() == {"written": []}
+    assert (too_many.status_code, naive.status_code, missing.status_code) == (400, 400, 400)
+    assert "has no UTC offset" in naive.json()["error"]
+    assert sorted(at for _, at in extras(demo, "billing.invoice")) == sorted(
+        datetime.fromisoformat(r["scheduled_at"]) for r in rows
+    )
