@@ -123,9 +123,14 @@ class InstanceAPI:
         record = self._new_record(
             key, built, validate_args({**definition.args, **call_args}), self._runtime.now()
         )
-        self._runtime.store.upsert(record, self._runtime.now(), force=force)
-        self._runtime.router.settle_one(
-            definition, record, force
+        # The same timing keeps the stored next run (decided by the store, atomically); force
+        # replaces the instance whole, its timer too.
+        kept = self._runtime.store.upsert(
+            record, self._runtime.now(), force=force, keep_next_run=not force
+        )
+        record = record.with_changes(next_run=kept)
+        record = self._runtime.router.settle_one(
+            definition, record, force, keep_next_run=not force
         )  # a repartition meanwhile: move it
         return TaskState.from_record(record)
 
@@ -256,14 +261,19 @@ class InstanceAPI:
         for start in range(0, len(records), BULK_CHUNK):
             chunk = records[start : start + BULK_CHUNK]
             try:
-                refused = {key.instance for key in store.upsert_many(chunk, now, force)}
+                refused = {
+                    key.instance
+                    for key in store.upsert_many(chunk, now, force, keep_next_run=not force)
+                }
             except StoreError as exc:
                 raise BulkWriteError(
                     f"store failed after {len(written)} of {len(records)} instances: {exc}", written
                 ) from exc
             locked.extend(r.key.instance for r in chunk if r.key.instance in refused)
             written.extend(r.key.instance for r in chunk if r.key.instance not in refused)
-        return locked + self._runtime.router.settle(definition, records, force, refused=locked)
+        return locked + self._runtime.router.settle(
+            definition, records, force, refused=locked, keep_next_run=not force
+        )
 
     @staticmethod
     def _new_record(

@@ -116,12 +116,15 @@ class PartitionRouter:
         written: Sequence[InstanceRecord],
         force: bool,
         refused: Collection[str] = (),
+        keep_next_run: bool = False,
     ) -> list[str]:
         """After writing ``written`` (but the ``refused`` instance names): re-read the layout and
         move what it no longer routes here.
 
         Returns the instances that could not be moved because a running copy holds their new key
         (``force`` false); their stale copy is removed, so they count as refused, not written.
+        With ``keep_next_run`` (the write kept unchanged timers), a move carries the next run
+        stored at the old key, and a copy already at the new key with the same spec keeps its own.
         """
         if refused:
             skip = set(refused)
@@ -139,8 +142,17 @@ class PartitionRouter:
         store, now = self._store(), self._now()
         locked: set[str] = set()
         if moves:
-            moved = [record.with_changes(key=target) for record, target in moves]
-            locked = {key.instance for key in store.upsert_many(moved, now, force)}
+            moved = [
+                record.with_changes(
+                    key=target,
+                    next_run=self._stored_next_run(record) if keep_next_run else record.next_run,
+                )
+                for record, target in moves
+            ]
+            locked = {
+                key.instance
+                for key in store.upsert_many(moved, now, force, keep_next_run=keep_next_run)
+            }
             for record, _ in moves:
                 store.delete(record.key)
         if layout.moving:  # an unfinished move: a copy may still be at its old key
@@ -151,6 +163,12 @@ class PartitionRouter:
             ]
             locked |= self._drop_left_behind(definition, layout, placed, force)
         return sorted(locked)
+
+    def _stored_next_run(self, record: InstanceRecord) -> datetime:
+        """The next run stored at ``record``'s key (the write may have kept an older one than the
+        record's), or the record's when it is gone."""
+        stored = self._store().get(record.key)
+        return record.next_run if stored is None else stored.next_run
 
     def _drop_left_behind(
         self,
@@ -176,10 +194,25 @@ class PartitionRouter:
                 store.delete(old_key)
         return locked
 
-    def settle_one(self, definition: TaskDefinition, record: InstanceRecord, force: bool) -> None:
-        """:meth:`settle` for one instance; raises ``TaskLockedError`` when it was refused."""
-        if self.settle(definition, [record], force):
+    def settle_one(
+        self,
+        definition: TaskDefinition,
+        record: InstanceRecord,
+        force: bool,
+        keep_next_run: bool = False,
+    ) -> InstanceRecord:
+        """:meth:`settle` for one instance; raises ``TaskLockedError`` when it was refused.
+
+        Returns the instance where it now is: ``record`` itself, or, when it was moved, the record
+        stored at its new key (whose next run a copy already there may have kept).
+        """
+        if self.settle(definition, [record], force, keep_next_run=keep_next_run):
             raise TaskLockedError(f"instance {record.key.instance!r} is running (locked)")
+        if not routed(definition):
+            return record
+        target = self.key(definition, record.key.instance)
+        placed = None if target == record.key else self._store().get(target)
+        return record if placed is None else placed
 
     def get(self, definition: TaskDefinition, key: InstanceKey) -> InstanceRecord | None:
         """The instance at ``key``, or where a repartition moved it (or has yet to move it)."""

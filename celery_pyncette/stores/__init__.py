@@ -27,6 +27,7 @@ STORES: dict[str, tuple[str, str | None]] = {
     "redis": ("celery_pyncette.stores.redis:RedisStore", "redis"),
     "rediss": ("celery_pyncette.stores.redis:RedisStore", "redis"),
     "redis+cluster": ("celery_pyncette.stores.redis:RedisStore", "redis"),
+    "redis+sentinel": ("celery_pyncette.stores.redis:RedisStore", "redis"),
     "dynamodb": ("celery_pyncette.stores.dynamodb:DynamoDBStore", "dynamodb"),
 }
 
@@ -37,7 +38,12 @@ def url_scheme(url: str) -> str:
         raise ConfigurationError(
             f"pyncette_url: {url!r} is not a URL (expected e.g. sqlite:///x.db)"
         )
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as exc:  # e.g. an unbalanced [ of an IPv6 host
+        raise ConfigurationError(
+            f"pyncette_url: {url.split('@')[-1]!r} is not a URL: {exc}"
+        ) from None
     if scheme not in STORES:
         known = ", ".join(sorted(STORES))
         raise ConfigurationError(

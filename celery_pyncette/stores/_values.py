@@ -187,6 +187,18 @@ def strike_id(strike: Strike) -> str:
     )
 
 
+def spec_text(spec: Mapping[str, Any]) -> str:
+    """The canonical JSON text of a schedule spec: keys sorted at every level, no spaces.
+
+    Equal specs have equal texts whatever their key order; stores write specs in this form and
+    compare them on it (an upsert with ``keep_next_run``). ``ValueError`` when it is not JSON.
+    """
+    try:
+        return json.dumps(dict(spec), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"a spec must be a JSON object: {exc}") from exc
+
+
 def strike_from_id(ident: str) -> Strike:
     """The inverse of :func:`strike_id`."""
     task, parameter, operator, value = json.loads(ident)

@@ -37,6 +37,7 @@ from celery_pyncette.stores._values import (
     Strike,
     StrikeOperator,
     claimed,
+    spec_text,
     strike_from_id,
     strike_id,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "Strike",
     "StrikeOperator",
     "claimed",
+    "spec_text",
     "strike_from_id",
     "strike_id",
 ]
@@ -283,28 +285,49 @@ class Store(abc.ABC):
         return lost
 
     @abc.abstractmethod
-    def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
-        """Create or replace an instance with ``record``'s spec, args and next run, unlocked.
+    def upsert(
+        self,
+        record: InstanceRecord,
+        now: datetime,
+        force: bool = False,
+        *,
+        keep_next_run: bool = False,
+    ) -> datetime:
+        """Create or replace an instance with ``record``'s spec, args and next run, unlocked;
+        return the next run it now has.
 
         Atomic: two concurrent upserts of the same new instance both succeed (the last one wins).
         When the stored instance is locked at ``now`` and ``force`` is false, raises
         :class:`~celery_pyncette.errors.TaskLockedError` and changes nothing. ``last_run_at`` and
         ``last_status`` of an existing instance are kept.
+
+        With ``keep_next_run``, an existing healthy instance whose stored spec equals
+        ``record.spec`` (compared on :func:`spec_text`) keeps its stored next run; its args are
+        replaced all the same. The comparison and the write are one atomic step in the store, so a
+        claim and commit that move the next run meanwhile are never undone by an older value. A
+        new instance, a changed spec, a quarantined record or one whose stored next run cannot be
+        read takes ``record.next_run`` (a repair).
         """
 
     def upsert_many(
-        self, records: Sequence[InstanceRecord], now: datetime, force: bool = False
+        self,
+        records: Sequence[InstanceRecord],
+        now: datetime,
+        force: bool = False,
+        *,
+        keep_next_run: bool = False,
     ) -> list[InstanceKey]:
         """Upsert a batch; return the keys refused because they were locked (``force`` false).
 
-        Each item has the outcome of :meth:`upsert`; a :class:`StoreError` part-way leaves the
-        earlier items written. Stores override this to save round trips.
+        Each item has the outcome of :meth:`upsert` (``keep_next_run`` included); a
+        :class:`StoreError` part-way leaves the earlier items written. Stores override this to
+        save round trips.
         """
         check_next_runs(now, (record.next_run for record in records))
         locked: list[InstanceKey] = []
         for record in records:
             try:
-                self.upsert(record, now, force)
+                self.upsert(record, now, force, keep_next_run=keep_next_run)
             except TaskLockedError:
                 locked.append(record.key)
         return locked

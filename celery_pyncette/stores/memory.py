@@ -23,6 +23,7 @@ from celery_pyncette.stores.base import (
     Store,
     Strike,
     claimed,
+    spec_text,
     strike_id,
 )
 
@@ -140,20 +141,38 @@ class MemoryStore(Store):
             record = self._leased(key, lease)
             self._records[key] = record.with_changes(locked_until=until, lease=new_lease or lease)
 
-    def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
+    def upsert(
+        self,
+        record: InstanceRecord,
+        now: datetime,
+        force: bool = False,
+        *,
+        keep_next_run: bool = False,
+    ) -> datetime:
         check_next_runs(now, [record.next_run])
+        text = spec_text(record.spec) if keep_next_run else None
         with self._lock:
             existing = self._records.get(record.key)
             if existing is not None and existing.is_locked(now) and not force:
                 raise TaskLockedError(f"{record.key} is locked until {existing.locked_until}")
+            next_run = record.next_run
+            if (
+                text is not None
+                and existing is not None
+                and record.key not in self._quarantined
+                and spec_text(existing.spec) == text
+            ):
+                next_run = existing.next_run
             self._quarantined.pop(record.key, None)
             self._records[record.key] = record.with_changes(
+                next_run=next_run,
                 locked_until=None,
                 lease=None,
                 locked_by=None,
                 last_run_at=existing.last_run_at if existing else None,
                 last_status=existing.last_status if existing else None,
             )
+            return next_run
 
     def delete(self, key: InstanceKey) -> bool:
         with self._lock:

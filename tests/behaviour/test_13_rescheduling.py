@@ -119,7 +119,6 @@ def test_re_scheduling_replaces_the_arguments() -> None:
     assert scheduled(runs) == [60.0]
 
 
-@pytest.mark.xfail(strict=True, reason="needs branch keeptimer (same timing keeps the next run)")
 def test_re_scheduling_with_the_same_timing_keeps_the_next_run_and_replaces_the_arguments() -> None:
     """Ours (the rule Pyncette's sooner-of approximates): the same 10 s interval again at +4 with
     new arguments keeps the run at +10 (not +14) and runs it with the new arguments."""

@@ -71,7 +71,7 @@ def test_a_quarantined_item_leaves_the_ready_index_and_keeps_its_data(
     assert "lease" not in item
     assert "locked_until" not in item
     assert item["quarantine_reason"] == {"S": "cannot compute"}
-    assert item["spec"] == {"S": '{"interval": 60}'}
+    assert item["spec"] == {"S": '{"interval":60}'}  # canonical JSON text (spec_text)
 
     store.upsert(record("a"), T0)
 

@@ -221,6 +221,66 @@ def test_a_bulk_upsert_reports_a_store_error_of_any_item(store: DynamoDBStore) -
         store.upsert_many(batch, T0)
 
 
+def test_keeping_the_timer_decides_on_the_spec_stored_when_each_write_lands(
+    store: DynamoDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replacing write is refused (same spec); another writer then changes the spec before
+    the keeping write lands: that write is refused too, and the next round replaces."""
+    same, other = {"interval": 60}, {"interval": 120}
+    store.upsert(InstanceRecord(InstanceKey("t", 0, "a"), T0, same, {}), T0)
+    real = store._update
+    writes: list[str] = []
+
+    def racing(key: InstanceKey, update: str, *rest: Any, **options: Any) -> dict[str, Any]:
+        writes.append(update.split(" ")[1])
+        if update.startswith("SET #args = :args, #ready = #next") and len(writes) == 2:
+            store.upsert(InstanceRecord(key, T0 + timedelta(hours=2), other, {}), T0)
+        return real(key, update, *rest, **options)
+
+    monkeypatch.setattr(store, "_update", racing)
+    kept = store.upsert(
+        InstanceRecord(InstanceKey("t", 0, "a"), T0 + timedelta(hours=1), same, {"n": 1}),
+        T0,
+        keep_next_run=True,
+    )
+
+    # replace (refused: same spec), keep (refused: the spec changed), the other writer's write,
+    # replace (done)
+    assert writes == ["#spec", "#args", "#spec", "#spec"]
+    assert kept == T0 + timedelta(hours=1)
+    state = store.get(InstanceKey("t", 0, "a"))
+    assert state is not None
+    assert (state.next_run, dict(state.spec), dict(state.args)) == (kept, same, {"n": 1})
+
+
+def test_keeping_the_timer_gives_up_with_a_store_error_when_the_spec_never_settles(
+    store: DynamoDBStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    specs = [{"interval": 60}, {"interval": 120}]
+    store.upsert(InstanceRecord(InstanceKey("t", 0, "a"), T0, specs[0], {}), T0)
+    real = store._update
+    rounds = {"n": 0}
+
+    def flapping(key: InstanceKey, update: str, *rest: Any, **options: Any) -> dict[str, Any]:
+        # Before each write of ours, another writer flips the stored spec to the one that makes
+        # this write's condition fail.
+        if update.startswith("SET #spec") and rest and rest[0] and "<>" in str(rest[0]):
+            rounds["n"] += 1
+            real(key, "SET #spec = :spec", None, {":spec": {"S": '{"interval":60.0}'}})
+        elif update.startswith("SET #args"):
+            real(key, "SET #spec = :spec", None, {":spec": {"S": '{"interval":120}'}})
+        return real(key, update, *rest, **options)
+
+    monkeypatch.setattr(store, "_update", flapping)
+    with pytest.raises(StoreError, match="kept changing"):
+        store.upsert(
+            InstanceRecord(InstanceKey("t", 0, "a"), T0 + timedelta(hours=1), {"interval": 60.0}),
+            T0,
+            keep_next_run=True,
+        )
+    assert rounds["n"] == 5
+
+
 def test_listing_follows_dynamodb_result_pages(store: DynamoDBStore) -> None:
     # DynamoDB returns at most 1 MB per query: 12 items of ~150 KB need two pages or more.
     names = [f"n{i:02d}" for i in range(12)]

@@ -232,11 +232,11 @@ def test_a_bulk_write_that_fails_part_way_reports_what_was_written(
     real = store.upsert_many
     calls = {"n": 0}
 
-    def flaky(records: list, now: object, force: bool = False) -> list:
+    def flaky(records: list, now: object, force: bool = False, **options: bool) -> list:
         calls["n"] += 1
         if calls["n"] == 2:
             raise StoreError("connection lost")
-        return real(records, now, force)  # type: ignore[arg-type]
+        return real(records, now, force, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(store, "upsert_many", flaky)
 

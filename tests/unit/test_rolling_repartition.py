@@ -166,6 +166,49 @@ def test_an_old_process_bulk_write_after_a_repartition_lands_in_polled_partition
     assert len(old.list_task_states(spread_old, limit=100).tasks) == len(names) + 1
 
 
+def test_an_old_process_rescheduling_with_the_same_timing_keeps_the_moved_timer(
+    processes: Processes,
+) -> None:
+    """The old process writes under its cached count (a fresh copy, timer restarted), then finds
+    the repartition and moves the copy onto the instance already moved: that one keeps its own
+    next run, and the state returned says so."""
+    old, spread_old = processes.start(4)
+    first = old.schedule_task(spread_old, "user1", interval=timedelta(hours=1), n=1)
+    new, _ = processes.start(4)
+    move_to_two(new)
+
+    again = old.schedule_task(spread_old, "user1", interval=timedelta(hours=1), n=2)
+
+    assert where(old, "user1") == [partition(2, "user1")]
+    stored = old.get_task_state(spread_old, "user1")
+    assert stored is not None
+    assert (stored.scheduled_at, stored.args) == (first.scheduled_at, {"n": 2})
+    assert (again.scheduled_at, again.partition) == (first.scheduled_at, partition(2, "user1"))
+
+
+def test_an_old_process_bulk_rescheduling_with_the_same_timing_keeps_the_timers(
+    processes: Processes,
+) -> None:
+    old, spread_old = processes.start(4)
+    names = ["user1", "a", "b", "c"]
+    old.schedule_tasks(spread_old, {n: {"n": 1} for n in names}, interval=timedelta(hours=1))
+    before = {n: old.get_task_state(spread_old, n) for n in names}
+    new, _ = processes.start(4)
+    move_to_two(new)
+
+    assert (
+        old.schedule_tasks(spread_old, {n: {"n": 2} for n in names}, interval=timedelta(hours=1))
+        == []
+    )
+
+    for name in names:
+        assert where(old, name) == [partition(2, name)], name
+        state, earlier = old.get_task_state(spread_old, name), before[name]
+        assert state is not None
+        assert earlier is not None
+        assert (state.scheduled_at, state.args) == (earlier.scheduled_at, {"n": 2}), name
+
+
 def test_the_new_count_is_stored_before_anything_moves(processes: Processes) -> None:
     old, spread_old = processes.start(4)
     for name in ("a", "b", "c", "d", "user1"):
@@ -174,9 +217,11 @@ def test_the_new_count_is_stored_before_anything_moves(processes: Processes) -> 
     writes: list[InstanceKey] = []
     real = store.upsert
 
-    def recording(record: InstanceRecord, now: datetime, force: bool = False) -> None:
+    def recording(
+        record: InstanceRecord, now: datetime, force: bool = False, *, keep_next_run: bool = False
+    ) -> datetime:
         writes.append(record.key)
-        real(record, now, force)
+        return real(record, now, force, keep_next_run=keep_next_run)
 
     store.upsert = recording  # type: ignore[method-assign]
     try:

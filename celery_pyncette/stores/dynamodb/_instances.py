@@ -2,36 +2,101 @@
 
 An upsert is one ``UpdateItem`` that writes spec, arguments and next run and clears the lease,
 conditioned (unless forced) on the instance being new, unlocked, or under an expired lease; it
-also clears a quarantine (a repair) and then forgets its registry entry. A partition is read by
-``Query`` pages on the table's key, consistently.
+also clears a quarantine (a repair) and then forgets its registry entry; one that keeps the next
+run of an unchanged spec takes two conditional ``UpdateItem`` calls (see :func:`upsert`). A
+partition is read by ``Query`` pages on the table's key, consistently.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from celery_pyncette.errors import CorruptRecordError, TaskLockedError
-from celery_pyncette.stores.base import InstanceKey, InstanceRecord
+from celery_pyncette.errors import CorruptRecordError, StoreError, TaskLockedError
+from celery_pyncette.stores.base import InstanceKey, InstanceRecord, spec_text
 from celery_pyncette.stores.dynamodb import _quarantine as quarantines
 from celery_pyncette.stores.dynamodb._api import Table
-from celery_pyncette.stores.dynamodb._codec import decode_item
+from celery_pyncette.stores.dynamodb._codec import decode_item, time_attribute
 from celery_pyncette.stores.dynamodb._items import SK, RefusedError, expression, number
 
+#: Rounds of "replace, else keep" an upsert with ``keep_next_run`` tries while other writers
+#: change the spec under it, before it gives up with :class:`StoreError`.
+KEEP_ATTEMPTS = 5
+#: The condition of an unforced upsert: a new instance, an unlocked one, or an expired lease.
+_UNLOCKED = "(attribute_not_exists(#pk) OR attribute_not_exists(#until) OR #until <= :now)"
 
-def upsert(store: Table, record: InstanceRecord, now: datetime, force: bool) -> None:
-    """``Store.upsert`` on ``store`` (its times checked)."""
+
+def upsert(
+    store: Table, record: InstanceRecord, now: datetime, force: bool, keep_next_run: bool = False
+) -> datetime:
+    """``Store.upsert`` on ``store`` (its times checked); the next run the item now has.
+
+    With ``keep_next_run`` two conditional writes take turns, each deciding on the item as it is
+    when it is written: "replace, if new, of another spec, or quarantined", else "keep the next
+    run, if of this spec and healthy". A concurrent write that changes the spec in between fails
+    the second condition and the round starts again.
+    """
     values: dict[str, Any] = {
-        ":spec": {"S": json.dumps(dict(record.spec))},
+        ":spec": {"S": spec_text(record.spec)},
         ":args": {"S": json.dumps(dict(record.args))},
         ":next": number(record.next_run),
     }
-    condition, extra = None, {"ReturnValues": "UPDATED_OLD"}
-    if not force:  # a new instance, an unlocked one, or one whose lease has expired
-        condition = "attribute_not_exists(#pk) OR attribute_not_exists(#until) OR #until <= :now"
+    lock = None if force else _UNLOCKED
+    if not force:
         values[":now"] = number(now)
+    if not keep_next_run:
+        try:
+            _replace(store, record, lock, values)
+        except _OtherError:  # only the lock check can refuse this one
+            raise TaskLockedError(f"{record.key} is locked by a running execution") from None
+        return record.next_run
+    # "Healthy": not quarantined, and a next run that is a number (one to keep, and to copy into
+    # the ready_at index, whose key is a number).
+    other = (
+        "(attribute_not_exists(#spec) OR #spec <> :spec OR attribute_exists(#qsince)"
+        " OR NOT attribute_type(#next, :number))"
+    )
+    same = "#spec = :spec AND attribute_not_exists(#qsince) AND attribute_type(#next, :number)"
+    values[":number"] = {"S": "N"}
+    kept_values = {name: value for name, value in values.items() if name != ":next"}
+    for _ in range(KEEP_ATTEMPTS):
+        try:
+            _replace(store, record, _both(other, lock), values)
+        except _OtherError:
+            pass
+        else:
+            return record.next_run
+        try:
+            new = store._update(
+                record.key,
+                "SET #args = :args, #ready = #next REMOVE #until, #lease, #by",
+                _both(same, lock),
+                kept_values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            ).get("Attributes", {})
+        except RefusedError as refused:
+            _raise_if_locked(record, refused.item, values)
+            continue
+        kept = time_attribute(new, "next_run")
+        if kept is not None:
+            return kept
+    raise StoreError(f"{record.key}: its spec kept changing under the upsert; try again")
+
+
+class _OtherError(Exception):
+    """The replacing write was refused only because the item holds this spec, healthy."""
+
+
+def _replace(store: Table, record: InstanceRecord, condition: str | None, values: Any) -> None:
+    """Write spec, args and next run and clear the lease (and a quarantine); ``TaskLockedError``
+    when the lock refused it, :class:`_OtherError` when the rest of ``condition`` did."""
+    extra: dict[str, Any] = {"ReturnValues": "UPDATED_OLD"}
+    if condition is not None:
         extra["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
     try:
         old = store._update(
@@ -43,10 +108,27 @@ def upsert(store: Table, record: InstanceRecord, now: datetime, force: bool) -> 
             **extra,
         ).get("Attributes", {})
     except RefusedError as refused:
-        until = (refused.item or {}).get("locked_until")
-        raise TaskLockedError(f"{record.key} is locked until {until}") from None
+        _raise_if_locked(record, refused.item, values)
+        raise _OtherError from None
     if quarantines.SINCE in old:
         quarantines.forget(store, record.key)  # repaired
+
+
+def _raise_if_locked(
+    record: InstanceRecord, item: Mapping[str, Any] | None, values: Mapping[str, Any]
+) -> None:
+    """Raise ``TaskLockedError`` when the lock check (``:now`` in ``values``: not forced) is what
+    refused a write of ``item``. A lock expiry that is not a number counts as a lock."""
+    now = values.get(":now")
+    if now is None or item is None or "locked_until" not in item:
+        return
+    until = item["locked_until"].get("N")
+    if until is None or Decimal(until) > Decimal(now["N"]):
+        raise TaskLockedError(f"{record.key} is locked until {until}")
+
+
+def _both(condition: str, lock: str | None) -> str:
+    return condition if lock is None else f"{condition} AND {lock}"
 
 
 def query_partition(

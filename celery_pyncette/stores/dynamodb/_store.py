@@ -269,22 +269,35 @@ class DynamoDBStore(Store):
         check_aware("until", until)
         return _leases.extend_leases(self, items, until)
 
-    def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
+    def upsert(
+        self,
+        record: InstanceRecord,
+        now: datetime,
+        force: bool = False,
+        *,
+        keep_next_run: bool = False,
+    ) -> datetime:
         check_next_runs(now, [record.next_run])
-        _instances.upsert(self, record, now, force)
+        return _instances.upsert(self, record, now, force, keep_next_run)
 
     def upsert_many(
-        self, records: Sequence[InstanceRecord], now: datetime, force: bool = False
+        self,
+        records: Sequence[InstanceRecord],
+        now: datetime,
+        force: bool = False,
+        *,
+        keep_next_run: bool = False,
     ) -> list[InstanceKey]:
         """Upsert a batch, ``bulk_concurrency`` requests at a time (DynamoDB has no batched
         conditional update; a transaction would let one locked instance refuse the whole batch)."""
         check_next_runs(now, (record.next_run for record in records))
         if len(records) < 2 or len({r.key for r in records}) < len(records):
-            return super().upsert_many(records, now, force)  # repeated keys: in order, last wins
+            # repeated keys: in order, last wins
+            return super().upsert_many(records, now, force, keep_next_run=keep_next_run)
 
         def upsert_one(record: InstanceRecord) -> InstanceKey | None:
             try:
-                self.upsert(record, now, force)
+                self.upsert(record, now, force, keep_next_run=keep_next_run)
             except TaskLockedError:
                 return record.key
             return None

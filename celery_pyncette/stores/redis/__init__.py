@@ -1,4 +1,5 @@
-"""``redis://``, ``rediss://`` and ``redis+cluster://``: a store on Redis or Redis Cluster.
+"""``redis://``, ``rediss://``, ``redis+sentinel://`` and ``redis+cluster://``: a store on Redis
+(standalone, or the primary Redis Sentinel names) or on Redis Cluster.
 
 Key layout (``ns``: the namespace; ``T``: the task name's UTF-8 in hex; ``P``: the partition)::
 

@@ -1,10 +1,13 @@
 """The Redis store's connection: its client, the errors it raises, and how scripts are run.
 
 The client is made on first use (never in the constructor), from the store URL, or is the one
-passed in, which is then never closed. :meth:`Connection.after_fork` drops a client made here in a
-forked child without closing it (its sockets are the parent's); redis-py's own pools reset a
-given client's connections in a child. Every Redis failure is raised as :class:`StoreError`
-naming the action, the original chained, and the next call connects again.
+passed in, which is then never closed. A ``redis+sentinel://`` URL is parsed in the constructor
+(a bad one raises :class:`ConfigurationError` before any I/O); its client is the primary's, found
+through the sentinels again on every new connection (see ``_sentinel.py``).
+:meth:`Connection.after_fork` drops a client made here in a forked child without closing it (its
+sockets are the parent's); redis-py's own pools reset a given client's connections in a child.
+Every Redis failure is raised as :class:`StoreError` naming the action, the original chained, and
+the next call connects again.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.retry import Retry
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 from celery_pyncette.errors import StoreError
 from celery_pyncette.stores.base import InstanceKey
 from celery_pyncette.stores.redis._scripts import SCRIPTS
+from celery_pyncette.stores.redis._sentinel import SCHEME as SENTINEL_SCHEME
+from celery_pyncette.stores.redis._sentinel import SentinelURL, parse_sentinel_url
 
 Client: TypeAlias = "redis.Redis | RedisCluster"
 
@@ -36,13 +42,21 @@ class Connection:
 
     def __init__(self, url: str, client: Client | None) -> None:
         self.url = url
-        self._cluster_url = urlsplit(url).scheme.lower() == "redis+cluster"
+        scheme = url.partition("://")[0].lower()  # urlsplit may raise on a bad netloc
+        self._cluster_url = scheme == "redis+cluster"
+        self._sentinel_url: SentinelURL | None = None
+        if scheme == SENTINEL_SCHEME and client is None:
+            self._sentinel_url = parse_sentinel_url(url)
+        self._sentinel: Sentinel | None = None
         self._given = client
         self._client: Client | None = client
         self._lock = threading.Lock()
         self._closed = False
 
     def _connect(self) -> Client:
+        if self._sentinel_url is not None:
+            client, self._sentinel = self._sentinel_url.connect(_CLIENT_DEFAULTS)
+            return client
         if self._cluster_url:
             parts = urlsplit(self.url)
             plain = urlunsplit(("redis", parts.netloc, parts.path, parts.query, parts.fragment))
@@ -73,9 +87,14 @@ class Connection:
         self._lock = threading.Lock()
         if self._given is None:
             self._client = None
+            self._sentinel = None
 
     def safe_url(self) -> str:
+        if self._sentinel_url is not None:
+            return self._sentinel_url.safe()
         parts = urlsplit(self.url)
+        if parts.scheme.lower() == SENTINEL_SCHEME:  # a client was given: the URL is unused
+            return f"{parts.scheme}://"
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
         return f"{parts.scheme}://{host}{port}{parts.path}"
@@ -87,17 +106,33 @@ class Connection:
             yield
         except (RedisError, RedisClusterException) as exc:
             raise StoreError(
-                f"Redis store ({self.safe_url()}) failed to {action}: {type(exc).__name__}: {exc}"
+                f"Redis store ({self.safe_url()}) failed to {action}: {self._describe(exc)}"
             ) from exc
+
+    def _describe(self, exc: BaseException) -> str:
+        if isinstance(exc, MasterNotFoundError) and self._sentinel_url is not None:
+            # redis-py's message repeats every sentinel client's whole repr
+            return (
+                f"MasterNotFoundError: no sentinel named a primary for "
+                f"{self._sentinel_url.service_name!r} (none reachable, or the primary is down "
+                "and not replaced yet)"
+            )
+        return f"{type(exc).__name__}: {exc}"
 
     def close(self) -> None:
         """Close the client made here (a client passed in is left open). Idempotent."""
         with self._lock:
             client, self._client = self._client, None
+            sentinel, self._sentinel = self._sentinel, None
             self._closed = True
         if client is not None and self._given is None:
             with contextlib.suppress(RedisError, RedisClusterException, OSError):
                 client.close()
+        if sentinel is not None:
+            # each sentinel's client (Sentinel.close() is missing from older redis-py)
+            for node in sentinel.sentinels:
+                with contextlib.suppress(RedisError, OSError):
+                    node.close()
 
     def script(self, name: str, keys: Sequence[bytes], args: Sequence[Any], action: str) -> Any:
         client = self.client()

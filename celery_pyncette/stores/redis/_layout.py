@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from celery_pyncette._ids import lease_tokens
-from celery_pyncette.stores.base import InstanceKey, InstanceRecord
+from celery_pyncette.stores.base import InstanceKey, InstanceRecord, spec_text
 
 _Item = TypeVar("_Item")
 #: The most items one commit/unlock/upsert script handles (keeps each script call short).
@@ -248,7 +248,7 @@ def encode_record(record: InstanceRecord) -> list[Any]:
     """The upsert script's four arguments for ``record``; ``ValueError`` when not JSON."""
     key = record.key
     try:
-        spec = json.dumps(dict(record.spec), separators=(",", ":"), allow_nan=False)
+        spec = spec_text(record.spec)  # canonical: the upsert script compares it
         args = json.dumps(dict(record.args), separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{key}: spec and args must be JSON-serialisable: {exc}") from exc

@@ -8,7 +8,6 @@ import secrets
 from collections.abc import Callable, Generator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from redis.cluster import RedisCluster
 
@@ -67,7 +66,8 @@ _CLAIM_ROUNDS = 16
 
 
 class RedisStore(Store):
-    """A store on Redis (``redis://``, ``rediss://``) or Redis Cluster (``redis+cluster://``).
+    """A store on Redis (``redis://``, ``rediss://``), on the primary that Redis Sentinel names
+    (``redis+sentinel://``) or on Redis Cluster (``redis+cluster://``).
 
     ``client`` is an optional ready ``redis.Redis`` or ``redis.cluster.RedisCluster``; the store
     then uses it instead of connecting to ``url`` and never closes it. The store connects lazily, on
@@ -89,8 +89,8 @@ class RedisStore(Store):
             raise ConfigurationError(
                 f"RedisStore namespace {namespace!r}: expected a non-empty string without braces"
             )
-        scheme = urlsplit(url).scheme.lower()
-        if scheme not in {"redis", "rediss", "redis+cluster"}:
+        scheme = url.partition("://")[0].lower()  # urlsplit may raise on a bad netloc
+        if scheme not in {"redis", "rediss", "redis+cluster", "redis+sentinel"}:
             raise ConfigurationError(f"RedisStore cannot use {url!r}: not a redis URL")
         self._connection = Connection(url, client)
         self._strikes_key, self._marker_key = strikes_keys(namespace)
@@ -344,28 +344,42 @@ class RedisStore(Store):
 
     # --- instances ------------------------------------------------------------------------------
 
-    def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
-        refused = self._upsert_batches([record], now, force)
-        if refused:
-            ((key, locked_until),) = refused
-            raise TaskLockedError(f"{key} is locked until {locked_until.isoformat()}")
+    def upsert(
+        self,
+        record: InstanceRecord,
+        now: datetime,
+        force: bool = False,
+        *,
+        keep_next_run: bool = False,
+    ) -> datetime:
+        ((_, written, moment),) = self._upsert_batches([record], now, force, keep_next_run)
+        if not written:
+            raise TaskLockedError(f"{record.key} is locked until {moment.isoformat()}")
+        return moment
 
     def upsert_many(
-        self, records: Sequence[InstanceRecord], now: datetime, force: bool = False
+        self,
+        records: Sequence[InstanceRecord],
+        now: datetime,
+        force: bool = False,
+        *,
+        keep_next_run: bool = False,
     ) -> list[InstanceKey]:
         """One script call per task partition (per 500 records), pipelined on plain Redis: one
         round trip for a whole batch. A key given twice ends with its last record."""
-        return [key for key, _ in self._upsert_batches(records, now, force)]
+        outcomes = self._upsert_batches(records, now, force, keep_next_run)
+        return [key for key, written, _ in outcomes if not written]
 
     def _upsert_batches(
-        self, records: Sequence[InstanceRecord], now: datetime, force: bool
-    ) -> list[tuple[InstanceKey, datetime]]:
-        """Write ``records``; return the (key, lock expiry) of each one refused as locked."""
+        self, records: Sequence[InstanceRecord], now: datetime, force: bool, keep: bool
+    ) -> list[tuple[InstanceKey, bool, datetime]]:
+        """Write ``records``; return, in their order, each one's key, whether it was written, and
+        the next run it now has (written) or its lock expiry (refused as locked)."""
         check_next_runs(now, (record.next_run for record in records))
         if not records:
             return []
         encoded = [encode_record(record) for record in records]  # every ValueError before any write
-        head = [to_micros(now), "1" if force else "0"]
+        head = [to_micros(now), "1" if force else "0", "1" if keep else "0"]
         calls = []
         for part, items in by_partition(records, lambda r: r.key):
             prefix = self._prefix(*part)
@@ -376,12 +390,11 @@ class RedisStore(Store):
                 args += encoded[index]
             calls.append(([i for i, _ in items], keys, args))
         replies = self._connection.run_scripts("upsert", calls, "write instances")
-        return [
-            (records[index].key, from_micros(reply))
-            for (indexes, _, _), flags in zip(calls, replies, strict=True)
-            for index, reply in zip(indexes, flags, strict=True)
-            if reply != 1
-        ]
+        outcomes: list[tuple[InstanceKey, bool, datetime] | None] = [None] * len(records)
+        for (indexes, _, _), entries in zip(calls, replies, strict=True):
+            for index, (flag, moment) in zip(indexes, entries, strict=True):
+                outcomes[index] = (records[index].key, int(flag) == 1, from_micros(moment))
+        return [outcome for outcome in outcomes if outcome is not None]
 
     def delete(self, key: InstanceKey) -> bool:
         prefix = self._prefix(key.task, key.partition)

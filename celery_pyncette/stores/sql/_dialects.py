@@ -7,7 +7,7 @@ Each function runs inside a transaction the store opened (on SQLite a ``BEGIN IM
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     TextClause,
+    and_,
     bindparam,
     case,
     cast,
@@ -40,25 +41,31 @@ from celery_pyncette.stores.sql._schema import UTCDateTime
 
 #: Columns that identify an instance.
 KEY_COLUMNS = ("task", "partition", "instance")
-#: Columns an upsert replaces (the lease is cleared; last_run_at / last_status are kept), with
-#: locked_until last (MySQL's ON DUPLICATE KEY UPDATE depends on it). The quarantine marker is
-#: written back to NULL: an upsert repairs a quarantined instance.
+#: Columns an upsert replaces (the lease is cleared; last_run_at / last_status are kept). MySQL's
+#: ON DUPLICATE KEY UPDATE assigns in this order and later assignments see earlier ones, so the
+#: columns its conditions read come after the ones they decide: next_run and ready_at before spec
+#: and the quarantine marker (the kept-next-run test), locked_until last (the lock test). The
+#: quarantine marker is written back to NULL: an upsert repairs a quarantined instance.
 REPLACED_COLUMNS = (
-    "spec",
-    "args",
     "next_run",
     "ready_at",
+    "spec",
+    "args",
     "lease",
     "locked_by",
     "quarantined_at",
     "quarantine_reason",
     "locked_until",
 )
+#: The earliest time a MySQL DATETIME holds.
+MYSQL_EARLIEST = datetime(1000, 1, 1, tzinfo=timezone.utc)
 #: Most keys or rows in one statement (``IN (...)`` lists, ``CASE`` arms, multi-row inserts).
 CHUNK = 500
 
 #: (task, partition, instance)
 Key = tuple[str, int, str]
+#: What an upsert did: the keys refused as locked, and the next run each written key now has.
+Upserted = tuple[set[Key], dict[Key, datetime]]
 
 
 class Dialect:
@@ -87,6 +94,11 @@ class Dialect:
     ) -> ColumnElement[datetime]:
         """``max(left, when)`` for two non-null times (``when`` a value or an expression)."""
         return func.max(left, _time(when), type_=UTCDateTime())
+
+    def readable_time(self, column: ColumnElement[Any]) -> ColumnElement[bool]:
+        """True when the stored time ``column`` reads as a time (SQLite keeps any text in any
+        column): an upsert keeps only a next run it can return."""
+        return func.datetime(column).is_not(None)
 
     def __init__(self) -> None:
         self._probes: dict[tuple[str, int], Any] = {}
@@ -181,24 +193,44 @@ class Dialect:
         rows: Sequence[Mapping[str, Any]],
         now: datetime,
         force: bool,
-    ) -> set[Key]:
+        keep_next_run: bool = False,
+    ) -> Upserted:
         """Insert or replace instances (distinct keys, one statement); return the keys refused,
-        unchanged, because they were locked at ``now`` (none with ``force``).
+        unchanged, because they were locked at ``now`` (none with ``force``), and the next run
+        of each key written (with ``keep_next_run``, an existing healthy row whose spec text
+        equals the new one keeps its own: decided by the statement, on the row it replaces).
 
         The rows go as parameter sets of one cached single-row statement, which SQLAlchemy sends
         as one multi-row ``INSERT`` ("insertmanyvalues"): compiling a new 500-row statement for
         every batch would cost more than running it.
         """
         stmt = self._insert(table)
+        new = {name: stmt.excluded[name] for name in REPLACED_COLUMNS}
+        if keep_next_run:
+            new.update(self._kept_next_run(table, new["spec"], new["next_run"]))
         stmt = stmt.on_conflict_do_update(
             index_elements=list(KEY_COLUMNS),
-            set_={name: stmt.excluded[name] for name in REPLACED_COLUMNS},
+            set_=new,
             where=None if force else _unlocked(table, now),
         )
         # A row comes back when it was inserted or replaced, none when the WHERE kept it.
-        returning = stmt.returning(*(table.c[n] for n in KEY_COLUMNS))
+        c = table.c
+        returning = stmt.returning(c.task, c.partition, c.instance, c.next_run)
         written = conn.execute(returning, [dict(row) for row in rows]).all()
-        return _keys(rows) - {(row[0], row[1], row[2]) for row in written}
+        next_runs = {(row[0], row[1], row[2]): row[3] for row in written}
+        return _keys(rows) - set(next_runs), next_runs
+
+    def _kept_next_run(
+        self, table: Table, new_spec: ColumnElement[Any], new_next_run: ColumnElement[Any]
+    ) -> dict[str, ColumnElement[Any]]:
+        """``next_run`` and ``ready_at`` of an upsert that keeps the stored next run of a healthy
+        row (not quarantined, its next run readable) whose spec text equals the new one (both are
+        written as canonical text, see :func:`~celery_pyncette.stores.base.spec_text`), and takes
+        the new one otherwise."""
+        c = table.c
+        same = and_(c.spec == new_spec, c.quarantined_at.is_(None), self.readable_time(c.next_run))
+        kept = case((same, c.next_run), else_=new_next_run)
+        return {"next_run": kept, "ready_at": kept}
 
     def insert_missing(self, conn: Connection, table: Table, values: Mapping[str, Any]) -> None:
         """Insert a row unless its primary key exists."""
@@ -265,6 +297,10 @@ class PostgresDialect(Dialect):
     ) -> ColumnElement[datetime]:
         return func.greatest(left, _time(when), type_=UTCDateTime())
 
+    def readable_time(self, column: ColumnElement[Any]) -> ColumnElement[bool]:
+        # timestamptz holds 'infinity', which psycopg cannot return.
+        return func.isfinite(column)
+
     def claim(
         self,
         conn: Connection,
@@ -329,6 +365,10 @@ class MySQLDialect(Dialect):
     ) -> ColumnElement[datetime]:
         return func.greatest(left, _time(when), type_=UTCDateTime())
 
+    def readable_time(self, column: ColumnElement[Any]) -> ColumnElement[bool]:
+        # The zero date (stored unless NO_ZERO_DATE is set) is before DATETIME's range.
+        return column >= _time(MYSQL_EARLIEST)
+
     def upsert(
         self,
         conn: Connection,
@@ -336,38 +376,50 @@ class MySQLDialect(Dialect):
         rows: Sequence[Mapping[str, Any]],
         now: datetime,
         force: bool,
-    ) -> set[Key]:
+        keep_next_run: bool = False,
+    ) -> Upserted:
         # ON DUPLICATE KEY UPDATE has no WHERE: each assignment keeps the old value while the
         # row is locked. MySQL assigns left to right and later assignments see earlier ones,
-        # so locked_until, which the condition reads, is assigned last.
+        # so the columns the conditions read (spec, the quarantine marker, locked_until) are
+        # assigned after the ones they decide (see REPLACED_COLUMNS).
         # One multi-row VALUES statement (PyMySQL cannot batch parameter sets whose
         # ON DUPLICATE KEY UPDATE part has parameters of its own, as the lock check does).
         stmt = mysql.insert(table).values(list(rows))
         free = _unlocked(table, now)
+        new: dict[str, ColumnElement[Any]] = {
+            name: stmt.inserted[name] for name in REPLACED_COLUMNS
+        }
+        if keep_next_run:
+            new.update(self._kept_next_run(table, new["spec"], new["next_run"]))
         assignments: list[tuple[str, Any]] = []
         for name in REPLACED_COLUMNS[:-1]:
-            new = stmt.inserted[name]
-            assignments.append((name, new if force else case((free, new), else_=table.c[name])))
+            assignments.append(
+                (name, new[name] if force else case((free, new[name]), else_=table.c[name]))
+            )
         unlocked_value = null() if force else case((free, null()), else_=table.c.locked_until)
         assignments.append(("locked_until", unlocked_value))
         conn.execute(stmt.on_duplicate_key_update(assignments))
-        if force:
-            return set()
-        # The rows are now locked by this transaction: those still leased were refused.
+        if force and not keep_next_run:
+            return set(), {_key(row): row["next_run"] for row in rows}
+        # The rows are now locked by this transaction: those still leased were refused; the
+        # others hold the next run written (read back only when it may have been kept).
         c = table.c
         refused: set[Key] = set()
+        next_runs: dict[Key, datetime] = {}
         for (task, partition), names in _by_partition(rows).items():
             for chunk in chunks(names, CHUNK):
-                leased = conn.execute(
-                    select(c.instance).where(
-                        c.task == task,
-                        c.partition == partition,
-                        c.instance.in_(chunk),
-                        c.locked_until.is_not(None),
-                    )
-                )
-                refused.update((task, partition, name) for name in leased.scalars())
-        return refused
+                where = [c.task == task, c.partition == partition, c.instance.in_(chunk)]
+                if not keep_next_run:
+                    where.append(c.locked_until.is_not(None))
+                found = conn.execute(select(c.instance, c.next_run, c.locked_until).where(*where))
+                for name, next_run, locked_until in found:
+                    if locked_until is not None:
+                        refused.add((task, partition, name))
+                    else:
+                        next_runs[(task, partition, name)] = next_run
+        if not keep_next_run:
+            next_runs = {_key(row): row["next_run"] for row in rows if _key(row) not in refused}
+        return refused, next_runs
 
     def insert_missing(self, conn: Connection, table: Table, values: Mapping[str, Any]) -> None:
         first = next(iter(values))
@@ -387,8 +439,12 @@ def _unlocked(table: Table, now: datetime) -> ColumnElement[bool]:
     return or_(table.c.locked_until.is_(None), table.c.locked_until <= now)
 
 
+def _key(row: Mapping[str, Any]) -> Key:
+    return (row["task"], row["partition"], row["instance"])
+
+
 def _keys(rows: Sequence[Mapping[str, Any]]) -> set[Key]:
-    return {(row["task"], row["partition"], row["instance"]) for row in rows}
+    return {_key(row) for row in rows}
 
 
 def _by_partition(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int], list[str]]:

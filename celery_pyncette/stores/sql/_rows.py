@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, LargeBinary, Table, case, cast, func, type
 from sqlalchemy.types import NullType
 
 from celery_pyncette.errors import CorruptRecordError
-from celery_pyncette.stores.base import ClaimedRecord, InstanceKey, InstanceRecord
+from celery_pyncette.stores.base import ClaimedRecord, InstanceKey, InstanceRecord, spec_text
 from celery_pyncette.stores.sql._quarantine import cleared_values
 from celery_pyncette.stores.sql._schema import INSTANCE_BYTES, TASK_BYTES
 
@@ -188,7 +188,9 @@ def written_row(record: InstanceRecord) -> dict[str, Any]:
         "task": key.task,
         "partition": key.partition,
         "instance": key.instance,
-        "spec": dict(record.spec),
+        # Key order sorted at every level: the column then holds spec_text(spec), which an
+        # upsert keeping the next run compares.
+        "spec": json.loads(spec_text(record.spec)),
         "args": dict(record.args),
         "next_run": record.next_run,
         "ready_at": record.next_run,

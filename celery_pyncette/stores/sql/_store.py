@@ -350,21 +350,36 @@ class SQLStore(Store):
 
     # --- instances -------------------------------------------------------------------------------
 
-    def upsert(self, record: InstanceRecord, now: datetime, force: bool = False) -> None:
+    def upsert(
+        self,
+        record: InstanceRecord,
+        now: datetime,
+        force: bool = False,
+        *,
+        keep_next_run: bool = False,
+    ) -> datetime:
         check_next_runs(now, [record.next_run])
         row = written_row(record)
         table = self._schema.instances
 
-        def work(conn: Connection) -> None:
-            if self._dialect.upsert(conn, table, [row], now, force):
+        def work(conn: Connection) -> datetime:
+            refused, next_runs = self._dialect.upsert(conn, table, [row], now, force, keep_next_run)
+            if refused:
                 raise TaskLockedError(
                     f"{record.key} is locked by a running execution (use force=True)"
                 )
+            (next_run,) = next_runs.values()
+            return next_run
 
-        self._run(work, write=True)
+        return self._run(work, write=True)
 
     def upsert_many(
-        self, records: Sequence[InstanceRecord], now: datetime, force: bool = False
+        self,
+        records: Sequence[InstanceRecord],
+        now: datetime,
+        force: bool = False,
+        *,
+        keep_next_run: bool = False,
     ) -> list[InstanceKey]:
         """One multi-row upsert statement (and transaction) per 500 records.
 
@@ -380,7 +395,7 @@ class SQLStore(Store):
             rows = sorted(chunk, key=lambda row: (row["task"], row["partition"], row["instance"]))
 
             def work(conn: Connection, rows: list[dict[str, Any]] = rows) -> set[Any]:
-                return self._dialect.upsert(conn, table, rows, now, force)
+                return self._dialect.upsert(conn, table, rows, now, force, keep_next_run)[0]
 
             refused.update(InstanceKey(*key) for key in self._run(work, write=True))
         return [record.key for record in records if record.key in refused]

@@ -82,10 +82,8 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
-    def start(self) -> RedisServer:
-        """Start the server and wait (bounded) until it answers PING."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        command = [
+    def _command(self) -> list[str]:
+        return [
             "redis-server",
             "--port", str(self.port),
             "--bind", "127.0.0.1",
@@ -96,8 +94,12 @@ class RedisServer:
             "--logfile", str(self.directory / "redis.log"),
             *self.options,
         ]  # fmt: skip
+
+    def start(self) -> RedisServer:
+        """Start the server and wait (bounded) until it answers PING."""
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            command,
+            self._command(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
