@@ -53,13 +53,13 @@ def test_run_now_of_a_beat_schedule_entry_on_a_plain_task(
 ) -> None:
     seen: list[Any] = []
 
-    @app.task(name="plain.add")
+    @app.task(name="plain.add_now")
     def add(x: int, y: int) -> int:
         seen.append(current_context())
         return x + y
 
     app.conf.beat_schedule = {
-        "add-hourly": {"task": "plain.add", "schedule": 3600.0, "args": (1, 2)}
+        "add-hourly": {"task": "plain.add_now", "schedule": 3600.0, "args": (1, 2)}
     }
     pyncette = Pyncette(app, url="memory://")
     assert tick(pyncette) == []
