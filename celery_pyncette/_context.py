@@ -144,17 +144,28 @@ class Context:
         self._require_dynamic("reschedule")
         changed = arguments_from(extra, args, where="context.reschedule")
         built = build_schedule(schedule, interval, execute_at, timezone, required=False)
+        spec = self.instance_spec()
         if built is None:
-            if self.occurrence is None or self.occurrence.spec is None:
+            if spec is None:
                 raise ValueError("reschedule needs a schedule, interval or execute_at")
-            built = schedule_from_spec(self.occurrence.spec)
-        elif self.occurrence is not None and self.occurrence.spec is not None:
-            window = Window.of_spec(self.occurrence.spec)
+            built = schedule_from_spec(spec)
+        elif spec is not None:
+            window = Window.of_spec(spec)
             if isinstance(built, OnceSchedule):  # a once-off runs at the time given
                 window = dataclasses.replace(window, jitter=None)
             built = window.apply(built)
         new_args = validate_args({**self.args, **changed})
         self.rescheduled = (built, new_args)
+
+    def instance_spec(self) -> Mapping[str, Any] | None:
+        """The instance's stored spec: the message's, or for an extra occurrence (whose message
+        carries its once-off) the instance's stored one."""
+        occurrence = self.occurrence
+        spec = None if occurrence is None else occurrence.spec
+        if occurrence is not None and occurrence.record is not None:
+            stored = self._runtime.store.get(occurrence.instance_key)
+            spec = None if stored is None else stored.spec
+        return spec
 
     def _require_dynamic(self, what: str) -> None:
         if self.instance is None:

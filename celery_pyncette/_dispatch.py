@@ -34,6 +34,7 @@ from celery_pyncette._definitions import ExecutionMode, TaskDefinition
 from celery_pyncette._occurrence import HEADER, header_value
 from celery_pyncette._publish import MessageSender, OutgoingMessage, Publisher
 from celery_pyncette._queue_wait import QueueWaitCover
+from celery_pyncette._records import is_extra_instance, presented_instance
 from celery_pyncette.errors import CorruptRecordError, StoreError
 from celery_pyncette.schedules import Schedule, schedule_from_spec
 from celery_pyncette.stores.base import (
@@ -428,9 +429,8 @@ class Dispatcher:
 
     @staticmethod
     def _describe(definition: TaskDefinition, due: Due) -> str:
-        instance = due.record.key.instance
         return definition.describe(
-            None if instance == STATIC_INSTANCE else instance,
+            presented_instance(due.record),
             due.scheduled_at,
             {**definition.args, **due.record.args},
         )
@@ -448,7 +448,8 @@ class Dispatcher:
         memoizes the Celery options per occurrence time (``expires`` counts from it)."""
         record = due.record
         leased = definition.execution_mode is ExecutionMode.AT_LEAST_ONCE
-        instance = None if record.key.instance == STATIC_INSTANCE else record.key.instance
+        instance = presented_instance(record)
+        extra = record.key.instance if is_extra_instance(record.key.instance) else None
         header = header_value(
             definition.name,
             instance,
@@ -457,20 +458,23 @@ class Dispatcher:
             definition.execution_mode,
             record.lease if leased else None,
             record.locked_until if leased else None,
-            record.spec if instance is not None else None,
+            record.spec if instance is not None or extra is not None else None,
             due.slot,
             iso,
+            extra,
         )
         return OutgoingMessage(
             task=definition.celery_name,
             kwargs={**definition.args, **record.args} if definition.args else record.args,
             headers={HEADER: header, **trace_headers} if trace_headers else {HEADER: header},
             args=definition.positional,
-            options=misfire.message_options(definition.options, due.scheduled_at, options),
+            options=definition.options
+            if misfire.backfilled(record)
+            else misfire.message_options(definition.options, due.scheduled_at, options),
         )
 
 
 def _send(signal: Signal, definition: TaskDefinition, due: Due, **arguments: Any) -> None:
     key = due.record.key
-    instance = None if key.instance == STATIC_INSTANCE else key.instance
+    instance = presented_instance(due.record)
     events.send(signal, definition.name, instance, key.partition, due.scheduled_at, **arguments)

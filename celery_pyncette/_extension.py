@@ -2,8 +2,9 @@
 
 A thin facade over the app's runtime (:mod:`celery_pyncette._runtime`: settings, definitions, this
 process's store, clock and strikes). The decorators live in :mod:`celery_pyncette._declare`, the
-dynamic-instance API with its async twins in :mod:`celery_pyncette._instances`, strikes' rules in
-:mod:`celery_pyncette._strikes`. Beat and the worker side use the runtime, never this class.
+dynamic-instance API with its async twins in :mod:`celery_pyncette._instances`, run now and
+backfill in :mod:`celery_pyncette._run_now`, strikes' rules in :mod:`celery_pyncette._strikes`.
+Beat and the worker side use the runtime, never this class.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from celery_pyncette._declare import DeclarationAPI
 from celery_pyncette._definitions import TaskDefinition, default_partition_selector
 from celery_pyncette._instances import InstanceAPI
 from celery_pyncette._routing import PartitionRouter
+from celery_pyncette._run_now import ExtraRunsAPI
 from celery_pyncette._strikes import StrikeView, make_strike
 from celery_pyncette.stores.base import Store, Strike
 
@@ -45,7 +47,7 @@ def extension_for(app: Celery) -> Pyncette:
     return Pyncette._over(_runtime.runtime_for(app))
 
 
-class Pyncette(DeclarationAPI, InstanceAPI):
+class Pyncette(DeclarationAPI, InstanceAPI, ExtraRunsAPI):
     """The celery-pyncette extension of one Celery app.
 
     ``Pyncette(app, url=..., batch_size=...)``: keywords override the ``pyncette_*`` settings of

@@ -23,7 +23,9 @@ from celery_pyncette._definitions import (
     validate_args,
     validate_instance_name,
 )
+from celery_pyncette._extras import drop_extras
 from celery_pyncette._options import arguments_from
+from celery_pyncette._records import is_extra_instance
 from celery_pyncette._runtime import Runtime
 from celery_pyncette._state import TaskState, TaskStatePage, decode_token, encode_token
 from celery_pyncette._window_options import Window
@@ -315,8 +317,12 @@ class InstanceAPI:
         return InstanceRecord(key=key, next_run=first, spec=schedule.to_spec(), args=args)
 
     def unschedule_task(self, /, task: Any, instance: str) -> bool:
-        """Remove a dynamic instance (even while it runs); return whether it existed."""
-        return self._runtime.router.delete(*self._dynamic_key(task, instance))
+        """Remove a dynamic instance (even while it runs), and any run now or backfill of it not
+        run yet; return whether it existed."""
+        definition, key = self._dynamic_key(task, instance)
+        removed = self._runtime.router.delete(definition, key)
+        drop_extras(self._runtime.store, [key, *self._runtime.router.other_keys(definition, key)])
+        return removed
 
     def get_task_state(self, /, task: Any, instance: str | None = None) -> TaskState | None:
         """The stored state of a dynamic instance (or of a static task with ``instance=None``)."""
@@ -346,7 +352,9 @@ class InstanceAPI:
                 definition.name, partition, limit - len(states), after
             )
             states.extend(
-                TaskState.from_record(r) for r in page if r.key.instance != STATIC_INSTANCE
+                TaskState.from_record(r)
+                for r in page
+                if r.key.instance != STATIC_INSTANCE and not is_extra_instance(r.key.instance)
             )
             if len(states) >= limit and page:
                 return TaskStatePage(states, encode_token(partition, page[-1].key.instance))

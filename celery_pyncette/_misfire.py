@@ -32,7 +32,14 @@ from typing import Any, Generic, Protocol, TypeVar
 from celery_pyncette import _events as events
 from celery_pyncette import metrics, signals
 from celery_pyncette._bounds import MAX_DURATION, check_duration
-from celery_pyncette.stores.base import STATIC_INSTANCE, ClaimedRecord, InstanceKey, Status
+from celery_pyncette._records import BACKFILL, extra_why
+from celery_pyncette.stores.base import (
+    STATIC_INSTANCE,
+    ClaimedRecord,
+    InstanceKey,
+    InstanceRecord,
+    Status,
+)
 
 logger = logging.getLogger("celery_pyncette.dispatch")
 
@@ -111,6 +118,12 @@ def expiry(scheduled_at: datetime, expires: Any) -> datetime | None:
     return scheduled_at + timedelta(seconds=float(expires))
 
 
+def backfilled(record: InstanceRecord) -> bool:
+    """True for an occurrence a backfill wrote: late on purpose, so neither missed nor expired
+    (its message's ``expires`` counts from when it is sent, as Celery counts it)."""
+    return extra_why(record) == BACKFILL
+
+
 def message_options(
     options: Mapping[str, Any],
     scheduled_at: datetime,
@@ -177,11 +190,14 @@ def late_claims(
 ) -> Late[C]:
     """Sort out the claims that are too late to send at ``now``: past their expiry (``expires``,
     the task's Celery option) or claimed more than their grace (``grace_of``) after their time.
-    An occurrence past both is ``expired``. Lateness is counted from when the occurrence was due
-    to be sent (its stored next run: a jittered occurrence's offset is not lateness); the expiry
-    from its nominal time, as the message carries it."""
+    An occurrence past both is ``expired``; a backfilled one is neither (:func:`backfilled`).
+    Lateness is counted from when the occurrence was due to be sent (its stored next run: a
+    jittered occurrence's offset is not lateness); the expiry from its nominal time, as the
+    message carries it."""
     late: Late[C] = Late()
     for claim in claims:
+        if backfilled(claim.record):
+            continue
         lateness = now - claim.record.next_run
         until = expiry(claim.scheduled_at, expires)
         if until is not None and now >= until:

@@ -15,20 +15,27 @@ A name is a non-empty ``str`` that
 * is not one of the library's own: task names starting with :data:`RESERVED_TASK_PREFIX` hold
   the beat registry, the partition counts and the concurrency slots
   (:mod:`celery_pyncette._records`; :func:`is_reserved_task_name` tells them); the instance name
-  :data:`~celery_pyncette.stores.base.STATIC_INSTANCE` is the record of a static task.
+  :data:`~celery_pyncette.stores.base.STATIC_INSTANCE` is the record of a static task, and
+  instance names starting with :data:`RESERVED_INSTANCE_PREFIX` are the library's extra
+  occurrences (run now, backfill) beside a task's instances.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery_pyncette._records import RESERVED_TASK_PREFIX
+from celery_pyncette._records import (
+    RESERVED_INSTANCE_PREFIX,
+    RESERVED_TASK_PREFIX,
+    is_reserved_instance,
+)
 from celery_pyncette._records import is_library_task as is_reserved_task_name
 from celery_pyncette.stores.base import STATIC_INSTANCE
 
 __all__ = [
     "MAX_INSTANCE_BYTES",
     "MAX_TASK_NAME",
+    "RESERVED_INSTANCE_PREFIX",
     "RESERVED_TASK_PREFIX",
     "check_instance_name",
     "check_task_name",
@@ -82,5 +89,11 @@ def check_instance_name(value: Any) -> str:
     if instance == STATIC_INSTANCE:
         raise ValueError(
             f"instance name {STATIC_INSTANCE!r} is reserved: it is the record of a static task"
+        )
+    if is_reserved_instance(instance):
+        raise ValueError(
+            f"instance name {instance[:80]!r} is reserved: names starting with "
+            f"{RESERVED_INSTANCE_PREFIX!r} hold celery-pyncette's extra occurrences (run now, "
+            "backfill)"
         )
     return instance

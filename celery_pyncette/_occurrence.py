@@ -32,10 +32,20 @@ class Occurrence:
     spec: Mapping[str, Any] | None = None
     #: The concurrency slot held for this occurrence: its key and lease token.
     slot: LeaseRef | None = None
+    #: The stored record this occurrence is leased under when it is not the instance's own: an
+    #: extra occurrence (run now, backfill; see :mod:`celery_pyncette._records`).
+    record: str | None = None
 
     @property
     def key(self) -> InstanceKey:
-        """The stored instance this occurrence belongs to."""
+        """The stored record this occurrence is leased under (committed, unlocked, extended)."""
+        if self.record is not None:
+            return InstanceKey(self.task, self.partition, self.record)
+        return self.instance_key
+
+    @property
+    def instance_key(self) -> InstanceKey:
+        """The stored instance this occurrence runs for (``context.unschedule()`` removes it)."""
         return InstanceKey(self.task, self.partition, self.instance or STATIC_INSTANCE)
 
     @classmethod
@@ -55,6 +65,7 @@ class Occurrence:
             locked_until=datetime.fromisoformat(locked_until) if locked_until else None,
             spec=value.get("spec"),
             slot=LeaseRef(InstanceKey(slot[0], 0, slot[1]), slot[2]) if slot else None,
+            record=value.get("record"),
         )
 
 
@@ -69,18 +80,20 @@ def header_value(
     spec: Mapping[str, Any] | None,
     slot: LeaseRef | None,
     iso: dict[datetime, str] | None = None,
+    record: str | None = None,
 ) -> dict[str, Any]:
     """The ``pyncette`` header of an occurrence (what :meth:`Occurrence.from_header` reads), built
     without an
     :class:`Occurrence`: beat makes one for every message it sends. ``iso``, when given, caches
-    the ISO texts of the times across calls (a batch's claims share their lease expiry)."""
+    the ISO texts of the times across calls (a batch's claims share their lease expiry).
+    ``record`` names the stored record of an extra occurrence (absent from the header otherwise)."""
     if iso is None:
         iso = {}
     scheduled = iso.get(scheduled_at) or iso.setdefault(scheduled_at, scheduled_at.isoformat())
     expiry = None
     if locked_until is not None:
         expiry = iso.get(locked_until) or iso.setdefault(locked_until, locked_until.isoformat())
-    return {
+    value: dict[str, Any] = {
         "v": _VERSION,
         "task": task,
         "instance": instance,
@@ -92,6 +105,9 @@ def header_value(
         "spec": dict(spec) if spec is not None else None,
         "slot": [slot[0].task, slot[0].instance, slot[1]] if slot else None,
     }
+    if record is not None:
+        value["record"] = record
+    return value
 
 
 def occurrence_of(request: Any) -> Occurrence | None:
@@ -127,6 +143,7 @@ def update_header(request: Any, occurrence: Occurrence | None) -> None:
         occurrence.locked_until,
         occurrence.spec,
         occurrence.slot,
+        record=occurrence.record,
     )
     if isinstance(getattr(request, HEADER, None), Mapping):
         setattr(request, HEADER, value)

@@ -16,10 +16,11 @@ from celery_pyncette import _quarantine as quarantine
 from celery_pyncette import _registry as registry
 from celery_pyncette._definitions import TaskDefinition
 from celery_pyncette._extension import Pyncette
+from celery_pyncette._records import EXTRA_PREFIX, is_extra_instance
 from celery_pyncette._registry import BeatInfo
 from celery_pyncette._state import TaskState, TaskStatePage, decode_token, encode_token
 from celery_pyncette.errors import CorruptRecordError
-from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, Quarantined
+from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, Quarantined, Store
 
 #: Instances read per store call while scanning (backlog, search).
 SCAN_PAGE = 500
@@ -94,7 +95,8 @@ def summarize(pyncette: Pyncette, names: Collection[str] | None = None) -> list[
         if names is not None and definition.name not in names:
             continue
         count = sum(
-            store.count_instances(definition.name, p) for p in range(definition.partition_count)
+            store.count_instances(definition.name, p) - _extras_in(store, definition.name, p)
+            for p in range(definition.partition_count)
         )
         next_run = None
         if not definition.dynamic:
@@ -158,7 +160,7 @@ def find_instances(
                 name = record.key.instance
                 after = name
                 if name.startswith(prefix):
-                    if name != STATIC_INSTANCE:
+                    if name != STATIC_INSTANCE and not is_extra_instance(name):
                         states.append(TaskState.from_record(record))
                     if len(states) == limit:
                         return TaskStatePage(states, encode_token(partition, name))
@@ -169,6 +171,19 @@ def find_instances(
                 done = True
         partition, after = partition + 1, _just_before(prefix)
     return TaskStatePage(states, None)
+
+
+def _extras_in(store: Store, task: str, partition: int) -> int:
+    """How many extra occurrences (run now, backfill) one task partition holds: they are not
+    instances. They share one name prefix, so this reads them alone (usually none)."""
+    found, after = 0, _just_before(EXTRA_PREFIX)
+    while page := store.list_instances(task, partition, SCAN_PAGE, after):
+        extras = [r for r in page if is_extra_instance(r.key.instance)]
+        found += len(extras)
+        if len(extras) < len(page):
+            break
+        after = page[-1].key.instance
+    return found
 
 
 def _just_before(prefix: str) -> str | None:

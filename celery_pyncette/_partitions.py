@@ -36,7 +36,11 @@ from datetime import datetime
 from typing import Any
 
 from celery_pyncette._definitions import TaskDefinition, default_partition_selector
-from celery_pyncette._records import partition_count_key, partition_count_record
+from celery_pyncette._records import (
+    partition_count_key,
+    partition_count_record,
+    presented_instance,
+)
 from celery_pyncette.errors import ConfigurationError, TaskLockedError
 from celery_pyncette.stores.base import InstanceKey, Store
 
@@ -266,7 +270,9 @@ def repartition(
             for record in page:
                 if record.key.instance in arrived:
                     continue  # moved here earlier in this run
-                target = selector(to, record.key.instance) if selector and to > 1 else 0
+                # An extra occurrence (run now, backfill) goes where the instance it runs for goes.
+                placed_as = presented_instance(record) or record.key.instance
+                target = selector(to, placed_as) if selector and to > 1 else 0
                 if target == partition:
                     result.kept += 1
                     continue

@@ -2,12 +2,16 @@
 
 ``GET /api/tasks``, ``GET /api/tasks/{task}`` (a static task with its ``state``),
 ``GET /api/tasks/{task}/instances`` (``limit``, ``cursor``, ``prefix``),
-``GET|PUT|DELETE /api/tasks/{task}/instances/{instance}``, ``GET|POST /api/strikes``,
+``GET|PUT|DELETE /api/tasks/{task}/instances/{instance}``, ``POST .../run`` and
+``POST .../backfill`` of a static task or an instance, ``GET|POST /api/strikes``,
 ``POST /api/strikes/restore``, ``GET /api/beats`` (``backlog=1``). Errors are
 ``{"error": ...}`` (:mod:`._site`).
 """
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -15,10 +19,25 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from celery_pyncette import _overview, _read_model
+from celery_pyncette._backfill import DEFAULT_MAX
 from celery_pyncette.dashboard import _formats, _reading
 from celery_pyncette.dashboard._site import NotFoundError, Site, json_response
 
 INSTANCE = "/api/tasks/{task}/instances/{instance:path}"
+
+
+def _time(body: dict[str, Any], key: str) -> datetime:
+    """The aware time ``body[key]`` (ISO 8601, ``Z`` allowed); ``ValueError`` naming it."""
+    text = body.get(key)
+    if not isinstance(text, str):
+        raise ValueError(f"{key!r} must be an ISO 8601 time with a UTC offset")
+    try:
+        value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        raise ValueError(f"{key!r}: {text!r} is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise ValueError(f"{key!r}: {text!r} has no UTC offset")
+    return value
 
 
 def routes(site: Site) -> list[Route]:
@@ -32,6 +51,10 @@ def routes(site: Site) -> list[Route]:
         Route(INSTANCE, read(api.instance)),
         Route(INSTANCE, write(api.schedule), methods=["PUT"]),
         Route(INSTANCE, write(api.unschedule), methods=["DELETE"]),
+        Route("/api/tasks/{task}/run", write(api.run_now), methods=["POST"]),
+        Route(INSTANCE + "/run", write(api.run_now), methods=["POST"]),
+        Route("/api/tasks/{task}/backfill", write(api.backfill), methods=["POST"]),
+        Route(INSTANCE + "/backfill", write(api.backfill), methods=["POST"]),
         Route("/api/strikes", read(api.strikes)),
         Route("/api/strikes", write(api.add_strike), methods=["POST"]),
         Route("/api/strikes/restore", write(api.restore_strike), methods=["POST"]),
@@ -93,6 +116,30 @@ class _Api:
         if not removed:
             raise NotFoundError(f"task {name!r} has no instance {instance!r}")
         return json_response({"task": name, "instance": instance, "removed": True})
+
+    async def run_now(self, request: Request) -> Response:
+        """``{"force": bool}`` (optional): one extra occurrence now (409 while running)."""
+        name, instance = request.path_params["task"], request.path_params.get("instance")
+        _reading.definition(self.site, name)
+        force = (await _formats.json_body(request)).get("force", False) is True
+        at = await run_in_threadpool(lambda: self.pyncette.run_now(name, instance, force=force))
+        body = {"task": name, "instance": instance, "scheduled_at": at.isoformat()}
+        return json_response(body, status=201)
+
+    async def backfill(self, request: Request) -> Response:
+        """``{"from": ISO, "to": ISO, "max": n}``: the occurrences of that past window, once."""
+        name, instance = request.path_params["task"], request.path_params.get("instance")
+        _reading.definition(self.site, name)
+        body = await _formats.json_body(request)
+        start, end = _time(body, "from"), _time(body, "to")
+        limit = body.get("max", DEFAULT_MAX)
+        written = await run_in_threadpool(
+            lambda: self.pyncette.backfill(name, instance, start=start, end=end, max=limit)
+        )
+        rows = [
+            {"task": name, "instance": instance, "scheduled_at": at.isoformat()} for at in written
+        ]
+        return json_response({"written": rows}, status=201)
 
     async def strikes(self, request: Request) -> Response:
         strikes = await run_in_threadpool(self.pyncette.strikes)

@@ -2,9 +2,10 @@
 
 Pages: ``/`` (tasks), ``/tasks/{task}`` (a static task's state, or a dynamic task's instances,
 paginated and searchable by name prefix), ``/tasks/{task}/instances/{instance}`` (one instance,
-with reschedule / unschedule forms when writable), ``/strikes`` (with add / restore forms),
-``/beats`` (beats, the partitions each polls, health, and the due backlog on request). A form posts
-to its own route and is answered with a redirect and a one-time message (:mod:`._flash`).
+with run now / reschedule / unschedule forms when writable; a static task's page has run now),
+``/strikes`` (with add / restore forms), ``/beats`` (beats, the partitions each polls, health, and
+the due backlog on request). A form posts to its own route and is answered with a redirect and a
+one-time message (:mod:`._flash`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from celery_pyncette._state import TaskState
 from celery_pyncette.dashboard import _formats, _reading
 from celery_pyncette.dashboard._security import form_data
 from celery_pyncette.dashboard._site import Site
+from celery_pyncette.errors import TaskLockedError
 
 
 def routes(site: Site) -> list[Route]:
@@ -36,6 +38,8 @@ def routes(site: Site) -> list[Route]:
         Route("/beats", page(pages.beats), name="beats"),
         Route("/tasks/{task}", page(pages.task), name="task"),
         Route("/tasks/{task}/schedule", form(pages.schedule), methods=["POST"]),
+        Route("/tasks/{task}/run", form(pages.run_now), methods=["POST"]),
+        Route("/tasks/{task}/instances/{instance:path}/run", form(pages.run_now), methods=["POST"]),
         Route(
             "/tasks/{task}/instances/{instance:path}/reschedule",
             form(pages.reschedule),
@@ -167,6 +171,22 @@ class _Pages:
         removed = await run_in_threadpool(self.pyncette.unschedule_task, name, instance)
         message = f"unscheduled {instance}" if removed else f"{instance} was already gone"
         return self.site.back(request, f"/tasks/{quote(name, safe='')}", notice=message)
+
+    async def run_now(self, request: Request) -> Response:
+        """One extra occurrence now (a static task, or the instance in the path)."""
+        name = request.path_params["task"]
+        instance: str | None = request.path_params.get("instance")
+        _reading.definition(self.site, name)
+        force = (await form_data(request)).get("force") == "1"
+        page = (
+            f"/tasks/{quote(name, safe='')}" if instance is None else _instance_path(name, instance)
+        )
+        try:
+            at = await run_in_threadpool(lambda: self.pyncette.run_now(name, instance, force=force))
+        except TaskLockedError as exc:
+            return self.site.back(request, page, error=f"{exc} (tick “run even while running”)")
+        notice = f"run now sent for {at.isoformat(timespec='seconds')}: beat sends it next tick"
+        return self.site.back(request, page, notice=notice)
 
     async def add_strike(self, request: Request) -> Response:
         form = await form_data(request)

@@ -147,6 +147,16 @@ TASK = """{% extends "base.html" %}{% from "macros.html" import when, status, cs
 {% elif task.kind == 'static' %}
 <div class="card empty">Not in the store yet: beat writes it when it starts.</div>
 {% endif %}
+{% if writable and task.kind == 'static' and task.enabled %}
+<div class="card pad">
+<form class="inline" method="post" id="run-now" action="{{ url('/tasks/' ~ q(task.name) ~ '/run') }}">
+  {{ csrf_field() }}
+  <label><span>Run even while running</span><input type="checkbox" name="force" value="1"></label>
+  <button type="submit">Run now</button>
+</form>
+<p class="when">One extra run, due now; the next run stays where it is.</p>
+</div>
+{% endif %}
 {% if task.kind == 'dynamic' %}
 <h2>Instances</h2>
 <form class="inline" method="get" action="{{ url('/tasks/' ~ q(task.name)) }}" style="margin-bottom:12px">
@@ -220,7 +230,14 @@ INSTANCE = """{% extends "base.html" %}{% from "macros.html" import when, status
 </div>
 {% if writable %}
 <div class="card pad">
-<h2 style="margin-top:0">Reschedule</h2>
+<h2 style="margin-top:0">Run now</h2>
+<form class="inline" method="post" id="run-now" action="{{ url('/tasks/' ~ q(task.name) ~ '/instances/' ~ q(state.instance) ~ '/run') }}">
+  {{ csrf_field() }}
+  <label><span>Run even while running</span><input type="checkbox" name="force" value="1"></label>
+  <button type="submit">Run now</button>
+</form>
+<p class="when">One extra run, due now; the next run stays where it is.</p>
+<h2>Reschedule</h2>
 <form class="inline" method="post" id="reschedule" action="{{ url('/tasks/' ~ q(task.name) ~ '/instances/' ~ q(state.instance) ~ '/reschedule') }}">
   {{ csrf_field() }}
   {% include "timing_fields.html" %}

@@ -22,11 +22,12 @@ from celery_pyncette import metrics, signals
 from celery_pyncette._concurrency import release
 from celery_pyncette._context import Context
 from celery_pyncette._definitions import ExecutionMode, FailureMode, TaskDefinition
+from celery_pyncette._extras import drop_extras
 from celery_pyncette._ids import lease_tokens
 from celery_pyncette._occurrence import Occurrence
 from celery_pyncette.errors import LeaseLostError, StoreError
 from celery_pyncette.schedules import Schedule, schedule_from_spec
-from celery_pyncette.stores.base import InstanceRecord, Status
+from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Status, Store
 
 if TYPE_CHECKING:
     from celery_pyncette._runtime import Runtime
@@ -154,14 +155,12 @@ class Execution:
         :meth:`_settle`, which quarantines the record then).
         """
         occurrence = self.occurrence
-        if (
-            occurrence is not None
-            and occurrence.instance is not None
-            and occurrence.spec is not None
-        ):
-            return schedule_from_spec(occurrence.spec).bound_to(
-                occurrence.task, occurrence.instance
-            )
+        if occurrence is not None and occurrence.spec is not None:
+            # A dynamic instance's, or an extra occurrence's once-off (static ones too).
+            schedule = schedule_from_spec(occurrence.spec)
+            if occurrence.instance is None:
+                return schedule
+            return schedule.bound_to(occurrence.task, occurrence.instance)
         return self.definition.schedule
 
     def succeeded(self) -> None:
@@ -245,8 +244,10 @@ class Execution:
         if occurrence is None:
             return False
         store = self.runtime.store
+        # An extra occurrence (run now, backfill) changes the instance it ran for, and is done.
+        extra = occurrence.key if occurrence.record is not None else None
         if context.unscheduled:
-            if self._guard(lambda: store.delete(occurrence.key)):
+            if self._guard(lambda: _delete(store, occurrence.instance_key, extra)):
                 self._settled("removed")
             return True
         if context.rescheduled is not None:
@@ -255,12 +256,13 @@ class Execution:
             now = self.runtime.now()
             first = schedule.first_run(now)
             if first is None:
-                if self._guard(lambda: store.delete(occurrence.key)):
+                if self._guard(lambda: _delete(store, occurrence.instance_key, extra)):
                     self._settled("removed")
                 return True
-            spec = misfire.with_grace(schedule.to_spec(), misfire.stored_grace(occurrence.spec))
-            record = InstanceRecord(occurrence.key, first, spec, args)
-            if self._guard(lambda: store.upsert(record, now, force=True)):
+            grace = misfire.stored_grace(self.context.instance_spec())
+            spec = misfire.with_grace(schedule.to_spec(), grace)
+            record = InstanceRecord(occurrence.instance_key, first, spec, args)
+            if self._guard(lambda: _replace(store, record, now, extra)):
                 self._settled("rescheduled")
             return True
         return False
@@ -314,3 +316,20 @@ class Execution:
         else:
             return True
         return False
+
+
+def _delete(store: Store, key: InstanceKey, extra: InstanceKey | None) -> None:
+    """Remove an instance, and its extra occurrences (the one that removed it, if one did)."""
+    store.delete(key)
+    if extra is not None:
+        store.delete(extra)
+    drop_extras(store, [key])
+
+
+def _replace(
+    store: Store, record: InstanceRecord, now: datetime, extra: InstanceKey | None
+) -> None:
+    """Reschedule an instance, and remove the extra occurrence that rescheduled it (if one did)."""
+    store.upsert(record, now, force=True)
+    if extra is not None:
+        store.delete(extra)

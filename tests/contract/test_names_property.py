@@ -83,6 +83,7 @@ def test_every_instance_name_is_kept_exactly_or_refused_before_writing(
     @example(name="a\x00b")  # PostgreSQL text cannot hold NUL
     @example(name="x\udfffy")  # not UTF-8
     @example(name="__static__")
+    @example(name="__pyncette_extra__:0:x")  # the extra occurrences' names are refused
     @example(name="𝄞" * (MAX_INSTANCE_BYTES // 4))  # at the limit: kept
     @example(name="x" * (MAX_INSTANCE_BYTES + 1))
     @example(name="trailing ")

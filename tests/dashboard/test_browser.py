@@ -2,13 +2,14 @@
 
 Each page is loaded and screenshotted into ``test-artifacts/screenshots/``; a strike is added (with
 a reason, shown in the list) and restored through the forms; an instance is rescheduled and its
-next run seen to change.
+next run seen to change; run now is pressed on an instance's page and a static task's, and the
+next run seen to stay.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from celery_pyncette import _clock as clock
+from celery_pyncette._records import extra_target, is_extra_instance
 from tests.dashboard.conftest import Served
 
 WAIT = 10
@@ -143,3 +146,85 @@ def test_a_bad_reschedule_shows_the_reason_and_changes_nothing(
     alert = wait_for(browser, ".flash.error")
     assert "never fires" in alert.text
     assert pyncette.get_task_state(hello, "user-008") == before
+
+
+def _extras_of(served: Served, task: str) -> list[tuple[str | None, datetime]]:
+    store, definition = served.demo.pyncette.store, served.demo.pyncette.definition(task)
+    return [
+        (extra_target(r), r.next_run)
+        for p in range(definition.partition_count)
+        for r in store.list_instances(task, p, 1000)
+        if is_extra_instance(r.key.instance)
+    ]
+
+
+def _drop_extras(served: Served, task: str) -> None:
+    store, definition = served.demo.pyncette.store, served.demo.pyncette.definition(task)
+    for p in range(definition.partition_count):
+        for record in store.list_instances(task, p, 1000):
+            if is_extra_instance(record.key.instance):
+                store.delete(record.key)
+
+
+def test_run_now_sends_one_extra_run_and_keeps_the_next_run(
+    browser: Any, served: Served, screenshot: Callable[[str], Path]
+) -> None:
+    pyncette, hello = served.demo.pyncette, served.demo.hello
+    browser.get(served.base_url + "/tasks/reminders.hello/instances/user-010")
+    before = wait_for(browser, "#next-run").get_attribute("data-at")
+
+    wait_for(browser, "#run-now button[type=submit]").click()
+
+    notice = wait_for(browser, ".flash.info")
+    assert "run now sent for" in notice.text
+    assert browser.find_element(By.ID, "next-run").get_attribute("data-at") == before
+    state = pyncette.get_task_state(hello, "user-010")
+    assert state is not None
+    assert state.scheduled_at.isoformat() == before
+    try:
+        assert [target for target, _ in _extras_of(served, "reminders.hello")] == ["user-010"]
+        screenshot("instance-run-now")
+        # The extra occurrence is not an instance: the task's listing does not show it.
+        browser.get(served.base_url + "/tasks/reminders.hello")
+        wait_for(browser, "#instances")
+        assert not any(
+            name.startswith("__pyncette")
+            for name in texts(browser, "#instances tbody td:first-child a")
+        )
+    finally:
+        _drop_extras(served, "reminders.hello")
+
+
+def test_run_now_of_a_running_instance_needs_the_force_box(browser: Any, served: Served) -> None:
+    pyncette, hello = served.demo.pyncette, served.demo.hello
+    pyncette.schedule_task(hello, "busy-browser", execute_at=clock.utcnow())
+    (claimed,) = pyncette.store.claim_due(
+        "reminders.hello", 0, clock.utcnow() + timedelta(seconds=1), 10,
+        timedelta(minutes=5), "test",
+    )  # fmt: skip
+    assert claimed.key.instance == "busy-browser"
+    try:
+        browser.get(served.base_url + "/tasks/reminders.hello/instances/busy-browser")
+        wait_for(browser, "#run-now button[type=submit]").click()
+        alert = wait_for(browser, ".flash.error")
+        assert "is running" in alert.text
+        assert _extras_of(served, "reminders.hello") == []
+
+        form = wait_for(browser, "#run-now")
+        form.find_element(By.NAME, "force").click()
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        assert "run now sent for" in wait_for(browser, ".flash.info").text
+        assert [t for t, _ in _extras_of(served, "reminders.hello")] == ["busy-browser"]
+    finally:
+        _drop_extras(served, "reminders.hello")
+        pyncette.unschedule_task(hello, "busy-browser")
+
+
+def test_run_now_of_a_static_task_from_its_page(browser: Any, served: Served) -> None:
+    browser.get(served.base_url + "/tasks/reports.daily")
+    wait_for(browser, "#run-now button[type=submit]").click()
+    try:
+        assert "run now sent for" in wait_for(browser, ".flash.info").text
+        assert [t for t, _ in _extras_of(served, "reports.daily")] == [None]
+    finally:
+        _drop_extras(served, "reports.daily")

@@ -59,6 +59,8 @@ LAYERS: dict[str, int] = {
             "_fixtures",
             "_catalog",
             "_misfire",
+            "_backfill",
+            "_extras",
         ],
         3,
     ),
@@ -76,7 +78,7 @@ LAYERS: dict[str, int] = {
         ],
         5,
     ),
-    **dict.fromkeys(["beat", "_declare", "_instances", "_extension"], 6),
+    **dict.fromkeys(["beat", "_declare", "_instances", "_run_now", "_extension"], 6),
     **dict.fromkeys(["_overview", "_read_model", "cli", "dashboard", "importers", "testing"], 7),
     "": 8,  # celery_pyncette/__init__.py
 }

@@ -21,6 +21,8 @@ BAD_INSTANCES = [
     ("x" * 1025, "the limit is 1024"),
     ("é" * 513, "the limit is 1024"),  # 1026 bytes as UTF-8
     ("", "non-empty string"),
+    ("__pyncette_extra__:abc", "hold celery-pyncette's extra occurrences"),
+    ("__pyncette", "hold celery-pyncette's extra occurrences"),
 ]
 RESERVED_TASKS = [BEATS_TASK, TASKS_TASK, SLOTS_TASK_PREFIX + "abc", "__pyncette_future__"]
 

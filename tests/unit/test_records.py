@@ -128,3 +128,33 @@ def test_each_library_record_is_told_by_its_task_name() -> None:
     ]
     assert [_records.is_slot_record(r) for r in (beat, count, slot, user)] == [0, 0, 1, 0]
     assert [_records.is_library_record(r) for r in (beat, count, slot, user)] == [1, 1, 1, 0]
+
+
+def test_an_extra_occurrence_and_a_backfill_ledger_are_stored_as_before() -> None:
+    at = datetime(2030, 1, 2, 3, 4, 5, 6789, tzinfo=timezone.utc)
+    key = _records.extra_key("t", 3, "bill", at)
+
+    assert key == InstanceKey(
+        "t", 3, "__pyncette_extra__:095258bb35093a1b44dbb21ee2b77a3b:20300102T030405.006789Z"
+    )
+    assert _records.extra_key("t", 0, None, at).instance == (
+        "__pyncette_extra__:1d8fc6ceb1f94c6326d6d5483d258fcb:20300102T030405.006789Z"
+    )
+    assert _records.extra_record(key, "bill", at, {"a": 1}, _records.RUN_NOW) == InstanceRecord(
+        key,
+        at,
+        {
+            "kind": "once",
+            "at": "2030-01-02T03:04:05.006789+00:00",
+            "extra": {"instance": "bill", "why": "run_now"},
+        },
+        {"a": 1},
+    )
+    windows = [["2030-01-01T00:00:00+00:00", "2030-01-02T00:00:00+00:00"]]
+    assert _records.backfill_record("t", "bill", windows, NOW) == InstanceRecord(
+        InstanceKey("__pyncette_backfills__", 0, "6dd68da3a8e515a236640eaf1156f978"),
+        NOW + CENTURY,
+        {"kind": "backfill"},
+        {"task": "t", "instance": "bill", "windows": windows},
+    )
+    assert _records.backfill_key("t", None).instance == "61e38f1e714312d32fb6b40932419c1e"
