@@ -26,6 +26,7 @@ from celery_pyncette._names import (  # noqa: F401 - re-exported limits
     check_task_name,
 )
 from celery_pyncette._options import CELERY_TASK_OPTIONS, MESSAGE_OPTIONS, arguments_from
+from celery_pyncette._runs import parse_max_runs
 from celery_pyncette.schedules import (
     CronSchedule,
     IntervalSchedule,
@@ -133,6 +134,9 @@ class TaskDefinition:
     log_args: tuple[tuple[str, str], ...] = ()
     #: A dynamic template's default timing for ``schedule_task`` (``schedule`` stays ``None``).
     default_timing: DefaultTiming = DefaultTiming()
+    #: After this many settled runs a static task has no next run; a dynamic template's default
+    #: for its instances (see :mod:`celery_pyncette._runs`).
+    max_runs: int | None = None
 
     def describe(self, instance: str | None, scheduled_at: Any, args: Mapping[str, Any]) -> str:
         """The log form of one occurrence (arguments only where marked loggable)."""
@@ -307,6 +311,7 @@ def parse_task_options(
     name = options.pop("name", None)
     concurrency_limit = ConcurrencyLimit.parse(options.pop("concurrency_limit", None))
     log_args = logs.parse_log_args(options.pop("log_args", None))
+    max_runs = parse_max_runs(options.pop("max_runs", None))
     celery_options = {k: options.pop(k) for k in list(options) if k in CELERY_TASK_OPTIONS}
     explicit = options.pop("args", None)
     args = validate_args(arguments_from(options, explicit, where=where), "task arguments")
@@ -329,5 +334,6 @@ def parse_task_options(
         concurrency_limit=concurrency_limit,
         log_args=log_args,
         default_timing=default_timing,
+        max_runs=max_runs,
     )
     return definition, celery_options, name

@@ -12,9 +12,11 @@ import asyncio
 import functools
 import secrets
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from celery_pyncette import _runs as runs
 from celery_pyncette._bounds import check_duration
 from celery_pyncette._definitions import (
     TaskDefinition,
@@ -27,7 +29,7 @@ from celery_pyncette._runtime import Runtime
 from celery_pyncette._state import TaskState, TaskStatePage, decode_token, encode_token
 from celery_pyncette.errors import BulkWriteError, StoreError
 from celery_pyncette.schedules import OnceSchedule, Schedule
-from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, InstanceRecord
+from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, InstanceRecord, Run
 
 S = TypeVar("S")
 P = ParamSpec("P")
@@ -103,6 +105,7 @@ class InstanceAPI:
         timezone: str | None = None,
         force: bool = False,
         args: Mapping[str, Any] | None = None,
+        max_runs: int | None = None,
         **extra: Any,
     ) -> TaskState:
         """Create or replace a dynamic instance; written to the store before this returns.
@@ -121,11 +124,12 @@ class InstanceAPI:
         record = self._new_record(
             key, built, validate_args({**definition.args, **call_args}), self._runtime.now()
         )
+        record = runs.with_max_runs(record, runs.parse_max_runs(max_runs) or definition.max_runs)
         self._runtime.store.upsert(record, self._runtime.now(), force=force)
         self._runtime.router.settle_one(
             definition, record, force
         )  # a repartition meanwhile: move it
-        return TaskState.from_record(record)
+        return self._state_of(record)
 
     def schedule_tasks(
         self,
@@ -138,6 +142,7 @@ class InstanceAPI:
         timezone: str | None = None,
         force: bool = False,
         args: Mapping[str, Any] | None = None,
+        max_runs: int | None = None,
     ) -> list[str]:
         """Create or replace many instances with one timing: ``{instance: args}``.
 
@@ -154,8 +159,12 @@ class InstanceAPI:
         ):
             raise ValueError("instances must be a mapping of instance name to its arguments")
         built = definition.default_timing.resolve(schedule, interval, execute_at, timezone)
+        limit = runs.parse_max_runs(max_runs)
         return self._write_many(
-            task, [(name, built, {**common, **own}) for name, own in instances.items()], force
+            task,
+            [(name, built, {**common, **own}) for name, own in instances.items()],
+            force,
+            limit,
         )
 
     def scatter(
@@ -197,10 +206,15 @@ class InstanceAPI:
         return self._write_many(task, planned, force)
 
     def _write_many(
-        self, task: Any, planned: list[tuple[str, Schedule, Mapping[str, Any]]], force: bool
+        self,
+        task: Any,
+        planned: list[tuple[str, Schedule, Mapping[str, Any]]],
+        force: bool,
+        max_runs: int | None = None,
     ) -> list[str]:
         now = self._runtime.now()
         definition = self._dynamic_definition(task)
+        max_runs = max_runs or definition.max_runs
         records: list[InstanceRecord] = []
         timings: dict[int, tuple[datetime, dict[str, Any]]] = {}  # per schedule object, not row
         for name, schedule, args in planned:
@@ -210,7 +224,8 @@ class InstanceAPI:
             if timing is None:
                 first = self._new_record(key, schedule, {}, now)
                 timing = timings[id(schedule)] = (first.next_run, dict(first.spec))
-            records.append(InstanceRecord(key=key, next_run=timing[0], spec=timing[1], args=merged))
+            record = InstanceRecord(key=key, next_run=timing[0], spec=timing[1], args=merged)
+            records.append(runs.with_max_runs(record, max_runs))
         return self._write_records(definition, records, now, force)
 
     def _write_instances(
@@ -283,7 +298,33 @@ class InstanceAPI:
             record = self._runtime.store.get(key)
         else:
             record = self._runtime.router.get(*self._dynamic_key(task, instance))
-        return TaskState.from_record(record) if record is not None else None
+        return self._state_of(record) if record is not None else None
+
+    def _state_of(self, record: InstanceRecord) -> TaskState:
+        """The state of ``record``, with its runs left when it has a ``max_runs`` (read from the
+        store's count of settled runs)."""
+        state = TaskState.from_record(record)
+        default = self._runtime.definition(record.key.task).max_runs
+        limit = runs.max_runs_of(record.key, record.spec, default)
+        if limit is None:
+            return state
+        log = self._runtime.store.run_log(record.key, 1)
+        return replace(state, max_runs=limit, runs_left=runs.runs_left(limit, log))
+
+    def history(self, /, task: Any, instance: str | None = None, limit: int = 20) -> list[Run]:
+        """The last ``limit`` settled runs of a dynamic instance (or of a static task with
+        ``instance=None``), newest first; empty for an instance that does not exist (or when
+        ``pyncette_history_size`` is 0). ``ValueError`` for a limit that is not a positive int."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive integer, got {limit!r}")
+        if instance is None:
+            key = InstanceKey(self._runtime.definition(task).name, 0, STATIC_INSTANCE)
+        else:
+            record = self._runtime.router.get(*self._dynamic_key(task, instance))
+            if record is None:
+                return []
+            key = record.key
+        return self._runtime.store.run_log(key, limit).runs
 
     def list_task_states(
         self, /, task: Any, limit: int = 100, continuation_token: str | None = None
@@ -303,9 +344,7 @@ class InstanceAPI:
             page = self._runtime.store.list_instances(
                 definition.name, partition, limit - len(states), after
             )
-            states.extend(
-                TaskState.from_record(r) for r in page if r.key.instance != STATIC_INSTANCE
-            )
+            states.extend(self._state_of(r) for r in page if r.key.instance != STATIC_INSTANCE)
             if len(states) >= limit and page:
                 return TaskStatePage(states, encode_token(partition, page[-1].key.instance))
             partition, after = partition + 1, None
@@ -315,3 +354,4 @@ class InstanceAPI:
     aunschedule_task = async_twin(unschedule_task)
     aget_task_state = async_twin(get_task_state)
     alist_task_states = async_twin(list_task_states)
+    ahistory = async_twin(history)

@@ -34,7 +34,7 @@ DECORATOR_OPTIONS = (
         {
             "schedule", "interval", "timezone", "execution_mode", "failure_mode",
             "lease_duration", "enabled", "catch_up", "name", "concurrency_limit", "log_args",
-            "args",
+            "args", "max_runs",
         }
     )
     | CELERY_TASK_OPTIONS
@@ -42,7 +42,9 @@ DECORATOR_OPTIONS = (
 #: The keywords only ``partitioned_task`` takes.
 PARTITION_OPTIONS = frozenset({"partition_count", "partition_selector", "enabled_partitions"})
 #: Keywords of ``schedule_task`` / ``schedule_tasks`` (``context.reschedule``: all but ``force``).
-INSTANCE_OPTIONS = frozenset({"schedule", "interval", "execute_at", "timezone", "force", "args"})
+INSTANCE_OPTIONS = frozenset(
+    {"schedule", "interval", "execute_at", "timezone", "force", "args", "max_runs"}
+)
 #: Every keyword that has a meaning somewhere in the task API: an extra keyword named like one of
 #: them, or close to one, is refused rather than taken for an argument.
 OPTION_NAMES = DECORATOR_OPTIONS | PARTITION_OPTIONS | INSTANCE_OPTIONS

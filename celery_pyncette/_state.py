@@ -30,6 +30,9 @@ class TaskState:
     last_run_at: datetime | None
     last_status: str | None
     partition: int = 0
+    #: The instance's ``max_runs`` (``None``: unbounded) and how many runs it has left.
+    max_runs: int | None = None
+    runs_left: int | None = None
 
     @classmethod
     def from_record(cls, record: InstanceRecord) -> TaskState:

@@ -18,6 +18,7 @@ from celery_pyncette.errors import (
     LeaseLostError,
     TaskLockedError,
 )
+from celery_pyncette.stores import _history as history
 from celery_pyncette.stores._checks import check_aware, check_claim, check_limit, check_next_runs
 from celery_pyncette.stores.base import (
     ClaimedBatch,
@@ -27,6 +28,7 @@ from celery_pyncette.stores.base import (
     InstanceRecord,
     LeaseRef,
     Quarantined,
+    RunLog,
     Status,
     Store,
     Strike,
@@ -286,13 +288,21 @@ class RedisStore(Store):
         next_run: datetime | None,
         now: datetime,
         status: Status = "success",
+        *,
+        run: history.Run | None = None,
+        history_size: int = 0,
+        max_runs: int | None = None,
     ) -> None:
-        if self.commit_many([Commit(key, lease, next_run, status)], now):
+        item = Commit(key, lease, next_run, status, run, history_size, max_runs)
+        if self.commit_many([item], now):
             raise LeaseLostError(f"lease {lease} of {key} is lost")
 
     def commit_many(self, commits: Sequence[Commit], now: datetime) -> list[InstanceKey]:
-        """One script call per task partition (per 500 items); one round trip on plain Redis."""
+        """One script call per task partition (per 500 items); one round trip on plain Redis.
+        The history entry and the count of settled runs are written by the same script."""
         check_next_runs(now, (item.next_run for item in commits))
+        for item in commits:
+            history.check_history(item.history_size, item.max_runs)
         if not commits:
             return []
         now_us = str(to_micros(now))
@@ -300,13 +310,23 @@ class RedisStore(Store):
         for part, items in by_partition(commits, lambda c: c.key):
             prefix = self._prefix(*part)
             keys = [prefix + b":ready", prefix + b":names"]
-            args: list[Any] = [now_us]
+            args: list[Any] = [now_us, str(to_micros(history.FINISHED))]
             for _, item in items:
                 keys.append(instance_key(prefix, item.key.instance))
                 next_run = "" if item.next_run is None else str(to_micros(item.next_run))
+                entry = "" if item.run is None else history.run_to_json(item.run)
                 args += [item.key.instance.encode("utf-8"), item.lease, next_run, item.status]
+                args += [entry.encode("utf-8"), str(item.history_size), str(item.max_runs or "")]
             calls.append(([i for i, _ in items], keys, args))
         return self._connection.run_batches("commit", calls, [c.key for c in commits], "commit")
+
+    def run_log(self, key: InstanceKey, limit: int) -> RunLog:
+        check_limit(limit)
+        client = self._redis()
+        record = instance_key(self._prefix(key.task, key.partition), key.instance)
+        with self._errors("read a run history"):
+            count, lines = client.hmget(record, ["c", "h"])
+        return RunLog(int(count or 0), history.decoded_runs(history.history_lines(lines), limit))
 
     def unlock(self, key: InstanceKey, lease: str) -> None:
         if self.unlock_many([LeaseRef(key, lease)]):
