@@ -12,7 +12,13 @@ when they parse (``42``, ``true``, ``"42"``, ``[1, 2]``) and as plain strings ot
 from __future__ import annotations
 
 # Importing the command modules adds their commands to the group.
-from celery_pyncette.cli import _instances, _operations, _quarantined, _strikes  # noqa: F401
+from celery_pyncette.cli import (  # noqa: F401
+    _history,
+    _instances,
+    _operations,
+    _quarantined,
+    _strikes,
+)
 from celery_pyncette.cli._common import pyncette
 
 __all__ = ["pyncette"]

@@ -59,6 +59,7 @@ STATE_COLUMNS = (
     "locked_until",
     "last_run_at",
     "last_status",
+    "runs_left",
     "args",
 )
 
@@ -134,6 +135,9 @@ def show(
     help="A task argument; VALUE is JSON or a string. Repeatable.",
 )
 @click.option("--force", is_flag=True, help="Replace the instance even while it runs.")
+@click.option(
+    "--max-runs", type=int, default=None, help="End the instance after this many settled runs."
+)
 @json_option
 @click.pass_context
 def schedule(
@@ -146,6 +150,7 @@ def schedule(
     zone: str | None,
     args: tuple[str, ...],
     force: bool,
+    max_runs: int | None,
     as_json: bool,
 ) -> None:
     """Create or replace a dynamic instance of TASK named INSTANCE."""
@@ -168,6 +173,7 @@ def schedule(
             timezone=zone,
             force=force,
             args=arguments,
+            max_runs=max_runs,
         )
     except (PyncetteError, ValueError, OverflowError) as exc:
         fail(exc)
