@@ -16,6 +16,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from tests.dashboard._history import settle_one
 from tests.dashboard.conftest import Served
 
 WAIT = 10
@@ -140,3 +141,19 @@ def test_a_bad_reschedule_shows_the_reason_and_changes_nothing(
     alert = wait_for(browser, ".flash.error")
     assert "never fires" in alert.text
     assert pyncette.get_task_state(hello, "user-008") == before
+
+
+def test_the_instance_page_shows_its_run_history(
+    browser: Any, served: Served, screenshot: Callable[[str], Path]
+) -> None:
+    settle_one(served.demo.pyncette, "user-011", "success", None)
+    settle_one(served.demo.pyncette, "user-011", "failed", "TimeoutError: upstream")
+
+    browser.get(served.base_url + "/tasks/reminders.hello/instances/user-011")
+    rows = wait_for(browser, "#history").find_elements(By.CSS_SELECTOR, "tbody tr")
+
+    assert len(rows) == 2
+    cells = [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+    assert [row[3] for row in cells] == ["failed", "success"]
+    assert cells[0][4:] == ["worker-7", "TimeoutError: upstream"]
+    screenshot("instance-history")
