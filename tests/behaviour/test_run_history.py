@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from datetime import timedelta
 from typing import Any
@@ -115,3 +116,21 @@ def test_max_runs_must_be_a_positive_int(bad: Any) -> None:
     with pytest.raises(ValueError, match="max_runs"):
         pyncette.schedule_tasks(dyn, {"a": {}}, max_runs=bad)
     assert pyncette.get_task_state(dyn, "a") is None
+
+
+def test_ahistory_is_the_async_twin_of_history() -> None:
+    pyncette = pyncette_like()
+
+    @pyncette.dynamic_task(name="hist.async")
+    def dyn(context: Context) -> None: ...
+
+    with simulate(pyncette, start=T0) as sim:
+        pyncette.schedule_task(dyn, "a", interval=timedelta(seconds=10))
+        sim.advance(timedelta(seconds=20))
+        awaited = asyncio.run(pyncette.ahistory(dyn, "a"))
+        direct = pyncette.history(dyn, "a")
+        missing = asyncio.run(pyncette.ahistory(dyn, "nobody"))
+
+    assert [r.scheduled_at for r in awaited] == [after(20), after(10)]
+    assert awaited == direct
+    assert missing == []
