@@ -272,10 +272,16 @@ class Store(abc.ABC):
         decoded is left out."""
 
     @abc.abstractmethod
-    def unlock(self, key: InstanceKey, lease: str) -> None:
+    def unlock(
+        self, key: InstanceKey, lease: str, *, run: Run | None = None, history_size: int = 0
+    ) -> None:
         """Release the lease and keep ``next_run``, so a due instance is claimable at once.
 
-        Raises :class:`LeaseLostError` when the lease does not match or the instance is gone.
+        ``run``, when given and ``history_size`` is positive, is added to the history in the
+        same round trip, as :meth:`commit` adds it (a failed run unlocked to run again); the
+        count of settled runs is not changed. Raises :class:`LeaseLostError` when the lease does
+        not match or the instance is gone (nothing is written), ``ValueError`` for a negative
+        ``history_size``.
         """
 
     def unlock_many(self, items: Sequence[LeaseRef]) -> list[InstanceKey]:

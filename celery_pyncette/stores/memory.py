@@ -151,9 +151,15 @@ class MemoryStore(Store):
             log = self._runs.get(key, RunLog())
             return RunLog(log.count, log.runs[:limit])
 
-    def unlock(self, key: InstanceKey, lease: str) -> None:
+    def unlock(
+        self, key: InstanceKey, lease: str, *, run: Run | None = None, history_size: int = 0
+    ) -> None:
+        check_history(history_size, None)
         with self._lock:
             record = self._leased(key, lease)
+            if run is not None and history_size > 0:
+                log = self._runs.get(key, RunLog())
+                self._runs[key] = RunLog(log.count, [run, *log.runs][:history_size])
             self._records[key] = record.with_changes(locked_until=None, lease=None, locked_by=None)
 
     def extend_lease(

@@ -193,8 +193,14 @@ class Execution:
             return
         logger.warning("failed %s (%s): unlocked", self.described, type(exc).__name__)
         lease = occurrence.lease
+        run = runs.entry(
+            occurrence.scheduled_at, self.started_at, self.runtime.now(), "failed", exc
+        )
+        history_size = self.runtime.settings.history_size
         if lease is not None and self._guard(
-            lambda: self.runtime.store.unlock(occurrence.key, lease)
+            lambda: self.runtime.store.unlock(
+                occurrence.key, lease, run=run, history_size=history_size
+            )
         ):
             self._settled("unlocked")
 

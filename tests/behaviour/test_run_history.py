@@ -134,3 +134,31 @@ def test_ahistory_is_the_async_twin_of_history() -> None:
     assert [r.scheduled_at for r in awaited] == [after(20), after(10)]
     assert awaited == direct
     assert missing == []
+
+
+def test_an_unlocked_failure_is_in_the_history_and_does_not_count_against_max_runs() -> None:
+    pyncette = pyncette_like()
+    calls: list[int] = []
+
+    @pyncette.task(
+        interval=timedelta(seconds=10),
+        name="hist.unlock",
+        failure_mode=FailureMode.UNLOCK,
+        max_runs=2,
+    )
+    def flaky(context: Context) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("first try")
+
+    with simulate(pyncette, start=T0) as sim:
+        sim.advance(timedelta(seconds=40))
+        history = pyncette.history(flaky)
+        state = pyncette.get_task_state(flaky)
+
+    assert [r.status for r in history] == ["success", "success", "failed"]
+    assert history[-1].error == "ValueError: first try"
+    assert history[-1].scheduled_at == history[-2].scheduled_at == after(10)  # run again
+    assert len(calls) == 3
+    assert state is not None
+    assert state.runs_left == 0

@@ -139,3 +139,29 @@ def test_bad_history_size_or_max_runs_writes_nothing(
     assert state is not None
     assert state.lease == got.lease
     assert store.run_log(got.key, 5) == RunLog(0, [])
+
+
+def test_unlock_adds_a_history_entry_without_counting_the_run(store: Store) -> None:
+    store.upsert(record("a", T0), T0)
+    settle(store, 0)
+    (got,) = claim(store, T0 + timedelta(minutes=1))
+    failed = run(1, "failed", "ValueError: again")
+
+    store.unlock(got.key, got.lease, run=failed, history_size=3)
+
+    assert store.run_log(key("a"), 5) == RunLog(1, [failed, run(0)])
+    state = store.get(key("a"))
+    assert state is not None
+    assert state.lease is None
+    assert state.next_run == T0 + timedelta(minutes=1)
+    assert len(claim(store, T0 + timedelta(minutes=1))) == 1  # due again at once
+
+
+def test_an_unlock_with_a_stale_lease_writes_no_history(store: Store) -> None:
+    store.upsert(record("a", T0), T0)
+    claim(store, T0)
+    with pytest.raises(LeaseLostError):
+        store.unlock(key("a"), "stale", run=run(0, "failed"), history_size=3)
+    assert store.run_log(key("a"), 5) == RunLog(0, [])
+    with pytest.raises(ValueError, match="history_size"):
+        store.unlock(key("a"), "stale", run=run(0, "failed"), history_size=-1)

@@ -118,15 +118,19 @@ def _committed(
     )
 
 
-def unlock(store: Table, key: InstanceKey, lease: str) -> None:
+def unlock(
+    store: Table, key: InstanceKey, lease: str, run: Run | None = None, history_size: int = 0
+) -> None:
     """``Store.unlock`` on ``store``; :class:`LeaseLostError` when the lease is lost."""
     release = uuid.uuid4().hex  # marks this call's write, should botocore have to retry it
+    slots, slot_values = history_update(run, history_size)
     try:
         store._update(
             key,
-            "SET #ready = #next, #release = :release REMOVE #until, #lease, #by",
+            f"SET #ready = #next, #release = :release{', ' + slots if slots else ''} "
+            "REMOVE #until, #lease, #by",
             "#lease = :lease",
-            {":lease": {"S": lease}, ":release": {"S": release}},
+            {":lease": {"S": lease}, ":release": {"S": release}, **slot_values},
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except RefusedError as refused:

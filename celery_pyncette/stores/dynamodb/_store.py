@@ -268,8 +268,11 @@ class DynamoDBStore(Store):
         response = self._call("get_item", Key=self._key(key), ConsistentRead=True)
         return _runs.run_log(response.get("Item"), limit)
 
-    def unlock(self, key: InstanceKey, lease: str) -> None:
-        _leases.unlock(self, key, lease)
+    def unlock(
+        self, key: InstanceKey, lease: str, *, run: Run | None = None, history_size: int = 0
+    ) -> None:
+        check_history(history_size, None)
+        _leases.unlock(self, key, lease, run, history_size)
 
     def extend_lease(
         self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None

@@ -59,6 +59,7 @@ from celery_pyncette.stores.redis._layout import (
 from celery_pyncette.stores.redis._leases import extend_calls, lost_keys
 from celery_pyncette.stores.redis._scripts import SCRIPTS
 from celery_pyncette.stores.redis._settings import check_server_settings
+from celery_pyncette.stores.redis._settle import commit_calls, unlock_calls
 
 log = logging.getLogger("celery_pyncette.stores.redis")
 
@@ -305,19 +306,7 @@ class RedisStore(Store):
             history.check_history(item.history_size, item.max_runs)
         if not commits:
             return []
-        now_us = str(to_micros(now))
-        calls = []
-        for part, items in by_partition(commits, lambda c: c.key):
-            prefix = self._prefix(*part)
-            keys = [prefix + b":ready", prefix + b":names"]
-            args: list[Any] = [now_us, str(to_micros(history.FINISHED))]
-            for _, item in items:
-                keys.append(instance_key(prefix, item.key.instance))
-                next_run = "" if item.next_run is None else str(to_micros(item.next_run))
-                entry = "" if item.run is None else history.run_to_json(item.run)
-                args += [item.key.instance.encode("utf-8"), item.lease, next_run, item.status]
-                args += [entry.encode("utf-8"), str(item.history_size), str(item.max_runs or "")]
-            calls.append(([i for i, _ in items], keys, args))
+        calls = commit_calls(self._prefix, commits, now)
         return self._connection.run_batches("commit", calls, [c.key for c in commits], "commit")
 
     def run_log(self, key: InstanceKey, limit: int) -> RunLog:
@@ -328,23 +317,19 @@ class RedisStore(Store):
             count, lines = client.hmget(record, ["c", "h"])
         return RunLog(int(count or 0), history.decoded_runs(history.history_lines(lines), limit))
 
-    def unlock(self, key: InstanceKey, lease: str) -> None:
-        if self.unlock_many([LeaseRef(key, lease)]):
+    def unlock(
+        self, key: InstanceKey, lease: str, *, run: history.Run | None = None, history_size: int = 0
+    ) -> None:
+        history.check_history(history_size, None)
+        calls = unlock_calls(self._prefix, [(key, lease, run, history_size)])
+        if self._connection.run_batches("unlock", calls, [key], "unlock"):
             raise LeaseLostError(f"lease {lease} of {key} is lost")
 
     def unlock_many(self, items: Sequence[LeaseRef]) -> list[InstanceKey]:
         """One script call per task partition (per 500 items); one round trip on plain Redis."""
         if not items:
             return []
-        calls = []
-        for part, group in by_partition(items, lambda item: item[0]):
-            prefix = self._prefix(*part)
-            keys = [prefix + b":ready"]
-            args: list[Any] = []
-            for _, (key, lease) in group:
-                keys.append(instance_key(prefix, key.instance))
-                args += [key.instance.encode("utf-8"), lease]
-            calls.append(([i for i, _ in group], keys, args))
+        calls = unlock_calls(self._prefix, [(key, lease, None, 0) for key, lease in items])
         return self._connection.run_batches("unlock", calls, [key for key, _ in items], "unlock")
 
     def extend_lease(

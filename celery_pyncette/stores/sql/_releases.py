@@ -202,6 +202,21 @@ class SingleRow:
     commit_history: Executable  # + next_run, now, status, entry, cut
     commit_delete: Executable
     unlock: Executable
+    unlock_history: Executable  # + entry, cut
+
+    @staticmethod
+    def history_params(dialect: str, run: Run, history_size: int) -> dict[str, Any]:
+        """The ``entry`` and ``cut`` parameters that add ``run`` to a history of that size."""
+        return {"entry": run_to_json(run), "cut": cut_value(dialect, history_size)}
+
+    def unlock_of(
+        self, dialect: str, key: InstanceKey, lease: str, run: Run | None, history_size: int
+    ) -> tuple[Executable, dict[str, Any]]:
+        """The statement and parameters of an unlock of one row (with a history entry)."""
+        params = leased_params(key, lease)
+        if run is None or history_size <= 0:
+            return self.unlock, params
+        return self.unlock_history, {**params, **self.history_params(dialect, run, history_size)}
 
     def commit_of(
         self,
@@ -221,7 +236,7 @@ class SingleRow:
         params.update(next_run=next_run, now=now, status=status)
         if run is None or history_size <= 0:
             return self.commit, params
-        params.update(entry=run_to_json(run), cut=cut_value(dialect, history_size))
+        params.update(self.history_params(dialect, run, history_size))
         return self.commit_history, params
 
 
@@ -252,6 +267,9 @@ def single_row_statements(table: Table, dialect: Dialect) -> SingleRow:
         commit_history=update(table).where(*leased).values(**committed, history=history),
         commit_delete=delete(table).where(*leased),
         unlock=update(table).where(*leased).values(ready_at=c.next_run, **released),
+        unlock_history=update(table)
+        .where(*leased)
+        .values(ready_at=c.next_run, history=history, **released),
     )
 
 

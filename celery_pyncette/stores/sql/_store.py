@@ -64,7 +64,6 @@ from celery_pyncette.stores.sql._quarantine import (
 from celery_pyncette.stores.sql._releases import (
     commit_batch,
     key_params,
-    leased_params,
     read_run_log,
     single_row_statements,
     unlock_batch,
@@ -332,8 +331,13 @@ class SQLStore(Store):
         held = self._run(work, write=True)
         return [item.key for item, ok in zip(commits, held, strict=True) if not ok]
 
-    def unlock(self, key: InstanceKey, lease: str) -> None:
-        self._leased_write(self._single.unlock, leased_params(key, lease))
+    def unlock(
+        self, key: InstanceKey, lease: str, *, run: Run | None = None, history_size: int = 0
+    ) -> None:
+        check_history(history_size, None)
+        self._leased_write(
+            *self._single.unlock_of(self._dialect.name, key, lease, run, history_size)
+        )
 
     def unlock_many(self, items: Sequence[LeaseRef]) -> list[InstanceKey]:
         if not items:
