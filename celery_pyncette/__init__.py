@@ -22,7 +22,7 @@ from celery_pyncette.errors import (
     StoreError,
     TaskLockedError,
 )
-from celery_pyncette.stores.base import Strike
+from celery_pyncette.stores.base import Run, Strike
 from celery_pyncette.worker import connect_receivers
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ __all__ = [
     "LeaseLostError",
     "Pyncette",
     "PyncetteError",
+    "Run",
     "Scheduler",
     "StoreError",
     "Strike",

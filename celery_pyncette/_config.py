@@ -39,6 +39,8 @@ class Settings:
     #: Port of beat's ``GET /healthz`` (``None``: no endpoint), and the address it listens on.
     health_port: int | None = None
     health_host: str = "0.0.0.0"
+    #: How many settled runs each instance keeps in its history (0: no history is written).
+    history_size: int = 20
 
 
 def _as_int(key: str, value: Any) -> int:
@@ -50,6 +52,19 @@ def _as_int(key: str, value: Any) -> int:
         raise ConfigurationError(f"{key}: expected a whole number, got {value!r}") from None
     if number <= 0:
         raise ConfigurationError(f"{key}: must be positive, got {number}")
+    return number
+
+
+def _as_count(key: str, value: Any) -> int:
+    """A whole number that may be zero (``pyncette_history_size``), at most 1000."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigurationError(f"{key}: expected a whole number, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigurationError(f"{key}: expected a whole number, got {value!r}") from None
+    if not 0 <= number <= 1000:
+        raise ConfigurationError(f"{key}: must be between 0 and 1000, got {number}")
     return number
 
 
@@ -162,6 +177,8 @@ def _parse(name: str, value: Any) -> Any:
         return value
     if name == "batch_size":
         return _as_int(key, value)
+    if name == "history_size":
+        return _as_count(key, value)
     if name == "poll_interval":
         return _as_seconds(key, value)
     if name in ("lease_duration", "delivery_timeout"):

@@ -28,6 +28,7 @@ from celery_pyncette._names import (  # noqa: F401 - re-exported limits
 )
 from celery_pyncette._options import CELERY_TASK_OPTIONS, MESSAGE_OPTIONS, arguments_from
 from celery_pyncette._window_options import Window
+from celery_pyncette._runs import parse_max_runs
 from celery_pyncette.schedules import (
     CronSchedule,
     IntervalSchedule,
@@ -140,6 +141,9 @@ class TaskDefinition:
     #: ``start_at`` / ``end_at`` / ``jitter``: in a static task's schedule already; a dynamic
     #: template's defaults for its instances.
     window: Window = field(default_factory=Window)
+    #: After this many settled runs a static task has no next run; a dynamic template's default
+    #: for its instances (see :mod:`celery_pyncette._runs`).
+    max_runs: int | None = None
 
     def describe(self, instance: str | None, scheduled_at: Any, args: Mapping[str, Any]) -> str:
         """The log form of one occurrence (arguments only where marked loggable)."""
@@ -316,6 +320,7 @@ def parse_task_options(
     concurrency_limit = ConcurrencyLimit.parse(options.pop("concurrency_limit", None))
     log_args = logs.parse_log_args(options.pop("log_args", None))
     misfire_grace = misfire.check_grace(options.pop("misfire_grace", None))
+    max_runs = parse_max_runs(options.pop("max_runs", None))
     celery_options = {k: options.pop(k) for k in list(options) if k in CELERY_TASK_OPTIONS}
     if isinstance(misfire.check_expires(celery_options.get("expires")), timedelta):
         celery_options["expires"] = celery_options["expires"].total_seconds()  # Celery's form
@@ -342,5 +347,6 @@ def parse_task_options(
         default_timing=default_timing,
         misfire_grace=misfire_grace,
         window=window,
+        max_runs=max_runs,
     )
     return definition, celery_options, name

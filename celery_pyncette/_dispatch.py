@@ -27,6 +27,7 @@ from celery.utils.dispatch import Signal
 from celery_pyncette import _events as events
 from celery_pyncette import _misfire as misfire
 from celery_pyncette import _quarantine as quarantine
+from celery_pyncette import _runs as runs
 from celery_pyncette import _tracing as tracing
 from celery_pyncette import metrics, signals
 from celery_pyncette._concurrency import Slots
@@ -335,7 +336,17 @@ class Dispatcher:
             now,
         )
         of = status if callable(status) else lambda _: status
-        commits = [Commit(d.record.key, d.record.lease, run, of(d)) for d, run in done]
+        history = self.runtime.settings.history_size
+        commits = [
+            Commit(
+                d.record.key,
+                d.record.lease,
+                run,
+                of(d),
+                *runs.commit_extras(d.record, of(d), now, definition.max_runs, history),
+            )
+            for d, run in done
+        ]
         return failed + store.commit_many(commits, now)
 
     def _publish(

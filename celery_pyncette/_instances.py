@@ -12,10 +12,12 @@ import asyncio
 import functools
 import secrets
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from celery_pyncette import _misfire as misfire
+from celery_pyncette import _runs as runs
 from celery_pyncette._bounds import check_duration
 from celery_pyncette._definitions import (
     TaskDefinition,
@@ -31,7 +33,7 @@ from celery_pyncette._state import TaskState, TaskStatePage, decode_token, encod
 from celery_pyncette._window_options import Window
 from celery_pyncette.errors import BulkWriteError, StoreError
 from celery_pyncette.schedules import JitteredSchedule, OnceSchedule, Schedule
-from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, InstanceRecord
+from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, InstanceRecord, Run
 
 S = TypeVar("S")
 P = ParamSpec("P")
@@ -111,6 +113,7 @@ class InstanceAPI:
         start_at: datetime | None = None,
         end_at: datetime | None = None,
         jitter: timedelta | None = None,
+        max_runs: int | None = None,
         **extra: Any,
     ) -> TaskState:
         """Create or replace a dynamic instance; written to the store before this returns.
@@ -137,6 +140,7 @@ class InstanceAPI:
         )
         if grace is not None:
             record = record.with_changes(spec=misfire.with_grace(record.spec, grace))
+        record = runs.with_max_runs(record, runs.parse_max_runs(max_runs) or definition.max_runs)
         # The same timing keeps the stored next run (decided by the store, atomically); force
         # replaces the instance whole, its timer too.
         kept = self._runtime.store.upsert(
@@ -146,7 +150,7 @@ class InstanceAPI:
         record = self._runtime.router.settle_one(
             definition, record, force, keep_next_run=not force
         )  # a repartition meanwhile: move it
-        return TaskState.from_record(record)
+        return self._state_of(record)
 
     def schedule_tasks(
         self,
@@ -163,6 +167,7 @@ class InstanceAPI:
         start_at: datetime | None = None,
         end_at: datetime | None = None,
         jitter: timedelta | None = None,
+        max_runs: int | None = None,
     ) -> list[str]:
         """Create or replace many instances with one timing: ``{instance: args}``.
 
@@ -184,11 +189,13 @@ class InstanceAPI:
             definition.window,
             definition.default_timing.resolve(schedule, interval, execute_at, timezone),
         )
+        limit = runs.parse_max_runs(max_runs)
         return self._write_many(
             task,
             [(name, built, {**common, **own}) for name, own in instances.items()],
             force,
             grace,
+            limit,
         )
 
     def scatter(
@@ -235,9 +242,11 @@ class InstanceAPI:
         planned: list[tuple[str, Schedule, Mapping[str, Any]]],
         force: bool,
         grace: timedelta | None = None,
+        max_runs: int | None = None,
     ) -> list[str]:
         now = self._runtime.now()
         definition = self._dynamic_definition(task)
+        max_runs = max_runs or definition.max_runs
         records: list[InstanceRecord] = []
         timings: dict[int, tuple[datetime, dict[str, Any]]] = {}  # per schedule object, not row
         for name, schedule, args in planned:
@@ -249,7 +258,8 @@ class InstanceAPI:
                 first = self._new_record(key, schedule, {}, now)
                 spec = misfire.with_grace(first.spec, grace)
                 timing = timings[id(schedule)] = (first.next_run, spec)
-            records.append(InstanceRecord(key=key, next_run=timing[0], spec=timing[1], args=merged))
+            record = InstanceRecord(key=key, next_run=timing[0], spec=timing[1], args=merged)
+            records.append(runs.with_max_runs(record, max_runs))
         return self._write_records(definition, records, now, force)
 
     def _write_instances(
@@ -331,7 +341,33 @@ class InstanceAPI:
             record = self._runtime.store.get(key)
         else:
             record = self._runtime.router.get(*self._dynamic_key(task, instance))
-        return TaskState.from_record(record) if record is not None else None
+        return self._state_of(record) if record is not None else None
+
+    def _state_of(self, record: InstanceRecord) -> TaskState:
+        """The state of ``record``, with its runs left when it has a ``max_runs`` (read from the
+        store's count of settled runs)."""
+        state = TaskState.from_record(record)
+        default = self._runtime.definition(record.key.task).max_runs
+        limit = runs.max_runs_of(record.key, record.spec, default)
+        if limit is None:
+            return state
+        log = self._runtime.store.run_log(record.key, 1)
+        return replace(state, max_runs=limit, runs_left=runs.runs_left(limit, log))
+
+    def history(self, /, task: Any, instance: str | None = None, limit: int = 20) -> list[Run]:
+        """The last ``limit`` settled runs of a dynamic instance (or of a static task with
+        ``instance=None``), newest first; empty for an instance that does not exist (or when
+        ``pyncette_history_size`` is 0). ``ValueError`` for a limit that is not a positive int."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive integer, got {limit!r}")
+        if instance is None:
+            key = InstanceKey(self._runtime.definition(task).name, 0, STATIC_INSTANCE)
+        else:
+            record = self._runtime.router.get(*self._dynamic_key(task, instance))
+            if record is None:
+                return []
+            key = record.key
+        return self._runtime.store.run_log(key, limit).runs
 
     def list_task_states(
         self, /, task: Any, limit: int = 100, continuation_token: str | None = None
@@ -352,7 +388,7 @@ class InstanceAPI:
                 definition.name, partition, limit - len(states), after
             )
             states.extend(
-                TaskState.from_record(r)
+                self._state_of(r)
                 for r in page
                 if r.key.instance != STATIC_INSTANCE and not is_extra_instance(r.key.instance)
             )
@@ -365,3 +401,4 @@ class InstanceAPI:
     aunschedule_task = async_twin(unschedule_task)
     aget_task_state = async_twin(get_task_state)
     alist_task_states = async_twin(list_task_states)
+    ahistory = async_twin(history)

@@ -34,7 +34,7 @@ DECORATOR_OPTIONS = (
         {
             "schedule", "interval", "timezone", "execution_mode", "failure_mode",
             "lease_duration", "enabled", "catch_up", "name", "concurrency_limit", "log_args",
-            "args", "misfire_grace", "start_at", "end_at", "jitter",
+            "args", "misfire_grace", "start_at", "end_at", "jitter", "max_runs",
         }
     )
     | CELERY_TASK_OPTIONS
@@ -45,7 +45,7 @@ PARTITION_OPTIONS = frozenset({"partition_count", "partition_selector", "enabled
 #: and ``misfire_grace``, which a rescheduled instance keeps).
 INSTANCE_OPTIONS = frozenset(
     {"schedule", "interval", "execute_at", "timezone", "force", "args", "misfire_grace",
-     "start_at", "end_at", "jitter"}
+     "start_at", "end_at", "jitter", "max_runs"}
 )  # fmt: skip
 #: Every keyword that has a meaning somewhere in the task API: an extra keyword named like one of
 #: them, or close to one, is refused rather than taken for an argument.

@@ -1,12 +1,13 @@
 """The one read model: what ``celery pyncette ... --json`` prints and the dashboard's API answers.
 
-Each ``*_row`` function turns one thing the library reads (a task summary, a task state, a strike,
-a beat, a task's backlog, the health report, a quarantined record) into a dict with one fixed set
-of keys. Values are JSON values, except times (``datetime``) and durations (``timedelta``), kept
-as they are so that the CLI's tables and the dashboard's pages format them for people;
-:func:`to_json` makes any such row (or a list or dict of them) JSON: times as ISO 8601 in UTC,
-durations as seconds. The CLI and the dashboard serialise through here only, so the same store
-content gives the same JSON from both (``tests/dashboard/test_same_json.py``).
+Each ``*_row`` function turns one thing the library reads (a task summary, a task state, a run of
+its history, a strike, a beat, a task's backlog, the health report, a quarantined record) into a
+dict with one fixed set of keys. Values are JSON values, except times (``datetime``) and
+durations (``timedelta``), kept as they are so that the CLI's tables and the dashboard's pages
+format them for people; :func:`to_json` makes any such row (or a list or dict of them) JSON:
+times as ISO 8601 in UTC, durations as seconds. The CLI and the dashboard serialise through here
+only, so the same store content gives the same JSON from both
+(``tests/dashboard/test_same_json.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from celery_pyncette._overview import Backlog, Health, TaskSummary
 from celery_pyncette._registry import BeatInfo
 from celery_pyncette._state import TaskState
 from celery_pyncette._strike_values import type_name
-from celery_pyncette.stores.base import STATIC_INSTANCE, Quarantined, Strike
+from celery_pyncette.stores.base import STATIC_INSTANCE, Quarantined, Run, Strike
 
 #: Quarantined records listed in a health report (the count says how many there are).
 HEALTH_QUARANTINED_SHOWN = 10
@@ -78,11 +79,25 @@ def state_row(state: TaskState) -> dict[str, Any]:
         "locked_by": state.locked_by,
         "last_run_at": state.last_run_at,
         "last_status": state.last_status,
+        "max_runs": state.max_runs,
+        "runs_left": state.runs_left,
         "args": dict(state.args),
         "start_at": state.start_at,
         "end_at": state.end_at,
         "jitter": state.jitter,
         "sends_at": state.sends_at,
+    }
+
+
+def run_row(run: Run) -> dict[str, Any]:
+    """One settled run of an instance's history (see ``Pyncette.history``)."""
+    return {
+        "scheduled_at": run.scheduled_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "status": run.status,
+        "worker": run.worker,
+        "error": run.error,
     }
 
 

@@ -42,6 +42,9 @@ class TaskState:
     end_at: datetime | None = None
     jitter: timedelta | None = None
     sends_at: datetime | None = None
+    #: The instance's ``max_runs`` (``None``: unbounded) and how many runs it has left.
+    max_runs: int | None = None
+    runs_left: int | None = None
 
     @classmethod
     def from_record(cls, record: InstanceRecord) -> TaskState:

@@ -14,6 +14,7 @@ from __future__ import annotations
 # Importing the command modules adds their commands to the group.
 from celery_pyncette.cli import (  # noqa: F401
     _extra_runs,
+    _history,
     _instances,
     _operations,
     _quarantined,

@@ -73,6 +73,7 @@ STATE_COLUMNS = (
     "locked_until",
     "last_run_at",
     "last_status",
+    "runs_left",
     "args",
 )
 
@@ -153,6 +154,9 @@ def show(
     help="A task argument; VALUE is JSON or a string. Repeatable.",
 )
 @click.option("--force", is_flag=True, help="Replace the instance even while it runs.")
+@click.option(
+    "--max-runs", type=int, default=None, help="End the instance after this many settled runs."
+)
 @json_option
 @click.pass_context
 def schedule(
@@ -168,6 +172,7 @@ def schedule(
     jitter: float | None,
     args: tuple[str, ...],
     force: bool,
+    max_runs: int | None,
     as_json: bool,
 ) -> None:
     """Create or replace a dynamic instance of TASK named INSTANCE."""
@@ -193,6 +198,7 @@ def schedule(
             start_at=None if start_at is None else _parse_at(start_at, "--start-at"),
             end_at=None if end_at is None else _parse_at(end_at, "--end-at"),
             jitter=None if jitter is None else bounds.seconds(jitter, "jitter"),
+            max_runs=max_runs,
         )
     except (PyncetteError, ValueError, OverflowError) as exc:
         fail(exc)

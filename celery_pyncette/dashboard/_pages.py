@@ -103,7 +103,10 @@ class _Pages:
         name, instance = request.path_params["task"], request.path_params["instance"]
         state = await _reading.state(self.site, name, instance)
         summary = await _reading.summary(self.site, name)
-        return self.site.render(request, "instance.html", {"task": summary, "state": state})
+        runs = await run_in_threadpool(self.pyncette.history, name, instance)
+        return self.site.render(
+            request, "instance.html", {"task": summary, "state": state, "history": runs}
+        )
 
     async def strikes(self, request: Request) -> Response:
         strikes = _read_model.sorted_strikes(await run_in_threadpool(self.pyncette.strikes))

@@ -225,6 +225,7 @@ INSTANCE = """{% extends "base.html" %}{% from "macros.html" import when, status
   <dt>Locked until</dt><dd>{{ when(state.locked_until) }}</dd>
   <dt>Locked by</dt><dd class="mono">{{ state.locked_by or '–' }}</dd>
   <dt>Partition</dt><dd>{{ state.partition }}</dd>
+  {% if state.max_runs %}<dt>Runs left</dt><dd id="runs-left">{{ state.runs_left }} of {{ state.max_runs }}</dd>{% endif %}
   <dt>Arguments</dt><dd><code>{{ args_text(state.args) }}</code></dd>
 </dl>
 </div>
@@ -252,6 +253,22 @@ INSTANCE = """{% extends "base.html" %}{% from "macros.html" import when, status
 </form>
 </div>
 {% endif %}
+</div>
+<h2>Recent runs</h2>
+<div class="card">
+<table id="history">
+  <thead><tr><th>Scheduled</th><th>Started</th><th>Finished</th><th>Status</th><th>Worker</th><th>Error</th></tr></thead>
+  <tbody>
+  {% for run in history %}
+  <tr>
+    <td>{{ when(run.scheduled_at) }}</td><td>{{ when(run.started_at) }}</td><td>{{ when(run.finished_at) }}</td>
+    <td>{{ status(run.status) }}</td><td class="mono">{{ run.worker or '–' }}</td><td class="mono">{{ run.error or '' }}</td>
+  </tr>
+  {% else %}
+  <tr><td colspan="6" class="when">No settled run kept (pyncette_history_size sets how many are).</td></tr>
+  {% endfor %}
+  </tbody>
+</table>
 </div>
 {% endblock %}
 """

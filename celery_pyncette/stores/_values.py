@@ -12,13 +12,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
+from celery_pyncette.stores._history import Run, Status
+
 #: The instance name under which a static task's single record is stored.
 STATIC_INSTANCE = "__static__"
-
-#: What a commit records as ``last_status``: the run succeeded, failed (and was committed), was
-#: struck (advanced without running), or was sent (at-most-once: committed before sending); or it
-#: did not run because it was claimed past its misfire grace (missed) or past its expiry (expired).
-Status = Literal["success", "failed", "struck", "sent", "missed", "expired"]
 
 #: The comparison a strike with a parameter makes.
 StrikeOperator = Literal["==", "!=", "<", "<=", ">", ">="]
@@ -165,6 +162,21 @@ class Commit:
     lease: str
     next_run: datetime | None
     status: Status = "success"
+    #: The history entry written with the commit (none: nothing is added to the history).
+    run: Run | None = None
+    #: How many history entries the instance keeps (0: the history is not written).
+    history_size: int = 0
+    #: After this many settled runs the instance ends (see :meth:`Store.commit`).
+    max_runs: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunLog:
+    """What a store keeps of an instance's runs: ``count`` settled runs so far, and the last
+    ones (``runs``), newest first."""
+
+    count: int = 0
+    runs: list[Run] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from celery_pyncette.errors import LeaseLostError, TaskLockedError
 from celery_pyncette.stores._checks import check_claim, check_next_runs
+from celery_pyncette.stores._history import Run, Status, check_history
 from celery_pyncette.stores._values import (
     STATIC_INSTANCE,
     ClaimedBatch,
@@ -33,7 +34,7 @@ from celery_pyncette.stores._values import (
     InstanceRecord,
     LeaseRef,
     Quarantined,
-    Status,
+    RunLog,
     Strike,
     StrikeOperator,
     claimed,
@@ -51,6 +52,8 @@ __all__ = [
     "InstanceRecord",
     "LeaseRef",
     "Quarantined",
+    "Run",
+    "RunLog",
     "Status",
     "Store",
     "Strike",
@@ -217,12 +220,26 @@ class Store(abc.ABC):
         next_run: datetime | None,
         now: datetime,
         status: Status = "success",
+        *,
+        run: Run | None = None,
+        history_size: int = 0,
+        max_runs: int | None = None,
     ) -> None:
         """Finish a leased execution.
 
         If ``lease`` is still the instance's lease: set ``next_run`` (or delete the instance when it
         is ``None``), release the lock, set ``last_run_at = now`` and ``last_status = status``.
         Raises :class:`LeaseLostError` when the lease does not match or the instance is gone.
+
+        In the same round trip (one statement, script or transaction): the instance's count of
+        settled runs grows by one, and ``run``, when given and ``history_size`` is positive, is
+        added to its history, newest first, of which at most ``history_size`` entries are kept.
+        With ``max_runs``, a commit that brings the count to ``max_runs`` ends the instance:
+        a dynamic one is deleted, a static task's record is kept with the next run
+        :data:`~celery_pyncette.stores._history.FINISHED` (see
+        :func:`~celery_pyncette.stores._history.settled_next_run`). Upserts keep the count and
+        the history; deleting the instance drops them. ``ValueError`` (nothing written) for a
+        negative ``history_size`` or a ``max_runs`` that is not a positive int.
         """
 
     def commit_many(self, commits: Sequence[Commit], now: datetime) -> list[InstanceKey]:
@@ -231,19 +248,42 @@ class Store(abc.ABC):
         Stores override this to save round trips; the outcome per item equals :meth:`commit`.
         """
         check_next_runs(now, (item.next_run for item in commits))
+        for item in commits:
+            check_history(item.history_size, item.max_runs)
         lost: list[InstanceKey] = []
         for item in commits:
             try:
-                self.commit(item.key, item.lease, item.next_run, now, item.status)
+                self.commit(
+                    item.key,
+                    item.lease,
+                    item.next_run,
+                    now,
+                    item.status,
+                    run=item.run,
+                    history_size=item.history_size,
+                    max_runs=item.max_runs,
+                )
             except LeaseLostError:
                 lost.append(item.key)
         return lost
 
     @abc.abstractmethod
-    def unlock(self, key: InstanceKey, lease: str) -> None:
+    def run_log(self, key: InstanceKey, limit: int) -> RunLog:
+        """The instance's count of settled runs and its last ``limit`` history entries, newest
+        first (an empty log for an instance that does not exist). An entry that cannot be
+        decoded is left out."""
+
+    @abc.abstractmethod
+    def unlock(
+        self, key: InstanceKey, lease: str, *, run: Run | None = None, history_size: int = 0
+    ) -> None:
         """Release the lease and keep ``next_run``, so a due instance is claimable at once.
 
-        Raises :class:`LeaseLostError` when the lease does not match or the instance is gone.
+        ``run``, when given and ``history_size`` is positive, is added to the history in the
+        same round trip, as :meth:`commit` adds it (a failed run unlocked to run again); the
+        count of settled runs is not changed. Raises :class:`LeaseLostError` when the lease does
+        not match or the instance is gone (nothing is written), ``ValueError`` for a negative
+        ``history_size``.
         """
 
     def unlock_many(self, items: Sequence[LeaseRef]) -> list[InstanceKey]:

@@ -20,11 +20,14 @@ from celery_pyncette.stores._checks import (
     check_next_runs,
     check_strike_reason,
 )
+from celery_pyncette.stores._history import Run, check_history, settled_next_run
 from celery_pyncette.stores.base import (
+    STATIC_INSTANCE,
     ClaimedBatch,
     InstanceKey,
     InstanceRecord,
     Quarantined,
+    RunLog,
     Status,
     Store,
     Strike,
@@ -42,6 +45,8 @@ class MemoryStore(Store):
         self._lock = threading.Lock()
         self._records: dict[InstanceKey, InstanceRecord] = {}
         self._quarantined: dict[InstanceKey, Quarantined] = {}
+        #: Per instance: its count of settled runs and its history, newest first.
+        self._runs: dict[InstanceKey, RunLog] = {}
         self._strikes: dict[str, Strike] = {}
         self._strikes_version = 0
 
@@ -118,13 +123,26 @@ class MemoryStore(Store):
         next_run: datetime | None,
         now: datetime,
         status: Status = "success",
+        *,
+        run: Run | None = None,
+        history_size: int = 0,
+        max_runs: int | None = None,
     ) -> None:
         check_next_runs(now, [next_run])
+        check_history(history_size, max_runs)
         with self._lock:
             record = self._leased(key, lease)
+            log = self._runs.get(key, RunLog())
+            runs = log.runs
+            if run is not None and history_size > 0:
+                runs = [run, *runs][:history_size]
+            count = log.count + 1
+            next_run = settled_next_run(key.instance == STATIC_INSTANCE, next_run, count, max_runs)
             if next_run is None:
                 del self._records[key]
+                self._runs.pop(key, None)
                 return
+            self._runs[key] = RunLog(count, runs)
             self._records[key] = record.with_changes(
                 next_run=next_run,
                 locked_until=None,
@@ -134,9 +152,21 @@ class MemoryStore(Store):
                 last_status=status,
             )
 
-    def unlock(self, key: InstanceKey, lease: str) -> None:
+    def run_log(self, key: InstanceKey, limit: int) -> RunLog:
+        check_limit(limit)
+        with self._lock:
+            log = self._runs.get(key, RunLog())
+            return RunLog(log.count, log.runs[:limit])
+
+    def unlock(
+        self, key: InstanceKey, lease: str, *, run: Run | None = None, history_size: int = 0
+    ) -> None:
+        check_history(history_size, None)
         with self._lock:
             record = self._leased(key, lease)
+            if run is not None and history_size > 0:
+                log = self._runs.get(key, RunLog())
+                self._runs[key] = RunLog(log.count, [run, *log.runs][:history_size])
             self._records[key] = record.with_changes(locked_until=None, lease=None, locked_by=None)
 
     def extend_lease(
@@ -183,6 +213,7 @@ class MemoryStore(Store):
     def delete(self, key: InstanceKey) -> bool:
         with self._lock:
             self._quarantined.pop(key, None)
+            self._runs.pop(key, None)
             return self._records.pop(key, None) is not None
 
     def quarantine(self, key: InstanceKey, lease: str | None, reason: str, now: datetime) -> bool:

@@ -18,6 +18,7 @@ from celery.utils.dispatch import Signal
 from celery_pyncette import _events as events
 from celery_pyncette import _misfire as misfire
 from celery_pyncette import _quarantine as quarantine
+from celery_pyncette import _runs as runs
 from celery_pyncette import metrics, signals
 from celery_pyncette._concurrency import release
 from celery_pyncette._context import Context
@@ -58,6 +59,8 @@ class Execution:
         #: How the run was settled (the ``outcome`` of ``occurrence_settled``), ``"skipped"`` when
         #: its lease was taken over; ``None`` while nothing was (or when the store failed).
         self.outcome: str | None = None
+        #: What a failed run raised (its history entry names it).
+        self._error: BaseException | None = None
 
     @property
     def leased(self) -> bool:
@@ -191,6 +194,7 @@ class Execution:
             return
         if mode is FailureMode.COMMIT:
             logger.warning("failed %s (%s): committed", self.described, type(exc).__name__)
+            self._error = exc
             self._settle("failed")
             return
         if self._apply_instance_changes():  # unschedule() / reschedule() stand, as in NONE
@@ -198,8 +202,14 @@ class Execution:
             return
         logger.warning("failed %s (%s): unlocked", self.described, type(exc).__name__)
         lease = occurrence.lease
+        run = runs.entry(
+            occurrence.scheduled_at, self.started_at, self.runtime.now(), "failed", exc
+        )
+        history_size = self.runtime.settings.history_size
         if lease is not None and self._guard(
-            lambda: self.runtime.store.unlock(occurrence.key, lease)
+            lambda: self.runtime.store.unlock(
+                occurrence.key, lease, run=run, history_size=history_size
+            )
         ):
             self._settled("unlocked")
 
@@ -225,8 +235,21 @@ class Execution:
             )
             return
         lease = occurrence.lease
+        started = None if status == "struck" else self.started_at
+        run = runs.entry(occurrence.scheduled_at, started, now, status, self._error)
+        limit = runs.max_runs_of(occurrence.key, occurrence.spec, self.definition.max_runs)
+        history_size = self.runtime.settings.history_size
         if self._guard(
-            lambda: self.runtime.store.commit(occurrence.key, lease, next_run, now, status)
+            lambda: self.runtime.store.commit(
+                occurrence.key,
+                lease,
+                next_run,
+                now,
+                status,
+                run=run,
+                history_size=history_size,
+                max_runs=limit,
+            )
         ):
             metrics.record_commit(self.definition.name, status)
             self._settled(status)

@@ -20,6 +20,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from celery_pyncette import _clock as clock
 from celery_pyncette._records import extra_target, is_extra_instance
+from tests.dashboard._history import settle_one
 from tests.dashboard.conftest import Served
 
 WAIT = 10
@@ -228,3 +229,17 @@ def test_run_now_of_a_static_task_from_its_page(browser: Any, served: Served) ->
         assert [t for t, _ in _extras_of(served, "reports.daily")] == [None]
     finally:
         _drop_extras(served, "reports.daily")
+def test_the_instance_page_shows_its_run_history(
+    browser: Any, served: Served, screenshot: Callable[[str], Path]
+) -> None:
+    settle_one(served.demo.pyncette, "user-011", "success", None)
+    settle_one(served.demo.pyncette, "user-011", "failed", "TimeoutError: upstream")
+
+    browser.get(served.base_url + "/tasks/reminders.hello/instances/user-011")
+    rows = wait_for(browser, "#history").find_elements(By.CSS_SELECTOR, "tbody tr")
+
+    assert len(rows) == 2
+    cells = [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+    assert [row[3] for row in cells] == ["failed", "success"]
+    assert cells[0][4:] == ["worker-7", "TimeoutError: upstream"]
+    screenshot("instance-history")

@@ -209,6 +209,8 @@ def test_setup_creates_the_tables_keys_and_claim_index_and_can_run_again(
             "last_status",
             "quarantined_at",
             "quarantine_reason",
+            "runs",
+            "history",
         }
 
 

@@ -61,6 +61,7 @@ LAYERS: dict[str, int] = {
             "_misfire",
             "_backfill",
             "_extras",
+            "_runs",
         ],
         3,
     ),
@@ -97,7 +98,12 @@ def module_name(path: Path, root: Path = PACKAGE) -> str:
 def unit_of(name: str) -> str:
     """The store contract (``stores.base`` with its value types and argument checks) is its own
     unit; any other module belongs to its top-level module or package."""
-    if name.split(".")[:2] in (["stores", "base"], ["stores", "_values"], ["stores", "_checks"]):
+    if name.split(".")[:2] in (
+        ["stores", "base"],
+        ["stores", "_values"],
+        ["stores", "_checks"],
+        ["stores", "_history"],
+    ):
         return "stores.base"
     return name.split(".")[0]
 

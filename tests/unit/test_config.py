@@ -110,3 +110,12 @@ def test_keyword_overrides_are_checked_when_the_extension_is_built() -> None:
 
     with pytest.raises(ConfigurationError, match="batch_size"):
         Pyncette(app, batch_size=-3)
+
+
+def test_history_size_defaults_to_20_takes_0_and_refuses_bad_values() -> None:
+    assert Settings().history_size == 20
+    assert settings_from({}, {"history_size": 0}).history_size == 0
+    assert settings_from({"pyncette_history_size": "5"}, {}).history_size == 5
+    for bad in (-1, 1001, 2.5, True, "many"):
+        with pytest.raises(ConfigurationError, match="pyncette_history_size"):
+            settings_from({"pyncette_history_size": bad}, {})

@@ -35,6 +35,7 @@ EXPECTED = [
     "LeaseLostError",
     "Pyncette",
     "PyncetteError",
+    "Run",
     "Scheduler",
     "StoreError",
     "Strike",

@@ -38,7 +38,10 @@ _NAMES = {
     "#release": "release_id",
     "#qreason": "quarantine_reason",
     "#qsince": "quarantined_at",
+    "#runs": "runs",
 }
+#: History slot placeholders ``#h0``, ``#h1``, ... name the attributes ``h0``, ``h1``, ...
+_SLOT = re.compile(r"#h\d+")
 
 
 def expression(*expressions: str | None) -> dict[str, Any]:
@@ -46,7 +49,11 @@ def expression(*expressions: str | None) -> dict[str, Any]:
     used = {token for text in expressions if text for token in _NAME_TOKEN.findall(text)}
     if not used:
         return {}
-    return {"ExpressionAttributeNames": {token: _NAMES[token] for token in sorted(used)}}
+    return {
+        "ExpressionAttributeNames": {
+            token: token[1:] if _SLOT.fullmatch(token) else _NAMES[token] for token in sorted(used)
+        }
+    }
 
 
 def number(moment: datetime) -> dict[str, str]:

@@ -18,9 +18,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from celery_pyncette.errors import LeaseLostError
-from celery_pyncette.stores.base import InstanceKey, LeaseRef
+from celery_pyncette.stores._history import Run, settled_next_run
+from celery_pyncette.stores.base import STATIC_INSTANCE, InstanceKey, LeaseRef
 from celery_pyncette.stores.dynamodb._api import Table
 from celery_pyncette.stores.dynamodb._items import RefusedError, expression, holds, number
+from celery_pyncette.stores.dynamodb._runs import count_update, history_update
 
 
 def commit(
@@ -30,48 +32,105 @@ def commit(
     next_run: datetime | None,
     now: datetime,
     status: str,
+    run: Run | None = None,
+    history_size: int = 0,
+    max_runs: int | None = None,
 ) -> None:
-    """``Store.commit`` on ``store``; :class:`LeaseLostError` when the lease is lost."""
+    """``Store.commit`` on ``store``; :class:`LeaseLostError` when the lease is lost.
+
+    One UpdateItem (or DeleteItem) writes the outcome, the count and the history. With
+    ``max_runs``, the update is conditioned on the count being short of it; when that condition
+    alone refuses it, this is the last run, and the instance is ended by a second request.
+    """
+    if max_runs == 1 and next_run is not None:  # no count is short of 1: the first run is last
+        final = settled_next_run(key.instance == STATIC_INSTANCE, next_run, 1, 1)
+        return commit(store, key, lease, final, now, status, run, history_size)
     condition = "#lease = :lease"
+    if max_runs is not None and next_run is not None:
+        condition += " AND (attribute_not_exists(#runs) OR #runs < :last)"
     release = uuid.uuid4().hex  # marks this call's write, should botocore have to retry it
     try:
         if next_run is None:
             store._call(
                 "delete_item",
                 Key=store._key(key),
-                ConditionExpression=condition,
-                **expression(condition),
+                ConditionExpression="#lease = :lease",
+                **expression("#lease = :lease"),
                 ExpressionAttributeValues={":lease": {"S": lease}},
             )
-            return
-        store._update(
+            return None
+        _committed(
+            store,
             key,
-            "SET #next = :next, #ready = :next, #last = :now, #status = :status, "
-            "#release = :release REMOVE #until, #lease, #by",
+            (lease, release),
+            next_run,
+            now,
+            status,
+            run,
+            history_size,
             condition,
-            {
-                ":next": number(next_run),
-                ":now": number(now),
-                ":status": {"S": status},
-                ":lease": {"S": lease},
-                ":release": {"S": release},
-            },
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            max_runs,
         )
     except RefusedError as refused:
-        if not holds(refused.item, "release_id", release):  # else our write, retried
+        if holds(refused.item, "release_id", release):  # our write, retried
+            return None
+        if not holds(refused.item, "lease", lease) or max_runs is None:
             raise LeaseLostError(f"lease {lease} of {key} is lost") from None
+        # The count reached max_runs - 1 before this run: this one is the last.
+        final = settled_next_run(key.instance == STATIC_INSTANCE, next_run, max_runs, max_runs)
+        commit(store, key, lease, final, now, status, run, history_size)
 
 
-def unlock(store: Table, key: InstanceKey, lease: str) -> None:
+def _committed(
+    store: Table,
+    key: InstanceKey,
+    tokens: tuple[str, str],
+    next_run: datetime,
+    now: datetime,
+    status: str,
+    run: Run | None,
+    history_size: int,
+    condition: str,
+    max_runs: int | None,
+) -> None:
+    lease, release = tokens
+    slots, slot_values = history_update(run, history_size)
+    count, count_values = count_update()
+    values = {
+        ":next": number(next_run),
+        ":now": number(now),
+        ":status": {"S": status},
+        ":lease": {"S": lease},
+        ":release": {"S": release},
+        **slot_values,
+        **count_values,
+    }
+    if max_runs is not None:
+        values[":last"] = {"N": str(max_runs - 1)}
+    store._update(
+        key,
+        "SET #next = :next, #ready = :next, #last = :now, #status = :status, "
+        f"#release = :release{', ' + slots if slots else ''} ADD {count} "
+        "REMOVE #until, #lease, #by",
+        condition,
+        values,
+        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+    )
+
+
+def unlock(
+    store: Table, key: InstanceKey, lease: str, run: Run | None = None, history_size: int = 0
+) -> None:
     """``Store.unlock`` on ``store``; :class:`LeaseLostError` when the lease is lost."""
     release = uuid.uuid4().hex  # marks this call's write, should botocore have to retry it
+    slots, slot_values = history_update(run, history_size)
     try:
         store._update(
             key,
-            "SET #ready = #next, #release = :release REMOVE #until, #lease, #by",
+            f"SET #ready = #next, #release = :release{', ' + slots if slots else ''} "
+            "REMOVE #until, #lease, #by",
             "#lease = :lease",
-            {":lease": {"S": lease}, ":release": {"S": release}},
+            {":lease": {"S": lease}, ":release": {"S": release}, **slot_values},
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except RefusedError as refused:

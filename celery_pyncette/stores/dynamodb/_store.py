@@ -19,17 +19,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from celery_pyncette.errors import StoreError, TaskLockedError
 from celery_pyncette.stores._checks import check_aware, check_claim, check_limit, check_next_runs
+from celery_pyncette.stores._history import Run, check_history
 from celery_pyncette.stores.base import (
     ClaimedBatch,
     InstanceKey,
     InstanceRecord,
     LeaseRef,
     Quarantined,
+    RunLog,
     Status,
     Store,
     Strike,
 )
-from celery_pyncette.stores.dynamodb import _claims, _instances, _leases, _schema, _strikes
+from celery_pyncette.stores.dynamodb import _claims, _instances, _leases, _runs, _schema, _strikes
 from celery_pyncette.stores.dynamodb import _quarantine as quarantines
 from celery_pyncette.stores.dynamodb._client import forget_session, new_client
 from celery_pyncette.stores.dynamodb._codec import decode_item
@@ -252,12 +254,25 @@ class DynamoDBStore(Store):
         next_run: datetime | None,
         now: datetime,
         status: Status = "success",
+        *,
+        run: Run | None = None,
+        history_size: int = 0,
+        max_runs: int | None = None,
     ) -> None:
         check_next_runs(now, [next_run])
-        _leases.commit(self, key, lease, next_run, now, status)
+        check_history(history_size, max_runs)
+        _leases.commit(self, key, lease, next_run, now, status, run, history_size, max_runs)
 
-    def unlock(self, key: InstanceKey, lease: str) -> None:
-        _leases.unlock(self, key, lease)
+    def run_log(self, key: InstanceKey, limit: int) -> RunLog:
+        check_limit(limit)
+        response = self._call("get_item", Key=self._key(key), ConsistentRead=True)
+        return _runs.run_log(response.get("Item"), limit)
+
+    def unlock(
+        self, key: InstanceKey, lease: str, *, run: Run | None = None, history_size: int = 0
+    ) -> None:
+        check_history(history_size, None)
+        _leases.unlock(self, key, lease, run, history_size)
 
     def extend_lease(
         self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None

@@ -16,6 +16,7 @@ from celery_pyncette.errors import (
     LeaseLostError,
     TaskLockedError,
 )
+from celery_pyncette.stores import _history as history
 from celery_pyncette.stores._checks import (
     check_aware,
     check_claim,
@@ -30,6 +31,7 @@ from celery_pyncette.stores.base import (
     InstanceRecord,
     LeaseRef,
     Quarantined,
+    RunLog,
     Status,
     Store,
     Strike,
@@ -59,6 +61,7 @@ from celery_pyncette.stores.redis._layout import (
 from celery_pyncette.stores.redis._leases import extend_calls, lost_keys
 from celery_pyncette.stores.redis._scripts import SCRIPTS
 from celery_pyncette.stores.redis._settings import check_server_settings
+from celery_pyncette.stores.redis._settle import commit_calls, unlock_calls
 
 log = logging.getLogger("celery_pyncette.stores.redis")
 
@@ -289,45 +292,47 @@ class RedisStore(Store):
         next_run: datetime | None,
         now: datetime,
         status: Status = "success",
+        *,
+        run: history.Run | None = None,
+        history_size: int = 0,
+        max_runs: int | None = None,
     ) -> None:
-        if self.commit_many([Commit(key, lease, next_run, status)], now):
+        item = Commit(key, lease, next_run, status, run, history_size, max_runs)
+        if self.commit_many([item], now):
             raise LeaseLostError(f"lease {lease} of {key} is lost")
 
     def commit_many(self, commits: Sequence[Commit], now: datetime) -> list[InstanceKey]:
-        """One script call per task partition (per 500 items); one round trip on plain Redis."""
+        """One script call per task partition (per 500 items); one round trip on plain Redis.
+        The history entry and the count of settled runs are written by the same script."""
         check_next_runs(now, (item.next_run for item in commits))
+        for item in commits:
+            history.check_history(item.history_size, item.max_runs)
         if not commits:
             return []
-        now_us = str(to_micros(now))
-        calls = []
-        for part, items in by_partition(commits, lambda c: c.key):
-            prefix = self._prefix(*part)
-            keys = [prefix + b":ready", prefix + b":names"]
-            args: list[Any] = [now_us]
-            for _, item in items:
-                keys.append(instance_key(prefix, item.key.instance))
-                next_run = "" if item.next_run is None else str(to_micros(item.next_run))
-                args += [item.key.instance.encode("utf-8"), item.lease, next_run, item.status]
-            calls.append(([i for i, _ in items], keys, args))
+        calls = commit_calls(self._prefix, commits, now)
         return self._connection.run_batches("commit", calls, [c.key for c in commits], "commit")
 
-    def unlock(self, key: InstanceKey, lease: str) -> None:
-        if self.unlock_many([LeaseRef(key, lease)]):
+    def run_log(self, key: InstanceKey, limit: int) -> RunLog:
+        check_limit(limit)
+        client = self._redis()
+        record = instance_key(self._prefix(key.task, key.partition), key.instance)
+        with self._errors("read a run history"):
+            count, lines = client.hmget(record, ["c", "h"])
+        return RunLog(int(count or 0), history.decoded_runs(history.history_lines(lines), limit))
+
+    def unlock(
+        self, key: InstanceKey, lease: str, *, run: history.Run | None = None, history_size: int = 0
+    ) -> None:
+        history.check_history(history_size, None)
+        calls = unlock_calls(self._prefix, [(key, lease, run, history_size)])
+        if self._connection.run_batches("unlock", calls, [key], "unlock"):
             raise LeaseLostError(f"lease {lease} of {key} is lost")
 
     def unlock_many(self, items: Sequence[LeaseRef]) -> list[InstanceKey]:
         """One script call per task partition (per 500 items); one round trip on plain Redis."""
         if not items:
             return []
-        calls = []
-        for part, group in by_partition(items, lambda item: item[0]):
-            prefix = self._prefix(*part)
-            keys = [prefix + b":ready"]
-            args: list[Any] = []
-            for _, (key, lease) in group:
-                keys.append(instance_key(prefix, key.instance))
-                args += [key.instance.encode("utf-8"), lease]
-            calls.append(([i for i, _ in group], keys, args))
+        calls = unlock_calls(self._prefix, [(key, lease, None, 0) for key, lease in items])
         return self._connection.run_batches("unlock", calls, [key for key, _ in items], "unlock")
 
     def extend_lease(

@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, SQLAlc
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from celery_pyncette.errors import ConfigurationError
+from celery_pyncette.stores.sql._history import SQLITE_FUNCTION, keep_lines
 
 #: The URL drivers SQLStore serves, and the SQLAlchemy driver each one runs on.
 DRIVERS = {
@@ -72,6 +73,7 @@ def _sqlite_engine(url: URL) -> Engine:
     def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         # Let SQLAlchemy's "begin" event, not the sqlite3 module, emit BEGIN (see its SQLite docs).
         dbapi_connection.isolation_level = None
+        dbapi_connection.create_function(SQLITE_FUNCTION, 2, keep_lines, deterministic=True)
         cursor = dbapi_connection.cursor()
         try:
             # WAL: readers never block the writer; several processes can share the file.

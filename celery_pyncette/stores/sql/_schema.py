@@ -181,6 +181,12 @@ def build_schema(namespace: str) -> Schema:
         # Set while the row is quarantined (see _quarantine.py); added to older tables by setup().
         Column("quarantined_at", UTCDateTime, nullable=True),
         Column("quarantine_reason", Text, nullable=True),
+        # The count of settled runs and the run history (JSON texts, one a line, newest first),
+        # written by each commit; added to older tables by setup().
+        Column("runs", Integer, nullable=True),
+        Column(
+            "history", Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"), nullable=True
+        ),
         # Partial on PostgreSQL (the predicate always holds): only statements bounding ready_at
         # (claims, polls) can use it. Before its first ANALYZE, PostgreSQL's planner rates this
         # index and the primary key alike for a key lookup, and it could pick this one and read

@@ -32,6 +32,7 @@ from celery_pyncette.stores._checks import (
     check_limit,
     check_next_runs,
 )
+from celery_pyncette.stores._history import Run, check_history
 from celery_pyncette.stores.base import (
     ClaimedBatch,
     ClaimedRecord,
@@ -40,6 +41,7 @@ from celery_pyncette.stores.base import (
     InstanceRecord,
     LeaseRef,
     Quarantined,
+    RunLog,
     Status,
     Store,
     Strike,
@@ -65,7 +67,7 @@ from celery_pyncette.stores.sql._quarantine import (
 from celery_pyncette.stores.sql._releases import (
     commit_batch,
     key_params,
-    leased_params,
+    read_run_log,
     single_row_statements,
     unlock_batch,
 )
@@ -295,31 +297,50 @@ class SQLStore(Store):
         next_run: datetime | None,
         now: datetime,
         status: Status = "success",
+        *,
+        run: Run | None = None,
+        history_size: int = 0,
+        max_runs: int | None = None,
     ) -> None:
         check_next_runs(now, [next_run])
-        params = leased_params(key, lease)
-        if next_run is None:
-            stmt = self._single.commit_delete
-        else:
-            stmt = self._single.commit
-            params.update(next_run=next_run, now=now, status=status)
+        check_history(history_size, max_runs)
+        if max_runs is not None:  # the count decides: read under the lock (commit_many)
+            item = Commit(key, lease, next_run, status, run, history_size, max_runs)
+            if self.commit_many([item], now):
+                raise LeaseLostError(f"lease {lease} of {key} is lost")
+            return
+        stmt, params = self._single.commit_of(
+            self._dialect.name, key, lease, next_run, now, status, run, history_size
+        )
         self._leased_write(stmt, params)
 
+    def run_log(self, key: InstanceKey, limit: int) -> RunLog:
+        check_limit(limit)
+        table = self._schema.instances
+        return self._run(lambda conn: read_run_log(conn, table, key, limit), write=False)
+
     def commit_many(self, commits: Sequence[Commit], now: datetime) -> list[InstanceKey]:
-        """One transaction: lock the rows, check every lease, then one statement per distinct
-        (task, partition, next run, status) -- usually a single UPDATE for a whole batch."""
+        """One transaction: lock the rows, check every lease, then write the held rows (their
+        count of settled runs and history with them)."""
         check_next_runs(now, (item.next_run for item in commits))
+        for item in commits:
+            check_history(item.history_size, item.max_runs)
         if not commits:
             return []
 
         def work(conn: Connection) -> list[bool]:
-            return commit_batch(conn, self._schema.instances, commits, now)
+            return commit_batch(conn, self._schema.instances, commits, now, self._dialect.name)
 
         held = self._run(work, write=True)
         return [item.key for item, ok in zip(commits, held, strict=True) if not ok]
 
-    def unlock(self, key: InstanceKey, lease: str) -> None:
-        self._leased_write(self._single.unlock, leased_params(key, lease))
+    def unlock(
+        self, key: InstanceKey, lease: str, *, run: Run | None = None, history_size: int = 0
+    ) -> None:
+        check_history(history_size, None)
+        self._leased_write(
+            *self._single.unlock_of(self._dialect.name, key, lease, run, history_size)
+        )
 
     def unlock_many(self, items: Sequence[LeaseRef]) -> list[InstanceKey]:
         if not items:
