@@ -1,11 +1,13 @@
 """DynamoDBStore on the DynamoDB emulator (dynalite): what the contract suite does not pin down.
 
 Table layout, key encoding, table creation and checks, large items, paging across DynamoDB's result
-pages, claims lost between the query and the write, claimers in separate clients, fork safety.
+pages, instances due at the same moment (an emulator index bug), claims lost between the query and
+the write, claimers in separate clients, fork safety.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -330,6 +332,30 @@ def rivalled(store: DynamoDBStore) -> RivalledStore:
     rivalled = RivalledStore(store.url, namespace=store.namespace)
     rivalled.rival = store
     return rivalled
+
+
+#: Two instance names that dynalite 4.0.0 would file under one ``ready_at`` index entry in partition
+#: ``["ns", "t", 0]`` when both are due at the same moment: it tells apart index entries with equal
+#: sort keys by the first 6 hex digits of an MD5 of the table key, and these two share them
+#: (``tests/dynalite/serve.js`` appends the whole table key; see there).
+TIED = ("i4660", "i5237")
+
+
+def dynalite_tie_breaker(partition_id: str, instance: str) -> str:
+    """What unpatched dynalite 4.0.0 appends to an index key to tell equal sort keys apart."""
+    digest = hashlib.md5(b"Outliers" + partition_id.encode() + instance.encode())
+    return digest.hexdigest()[:6]
+
+
+def test_instances_due_at_the_same_moment_are_all_claimed(store: DynamoDBStore) -> None:
+    pid = store._partition_id("t", 0)
+    assert len({dynalite_tie_breaker(pid, name) for name in TIED}) == 1  # the case this pins down
+    store.upsert_many([record(name) for name in TIED], T0)
+
+    claimed = store.claim_due("t", 0, T0, 10, LEASE, "b1")
+
+    assert sorted(r.key.instance for r in claimed) == list(TIED)
+    assert store.due_partitions([("t", 0)], T0) == set()
 
 
 def test_a_claim_lost_after_the_query_is_skipped_and_the_batch_still_fills(

@@ -4,7 +4,10 @@ The first test that needs it starts dynalite (the npm package pinned in ``tests/
 installed by ``npm ci`` -- ``make test`` and ``.ci/run`` do it, so nothing is downloaded at test
 time) with ``tests/dynalite/serve.js`` on a free loopback port, in memory, and waits (bounded)
 until it answers HTTP; the server is stopped when the test process exits. Stores reach it through
-boto3 over HTTP with ``endpoint_url``, exactly as they reach AWS: nothing is patched.
+boto3 over HTTP with ``endpoint_url``, exactly as they reach AWS: nothing in the store or boto3 is
+patched. ``serve.js`` patches one thing in dynalite itself: its secondary-index keys, which could
+file two instances due at the same moment under one entry (see there and
+``docs/stores/dynamodb.md``).
 
 Requests are served as they come, concurrently. dynalite applies each conditional write
 atomically (it locks the item between checking the condition and writing), as DynamoDB does, so
