@@ -27,8 +27,8 @@ from celery_pyncette._names import (  # noqa: F401 - re-exported limits
     check_task_name,
 )
 from celery_pyncette._options import CELERY_TASK_OPTIONS, MESSAGE_OPTIONS, arguments_from
-from celery_pyncette._window_options import Window
 from celery_pyncette._runs import parse_max_runs
+from celery_pyncette._window_options import Window
 from celery_pyncette.schedules import (
     CronSchedule,
     IntervalSchedule,

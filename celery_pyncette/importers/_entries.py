@@ -135,7 +135,8 @@ def make_entry(
         if first is None:
             raise ConversionError(f"{converted.description} never fires")
         if one_off:
-            # TODO(max_runs): max_runs=1 says "once" without fixing the date (issue #18).
+            # A beat_schedule entry has no max_runs: ending the schedule at its next occurrence
+            # says "once" in a form stock Celery beat also reads.
             start_at = None if start_at == first else start_at
             end_at = first
             converted = BoundedSchedule(plain, start_at, end_at)

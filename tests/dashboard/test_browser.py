@@ -229,6 +229,8 @@ def test_run_now_of_a_static_task_from_its_page(browser: Any, served: Served) ->
         assert [t for t, _ in _extras_of(served, "reports.daily")] == [None]
     finally:
         _drop_extras(served, "reports.daily")
+
+
 def test_the_instance_page_shows_its_run_history(
     browser: Any, served: Served, screenshot: Callable[[str], Path]
 ) -> None:

@@ -318,25 +318,6 @@ def test_start_time_expires_and_one_off_are_carried_over(
     assert "note just once: one_off: runs once, at its next occurrence" in stderr
 
 
-@pytest.mark.xfail(strict=True, reason="needs branch history")
-def test_todo_one_off_becomes_max_runs_1_once_max_runs_exists(
-    app: Celery, pyncette: Pyncette, django_db: str
-) -> None:
-    """TODO: with the max_runs option (another branch of issue #18), a one_off row should become
-    ``max_runs=1`` instead of an end at its next occurrence."""
-    with sqlite3.connect(django_db.removeprefix("sqlite:///")) as db:
-        db.execute(
-            "INSERT INTO django_celery_beat_periodictask (name, task, crontab_id, args, kwargs,"
-            " one_off, enabled) VALUES ('just once', 'mail.send', 2, '[]', '{}', 1, 1)"
-        )
-    db.close()
-    code, stdout, stderr = invoke(app, "import", "--from-django-celery-beat", django_db, "--json")
-    assert code == 0, stderr
-    entries = {e["name"]: e for e in json.loads(stdout)["entries"]}
-    assert entries["just once"].get("max_runs") == 1
-    assert entries["just once"]["end_at"] is None
-
-
 def test_the_generated_module_imports_zoned_from_the_schedules_module(
     app: Celery, pyncette: Pyncette, django_db: str
 ) -> None:
