@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -99,3 +99,15 @@ def fail(exc: Exception) -> NoReturn:
 @click.group(name="pyncette")
 def pyncette() -> None:
     """Inspect and control celery-pyncette schedules."""
+
+
+def parse_time(text: str, option: str) -> datetime:
+    """An ISO 8601 time with a UTC offset (``Z`` too), as aware UTC; ``ValueError`` naming
+    ``option`` otherwise."""
+    try:
+        value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        raise ValueError(f"{option} {text!r} is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise ValueError(f"{option} {text!r} has no UTC offset; add one, e.g. {text}+00:00")
+    return value.astimezone(timezone.utc)

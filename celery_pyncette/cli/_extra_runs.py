@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import click
 
 from celery_pyncette._backfill import DEFAULT_MAX
-from celery_pyncette.cli._common import emit, extension_of, fail, json_option, pyncette
+from celery_pyncette.cli._common import emit, extension_of, fail, json_option, parse_time, pyncette
 from celery_pyncette.errors import PyncetteError
 
 
@@ -65,8 +63,8 @@ def backfill(
         written = extension.backfill(
             task,
             instance,
-            start=_parse_time(start, "--from"),
-            end=_parse_time(end, "--to"),
+            start=parse_time(start, "--from"),
+            end=parse_time(end, "--to"),
             max=limit,
         )
     except (PyncetteError, ValueError) as exc:
@@ -78,13 +76,3 @@ def backfill(
     )
     if not as_json:
         click.echo(f"{len(written)} occurrence(s) to run", err=True)
-
-
-def _parse_time(text: str, option: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    except ValueError:
-        raise ValueError(f"{option} {text!r} is not an ISO 8601 time") from None
-    if value.tzinfo is None:
-        raise ValueError(f"{option} {text!r} has no UTC offset; add one, e.g. {text}+00:00")
-    return value.astimezone(timezone.utc)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 import click
@@ -18,6 +17,7 @@ from celery_pyncette.cli._common import (
     extension_of,
     fail,
     json_option,
+    parse_time,
     print_json,
     pyncette,
     table,
@@ -191,28 +191,18 @@ def schedule(
             instance,
             schedule=cron,
             interval=None if interval is None else bounds.seconds(interval, "interval"),
-            execute_at=None if at is None else _parse_at(at),
+            execute_at=None if at is None else parse_time(at, "--at"),
             timezone=zone,
             force=force,
             args=arguments,
-            start_at=None if start_at is None else _parse_at(start_at, "--start-at"),
-            end_at=None if end_at is None else _parse_at(end_at, "--end-at"),
+            start_at=None if start_at is None else parse_time(start_at, "--start-at"),
+            end_at=None if end_at is None else parse_time(end_at, "--end-at"),
             jitter=None if jitter is None else bounds.seconds(jitter, "jitter"),
             max_runs=max_runs,
         )
     except (PyncetteError, ValueError, OverflowError) as exc:
         fail(exc)
     _emit_states([state], as_json)
-
-
-def _parse_at(text: str, option: str = "--at") -> datetime:
-    try:
-        value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-    except ValueError:
-        raise ValueError(f"{option} {text!r} is not an ISO 8601 time") from None
-    if value.tzinfo is None:
-        raise ValueError(f"{option} {text!r} has no UTC offset; add one, e.g. {text}+00:00")
-    return value.astimezone(timezone.utc)
 
 
 @pyncette.command(name="unschedule")
