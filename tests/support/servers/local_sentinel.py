@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -32,6 +33,20 @@ SERVICE = "pyncette-primary"
 FAILOVER_TIMEOUT = 30.0
 #: A replica (re)syncs at once (not after the default 5 s wait for others); AOF as in production.
 _REPLICATION = ("--repl-diskless-sync-delay", "0", "--appendonly", "yes")
+
+
+def master_state(client: Any) -> dict[str, str]:
+    """``SENTINEL MASTER`` of the service, as text. Sent raw: redis-py's ``sentinel_*`` helpers
+    pass options (``once``, ``return_responses``) that its reply parsers on a plain client refuse
+    before redis-py 7, the floor ``make test-oldest`` runs on (newer ones parse the reply into a
+    mapping, older ones leave a flat list)."""
+    reply = client.execute_command("SENTINEL", "MASTER", SERVICE)
+    pairs = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2], strict=True)
+    return {_text(name): _text(value) for name, value in pairs}
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class SentinelServer(RedisServer):
@@ -148,7 +163,7 @@ class LocalSentinel:
                 return False
             for sentinel in self.sentinels:
                 with self._client(sentinel.port) as client:
-                    state = client.sentinel_master(SERVICE)
+                    state = master_state(client)
                 assert isinstance(state, dict)
                 if int(str(state.get("port", 0))) != primary.port:
                     return False
@@ -162,9 +177,9 @@ class LocalSentinel:
 
     def named_primary(self, sentinel: SentinelServer) -> int:
         with self._client(sentinel.port) as client:
-            address = client.sentinel_get_master_addr_by_name(SERVICE)
-        assert isinstance(address, tuple | list)
-        return int(address[1])
+            state = master_state(client)
+        assert isinstance(state, dict)
+        return int(str(state["port"]))
 
     def primary(self) -> RedisServer:
         """The server the first sentinel names as the primary."""
@@ -180,7 +195,7 @@ class LocalSentinel:
         replica is a primary and the old primary has become its replica. Returns the new one."""
         old, new = self.primary(), self.replica()
         with self._client(self.sentinels[0].port) as client:
-            client.sentinel_failover(SERVICE)
+            client.execute_command("SENTINEL", "FAILOVER", SERVICE)
         self.wait_switched(old, new, timeout)
         return new
 
