@@ -286,6 +286,26 @@ class Store(abc.ABC):
         ``history_size``.
         """
 
+    def record_run(self, key: InstanceKey, run: Run, history_size: int) -> bool:
+        """Add ``run`` to the instance's history, newest first, keeping at most ``history_size``
+        entries, and change nothing else: not the lease, the next run, ``last_run_at`` /
+        ``last_status``, nor the count of settled runs. For a run that did not settle: one that
+        failed with its lease kept (``FailureMode.NONE``), or one whose lease was lost.
+
+        One round trip, trimmed as :meth:`commit` trims. Returns whether the entry was written:
+        ``False`` when the instance does not exist (nothing is written), and with a
+        ``history_size`` of 0 (nothing is written, the store is not touched). ``ValueError``
+        for a negative ``history_size``.
+        """
+        check_history(history_size, None)
+        if history_size == 0:
+            return False
+        return self._record_run(key, run, history_size)
+
+    @abc.abstractmethod
+    def _record_run(self, key: InstanceKey, run: Run, history_size: int) -> bool:
+        """:meth:`record_run` once its arguments are checked (``history_size`` positive)."""
+
     def unlock_many(self, items: Sequence[LeaseRef]) -> list[InstanceKey]:
         """Unlock a batch; return the keys whose lease was lost."""
         lost: list[InstanceKey] = []

@@ -169,6 +169,14 @@ class MemoryStore(Store):
                 self._runs[key] = RunLog(log.count, [run, *log.runs][:history_size])
             self._records[key] = record.with_changes(locked_until=None, lease=None, locked_by=None)
 
+    def _record_run(self, key: InstanceKey, run: Run, history_size: int) -> bool:
+        with self._lock:
+            if key not in self._records:
+                return False
+            log = self._runs.get(key, RunLog())
+            self._runs[key] = RunLog(log.count, [run, *log.runs][:history_size])
+            return True
+
     def extend_lease(
         self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
     ) -> None:

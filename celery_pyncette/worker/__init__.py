@@ -15,6 +15,10 @@ AT_LEAST_ONCE      commit (next run, unlock)   NONE: keep lease; UNLOCK: unlock;
 AT_MOST_ONCE       nothing (beat committed)    nothing (logged by Celery)
 =================  ==========================  =========================================
 
+The history entry of a failure under NONE, and a ``lease_lost`` entry when a commit or unlock
+finds its lease taken over, are written alone by ``Store.record_run`` (one more round trip, only
+then, none with a history size of 0); they change no lease, next run or count of runs.
+
 A message received after its expiry is discarded by Celery and its occurrence committed as
 ``"expired"`` (:mod:`celery_pyncette.worker._expiry`).
 

@@ -28,7 +28,7 @@ from celery_pyncette._ids import lease_tokens
 from celery_pyncette._occurrence import Occurrence
 from celery_pyncette.errors import LeaseLostError, StoreError
 from celery_pyncette.schedules import Schedule, schedule_from_spec
-from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Status, Store
+from celery_pyncette.stores.base import InstanceKey, InstanceRecord, Run, Status, Store
 
 if TYPE_CHECKING:
     from celery_pyncette._runtime import Runtime
@@ -190,6 +190,8 @@ class Execution:
             outcome = "lease kept" if occurrence.lease else "not retried (at-most-once)"
             logger.warning("failed %s (%s): %s", self.described, type(exc).__name__, outcome)
             if not self._apply_instance_changes():
+                if occurrence.lease is not None:  # at-least-once: sent again after its lease
+                    self._record(self._entry("failed", exc))
                 self._settled("kept" if occurrence.lease else "not settled")
             return
         if mode is FailureMode.COMMIT:
@@ -202,14 +204,13 @@ class Execution:
             return
         logger.warning("failed %s (%s): unlocked", self.described, type(exc).__name__)
         lease = occurrence.lease
-        run = runs.entry(
-            occurrence.scheduled_at, self.started_at, self.runtime.now(), "failed", exc
-        )
+        run = self._entry("failed", exc)
         history_size = self.runtime.settings.history_size
         if lease is not None and self._guard(
             lambda: self.runtime.store.unlock(
                 occurrence.key, lease, run=run, history_size=history_size
-            )
+            ),
+            run,
         ):
             self._settled("unlocked")
 
@@ -249,7 +250,8 @@ class Execution:
                 run=run,
                 history_size=history_size,
                 max_runs=limit,
-            )
+            ),
+            run,
         ):
             metrics.record_commit(self.definition.name, status)
             self._settled(status)
@@ -318,9 +320,33 @@ class Execution:
             self.context.args,
         )
 
-    def _guard(self, action: Callable[[], Any]) -> bool:
+    def _entry(self, status: Status, error: BaseException | None) -> Run:
+        """The history entry of this run, settled now with ``status``."""
+        assert self.occurrence is not None
+        now = self.runtime.now()
+        return runs.entry(self.occurrence.scheduled_at, self.started_at, now, status, error)
+
+    def _record(self, run: Run) -> None:
+        """Add ``run`` to the instance's history alone (lease, next run and count untouched):
+        one round trip, none with a history size of 0; a store failure is logged, never raised
+        into Celery."""
+        occurrence, size = self.occurrence, self.runtime.settings.history_size
+        if occurrence is None or size <= 0:
+            return
+        try:
+            self.runtime.store.record_run(occurrence.key, run, size)
+        except StoreError:
+            logger.warning(
+                "could not add the %s run of %s to its history",
+                run.status,
+                self.described,
+                exc_info=True,
+            )
+
+    def _guard(self, action: Callable[[], Any], run: Run | None = None) -> bool:
         """Run a store action; True when it succeeded. A lost lease or a store failure is logged,
-        never raised into Celery."""
+        never raised into Celery. ``run``: the entry a commit or unlock carried; when its lease
+        turns out lost, it is recorded as ``lease_lost`` instead (one more round trip)."""
         try:
             action()
         except LeaseLostError:
@@ -330,6 +356,8 @@ class Execution:
                 "lease of %s was lost before its outcome was recorded; it may run again",
                 self.described,
             )
+            if run is not None:
+                self._record(replace(run, status="lease_lost"))
         except StoreError:
             logger.error(
                 "could not record the outcome of %s; it runs again after its lease",

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from celery_pyncette import Context, FailureMode, Run
-from celery_pyncette.testing import simulate
+from celery_pyncette.errors import StoreError
+from celery_pyncette.testing import simulate, sleep
 from tests.behaviour._pyncette_like import T0, after, pyncette_like
 
 
@@ -162,3 +163,107 @@ def test_an_unlocked_failure_is_in_the_history_and_does_not_count_against_max_ru
     assert len(calls) == 3
     assert state is not None
     assert state.runs_left == 0
+
+
+def test_a_failure_under_failure_mode_none_is_in_the_history_and_keeps_its_lease() -> None:
+    pyncette = pyncette_like()
+    calls: list[int] = []
+
+    @pyncette.task(
+        interval=timedelta(seconds=10),
+        name="hist.none",
+        lease_duration=timedelta(seconds=5),
+        failure_mode=FailureMode.NONE,
+    )
+    def flaky(context: Context) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("first try")
+
+    with simulate(pyncette, start=T0) as sim:
+        sim.advance(timedelta(seconds=12))
+        kept = pyncette.history(flaky)
+        state = pyncette.get_task_state(flaky)
+        sim.advance(timedelta(seconds=8))
+        runs = sim.executions(flaky)
+        history = pyncette.history(flaky)
+
+    (failed,) = kept
+    assert (failed.status, failed.error, failed.scheduled_at) == (
+        "failed",
+        "ValueError: first try",
+        after(10),
+    )
+    assert state is not None
+    assert state.locked_until == after(15)  # the lease stays: sent again once it is over
+    assert [r.scheduled_at for r in runs] == [after(10), after(10), after(20)]
+    assert [r.status for r in history] == ["success", "success", "failed"]
+    assert [r.scheduled_at for r in history] == [after(20), after(10), after(10)]
+
+
+def test_a_run_that_outlives_its_lease_ends_with_a_lease_lost_entry() -> None:
+    pyncette = pyncette_like()
+    calls: list[int] = []
+
+    @pyncette.task(
+        interval=timedelta(seconds=60), name="hist.lost", lease_duration=timedelta(seconds=2)
+    )
+    def slow_once(context: Context) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            sleep(3)  # past its lease: the occurrence is sent again meanwhile
+
+    with simulate(pyncette, start=T0) as sim:
+        sim.advance(timedelta(seconds=65))
+        runs = sim.executions(slow_once)
+        history = pyncette.history(slow_once)
+        log_count = pyncette.get_task_state(slow_once)
+
+    assert [r.scheduled_at for r in runs] == [after(60), after(60)]
+    assert [r.status for r in history] == ["lease_lost", "success"]
+    assert [r.scheduled_at for r in history] == [after(60), after(60)]
+    lost = history[0]
+    assert lost.started_at == after(60)
+    assert lost.finished_at == after(63)
+    assert log_count is not None
+    assert log_count.last_status == "success"
+
+
+def test_no_history_size_means_no_entry_for_a_kept_failure() -> None:
+    pyncette = pyncette_like(history_size=0)
+
+    @pyncette.task(interval=timedelta(seconds=10), name="hist.none.off")
+    def failing(context: Context) -> None:
+        raise ValueError("no")
+
+    with simulate(pyncette, start=T0) as sim:
+        sim.advance(timedelta(seconds=12))
+        assert len(sim.executions(failing)) == 1
+        assert pyncette.history(failing) == []
+
+
+def test_a_store_failure_recording_a_kept_failure_is_logged_not_raised(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    pyncette = pyncette_like()
+
+    @pyncette.task(
+        interval=timedelta(seconds=10), name="hist.none.down", lease_duration=timedelta(seconds=5)
+    )
+    def failing(context: Context) -> None:
+        raise ValueError("no")
+
+    def down(*args: Any) -> bool:
+        raise StoreError("store down")
+
+    with simulate(pyncette, start=T0) as sim:
+        monkeypatch.setattr(sim.store, "record_run", down)
+        sim.advance(timedelta(seconds=12))
+        runs = sim.executions(failing)
+        state = pyncette.get_task_state(failing)
+
+    assert [r.outcome for r in runs] == ["failed"]
+    assert isinstance(runs[0].error, ValueError)
+    assert state is not None
+    assert state.locked_until == after(15)
+    assert "could not add the failed run of" in caplog.text

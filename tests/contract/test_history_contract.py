@@ -165,3 +165,39 @@ def test_an_unlock_with_a_stale_lease_writes_no_history(store: Store) -> None:
     assert store.run_log(key("a"), 5) == RunLog(0, [])
     with pytest.raises(ValueError, match="history_size"):
         store.unlock(key("a"), "stale", run=run(0, "failed"), history_size=-1)
+
+
+def test_record_run_adds_an_entry_and_leaves_the_lease_next_run_and_count(store: Store) -> None:
+    store.upsert(record("a", T0), T0)
+    settle(store, 0)
+    (got,) = claim(store, T0 + timedelta(minutes=2))
+    before = store.get(key("a"))
+
+    assert store.record_run(key("a"), run(1, "failed", "ValueError: bad"), 3)
+
+    assert store.get(key("a")) == before
+    assert store.lease_of(key("a")) == got.lease
+    assert store.run_log(key("a"), 5) == RunLog(1, [run(1, "failed", "ValueError: bad"), run(0)])
+    store.commit(got.key, got.lease, T0 + timedelta(minutes=3), T0, run=run(2), history_size=3)
+    assert store.run_log(key("a"), 5).count == 2
+
+
+def test_record_run_keeps_the_history_to_its_size(store: Store) -> None:
+    store.upsert(record("a", T0), T0)
+    for n in range(4):
+        assert store.record_run(key("a"), run(n, "lease_lost"), 2)
+    assert store.run_log(key("a"), 5) == RunLog(0, [run(3, "lease_lost"), run(2, "lease_lost")])
+
+
+def test_record_run_on_a_missing_instance_writes_nothing(store: Store) -> None:
+    assert not store.record_run(key("gone"), run(0, "failed"), 3)
+    assert store.run_log(key("gone"), 5) == RunLog(0, [])
+    assert store.get(key("gone")) is None
+
+
+def test_record_run_with_size_zero_writes_nothing(store: Store) -> None:
+    store.upsert(record("a", T0), T0)
+    assert not store.record_run(key("a"), run(0, "failed"), 0)
+    assert store.run_log(key("a"), 5) == RunLog(0, [])
+    with pytest.raises(ValueError, match="history_size"):
+        store.record_run(key("a"), run(0, "failed"), -1)

@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery_pyncette.stores._history import Run, decoded_runs, run_to_json
-from celery_pyncette.stores.base import RunLog
+from celery_pyncette.stores.base import InstanceKey, RunLog
+from celery_pyncette.stores.dynamodb._api import Table
+from celery_pyncette.stores.dynamodb._items import RefusedError, holds
 
 #: The value of a slot not filled yet.
 _NULL = {"NULL": True}
@@ -27,6 +29,25 @@ def history_update(run: Run | None, size: int) -> tuple[str, dict[str, Any]]:
     clauses = ["#h0 = :entry"]
     clauses += [f"#h{i} = if_not_exists(#h{i - 1}, :nil)" for i in range(1, size)]
     return ", ".join(clauses), {":entry": {"S": run_to_json(run)}, ":nil": _NULL}
+
+
+def record_run(store: Table, key: InstanceKey, run: Run, size: int) -> bool:
+    """``Store.record_run`` on ``store``: one UpdateItem shifting the slots as a commit does,
+    conditioned on the item existing. It is also conditioned on ``h0`` not being this very entry
+    (a finish time in microseconds and a worker name make it unique): a write botocore sends
+    again after a lost reply is then refused, and counts as done, instead of adding it twice."""
+    slots, values = history_update(run, size)
+    try:
+        store._update(
+            key,
+            f"SET {slots}",
+            "attribute_exists(#pk) AND (attribute_not_exists(#h0) OR #h0 <> :entry)",
+            values,
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except RefusedError as refused:
+        return holds(refused.item, "h0", values[":entry"]["S"])
+    return True
 
 
 def count_update() -> tuple[str, dict[str, Any]]:

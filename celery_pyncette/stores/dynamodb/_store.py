@@ -274,6 +274,9 @@ class DynamoDBStore(Store):
         check_history(history_size, None)
         _leases.unlock(self, key, lease, run, history_size)
 
+    def _record_run(self, key: InstanceKey, run: Run, history_size: int) -> bool:
+        return _runs.record_run(self, key, run, history_size)
+
     def extend_lease(
         self, key: InstanceKey, lease: str, until: datetime, new_lease: str | None = None
     ) -> None:

@@ -41,6 +41,7 @@ SCRIPTS = {
         "claim",
         "commit",
         "unlock",
+        "record",
         "extend",
         "upsert",
         "delete",

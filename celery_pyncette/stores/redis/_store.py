@@ -328,6 +328,12 @@ class RedisStore(Store):
         if self._connection.run_batches("unlock", calls, [key], "unlock"):
             raise LeaseLostError(f"lease {lease} of {key} is lost")
 
+    def _record_run(self, key: InstanceKey, run: history.Run, history_size: int) -> bool:
+        """One ``record.lua`` call on the instance's hash alone."""
+        keys = [instance_key(self._prefix(key.task, key.partition), key.instance)]
+        args = [history.run_to_json(run).encode("utf-8"), str(history_size)]
+        return bool(self._connection.script("record", keys, args, "record a run"))
+
     def unlock_many(self, items: Sequence[LeaseRef]) -> list[InstanceKey]:
         """One script call per task partition (per 500 items); one round trip on plain Redis."""
         if not items:

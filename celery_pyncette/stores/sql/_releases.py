@@ -203,6 +203,7 @@ class SingleRow:
     commit_delete: Executable
     unlock: Executable
     unlock_history: Executable  # + entry, cut
+    record: Executable  # + entry, cut: the history alone, whatever the lease
 
     @staticmethod
     def history_params(dialect: str, run: Run, history_size: int) -> dict[str, Any]:
@@ -270,6 +271,7 @@ def single_row_statements(table: Table, dialect: Dialect) -> SingleRow:
         unlock_history=update(table)
         .where(*leased)
         .values(ready_at=c.next_run, history=history, **released),
+        record=update(table).where(*key).values(history=history),
     )
 
 

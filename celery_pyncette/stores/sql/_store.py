@@ -342,6 +342,11 @@ class SQLStore(Store):
             *self._single.unlock_of(self._dialect.name, key, lease, run, history_size)
         )
 
+    def _record_run(self, key: InstanceKey, run: Run, history_size: int) -> bool:
+        """One ``UPDATE`` of the history column, as the commit's (see ``_history``)."""
+        entry = self._single.history_params(self._dialect.name, run, history_size)
+        return self._rows_written(self._single.record, {**key_params(key), **entry}) > 0
+
     def unlock_many(self, items: Sequence[LeaseRef]) -> list[InstanceKey]:
         if not items:
             return []
@@ -367,10 +372,14 @@ class SQLStore(Store):
     def _leased_write(self, stmt: Executable, params: dict[str, Any]) -> None:
         """Run a single-row statement guarded by the lease in ``params``; raise
         :class:`LeaseLostError` when it changed no row (the lease is no longer held)."""
-        if self._run(lambda conn: conn.execute(stmt, params).rowcount, write=True, single=True):
+        if self._rows_written(stmt, params):
             return
         key = InstanceKey(params["k_task"], params["k_partition"], params["k_instance"])
         raise LeaseLostError(f"lease {params['k_lease']} of {key} is lost")
+
+    def _rows_written(self, stmt: Executable, params: dict[str, Any] | None = None) -> int:
+        """Run one single-row write statement; the number of rows it matched."""
+        return self._run(lambda conn: conn.execute(stmt, params).rowcount, write=True, single=True)
 
     # --- instances -------------------------------------------------------------------------------
 
@@ -425,8 +434,7 @@ class SQLStore(Store):
         return [record.key for record in records if record.key in refused]
 
     def delete(self, key: InstanceKey) -> bool:
-        stmt = delete(self._schema.instances).where(*self._where_key(key))
-        return self._run(lambda conn: conn.execute(stmt).rowcount, write=True, single=True) > 0
+        return self._rows_written(delete(self._schema.instances).where(*self._where_key(key))) > 0
 
     def get(self, key: InstanceKey) -> InstanceRecord | None:
         stmt, params = self._single.get, key_params(key)
@@ -436,10 +444,7 @@ class SQLStore(Store):
     def quarantine(self, key: InstanceKey, lease: str | None, reason: str, now: datetime) -> bool:
         check_aware("now", now)
         stmt = self._quarantine[lease is not None]
-        params = quarantine_params(key, lease, reason, now)
-        return (
-            self._run(lambda conn: conn.execute(stmt, params).rowcount, write=True, single=True) > 0
-        )
+        return self._rows_written(stmt, quarantine_params(key, lease, reason, now)) > 0
 
     def list_quarantined(self, task: str | None = None, limit: int = 100) -> list[Quarantined]:
         if limit <= 0:
