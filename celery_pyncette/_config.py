@@ -43,13 +43,18 @@ class Settings:
     history_size: int = 20
 
 
-def _as_int(key: str, value: Any) -> int:
+def _whole_number(key: str, value: Any, expected: str) -> int:
+    """``value`` (an int, or a string of one) as an int; ``ConfigurationError`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ConfigurationError(f"{key}: expected a whole number, got {value!r}")
+        raise ConfigurationError(f"{key}: expected {expected}, got {value!r}")
     try:
-        number = int(value)
+        return int(value)
     except ValueError:
-        raise ConfigurationError(f"{key}: expected a whole number, got {value!r}") from None
+        raise ConfigurationError(f"{key}: expected {expected}, got {value!r}") from None
+
+
+def _as_int(key: str, value: Any) -> int:
+    number = _whole_number(key, value, "a whole number")
     if number <= 0:
         raise ConfigurationError(f"{key}: must be positive, got {number}")
     return number
@@ -57,12 +62,7 @@ def _as_int(key: str, value: Any) -> int:
 
 def _as_count(key: str, value: Any) -> int:
     """A whole number that may be zero (``pyncette_history_size``), at most 1000."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ConfigurationError(f"{key}: expected a whole number, got {value!r}")
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigurationError(f"{key}: expected a whole number, got {value!r}") from None
+    number = _whole_number(key, value, "a whole number")
     if not 0 <= number <= 1000:
         raise ConfigurationError(f"{key}: must be between 0 and 1000, got {number}")
     return number
@@ -147,16 +147,10 @@ def _as_partitions(key: str, value: Any) -> dict[str, tuple[int, ...]]:
 
 
 def _as_port(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ConfigurationError(f"{key}: expected a port number (1-65535), got {value!r}")
-    try:
-        port = int(value)
-    except ValueError:
-        raise ConfigurationError(
-            f"{key}: expected a port number (1-65535), got {value!r}"
-        ) from None
+    expected = "a port number (1-65535)"
+    port = _whole_number(key, value, expected)
     if not 1 <= port <= 65535:
-        raise ConfigurationError(f"{key}: expected a port number (1-65535), got {value!r}")
+        raise ConfigurationError(f"{key}: expected {expected}, got {value!r}")
     return port
 
 
