@@ -7,6 +7,7 @@ Separate beat and worker processes: ``test_tracing.py``.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -43,6 +44,20 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     provider.shutdown()
 
 
+@pytest.fixture
+def logging_left_as_found() -> Iterator[None]:
+    """Celery's in-process worker sets up logging (handlers on the root and the task loggers);
+    put it back, so later tests in this process see the logging they would see alone."""
+    loggers = [logging.getLogger(name) for name in ("", "celery", "celery.task")]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    yield
+    for lg, handlers, level, propagate in saved:
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
+
+
+@pytest.mark.usefixtures("logging_left_as_found")
 def test_the_worker_span_continues_beats_send_span_in_the_in_memory_exporter(spans: Any) -> None:
     require_server("redis", "127.0.0.1", 6379)
     app = Celery(f"traced-{uuid.uuid4().hex[:8]}", broker=BROKER, set_as_current=False)
